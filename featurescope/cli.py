@@ -207,20 +207,21 @@ def cmd_sae(args: argparse.Namespace) -> int:
 
     t0 = time.time()
     out = Path(args.out)
-    model = load_model(args.model)
-    corpus.ensure_installed()
-    heldout = corpus.token_sequences(model.tokenizer, corpus.documents("heldout"), context_size=args.context,
-                                     max_sequences=args.eval_sequences, seed=1)
+    model = load_model(args.model, adapter=args.adapter)
+    heldout = corpus.sequences(model.tokenizer, "heldout", context_size=args.context,
+                               max_sequences=args.eval_sequences, seed=1)
     if args.action == "train":
         hooks = [model.resid_hook(int(x)) for x in args.layers.split(",")]
         n_rows = args.training_tokens // (args.context - 1) + 64
-        train = corpus.token_sequences(model.tokenizer, corpus.documents("train"), context_size=args.context,
-                                       max_sequences=n_rows, seed=args.seed)
-        print(f"training {len(hooks)} SAE(s) on {args.training_tokens:,} tokens of {len(train) * args.context:,} "
-              f"available ({model.name}, hooks {hooks})", flush=True)
+        train = corpus.sequences(model.tokenizer, "train", context_size=args.context, max_sequences=n_rows,
+                                 seed=args.seed)
+        epochs = args.training_tokens / max(train.numel(), 1)
+        print(f"training {len(hooks)} SAE(s) on {args.training_tokens:,} tokens ({epochs:.1f} passes over the "
+              f"{train.numel():,} corpus tokens; {model.name}, hooks {hooks})", flush=True)
         t = time.time()
         paths = train_saes(model, hooks, out / "_work", tokens=train, d_sae=args.d_sae, k=args.k,
-                           training_tokens=args.training_tokens, lr=args.lr, seed=args.seed)
+                           training_tokens=args.training_tokens, lr=args.lr, seed=args.seed,
+                           batch_size_tokens=args.batch_tokens, store_batch_size_prompts=args.store_batch)
         t_train = time.time() - t
         evals = {}
         for h, p in paths.items():
@@ -230,9 +231,11 @@ def cmd_sae(args: argparse.Namespace) -> int:
             ev.update({"training_tokens": args.training_tokens, "training_seconds": round(t_train, 1), "d_sae": args.d_sae,
                        "k": args.k, "architecture": "batchtopk -> jumprelu (inference)", "seed": args.seed,
                        "corpus": corpus.describe_short(), "heldout_tokens": int(heldout.numel()),
+                       "lr": args.lr, "corpus_passes": round(epochs, 2), "device": str(model.device),
                        "retrain": f"featurescope sae train --model {args.model} --layers {args.layers} "
                                   f"--training-tokens {args.training_tokens} --d-sae {args.d_sae} --k {args.k} "
-                                  f"--seed {args.seed} --out {args.out}"})
+                                  f"--lr {args.lr} --batch-tokens {args.batch_tokens} --seed {args.seed} "
+                                  f"--out {args.out}"})
             (dst / "eval.json").write_text(json.dumps(ev, indent=2))
             evals[h] = {k: v for k, v in ev.items() if k != "density_hist"}
             print(f"{h}: FVE {ev['fraction_variance_explained']:.3f}  CE recovered {ev['ce_loss_recovered']:.3f}  "
@@ -289,8 +292,7 @@ def cmd_decompose(args: argparse.Namespace) -> int:
                               {m: d.fraction_explained.tolist() for m, d in res.items()},
                               f"fraction of the vector reconstructed by its top-k features - {tag}",
                               "fraction of ||v||^2 explained")
-    corpus.ensure_installed()
-    toks = corpus.token_sequences(model.tokenizer, corpus.documents("heldout"), max_sequences=args.card_sequences, seed=2)
+    toks = corpus.sequences(model.tokenizer, "heldout", max_sequences=args.card_sequences, seed=2)
     top = res.get("attribution", res["cosine"])
     feats = top.indices[: args.cards].tolist()
     cards = make_cards(model, sae, toks, feats, scores=top.scores[: args.cards].tolist(), sae_name=str(args.sae), hook=hook)
@@ -367,7 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--training-tokens", type=int, default=1_000_000)
     sa.add_argument("--d-sae", type=int, default=4096)
     sa.add_argument("--k", type=int, default=64, help="BatchTopK k (= mean L0)")
-    sa.add_argument("--lr", type=float, default=8e-4)
+    sa.add_argument("--lr", type=float, default=3e-4)
+    sa.add_argument("--batch-tokens", type=int, default=4096, help="tokens per SAE training batch (train)")
+    sa.add_argument("--store-batch", type=int, default=16, help="prompts per model forward pass feeding the SAEs (train)")
+    sa.add_argument("--adapter", help="peft adapter folder merged into --model")
     sa.add_argument("--context", type=int, default=128)
     sa.add_argument("--seed", type=int, default=42)
     sa.add_argument("--eval-sequences", type=int, default=128, help="held-out rows of --context tokens for evaluation")
@@ -396,7 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="reports/demo")
     d.add_argument("--quick", action="store_true", help="fewer prompts (for tests)")
     d.set_defaults(func=cmd_demo)
+
+    # Sub-commands that live beside their concept's module (stages, axis, report, posttrain): each such
+    # ``featurescope/cli_<name>.py`` has ``register(sub)``.
+    import importlib
+
+    for plug in _PLUGINS:
+        if (Path(__file__).parent / f"cli_{plug}.py").exists():
+            importlib.import_module(f".cli_{plug}", __package__).register(sub)
     return p
+
+
+_PLUGINS = ("posttrain", "stages", "axis", "report")
 
 
 def main(argv: list[str] | None = None) -> int:

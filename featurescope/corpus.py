@@ -154,6 +154,42 @@ def token_sequences(tokenizer: Any, docs: Sequence[tuple[str, str]], context_siz
     return torch.tensor(rows)
 
 
+CORPUS_VERSION = 1
+
+
+def _tokenizer_key(tokenizer: Any) -> str:
+    probe = tokenizer("The quick brown fox, naïvely: def f(x): return x ** 2  # 日本", add_special_tokens=False)["input_ids"]
+    return f"{type(tokenizer).__name__}-{len(tokenizer)}-{tokenizer.bos_token_id}-{hashlib.sha1(str(probe).encode()).hexdigest()[:10]}"
+
+
+def sequence_cache_path(tokenizer: Any, split: str, context_size: int, seed: int,
+                        sources: Sequence[str] = DEFAULT_SOURCES) -> Path:
+    from .models import cache_dir
+
+    key = f"{CORPUS_VERSION}|{_tokenizer_key(tokenizer)}|{split}|{'+'.join(sources)}|{context_size}|{seed}"
+    return cache_dir() / "corpus" / f"{split}-{context_size}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+
+
+def sequences(tokenizer: Any, split: Literal["train", "heldout"] = "train", context_size: int = 128,
+              max_sequences: int | None = None, seed: int = 0, sources: Sequence[str] = DEFAULT_SOURCES,
+              install: bool = True) -> torch.Tensor:
+    """:func:`token_sequences` of the whole ``split``, tokenized once and cached (int32) in the featurescope cache,
+    then cut to ``max_sequences`` rows. The cache also lets a machine without the Debian packages (a GPU box) train
+    on the same rows: copy the file."""
+    path = sequence_cache_path(tokenizer, split, context_size, seed, sources)
+    if path.exists():
+        rows = torch.load(path)
+    else:
+        ensure_installed(sources, install=install)
+        rows = token_sequences(tokenizer, documents(split, sources), context_size=context_size, seed=seed).to(torch.int32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(rows, tmp)
+        os.replace(tmp, path)
+    rows = rows.long()
+    return rows[:max_sequences] if max_sequences else rows
+
+
 def describe(tokenizer: Any, sources: Sequence[str] = DEFAULT_SOURCES) -> dict[str, Any]:
     """Documents and tokens per source and split (for the corpus documentation)."""
     res: dict[str, Any] = {}

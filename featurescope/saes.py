@@ -191,7 +191,9 @@ def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: tor
         train_batch_size_tokens=batch_size_tokens,
         store_batch_size_prompts=store_batch_size_prompts,
         # sae-lens' mixing buffer holds n_batches_in_buffer x context_size tokens and must exceed a training batch
-        n_batches_in_buffer=max(n_batches_in_buffer, 2 * batch_size_tokens // int(tokens.shape[1])),
+        # (a larger buffer mixes more documents per batch; on a GPU memory allows 32 batches' worth)
+        n_batches_in_buffer=max(n_batches_in_buffer, (32 if str(model.device).startswith("cuda") else 4)
+                                * batch_size_tokens // int(tokens.shape[1])),
         lr=lr,
         lr_warm_up_steps=100,
         lr_decay_steps=max(1, training_tokens // batch_size_tokens // 5),
@@ -209,6 +211,8 @@ def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: tor
     )
     ds = Dataset.from_dict({"input_ids": tokens.tolist()})
     torch.manual_seed(seed)
+    if str(model.device).startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for the model's forward passes on the GPU
     runner = MultiSAETrainingRunner(cfg, override_dataset=ds, override_model=model.tl)
     runner.run()
     return {h: out / "final" / names[h] for h in hooks}

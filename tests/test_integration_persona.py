@@ -50,14 +50,20 @@ def test_extraction_and_causal_steering_on_smollm2(smol, judge):
 
 
 def test_demo_quick(tmp_path):
-    from featurescope.demo import run_demo
+    from featurescope.demo import post_model, run_demo
 
     run_demo(tmp_path / "demo", quick=True)
     s = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert set(s["inputs"]["models"]) == {"offline:gemma-3-270m", "offline:smollm2-135m-instruct"}
+    assert set(s["inputs"]["models"]) == {"offline:gemma-3-270m", post_model()}
+    for part in ("decompose-evil", "stages", "axis"):  # done, or skipped because a shipped input is missing
+        assert s["results"][part] == "done" or s["results"][part].startswith("skipped: missing"), (part, s["results"][part])
+    assert s["results"]["axis"] == "done" and (tmp_path / "demo" / "axis" / "axis.safetensors").exists()
+    html = (tmp_path / "demo" / "report.html").read_text()
+    assert "featurescope demo" in html and "data:image/png;base64," in html
     p = json.loads((tmp_path / "demo" / "persona-evil" / "summary.json").read_text())
     assert p["results"]["chosen_layer"] in (8, 15) and (tmp_path / "demo" / "persona-evil" / "steering.png").exists()
     # second run reuses the persona part
     run_demo(tmp_path / "demo", quick=True)
     s2 = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert s2["timings_s"]["persona"] < 1.0
+    assert all(s2["timings_s"][p] < 1.0 for p in ("decompose-evil", "stages", "axis"))

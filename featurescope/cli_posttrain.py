@@ -1,0 +1,65 @@
+"""`featurescope posttrain`: LoRA SFT of an offline base checkpoint into an Assistant (see featurescope.posttrain)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+SHIPPED_ADAPTER = Path(__file__).parent / "adapters" / "gemma-3-270m-sft"
+
+
+def cmd_posttrain(args: argparse.Namespace) -> int:
+    from .posttrain import PosttrainConfig, posttrain
+
+    d = PosttrainConfig()
+    cfg = PosttrainConfig(
+        base=args.base, data=args.data or d.data, heldout=args.heldout or d.heldout, epochs=args.epochs, lr=args.lr,
+        batch_size=args.batch_size, max_len=args.max_len, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
+        seed=args.seed, steer_vector=args.steer_vector, steer_layer=args.steer_layer, steer_alpha=args.steer_alpha,
+        eval_max_new_tokens=args.eval_max_new_tokens, max_dialogues=args.max_dialogues,
+        **({"warmup_steps": args.warmup_steps} if args.warmup_steps is not None else {}),
+    )
+    res = posttrain(cfg, args.out, device=args.device, evaluate=not args.no_eval)
+    out = Path(args.out)
+    for name in ("adapter", "adapter-preventative"):
+        if name in res and "eval" in res[name]:
+            e = res[name]["eval"]["chat"]
+            print(f"{name}: assistant format {e['assistant_format_fraction']:.2f}, calls itself an AI "
+                  f"{e['identity_ai_fraction']:.2f} (final loss {res[name]['final_loss']:.3f})")
+    if "base_eval" in res:
+        b = res["base_eval"]
+        print(f"base: assistant format (chat template) {b['chat']['assistant_format_fraction']:.2f}, calls itself an AI "
+              f"{b['chat']['identity_ai_fraction']:.2f} (chat) / {b['transcript']['identity_ai_fraction']:.2f} (transcript)")
+    if args.ship:
+        if SHIPPED_ADAPTER.exists():
+            shutil.rmtree(SHIPPED_ADAPTER)
+        shutil.copytree(out / "adapter", SHIPPED_ADAPTER)
+        print(f"shipped the adapter to {SHIPPED_ADAPTER} (offline:gemma-3-270m-sft)")
+    print(f"summary: {out / 'summary.json'}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("posttrain", help="LoRA SFT of the offline base into an Assistant (peft), with evaluation and "
+                                         "optional preventative steering")
+    p.add_argument("--base", default="offline:gemma-3-270m")
+    p.add_argument("--data", help="dialogue .jsonl or folder of sft-*.jsonl shards (default: the shipped dialogues)")
+    p.add_argument("--heldout", help="held-out prompts .jsonl (default: the shipped heldout.jsonl)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-len", type=int, default=1024)
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--max-dialogues", type=int, help="train on a seeded random subset of this many dialogues")
+    p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steer-vector", help="persona vector .safetensors to add during training (preventative steering)")
+    p.add_argument("--steer-layer", type=int, help="block whose output gets steer_alpha * v")
+    p.add_argument("--steer-alpha", type=float, default=5.0)
+    p.add_argument("--eval-max-new-tokens", type=int, default=96)
+    p.add_argument("--device")
+    p.add_argument("--no-eval", action="store_true")
+    p.add_argument("--ship", action="store_true", help="copy the adapter into the package (offline:gemma-3-270m-sft)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_posttrain)
