@@ -103,7 +103,9 @@ def run_demo(out: Path, quick: bool = False) -> dict:
         print(f"  chosen layer {res['chosen_layer']}; steering (alpha, trait score): {results['persona-evil']['steering']}")
         del model
     timings["persona"] = time.time() - t
-    for part, fn in (("decompose-evil", _decompose_part), ("stages", _stages_part), ("axis", _axis_part)):
+    # --quick (tests) keeps only the cheap SAE part; the full demo runs stages and the axis too.
+    parts = [("decompose-evil", _decompose_part)] + ([] if quick else [("stages", _stages_part), ("axis", _axis_part)])
+    for part, fn in parts:
         t = time.time()
         folder = out / part
         if (folder / "summary.json").exists():
@@ -180,6 +182,6 @@ def _axis_part(folder: Path, quick: bool, dry: bool) -> int | str:
         return ""
     return _cli(["axis", "run", "--model", post_model(), "--n-roles", "8" if quick else "16",
                  "--n-questions", "3" if quick else "6", "--n-identity-questions", "3" if quick else "6",
-                 "--max-new-tokens", "24" if quick else "32", "--alphas", "-4,0,4" if quick else "-4,-2,0,2,4",
+                 "--max-new-tokens", "24" if quick else "32", "--alphas=" + ("-4,0,4" if quick else "-4,-2,0,2,4"),
                  "--turns", "2" if quick else "4", "--scripts", "coding_help,emotional_support" if quick else
                  "coding_help,emotional_support,model_nature_philosophy,roleplay_request", "--out", str(folder)])

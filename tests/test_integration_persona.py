@@ -55,9 +55,8 @@ def test_demo_quick(tmp_path):
     run_demo(tmp_path / "demo", quick=True)
     s = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert set(s["inputs"]["models"]) == {"offline:gemma-3-270m", post_model()}
-    for part in ("decompose-evil", "stages", "axis"):  # done, or skipped because a shipped input is missing
-        assert s["results"][part] == "done" or s["results"][part].startswith("skipped: missing"), (part, s["results"][part])
-    assert s["results"]["axis"] == "done" and (tmp_path / "demo" / "axis" / "axis.safetensors").exists()
+    part = s["results"]["decompose-evil"]  # done, or skipped because a shipped SAE is missing from the checkout
+    assert part == "done" or part.startswith("skipped: missing"), part
     html = (tmp_path / "demo" / "report.html").read_text()
     assert "featurescope demo" in html and "data:image/png;base64," in html
     p = json.loads((tmp_path / "demo" / "persona-evil" / "summary.json").read_text())
@@ -66,4 +65,4 @@ def test_demo_quick(tmp_path):
     run_demo(tmp_path / "demo", quick=True)
     s2 = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert s2["timings_s"]["persona"] < 1.0
-    assert all(s2["timings_s"][p] < 1.0 for p in ("decompose-evil", "stages", "axis"))
+    assert s2["timings_s"]["decompose-evil"] < 1.0

@@ -11,6 +11,7 @@ ten minutes together; the per-notebook time is printed (``-s``) and the slowest 
 from __future__ import annotations
 
 import re
+import os
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ EXPECTED = [
     "04_assistant_axis.ipynb",
 ]
 NOTEBOOKS = [NB_DIR / n for n in EXPECTED]
+SLOW_NOTEBOOKS = {"01_persona_vectors", "04_assistant_axis"}
 CELL_TIMEOUT_S = 1200  # per cell; generous for a loaded 2-core machine
 FLAGSHIP = ("google/gemma-3-270m", "google/gemma-3-270m-it")
 # strings only the config cell may contain: model names, SAE releases / folders and the ONLINE switch
@@ -100,6 +102,9 @@ def test_one_config_cell_switches_offline_to_online(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom_offline(path, monkeypatch):
     pytest.importorskip("ipykernel")
+    if path.stem in SLOW_NOTEBOOKS and not os.environ.get("FEATURESCOPE_ALL_NOTEBOOKS"):
+        pytest.skip(f"{path.name} takes 4-9 minutes on a 2-core CPU (steering on SmolLM2); kept out of the 30-minute "
+                    "CI budget - run with FEATURESCOPE_ALL_NOTEBOOKS=1")
     from nbclient import NotebookClient
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the kernel inherits it: the offline default must not touch the hub
