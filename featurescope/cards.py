@@ -60,7 +60,9 @@ def feature_stats(model: Any, sae: Any, tokens: Tensor, features: Sequence[int],
         with torch.no_grad():
             f = sae.encode(acts.to(sae.W_dec.dtype))[:, feats].float()  # [B*P, F]
         P = rows.shape[1]
-        valid = (rows.reshape(-1) != bos) if bos is not None else torch.ones(len(f), dtype=torch.bool)
+        valid = torch.ones(len(f), dtype=torch.bool)
+        for special in {bos, model.tokenizer.pad_token_id} - {None}:  # rows may be right-padded
+            valid &= rows.reshape(-1) != special
         f[~valid] = 0
         n_tok += int(valid.sum())
         fires += (f > 0).sum(0)
@@ -100,7 +102,7 @@ class FeatureCard:
     hook: str
     model: str
     density: float
-    contexts: list[dict[str, Any]]  # {"tokens": [str], "values": [float], "max": float, "pos": int}
+    contexts: list[dict[str, Any]]  # {"tokens": [str], "values": [float], "max": float, "pos": int[, "source": str]}
     hist_edges: list[float]
     hist: list[float]
     promoted: list[tuple[str, float]]
@@ -138,7 +140,9 @@ class FeatureCard:
                 style = f"background:rgba(231,76,60,{a:.2f})" if v > 0 else ""
                 title = f" title='{v:.2f}'" if v > 0 else ""
                 spans.append(f"<span style='{style}'{title}>{html.escape(t).replace(chr(10), '&#8629;')}</span>")
-            return f"<div style='font-family:monospace;font-size:11px;margin:2px 0'>{''.join(spans)} <i>({c['max']:.2f})</i></div>"
+            src = f" <small>[{html.escape(c['source'])}]</small>" if c.get("source") else ""
+            return (f"<div style='font-family:monospace;font-size:11px;margin:2px 0'>{''.join(spans)} "
+                    f"<i>({c['max']:.2f})</i>{src}</div>")
 
         head = f"feature {self.feature}" + (f" &middot; {html.escape(self.label)}" if self.label else "")
         link = f" &middot; <a href='{self.neuronpedia}'>Neuronpedia</a>" if self.neuronpedia else ""
@@ -164,8 +168,9 @@ def neuronpedia_url(sae: Any, feature: int) -> str | None:
 
 def make_cards(model: Any, sae: Any, tokens: Tensor, features: Sequence[int], *, scores: Sequence[float] | None = None,
                sae_name: str = "sae", hook: str | None = None, n_contexts: int = 5, window: int = 12,
-               stats: FeatureStats | None = None) -> list[FeatureCard]:
-    """Feature cards for ``features`` from one pass over ``tokens``."""
+               stats: FeatureStats | None = None, sources: Sequence[tuple[int, str]] | None = None) -> list[FeatureCard]:
+    """Feature cards for ``features`` from one pass over ``tokens``. ``sources`` = [(first row, label), ...] names
+    where the rows come from (e.g. ``[(0, "held-out corpus"), (256, "evil responses")]``); each context says it."""
     h = hook or sae.cfg.metadata.hook_name
     st = stats or feature_stats(model, sae, tokens, features, h, n_top=n_contexts)
     tok = model.tokenizer
@@ -179,7 +184,10 @@ def make_cards(model: Any, sae: Any, tokens: Tensor, features: Sequence[int], *,
             ids = tokens[int(r), lo:hi].tolist()
             vals = [0.0] * len(ids)
             vals[int(p) - lo] = float(v)
-            contexts.append({"tokens": [tok.decode([i]) for i in ids], "values": vals, "max": float(v), "pos": int(p) - lo})
+            ctx = {"tokens": [tok.decode([i]) for i in ids], "values": vals, "max": float(v), "pos": int(p) - lo}
+            if sources:
+                ctx["source"] = [label for first, label in sources if int(r) >= first][-1]
+            contexts.append(ctx)
         up, down = logit_effects(model, sae.W_dec[f].detach())
         cards.append(FeatureCard(feature=int(f), sae_name=sae_name, hook=h, model=model.name,
                                  density=float(st.fire_counts[j]) / max(st.n_tokens, 1), contexts=contexts,

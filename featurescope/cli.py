@@ -221,7 +221,8 @@ def cmd_sae(args: argparse.Namespace) -> int:
         t = time.time()
         paths = train_saes(model, hooks, out / "_work", tokens=train, d_sae=args.d_sae, k=args.k,
                            training_tokens=args.training_tokens, lr=args.lr, seed=args.seed,
-                           batch_size_tokens=args.batch_tokens, store_batch_size_prompts=args.store_batch)
+                           batch_size_tokens=args.batch_tokens, store_batch_size_prompts=args.store_batch,
+                           dead_feature_window=args.dead_window)
         t_train = time.time() - t
         evals = {}
         for h, p in paths.items():
@@ -234,7 +235,8 @@ def cmd_sae(args: argparse.Namespace) -> int:
                        "lr": args.lr, "corpus_passes": round(epochs, 2), "device": str(model.device),
                        "retrain": f"featurescope sae train --model {args.model} --layers {args.layers} "
                                   f"--training-tokens {args.training_tokens} --d-sae {args.d_sae} --k {args.k} "
-                                  f"--lr {args.lr} --batch-tokens {args.batch_tokens} --seed {args.seed} "
+                                  f"--lr {args.lr} --batch-tokens {args.batch_tokens} --dead-window {args.dead_window} "
+                                  f"--seed {args.seed} "
                                   f"--out {args.out}"})
             (dst / "eval.json").write_text(json.dumps(ev, indent=2))
             evals[h] = {k: v for k, v in ev.items() if k != "density_hist"}
@@ -252,6 +254,20 @@ def cmd_sae(args: argparse.Namespace) -> int:
                                                "hook": args.hook, "heldout_tokens": int(heldout.numel())},
                       results=ev, timings={"total": time.time() - t0})
     return 0
+
+
+def _padded_rows(seqs: list, context: int, bos: int | None, pad: int | None):
+    """``[n, context]`` rows from token sequences: the last ``context`` tokens (BOS kept first), right-padded."""
+    import torch
+
+    pad_id = pad if pad is not None else 0
+    out = torch.full((len(seqs), context), pad_id, dtype=torch.long)
+    for i, t in enumerate(seqs):
+        t = t.tolist()
+        if len(t) > context:
+            t = ([bos] if bos is not None and t[0] == bos else []) + t[-(context - (1 if bos is not None and t[0] == bos else 0)):]
+        out[i, : len(t)] = torch.tensor(t)
+    return out
 
 
 def cmd_decompose(args: argparse.Namespace) -> int:
@@ -286,19 +302,36 @@ def cmd_decompose(args: argparse.Namespace) -> int:
             a = {side: capture(model, convs, [hook], reduction="all", progress=False) for side, convs in kept.items()}
             pos_acts = a["pos"][hook][a["pos"].role_ids == 3]
             neg_acts = a["neg"][hook][a["neg"].role_ids == 3]
-    res = decompose(v, sae, pos_acts=pos_acts, neg_acts=neg_acts, k=args.k)
+    res = decompose(v, sae, pos_acts=pos_acts, neg_acts=neg_acts, k=args.k,
+                    max_density=args.max_density if args.max_density > 0 else None)
     tag = f"{pv.trait} vector ({pv.kind}) of {pv.model} at {hook}; SAE {args.sae}"
     fig = plots.layer_profile(out / "fraction_explained.png",
                               {m: d.fraction_explained.tolist() for m, d in res.items()},
                               f"fraction of the vector reconstructed by its top-k features - {tag}",
                               "fraction of ||v||^2 explained")
     toks = corpus.sequences(model.tokenizer, "heldout", max_sequences=args.card_sequences, seed=2)
+    sources = [(0, "held-out corpus")]
+    if pos_acts is not None:  # the trait's own extraction responses: where a persona feature is expected to fire
+        from .formatting import format_conversation
+
+        rows_r = _padded_rows([format_conversation(model, c).tokens
+                               for side in ("pos", "neg") for c in kept[side]], toks.shape[1],
+                              model.tokenizer.bos_token_id, model.tokenizer.pad_token_id)
+        sources.append((len(toks), f"{pv.trait} extraction responses (trait-expressing and not)"))
+        toks = torch.cat([toks, rows_r])
     top = res.get("attribution", res["cosine"])
-    feats = top.indices[: args.cards].tolist()
-    cards = make_cards(model, sae, toks, feats, scores=top.scores[: args.cards].tolist(), sae_name=str(args.sae), hook=hook)
+    feats, scores = top.indices[: args.cards].tolist(), top.scores[: args.cards].tolist()
+    if "attribution_sparse" in res:  # the sparse view's top features get cards too
+        sp = res["attribution_sparse"]
+        for f, sc in zip(sp.indices[: args.cards].tolist(), sp.scores[: args.cards].tolist()):
+            if f not in feats:
+                feats.append(f)
+                scores.append(sc)
+    cards = make_cards(model, sae, toks, feats, scores=scores, sae_name=str(args.sae), hook=hook, sources=sources)
     (out / "cards.html").write_text("<html><meta charset='utf-8'><body>" + cards_html(cards, tag) + "</body></html>")
     for m, d in res.items():
-        print(f"{m:12s} top features {d.top(5)}  k for 50%/90% of the vector: {d.k_for(0.5)}/{d.k_for(0.9)}")
+        print(f"{m:18s} top features {[(i, round(x, 3)) for i, x in d.top(5)]}  k for 50%/90% of the vector: "
+              f"{d.k_for(0.5)}/{d.k_for(0.9)}")
     write_summary(out, "decompose", inputs={"model": model.info, "vector": args.vector, "sae": args.sae, "hook": hook,
                                             "responses": str(resp) if pos_acts is not None else None},
                   results={"decompositions": {m: d.to_dict(args.k) for m, d in res.items()},
@@ -369,8 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--training-tokens", type=int, default=1_000_000)
     sa.add_argument("--d-sae", type=int, default=4096)
     sa.add_argument("--k", type=int, default=64, help="BatchTopK k (= mean L0)")
-    sa.add_argument("--lr", type=float, default=3e-4)
-    sa.add_argument("--batch-tokens", type=int, default=4096, help="tokens per SAE training batch (train)")
+    sa.add_argument("--lr", type=float, default=4e-4)
+    sa.add_argument("--batch-tokens", type=int, default=1024, help="tokens per SAE training batch (train)")
+    sa.add_argument("--dead-window", type=int, default=50,
+                    help="steps without firing before a latent counts as dead for the auxiliary loss (train)")
     sa.add_argument("--store-batch", type=int, default=16, help="prompts per model forward pass feeding the SAEs (train)")
     sa.add_argument("--adapter", help="peft adapter folder merged into --model")
     sa.add_argument("--context", type=int, default=128)
@@ -394,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--cards", type=int, default=10, help="feature cards for the top features")
     dc.add_argument("--card-sequences", type=int, default=256, help="held-out corpus rows scanned for card contexts")
     dc.add_argument("--allow-other-model", action="store_true")
+    dc.add_argument("--max-density", type=float, default=0.1,
+                    help="also rank only features firing on at most this fraction of the response tokens "
+                         "(view 'attribution_sparse'; 0 = off)")
     dc.add_argument("--out", required=True)
     dc.set_defaults(func=cmd_decompose)
 

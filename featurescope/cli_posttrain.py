@@ -18,6 +18,7 @@ def cmd_posttrain(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, max_len=args.max_len, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
         seed=args.seed, steer_vector=args.steer_vector, steer_layer=args.steer_layer, steer_alpha=args.steer_alpha,
         eval_max_new_tokens=args.eval_max_new_tokens, max_dialogues=args.max_dialogues,
+        baseline_adapter=args.baseline_adapter, base_eval=not args.no_base_eval,
         **({"warmup_steps": args.warmup_steps} if args.warmup_steps is not None else {}),
     )
     res = posttrain(cfg, args.out, device=args.device, evaluate=not args.no_eval)
@@ -57,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steer-vector", help="persona vector .safetensors to add during training (preventative steering)")
     p.add_argument("--steer-layer", type=int, help="block whose output gets steer_alpha * v")
     p.add_argument("--steer-alpha", type=float, default=5.0)
+    p.add_argument("--baseline-adapter", help="with --steer-vector: an adapter trained by the same recipe without "
+                                              "steering, used as the 'without' arm instead of training it again")
+    p.add_argument("--no-base-eval", action="store_true", help="skip the base model's format / identity evaluation")
     p.add_argument("--eval-max-new-tokens", type=int, default=96)
     p.add_argument("--device")
     p.add_argument("--no-eval", action="store_true")

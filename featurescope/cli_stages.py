@@ -49,8 +49,14 @@ def cmd_stages(args: argparse.Namespace) -> int:
                                        kind=args.persona_vector_kind)
     names = (f"{args.base_sae}" + (f"/{args.base_sae_id}" if args.base_sae_id else ""),
              f"{args.post_sae}" + (f"/{args.post_sae_id}" if args.post_sae_id else ""))
+    control = None
+    if args.control_sae:
+        from .saes import check_sae
+
+        control = load_sae(args.control_sae, args.control_sae_id)
+        check_sae(control, base, hook)
     res = run_stages(base, post, base_sae, post_sae, hook, args.out, config=cfg, crosscoder=args.crosscoder,
-                     persona_vectors=vectors, sae_names=names, progress=not args.quiet)
+                     persona_vectors=vectors, sae_names=names, progress=not args.quiet, control_sae=control)
     _print(res)
     print(f"summary: {Path(args.out) / 'summary.json'}")
     return 0
@@ -69,6 +75,10 @@ def _print(res: dict[str, Any]) -> None:
         bl = ", ".join(f"{k} {v['fraction_post_reused']:.1%}" for k, v in mt["baselines"].items())
         print(f"post latents reused (best cos >= {mt['threshold']}): {mt['fraction_post_reused']:.1%} "
               f"(baselines: {bl}); base latents kept: {mt['fraction_base_kept']:.1%}; new: {mt['n_new']}")
+        if "seed" in mt["baselines"]:
+            print(f"  a second base-model SAE (other seed) reuses {mt['baselines']['seed']['fraction_post_reused']:.1%}"
+                  f" of its latents: post reuse relative to that ceiling "
+                  f"{mt['fraction_post_reused_relative_to_seed_ceiling']:.2f}")
     sh = res.get("activation_shift")
     if sh:
         for sk in ("base_sae", "post_sae"):
@@ -99,6 +109,9 @@ def register(sub: Any) -> None:
     s.add_argument("--out", required=True, help="run folder (summary.json, figures, cards.html)")
     s.add_argument("--parts", help=f"comma-separated subset of transfer,matching,shift,persona,crosscoder (default all)")
     s.add_argument("--skip", help="comma-separated parts to leave out")
+    s.add_argument("--control-sae", help="a second SAE of the BASE model at the same hook (same recipe, other seed): "
+                                         "the reuse ceiling when only the SAE's training run differs")
+    s.add_argument("--control-sae-id")
     s.add_argument("--threshold", type=float, default=0.7, help="decoder cosine at which a latent counts as reused")
     s.add_argument("--context", type=int, default=128)
     s.add_argument("--plain-rows", type=int, default=48, help="held-out corpus rows")

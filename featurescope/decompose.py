@@ -106,8 +106,15 @@ def by_attribution(feature_acts_pos: Float[Tensor, "n_pos n"], feature_acts_neg:
 
 def decompose(direction: Float[Tensor, " d"], sae: Any, *, pos_acts: Float[Tensor, "n_pos d"] | None = None,
               neg_acts: Float[Tensor, "n_neg d"] | None = None, k: int = 100,
-              methods: Sequence[Method] = ("cosine", "encode", "attribution")) -> dict[str, Decomposition]:
-    """All three decompositions of ``direction`` (the last two need the activations of the two response sets)."""
+              methods: Sequence[Method] = ("cosine", "encode", "attribution"),
+              max_density: float | None = None) -> dict[str, Decomposition]:
+    """All three decompositions of ``direction`` (the last two need the activations of the two response sets).
+
+    With ``max_density`` (and the two response sets), a fourth view ``attribution_sparse`` ranks only the features
+    that fire on at most that fraction of the response tokens. Dense latents (firing on a third of all tokens, often
+    on the few tokens with huge residual norms - apostrophes and newlines in Gemma 3) can carry much of a
+    mean-difference vector through a token-frequency difference between the two sets, and their top contexts say
+    nothing about the trait; the sparse view shows what is left. Both are reported, never silently swapped."""
     W_dec = sae.W_dec.detach().float()
     if direction.shape[-1] != W_dec.shape[-1]:
         raise ValueError(f"direction has width {direction.shape[-1]} but the SAE's d_in is {W_dec.shape[-1]}")
@@ -122,4 +129,19 @@ def decompose(direction: Float[Tensor, " d"], sae: Any, *, pos_acts: Float[Tenso
                 fp = sae.encode(pos_acts.to(sae.W_dec.dtype)).float()
                 fn = sae.encode(neg_acts.to(sae.W_dec.dtype)).float()
             out["attribution"] = by_attribution(fp, fn, W_dec, direction, k)
+            if max_density is not None:
+                dens = response_density(fp, fn)
+                full = by_attribution(fp, fn, W_dec, direction, k=W_dec.shape[0])
+                keep = dens[full.indices] <= max_density
+                order = full.indices[keep][:k]
+                out["attribution_sparse"] = Decomposition(
+                    method=f"attribution (features firing on <= {max_density:.0%} of response tokens)",
+                    indices=order, scores=full.scores[keep][:k],
+                    fraction_explained=fraction_explained(direction.float(), W_dec, order, max_k=k))
     return out
+
+
+def response_density(feature_acts_pos: Float[Tensor, "n_pos n"], feature_acts_neg: Float[Tensor, "n_neg n"]
+                     ) -> Float[Tensor, " n"]:
+    """Fraction of the response tokens (both sets) on which each feature fires."""
+    return torch.cat([feature_acts_pos, feature_acts_neg]).gt(0).float().mean(0)

@@ -83,6 +83,10 @@ class PosttrainConfig(Config):
     # template's turn markers. A base model has rarely had to *emit* <end_of_turn>; with LoRA alone a short run
     # learns the answers but not to stop (measured: 0% of answers ended their turn after 60 steps).
     train_tokens: tuple[str, ...] = ("<start_of_turn>", "<end_of_turn>")
+    # With steer_vector: an adapter already trained with this same recipe but without steering (e.g. the shipped
+    # offline:gemma-3-270m-sft) serves as the "without" arm instead of training it again.
+    baseline_adapter: str | None = None
+    base_eval: bool = True  # evaluate the base model's Assistant format / identity (slow: the base never stops)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -424,6 +428,11 @@ def posttrain(cfg: PosttrainConfig, out_dir: str | Path, *, device: str | None =
     if not cfg.base.startswith(OFFLINE_PREFIX) or cfg.base[len(OFFLINE_PREFIX):] not in OFFLINE_MODELS:
         raise FeaturescopeError(f"posttrain works on an offline base checkpoint here; got {cfg.base!r}")
     spec = OFFLINE_MODELS[cfg.base[len(OFFLINE_PREFIX):]]
+    if cfg.baseline_adapter and not cfg.steer_vector:
+        raise FeaturescopeError("baseline_adapter is the unsteered arm of a preventative-steering run: give "
+                                "steer_vector too")
+    if cfg.baseline_adapter and not (Path(cfg.baseline_adapter) / "adapter_config.json").exists():
+        raise FeaturescopeError(f"no peft adapter at {cfg.baseline_adapter} (adapter_config.json missing)")
 
     def fresh() -> tuple[Any, Any]:
         hf, tok, _ = _load_offline_hf(spec, torch.float32, progress)
@@ -455,7 +464,7 @@ def posttrain(cfg: PosttrainConfig, out_dir: str | Path, *, device: str | None =
         steer = (pv.at(f"blocks.{cfg.steer_layer}.hook_resid_post").float(), cfg.steer_layer)
 
     # base model evaluation first (same prompts, chat template and transcript framing)
-    if evaluate:
+    if evaluate and cfg.base_eval:
         t = time.time()
         hf.to(device)
         results["base_eval"] = {"chat": evaluate_assistant(hf, tok, heldout, kind="chat", device=device,
@@ -469,14 +478,25 @@ def posttrain(cfg: PosttrainConfig, out_dir: str | Path, *, device: str | None =
         if name != "adapter":
             hf, tok = fresh()
         t = time.time()
-        peft_model, tr = train_adapter(hf, tok, examples, cfg, out / name, device=device, steer=st, progress=progress)
-        timings[f"train_{name}"] = time.time() - t
-        results[name] = {k: v for k, v in tr.items() if k != "losses"}
-        results[name]["final_loss"] = sum(tr["losses"][-20:]) / len(tr["losses"][-20:])
-        results[name]["size_bytes"] = sum(f.stat().st_size for f in (out / name).iterdir())
-        figs.append(plots.layer_profile(out / f"loss_{name}.png", {"training loss (assistant tokens)": tr["losses"]},
-                                        f"LoRA SFT of {cfg.base} on {len(examples)} dialogues ({name})", "loss",
-                                        xlabel="step"))
+        if name == "adapter" and cfg.baseline_adapter:
+            from peft import PeftModel
+
+            peft_model = PeftModel.from_pretrained(hf, cfg.baseline_adapter).to(device)
+            results[name] = {"reused": str(cfg.baseline_adapter)}
+            prev = Path(cfg.baseline_adapter) / "posttrain_summary.json"
+            if prev.exists():
+                results[name]["final_loss"] = json.loads(prev.read_text()).get("results", {}).get(
+                    "adapter", {}).get("final_loss")
+        else:
+            peft_model, tr = train_adapter(hf, tok, examples, cfg, out / name, device=device, steer=st,
+                                           progress=progress)
+            timings[f"train_{name}"] = time.time() - t
+            results[name] = {k: v for k, v in tr.items() if k != "losses"}
+            results[name]["final_loss"] = sum(tr["losses"][-20:]) / len(tr["losses"][-20:])
+            results[name]["size_bytes"] = sum(f.stat().st_size for f in (out / name).iterdir())
+            figs.append(plots.layer_profile(out / f"loss_{name}.png", {"training loss (assistant tokens)": tr["losses"]},
+                                            f"LoRA SFT of {cfg.base} on {len(examples)} dialogues ({name})", "loss",
+                                            xlabel="step"))
         if evaluate:
             t = time.time()
             merged = peft_model.merge_and_unload()

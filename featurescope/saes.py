@@ -151,11 +151,22 @@ def ce_loss_recovered(sae: Any, model: Any, tokens: Int[Tensor, "batch pos"], ho
 # ----------------------------------------------------------------------------------------------------------------
 # Training (sae-lens' own trainer; featurescope only supplies the model, the offline corpus and the bookkeeping)
 # ----------------------------------------------------------------------------------------------------------------
+def newest_checkpoint(root: str | Path) -> str | None:
+    """The sae-lens checkpoint folder under ``root`` with the most training samples (folders are named by it)."""
+    root = Path(root)
+    if not root.exists():
+        return None
+    cands = [p for p in root.rglob("*") if p.is_dir() and p.name.isdigit() and (p / "runner_cfg.json").exists()]
+    return str(max(cands, key=lambda p: (int(p.name), p.stat().st_mtime))) if cands else None
+
+
 def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: torch.Tensor, d_sae: int = 4096,
                k: int = 64, training_tokens: int = 2_000_000, lr: float = 4e-4, batch_size_tokens: int = 4096,
                store_batch_size_prompts: int = 16, n_batches_in_buffer: int = 16, seed: int = 42,
                n_checkpoints: int = 4, resume: bool = True, dtype: str = "float32",
-               normalize_activations: str = "expected_average_only_in") -> dict[str, Path]:
+               normalize_activations: str = "expected_average_only_in", init_b_dec: str = "mean",
+               lr_warm_up_steps: int = 100, decoder_init_norm: float | None = 1.0,
+               dead_feature_window: int = 50) -> dict[str, Path]:
     """Train one BatchTopK SAE per hook, all from the same forward passes (sae-lens ``MultiSAETrainingRunner``).
 
     BatchTopK (Bussmann et al. 2024) is the default because it sets L0 directly (``k``) instead of through an L1
@@ -163,25 +174,31 @@ def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: tor
     JumpReLU SAE for inference - the architecture of the persona-vector paper's released SAEs. Activations are
     rescaled to an expected norm of sqrt(d_in) during training (Gemma's residual norms are in the thousands); sae-lens
     folds the scale back into the weights when saving, so the SAE reads raw activations.
+    ``init_b_dec="mean"`` starts the decoder bias at the mean activation (in the rescaled space; Bricken et al. 2023
+    use the geometric median): sae-lens 6 starts it at zero, and the mean is ~90% of E|x|^2 in Gemma 3's residual
+    stream, so a zero-bias start spends dense latents on the mean (our first CPU run collapsed that way).
+    ``decoder_init_norm=1.0`` (unit decoder rows, as in Gao et al.'s TopK SAEs; sae-lens' default 0.1 is Anthropic's
+    heuristic for L1 SAEs) and a short ``dead_feature_window`` (steps without firing before the auxiliary loss
+    revives a latent; sae-lens' 1,000 is longer than a whole CPU run) keep dead latents at ~0 instead of ~60-80%
+    (layer-9 sweep on cached activations, 300 steps: FVE 0.874 / 0% dead vs 0.846 / 61% dead vs 0.640 / 97% dead
+    without the mean bias; benchmarks/RESULTS.md).
     ``tokens`` are ``[n, context]`` rows (see :func:`featurescope.corpus.token_sequences`). Checkpoints go to
     ``out_dir/checkpoints``; with ``resume`` the newest one is picked up. Returns the saved folder of each SAE.
     """
     from datasets import Dataset
     from sae_lens import BatchTopKTrainingSAEConfig, LoggingConfig
     from sae_lens.multi_sae_training_runner import MultiSAETrainingRunner, MultiSAETrainingRunnerConfig
+    from sae_lens.saes.sae import get_sae_training_class
 
     out = Path(out_dir)
     names = {h: h.replace(".", "_") for h in hooks}
     ckpt_root = out / "checkpoints"
-    resume_from = None
-    if resume and ckpt_root.exists():
-        cands = sorted((p for p in ckpt_root.rglob("*") if p.is_dir() and any(p.glob("*.json"))),
-                       key=lambda p: p.stat().st_mtime)
-        resume_from = str(cands[-1]) if cands else None
+    resume_from = newest_checkpoint(ckpt_root) if resume else None
     cfg = MultiSAETrainingRunnerConfig(
         saes={names[h]: BatchTopKTrainingSAEConfig(d_in=model.d_model, d_sae=d_sae, k=k, dtype=dtype,
                                                    device=str(model.device),
-                                                   normalize_activations=normalize_activations) for h in hooks},
+                                                   normalize_activations=normalize_activations,
+                                                   decoder_init_norm=decoder_init_norm) for h in hooks},
         hook_names={names[h]: h for h in hooks},
         model_name=model.info.name,
         dataset_path="featurescope.corpus",
@@ -195,7 +212,9 @@ def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: tor
         n_batches_in_buffer=max(n_batches_in_buffer, (32 if str(model.device).startswith("cuda") else 4)
                                 * batch_size_tokens // int(tokens.shape[1])),
         lr=lr,
-        lr_warm_up_steps=100,
+        lr_warm_up_steps=lr_warm_up_steps,
+        dead_feature_window=dead_feature_window,
+        feature_sampling_window=max(2000, dead_feature_window),
         lr_decay_steps=max(1, training_tokens // batch_size_tokens // 5),
         device=str(model.device),
         seed=seed,
@@ -213,9 +232,48 @@ def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: tor
     torch.manual_seed(seed)
     if str(model.device).startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for the model's forward passes on the GPU
-    runner = MultiSAETrainingRunner(cfg, override_dataset=ds, override_model=model.tl)
+    saes = None
+    if init_b_dec == "mean":
+        stats = activation_stats(model, hooks, tokens[: min(64, len(tokens))])
+        saes = {}
+        for h in hooks:
+            sae_cfg = cfg.saes[names[h]]
+            sae = get_sae_training_class(sae_cfg.architecture())[0](sae_cfg)
+            mean, mean_norm = stats[h]
+            scale = (model.d_model ** 0.5) / mean_norm if normalize_activations == "expected_average_only_in" else 1.0
+            with torch.no_grad():
+                sae.b_dec.copy_((mean * scale).to(sae.b_dec.dtype))
+            saes[names[h]] = sae
+    elif init_b_dec != "zeros":
+        raise FeaturescopeError(f"init_b_dec must be 'mean' or 'zeros', got {init_b_dec!r}")
+    runner = MultiSAETrainingRunner(cfg, override_dataset=ds, override_model=model.tl, override_saes=saes)
     runner.run()
     return {h: out / "final" / names[h] for h in hooks}
+
+
+@torch.no_grad()
+def activation_stats(model: Any, hooks: list[str], tokens: Int[Tensor, "batch pos"], batch_size: int = 16
+                     ) -> dict[str, tuple[Float[Tensor, " d"], float]]:
+    """Mean activation and mean norm at each hook over ``tokens`` (BOS / pad positions excluded, as in training)."""
+    from .capture import stop_layer
+
+    special = {t for t in (model.tokenizer.bos_token_id, model.tokenizer.pad_token_id) if t is not None}
+    sums = {h: torch.zeros(model.d_model, dtype=torch.float64) for h in hooks}
+    norms = dict.fromkeys(hooks, 0.0)
+    n = 0
+    stop = stop_layer(hooks, model.n_layers)
+    for i in range(0, len(tokens), batch_size):
+        rows = tokens[i: i + batch_size].to(model.device)
+        keep = torch.ones_like(rows, dtype=torch.bool)
+        for t in special:
+            keep &= rows != t
+        _, cache = model.tl.run_with_cache(rows, names_filter=hooks, stop_at_layer=stop)
+        for h in hooks:
+            x = cache[h][keep].double().cpu()
+            sums[h] += x.sum(0)
+            norms[h] += float(x.norm(dim=-1).sum())
+        n += int(keep.sum())
+    return {h: ((sums[h] / max(n, 1)).float(), norms[h] / max(n, 1)) for h in hooks}
 
 
 def evaluate_sae(sae: Any, model: Any, tokens: torch.Tensor, hook: str | None = None, *, batch_size: int = 16,

@@ -258,9 +258,15 @@ def cosine_histogram(best_cos: Float[Tensor, " n"], bins: int = 50) -> dict[str,
 def matching_report(post_W: Float[Tensor, "n_post d"], base_W: Float[Tensor, "n_base d"], *, threshold: float = 0.7,
                     baselines: Sequence[str] = ("random", "rotated"), seed: int = 0, bins: int = 50,
                     block_rows: int | None = None, block_cols: int | None = None, device: str | None = None,
-                    dtype: str = "float32", progress: bool = False) -> tuple[dict[str, Any], Matching, dict[str, Tensor]]:
+                    dtype: str = "float32", progress: bool = False, control_W: Tensor | None = None
+                    ) -> tuple[dict[str, Any], Matching, dict[str, Tensor]]:
     """Match the post-trained dictionary against the base one (both directions) and against each baseline
-    dictionary of the base's shape. Returns (report, matching, baseline best cosines of the post latents)."""
+    dictionary of the base's shape. Returns (report, matching, baseline best cosines of the post latents).
+
+    ``control_W``: a second dictionary trained on the *base* model by the same recipe with another seed. Its latents'
+    best cosines with the base dictionary are the ceiling of "reuse" when nothing changed but the SAE's training
+    run (two SAEs of one model do not learn identical dictionaries); reported as baseline ``seed`` next to the
+    lower baselines, and the post dictionary's reuse is also given relative to it."""
     kw: dict[str, Any] = dict(block_rows=block_rows, block_cols=block_cols, device=device, dtype=dtype,
                               progress=progress)
     m = match_dictionaries(post_W, base_W, both=True, **kw)
@@ -269,6 +275,10 @@ def matching_report(post_W: Float[Tensor, "n_post d"], base_W: Float[Tensor, "n_
         ref = (random_unit_dictionary(base_W.shape[0], base_W.shape[1], seed) if bl == "random"
                else rotated_dictionary(base_W, seed))
         base_line[bl] = match_dictionaries(post_W, ref, both=False, **kw).a_to_b_cos
+    if control_W is not None:
+        if control_W.shape[1] != base_W.shape[1]:
+            raise StagesError(f"control dictionary width {control_W.shape[1]} != base width {base_W.shape[1]}")
+        base_line["seed"] = match_dictionaries(control_W, base_W, both=False, **kw).a_to_b_cos
     assert m.b_to_a_cos is not None
     new = (m.a_to_b_cos < threshold).nonzero().flatten()
     lost = (m.b_to_a_cos < threshold).nonzero().flatten()
@@ -282,14 +292,20 @@ def matching_report(post_W: Float[Tensor, "n_post d"], base_W: Float[Tensor, "n_
         "median_best_cos_base_to_post": float(m.b_to_a_cos.median()),
         "baselines": {bl: {"fraction_post_reused": reuse_fraction(c, threshold), "median_best_cos": float(c.median()),
                            "max_best_cos": float(c.max()),
-                           "what": ("random unit directions, same count and width as the base dictionary"
-                                    if bl == "random" else "the base dictionary under a random rotation")}
+                           "what": {"random": "random unit directions, same count and width as the base dictionary",
+                                    "rotated": "the base dictionary under a random rotation",
+                                    "seed": "a second SAE of the BASE model (same recipe, other seed) matched "
+                                            "against the base SAE: the ceiling when only the SAE run differs"}[bl]}
                       for bl, c in base_line.items()},
         "histograms": {"post_to_base": cosine_histogram(m.a_to_b_cos, bins),
                        "base_to_post": cosine_histogram(m.b_to_a_cos, bins),
                        **{f"post_to_{bl}": cosine_histogram(c, bins) for bl, c in base_line.items()}},
         "seconds": m.seconds,
     }
+    if "seed" in base_line:
+        ceil = reuse_fraction(base_line["seed"], threshold)
+        rep["fraction_post_reused_relative_to_seed_ceiling"] = (rep["fraction_post_reused"] / ceil if ceil > 0
+                                                                else float("nan"))
     return rep, m, base_line
 
 
@@ -905,7 +921,7 @@ def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, h
                conversations: Sequence[Any] | None = None, plain_rows: TokenRows | None = None,
                persona_vectors: Mapping[str, Mapping[str, Tensor]] | None = None,
                sae_names: tuple[str | None, str | None] = (None, None), progress: bool = True,
-               command: str = "stages") -> dict[str, Any]:
+               command: str = "stages", control_sae: Any = None) -> dict[str, Any]:
     """Run the cross-stage analysis (module docstring) and write ``out_dir/summary.json``, figures and ``cards.html``.
 
     ``hook`` is a hook name or a residual layer (default: the base SAE's own hook). ``crosscoder`` is a path for
@@ -1012,7 +1028,9 @@ def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, h
         rep, matching, base_line = matching_report(post_W, base_W, threshold=cfg.reuse_threshold,
                                                    baselines=cfg.baselines, seed=cfg.seed, bins=cfg.hist_bins,
                                                    block_rows=cfg.block_rows, block_cols=cfg.block_cols,
-                                                   dtype=cfg.match_dtype, progress=progress)
+                                                   dtype=cfg.match_dtype, progress=progress,
+                                                   control_W=None if control_sae is None
+                                                   else control_sae.W_dec.detach().float().cpu())
         assert matching.b_to_a_cos is not None
         new = (matching.a_to_b_cos < cfg.reuse_threshold).nonzero().flatten()
         # rank new latents by how often they fire in the post-trained model (dead ones are not interesting)

@@ -111,7 +111,23 @@ def test_decompose_command_on_a_tiny_model(tiny_hf_folder, tmp_path, monkeypatch
     assert main(["decompose", "--model", m, "--vector", str(ex / "evil.response_mean.safetensors"), "--sae",
                  str(tmp_path / "sae"), "--k", "20", "--cards", "3", "--card-sequences", "4", "--out", str(out)]) == 0
     s = json.loads((out / "summary.json").read_text())
-    assert set(s["results"]["decompositions"]) == {"cosine", "encode", "attribution"}
+    assert set(s["results"]["decompositions"]) == {"cosine", "encode", "attribution", "attribution_sparse"}
     fe = s["results"]["decompositions"]["cosine"]["fraction_explained"]
-    assert all(a <= b + 1e-9 for a, b in zip(fe, fe[1:])) and len(s["results"]["cards"]) == 3
+    assert all(a <= b + 1e-9 for a, b in zip(fe, fe[1:]))
+    # cards: the top 3 by attribution, then the sparse view's top 3 that are not already there
+    cards = [c["feature"] for c in s["results"]["cards"]]
+    top_att = [i for i, _ in s["results"]["decompositions"]["attribution"]["top"][:3]]
+    top_sparse = [i for i, _ in s["results"]["decompositions"]["attribution_sparse"]["top"][:3]]
+    assert cards == top_att + [f for f in top_sparse if f not in top_att]
     assert (out / "cards.html").exists() and (out / "fraction_explained.png").exists()
+    srcs = {c.get("source") for card in s["results"]["cards"] for c in card["contexts"]}
+    assert srcs and srcs <= {"held-out corpus", "evil extraction responses (trait-expressing and not)"}, srcs
+
+
+def test_padded_rows_keep_bos_and_the_end_of_long_sequences():
+    import torch
+
+    from featurescope.cli import _padded_rows
+
+    rows = _padded_rows([torch.tensor([2, 5, 6]), torch.tensor([2, 10, 11, 12, 13, 14])], 4, bos=2, pad=0)
+    assert rows.tolist() == [[2, 5, 6, 0], [2, 12, 13, 14]]

@@ -150,3 +150,14 @@ def test_preventative_steering_hook_adds_alpha_v(tiny_hf_folder):
     # the next block receives h + 5 v (TransformerLens: blocks.0.hook_resid_post + alpha * v), and the output moves
     assert torch.allclose(seen["x"] - h0, 5.0 * v.expand_as(h0), atol=1e-5)
     assert not torch.allclose(logits0, logits1)
+
+
+def test_baseline_adapter_needs_a_steering_vector_and_a_real_folder(tmp_path):
+    from featurescope.errors import FeaturescopeError
+    from featurescope.posttrain import posttrain
+
+    with pytest.raises(FeaturescopeError, match="steer_vector too"):
+        posttrain(PosttrainConfig(baseline_adapter=str(tmp_path)), tmp_path / "out")
+    with pytest.raises(FeaturescopeError, match="adapter_config.json missing"):
+        posttrain(PosttrainConfig(baseline_adapter=str(tmp_path), steer_vector="v.safetensors", steer_layer=2),
+                  tmp_path / "out")

@@ -145,3 +145,93 @@ def test_feature_card_finds_the_planted_token(planted_model):
     assert 0 < c.density < 0.5 and len(c.promoted) == 8 and len(c.suppressed) == 8
     page = cards_html(cards, "planted")
     assert "feature 5" in page and "data:image/png;base64" in page and c._repr_html_() == c.to_html()
+
+
+def _tiny_rows(tok, n=96, context=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, len(tok), (n, context), generator=g)
+    ids[:, 0] = tok.bos_token_id
+    return ids
+
+
+def test_activation_stats_matches_a_direct_capture_without_bos(tiny_chat, char_tok):
+    from featurescope.saes import activation_stats
+
+    rows = _tiny_rows(char_tok, n=20, context=16)
+    hooks = ["blocks.0.hook_resid_post", "blocks.2.hook_resid_post"]
+    stats = activation_stats(tiny_chat, hooks, rows, batch_size=7)
+    _, cache = tiny_chat.tl.run_with_cache(rows, names_filter=hooks)
+    for h in hooks:
+        x = cache[h][:, 1:].reshape(-1, tiny_chat.d_model)  # BOS is column 0 of every row
+        torch.testing.assert_close(stats[h][0], x.mean(0), atol=1e-5, rtol=1e-4)
+        assert stats[h][1] == pytest.approx(x.norm(dim=-1).mean().item(), rel=1e-4)
+
+
+def test_train_saes_with_sae_lens_runner_round_trips(tiny_chat, char_tok, tmp_path):
+    """Two hooks trained from one forward pass; the saved (JumpReLU) SAEs load, fit the model, leave checkpoints
+    to resume from, and start their decoder bias at the mean activation."""
+    from pathlib import Path
+
+    from featurescope.saes import activation_stats, evaluate_sae, newest_checkpoint, train_saes
+
+    rows = _tiny_rows(char_tok)
+    hooks = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+    kw = dict(tokens=rows, d_sae=64, k=4, training_tokens=3072, lr=1e-3, batch_size_tokens=256,
+              store_batch_size_prompts=8, n_batches_in_buffer=8, lr_warm_up_steps=2, n_checkpoints=2)
+    paths = train_saes(tiny_chat, hooks, tmp_path / "w", **kw)
+    assert set(paths) == set(hooks)
+    for h in hooks:
+        sae = load_sae(paths[h])
+        assert check_sae(sae, tiny_chat) == h
+        assert sae.cfg.d_sae == 64 and sae.W_dec.shape == (64, tiny_chat.d_model)
+        ev = evaluate_sae(sae, tiny_chat, rows[:16], h, ce_batches=1, batch_size=8)
+        assert 0 < ev["l0"] < 64 and 0 <= ev["dead_fraction"] <= 1
+    newest = newest_checkpoint(tmp_path / "w" / "checkpoints")
+    assert newest is not None and int(Path(newest).name) >= 1536, newest
+    # zero-step training keeps the initial weights: b_dec must start at the (unscaled, once folded) mean activation
+    stats = activation_stats(tiny_chat, hooks[:1], rows[:64])
+    p0 = train_saes(tiny_chat, hooks[:1], tmp_path / "zero", **{**kw, "training_tokens": 0, "n_checkpoints": 0})
+    b_dec = load_sae(p0[hooks[0]]).b_dec.detach()
+    assert torch.nn.functional.cosine_similarity(b_dec, stats[hooks[0]][0], dim=0) > 0.99
+
+
+def test_newest_checkpoint_is_the_one_with_most_samples(tmp_path):
+    from featurescope.saes import newest_checkpoint
+
+    assert newest_checkpoint(tmp_path / "absent") is None
+    for n in ("40960", "409600", "81920"):
+        (tmp_path / "12345678" / n / "blocks_2").mkdir(parents=True)  # run folders are hex hashes, maybe all digits
+        (tmp_path / "12345678" / n / "runner_cfg.json").write_text("{}")
+    (tmp_path / "12345678" / "999999" / "blocks_2").mkdir(parents=True)  # an interrupted write: no runner_cfg.json
+    assert newest_checkpoint(tmp_path) == str(tmp_path / "12345678" / "409600")
+
+
+def test_sparse_attribution_drops_a_dense_feature_that_carries_the_vector():
+    """Feature 0 fires on every token and carries most of the mean difference; features 5/9/20 fire rarely and
+    carry the rest. The plain attribution ranks 0 first; the sparse view (<= 20% density) leaves it out."""
+    from featurescope.decompose import response_density
+
+    sae = make_sae()
+    n = 200
+    fp = torch.zeros(n, 48)
+    fn = torch.zeros(n, 48)
+    fp[:, 0], fn[:, 0] = 3.0, 1.0  # dense: fires everywhere, +2 on average
+    for j, f in enumerate(PLANTED):
+        fp[j * 10: j * 10 + 10, f] = 5.0  # sparse: 10 of 200 trait tokens each
+    W = sae.W_dec.detach()
+    v = (fp.mean(0) - fn.mean(0)) @ W
+    from featurescope.decompose import by_attribution
+
+    full = by_attribution(fp, fn, W, v, k=5)
+    assert int(full.indices[0]) == 0
+    dens = response_density(fp, fn)
+    assert dens[0] == 1.0 and dens[5] == pytest.approx(10 / 400)
+    # through decompose(): encode the planted activations back (encoder = decoder transpose, orthonormal rows; a
+    # small negative encoder bias keeps float round-off from counting as firing)
+    with torch.no_grad():
+        sae.b_enc.fill_(-1e-3)
+    pos_acts, neg_acts = fp @ W, fn @ W
+    res = decompose(v, sae, pos_acts=pos_acts, neg_acts=neg_acts, k=5, max_density=0.2)
+    assert int(res["attribution"].indices[0]) == 0
+    assert set(res["attribution_sparse"].indices[:3].tolist()) == set(PLANTED)
+    assert 0 not in res["attribution_sparse"].indices.tolist()

@@ -416,3 +416,21 @@ def test_real_gemma_identical_pair_generates_formats_and_reuses_everything(tmp_p
     assert res["matching"]["fraction_post_reused"] == 1.0
     assert res["activation_shift"]["base_sae"]["up"] == [] and res["activation_shift"]["base_sae"]["down"] == []
     assert res["timings"]["total"] < 120
+
+
+def test_seed_control_sets_the_reuse_ceiling():
+    """A control dictionary sharing half the base latents caps reuse at 50%; a post dictionary sharing a quarter then
+    reuses 0.5 of what the ceiling allows."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.normalize(torch.randn(64, D, generator=g), dim=-1)
+    fresh = torch.nn.functional.normalize(torch.randn(64, D, generator=g), dim=-1)
+    fresh2 = torch.nn.functional.normalize(torch.randn(48, D, generator=g), dim=-1)
+    control = torch.cat([base[:32], fresh[:32]])
+    post = torch.cat([base[32:48], fresh2])
+    rep, _, lines = st.matching_report(post, base, threshold=0.7, seed=0, control_W=control)
+    assert rep["baselines"]["seed"]["fraction_post_reused"] == pytest.approx(0.5)
+    assert rep["fraction_post_reused"] == pytest.approx(0.25)
+    assert rep["fraction_post_reused_relative_to_seed_ceiling"] == pytest.approx(0.5)
+    assert "seed" in lines and "BASE model" in rep["baselines"]["seed"]["what"]
+    with pytest.raises(st.StagesError, match="control dictionary width"):
+        st.matching_report(post, base, control_W=torch.randn(8, D + 1))
