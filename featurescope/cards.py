@@ -39,6 +39,7 @@ def feature_stats(model: Any, sae: Any, tokens: Tensor, features: Sequence[int],
     position), firing count and a log-histogram of its non-zero activations. BOS positions are skipped."""
     from .capture import capture
     from .formatting import FormattedPrompt
+    from .saes import non_special_mask
 
     h = hook or sae.cfg.metadata.hook_name
     feats = torch.tensor(list(features), dtype=torch.long)
@@ -49,7 +50,6 @@ def feature_stats(model: Any, sae: Any, tokens: Tensor, features: Sequence[int],
     fires = torch.zeros(F, dtype=torch.long)
     edges = torch.linspace(-3, 3, bins + 1)
     hists = torch.zeros((F, bins))
-    bos = model.tokenizer.bos_token_id
     n_tok = 0
     for i in range(0, len(tokens), batch_size):
         rows = tokens[i: i + batch_size]
@@ -60,9 +60,7 @@ def feature_stats(model: Any, sae: Any, tokens: Tensor, features: Sequence[int],
         with torch.no_grad():
             f = sae.encode(acts.to(sae.W_dec.dtype))[:, feats].float()  # [B*P, F]
         P = rows.shape[1]
-        valid = torch.ones(len(f), dtype=torch.bool)
-        for special in {bos, model.tokenizer.pad_token_id} - {None}:  # rows may be right-padded
-            valid &= rows.reshape(-1) != special
+        valid = non_special_mask(model.tokenizer, rows.reshape(-1))  # rows may be right-padded
         f[~valid] = 0
         n_tok += int(valid.sum())
         fires += (f > 0).sum(0)

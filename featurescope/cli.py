@@ -265,7 +265,8 @@ def _padded_rows(seqs: list, context: int, bos: int | None, pad: int | None):
     for i, t in enumerate(seqs):
         t = t.tolist()
         if len(t) > context:
-            t = ([bos] if bos is not None and t[0] == bos else []) + t[-(context - (1 if bos is not None and t[0] == bos else 0)):]
+            head = t[:1] if bos is not None and t[0] == bos else []
+            t = head + t[len(t) - (context - len(head)):]
         out[i, : len(t)] = torch.tensor(t)
     return out
 

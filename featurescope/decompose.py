@@ -98,10 +98,14 @@ def by_encoding(sae: Any, mean_pos: Float[Tensor, " d"], mean_neg: Float[Tensor,
 def by_attribution(feature_acts_pos: Float[Tensor, "n_pos n"], feature_acts_neg: Float[Tensor, "n_neg n"],
                    W_dec: Float[Tensor, "n d"], direction: Float[Tensor, " d"], k: int = 100) -> Decomposition:
     """Delta mean feature activation x (decoder row . unit direction)."""
-    delta = feature_acts_pos.float().mean(0) - feature_acts_neg.float().mean(0)
-    v = torch.nn.functional.normalize(direction.float(), dim=0)
-    scores = delta * (W_dec.float() @ v)
+    scores = attribution_scores(feature_acts_pos, feature_acts_neg, W_dec, direction)
     return _decomp("attribution", scores, direction.float(), W_dec.float(), k, by_abs=False)
+
+
+def attribution_scores(feature_acts_pos: Float[Tensor, "n_pos n"], feature_acts_neg: Float[Tensor, "n_neg n"],
+                       W_dec: Float[Tensor, "n d"], direction: Float[Tensor, " d"]) -> Float[Tensor, " n"]:
+    delta = feature_acts_pos.float().mean(0) - feature_acts_neg.float().mean(0)
+    return delta * (W_dec.float() @ torch.nn.functional.normalize(direction.float(), dim=0))
 
 
 def decompose(direction: Float[Tensor, " d"], sae: Any, *, pos_acts: Float[Tensor, "n_pos d"] | None = None,
@@ -130,13 +134,14 @@ def decompose(direction: Float[Tensor, " d"], sae: Any, *, pos_acts: Float[Tenso
                 fn = sae.encode(neg_acts.to(sae.W_dec.dtype)).float()
             out["attribution"] = by_attribution(fp, fn, W_dec, direction, k)
             if max_density is not None:
-                dens = response_density(fp, fn)
-                full = by_attribution(fp, fn, W_dec, direction, k=W_dec.shape[0])
-                keep = dens[full.indices] <= max_density
-                order = full.indices[keep][:k]
+                # the same scores, dense features masked out of the ranking
+                scores = attribution_scores(fp, fn, W_dec, direction)
+                masked = scores.masked_fill(response_density(fp, fn) > max_density, float("-inf"))
+                n_keep = int(torch.isfinite(masked).sum())
+                order = masked.argsort(descending=True)[: min(max(k, 1), n_keep)]
                 out["attribution_sparse"] = Decomposition(
                     method=f"attribution (features firing on <= {max_density:.0%} of response tokens)",
-                    indices=order, scores=full.scores[keep][:k],
+                    indices=order, scores=scores[order],
                     fraction_explained=fraction_explained(direction.float(), W_dec, order, max_k=k))
     return out
 

@@ -251,22 +251,27 @@ def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: tor
     return {h: out / "final" / names[h] for h in hooks}
 
 
+def non_special_mask(tokenizer: Any, tokens: Int[Tensor, "..."]) -> Tensor:
+    """True where ``tokens`` is neither BOS nor padding (the positions SAE training and evaluation use)."""
+    keep = torch.ones_like(tokens, dtype=torch.bool)
+    for t in {tokenizer.bos_token_id, tokenizer.pad_token_id} - {None}:
+        keep &= tokens != t
+    return keep
+
+
 @torch.no_grad()
 def activation_stats(model: Any, hooks: list[str], tokens: Int[Tensor, "batch pos"], batch_size: int = 16
                      ) -> dict[str, tuple[Float[Tensor, " d"], float]]:
     """Mean activation and mean norm at each hook over ``tokens`` (BOS / pad positions excluded, as in training)."""
     from .capture import stop_layer
 
-    special = {t for t in (model.tokenizer.bos_token_id, model.tokenizer.pad_token_id) if t is not None}
     sums = {h: torch.zeros(model.d_model, dtype=torch.float64) for h in hooks}
     norms = dict.fromkeys(hooks, 0.0)
     n = 0
     stop = stop_layer(hooks, model.n_layers)
     for i in range(0, len(tokens), batch_size):
         rows = tokens[i: i + batch_size].to(model.device)
-        keep = torch.ones_like(rows, dtype=torch.bool)
-        for t in special:
-            keep &= rows != t
+        keep = non_special_mask(model.tokenizer, rows)
         _, cache = model.tl.run_with_cache(rows, names_filter=hooks, stop_at_layer=stop)
         for h in hooks:
             x = cache[h][keep].double().cpu()
@@ -288,11 +293,7 @@ def evaluate_sae(sae: Any, model: Any, tokens: torch.Tensor, hook: str | None = 
                                last_prompt_index=len(row) - 1, kind="transcript", messages=[], has_response=False)
                for row in tokens]
     acts = capture(model, prompts, [h], reduction="all", batch_size=batch_size, progress=False)[h]
-    keep = torch.ones(len(acts), dtype=torch.bool)
-    special = {t for t in (model.tokenizer.bos_token_id, model.tokenizer.pad_token_id) if t is not None}
-    flat_tokens = tokens.reshape(-1)
-    for t in special:
-        keep &= flat_tokens != t
+    keep = non_special_mask(model.tokenizer, tokens.reshape(-1))
     rec = reconstruction_metrics(sae, acts[keep], outlier_quantile=outlier_quantile)
     fires = rec.pop("firing_counts")
     ce = [ce_loss_recovered(sae, model, tokens[i: i + batch_size], h)
