@@ -8,10 +8,12 @@ Measures, side by side in one process, on a slice of the role library:
 1. ``collect_axis`` from scratch into ``--out`` (batched generation + role judge + capture at every layer, streamed
    to an ActivationStore), timed per stage from its summary;
 2. the same call again on the same folder: everything is found on disk and resumed (no generation, no capture);
-3. a third call after deleting the activation store's last shard: only the missing shard is recomputed.
+3. a third call after deleting the activation store's last shard file: only that shard is recomputed (the store
+   warns and recomputes deleted shards; truncated or altered ones are refused).
 
 and extrapolates the per-job cost of (1) linearly to the full 120 x 40 scale (plus the default-Assistant jobs,
-5 x 40), which is what the target is about. The slice is a spread over categories, so its answer lengths are
+5 x 40), which is what the target is about. All three are measured for each generation dtype in ``--dtypes``
+(float32, and bfloat16 generation with float32 capture), and the two axes are compared (cosine). The slice is a spread over categories, so its answer lengths are
 representative. Prints the measured seconds, the extrapolation and the ratio to the 30-minute budget.
 """
 
@@ -34,48 +36,68 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--questions", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--shard-size", type=int, default=64, help="prompts per activation-store shard")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="generation dtypes to measure side by side")
     ap.add_argument("--out", default="runs/axis-bench")
     args = ap.parse_args(argv)
 
     from featurescope import load_model
     from featurescope.axis import AxisConfig, build_jobs, collect_axis, load_role_library
 
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
     t = time.time()
     model = load_model(args.model)
     t_load = time.time() - t
     lib = load_role_library()
-    cfg = AxisConfig(n_roles=args.roles, n_questions=args.questions, max_new_tokens=args.max_new_tokens,
-                     batch_size=args.batch_size)
-    n_jobs = len(build_jobs(lib, cfg))
-
-    t = time.time()
-    collect_axis(model, lib, cfg, out_dir=out, progress=True)
-    t_first = time.time() - t
-    t = time.time()
-    collect_axis(model, lib, cfg, out_dir=out, progress=False)
-    t_resume = time.time() - t
-    shards = sorted((out / "activations").rglob("*.safetensors"))
-    t_partial = float("nan")
-    if shards:
-        shards[-1].unlink()
+    full_jobs = FULL_ROLES * FULL_QUESTIONS + N_DEFAULT * FULL_QUESTIONS
+    rows = []
+    for gdt in args.dtypes.split(","):
+        out = Path(args.out) / gdt
+        if out.exists():
+            shutil.rmtree(out)
+        cfg = AxisConfig(n_roles=args.roles, n_questions=args.questions, max_new_tokens=args.max_new_tokens,
+                         batch_size=args.batch_size, shard_size=args.shard_size, generation_dtype=gdt)
+        n_jobs = len(build_jobs(lib, cfg))
+        if gdt != "float32":
+            model.cast(gdt)  # the one-off copy is not part of the per-job cost
+        t = time.time()
+        ax, _ = collect_axis(model, lib, cfg, out_dir=out, progress=True)
+        t_first = time.time() - t
+        tim = ax.extra["timings"]
         t = time.time()
         collect_axis(model, lib, cfg, out_dir=out, progress=False)
-        t_partial = time.time() - t
+        t_resume = time.time() - t
+        shards = sorted((out / "activations").rglob("*.safetensors"))
+        t_partial = float("nan")
+        if shards:
+            shards[-1].unlink()
+            t = time.time()
+            collect_axis(model, lib, cfg, out_dir=out, progress=False)
+            t_partial = time.time() - t
+        rows.append((gdt, n_jobs, t_first, tim, t_resume, t_partial, len(shards), ax))
 
-    full_jobs = FULL_ROLES * FULL_QUESTIONS + N_DEFAULT * FULL_QUESTIONS
-    per_job = t_first / n_jobs
-    est = per_job * full_jobs
     print(f"\nmodel {args.model} (loaded in {t_load:.1f} s); slice: {args.roles} roles x {args.questions} questions "
-          f"+ default = {n_jobs} jobs, {args.max_new_tokens} new tokens, batch {args.batch_size}")
-    print(f"  collect from scratch   {t_first:8.1f} s  ({per_job * 1000:.0f} ms/job)")
-    print(f"  resume, all on disk    {t_resume:8.1f} s  (ratio to scratch {t_resume / t_first:.3f})")
-    print(f"  resume, last shard lost {t_partial:7.1f} s  (ratio to scratch {t_partial / t_first:.3f})")
-    print(f"  extrapolated to {FULL_ROLES} roles x {FULL_QUESTIONS} questions + default ({full_jobs} jobs): "
-          f"{est / 60:.1f} min; budget {LIMIT_S / 60:.0f} min; ratio {est / LIMIT_S:.2f} "
-          f"({'within' if est <= LIMIT_S else 'OVER'} budget)")
+          f"+ default = {rows[0][1]} jobs, {args.max_new_tokens} new tokens, batch {args.batch_size}")
+    for gdt, n_jobs, t_first, tim, t_resume, t_partial, n_sh, _ in rows:
+        est = t_first / n_jobs * full_jobs
+        print(f"[generation {gdt}]")
+        print(f"  collect from scratch   {t_first:8.1f} s  ({t_first / n_jobs * 1000:.0f} ms/job; generate "
+              f"{tim['generate']:.1f} s, capture {tim['capture']:.1f} s)")
+        print(f"  resume, all on disk    {t_resume:8.1f} s  (ratio to scratch {t_resume / t_first:.3f})")
+        print(f"  resume, last shard lost {t_partial:7.1f} s  (ratio to scratch {t_partial / t_first:.3f}; "
+              f"{n_sh} shards of <= {args.shard_size} prompts)")
+        print(f"  extrapolated to {FULL_ROLES} roles x {FULL_QUESTIONS} questions + default ({full_jobs} jobs): "
+              f"{est / 60:.1f} min; budget {LIMIT_S / 60:.0f} min; ratio {est / LIMIT_S:.2f} "
+              f"({'within' if est <= LIMIT_S else 'OVER'} budget)")
+    if len(rows) > 1:
+        from featurescope.axis import cosine
+
+        a, b = rows[0], rows[-1]
+        h = a[7].hook(None)
+        i = a[7].index(h)
+        print(f"{b[0]} vs {a[0]}: scratch time ratio {b[2] / a[2]:.2f}; generation time ratio "
+              f"{b[3]['generate'] / a[3]['generate']:.2f}; cos(axis {a[0]}, axis {b[0]}) at {h} "
+              f"{float(cosine(a[7].vectors[i], b[7].vectors[i])):+.3f}; role-vector cosine mean "
+              f"{float(cosine(a[7].role_vectors[:, i], b[7].role_vectors[:, i]).mean()):.4f}")
     return 0
 
 

@@ -23,7 +23,7 @@ from .models import (
     load_model,
 )
 from .judge import EmbeddingJudge, OpenAIJudge, default_judge
-from .persona import PersonaVector, extract as extract_persona, run_persona, steer, steering_sweep
+from .persona import PersonaVector, extract as extract_persona, extract_written, run_persona, steer, steering_sweep
 from .store import ActivationStore
 from .traits import Trait, list_traits, load_trait
 
@@ -34,6 +34,6 @@ __all__ = [
     "FLAGSHIP_POST_TRAINED", "FeaturescopeError", "FormattedPrompt", "Generation", "GenerationConfig", "Message",
     "Model", "ModelInfo", "TranscriptFormat", "capture", "default_hooks", "format_conversation",
     "from_hooked_transformer", "generate", "hf_hidden_state_for_hook", "hook_for_hf_hidden_state", "list_models",
-    "load_model", "EmbeddingJudge", "OpenAIJudge", "default_judge", "PersonaVector", "extract_persona", "run_persona",
+    "load_model", "EmbeddingJudge", "OpenAIJudge", "default_judge", "PersonaVector", "extract_persona", "extract_written", "run_persona",
     "steer", "steering_sweep", "Trait", "list_traits", "load_trait",
 ]

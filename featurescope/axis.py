@@ -735,6 +735,7 @@ class AxisConfig(Config):
     min_kept: int = 3  # below this many, fall back to >= min_score - 1, then to all responses
     reduction: Literal["response_mean", "prompt_mean"] = "response_mean"
     dtype: str = "float32"
+    generation_dtype: str = "float32"  # "bfloat16": generate with a bf16 copy (~2.5x faster on CPU); capture stays in dtype
     shard_size: int = 256
     chunk: int = 256  # generations written to disk per chunk (generation resumes at chunk granularity)
 
@@ -956,6 +957,8 @@ def generate_cached(model: Any, conversations: Sequence[Sequence[Message]], *, p
     request = {"model": model.info.name, "weights": model.info.weights_sha256, "max_new_tokens": max_new_tokens,
                "do_sample": do_sample, "temperature": temperature, "seed": seed, "batch_size": batch_size,
                "conversations": _hash([[(m.role, m.content) for m in c] for c in convs])}
+    if getattr(model.info, "dtype", "float32") != "float32":
+        request["dtype"] = model.info.dtype  # (float32 requests keep the header older runs wrote)
     done: dict[int, str] = {}
     p = Path(path) if path is not None else None
     if p is not None and p.exists():
@@ -1051,7 +1054,8 @@ def collect_axis(model: Any, library: RoleLibrary | None = None, config: AxisCon
     t0 = time.time()
     convs = [j.messages() for j in jobs]
     if responses is None:
-        responses = generate_cached(model, convs, path=out / "generations.jsonl" if out else None,
+        gen_model = model.cast(config.generation_dtype) if hasattr(model, "cast") else model
+        responses = generate_cached(gen_model, convs, path=out / "generations.jsonl" if out else None,
                                     max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                                     do_sample=config.do_sample, temperature=config.temperature, seed=config.seed,
                                     chunk=config.chunk, progress=progress)
@@ -1609,7 +1613,7 @@ def run_axis(model: Any, out_dir: str | Path, *, n_roles: int | None = 24, n_que
              cap_layers: Sequence[int] | None = None, cap_percentile: float = 25.0,
              prefill_axis: AssistantAxis | None = None, prefill_alphas: Sequence[float] | None = None,
              compare_with: AssistantAxis | None = None, sae: Any = None, responses: Sequence[str] | None = None,
-             seed: int = 0, progress: bool = True) -> dict[str, Any]:
+             seed: int = 0, generation_dtype: str = "float32", progress: bool = True) -> dict[str, Any]:
     """The whole Assistant-axis experiment on one model, at a chosen scale; writes ``out_dir`` (axis, responses,
     figures, ``summary.json``) and returns the results.
 
@@ -1625,7 +1629,7 @@ def run_axis(model: Any, out_dir: str | Path, *, n_roles: int | None = 24, n_que
     t0 = time.time()
     lib = library or load_role_library(extra_roles)
     cfg = AxisConfig(n_roles=n_roles, n_questions=n_questions, instructions=instructions, max_new_tokens=max_new_tokens,
-                     batch_size=batch_size, seed=seed)
+                     batch_size=batch_size, seed=seed, generation_dtype=generation_dtype)
     timings: dict[str, float] = {}
     if progress:
         print(f"[axis] collecting role vectors on {model.name} ({model.stage}): {cfg.n_roles or len(lib.roles)} roles x "
@@ -1725,6 +1729,11 @@ def run_axis(model: Any, out_dir: str | Path, *, n_roles: int | None = 24, n_que
 
         dec = decompose_axis(axis, sae, layer=sae_hook(sae))
         results["decomposition"] = {m: d.to_dict(20) for m, d in dec.items()}
+        if compare_with is not None and sae_hook(sae) in compare_with.hooks:
+            # the other stage's axis in the same SAE's features: which of the top features the two stages share
+            other = decompose_axis(compare_with, sae, layer=sae_hook(sae))
+            results["features_across_stages"] = {"sae_hook": sae_hook(sae), "other_axis": compare_with.model,
+                                                 **compare_decompositions(dec, other, k=20)}
     timings["total"] = time.time() - t0
     write_summary(out, "axis run", inputs={"model": model.info, "config": cfg.to_dict(), "judge": axis.extra["judge"],
                                            "layer": hook, "alphas": list(alphas), "drift_turns": drift_turns,

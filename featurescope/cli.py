@@ -110,8 +110,8 @@ def cmd_persona(args: argparse.Namespace) -> int:
     from . import plots
     from .judge import default_judge
     from .models import load_model
-    from .persona import (ExtractionConfig, PersonaVector, extract, monitor_correlation, projection_difference,
-                          run_persona, steering_sweep)
+    from .persona import (ExtractionConfig, PersonaVector, extract, extract_written, load_written, monitor_correlation,
+                          projection_difference, run_persona, steering_sweep)
     from .runs import write_summary
     from .traits import load_trait
 
@@ -137,20 +137,27 @@ def cmd_persona(args: argparse.Namespace) -> int:
         tr = load_trait(args.trait)
         cfg = ExtractionConfig(n_questions=args.n_questions, n_pairs=args.n_pairs, max_new_tokens=args.max_new_tokens,
                                pos_threshold=args.pos_threshold, neg_threshold=args.neg_threshold, seed=args.seed)
-        res = extract(model, tr, judge, config=cfg)
+        if args.written:
+            res = extract_written(model, tr.name, load_written(args.written), source=args.written)
+        else:
+            res = extract(model, tr, judge, config=cfg)
         out.mkdir(parents=True, exist_ok=True)
         files = {k: str(v.save(out / f"{tr.name}.{k}.safetensors")) for k, v in res["vectors"].items()}
         (out / "responses.jsonl").write_text("\n".join(json.dumps({k: v for k, v in r.items() if k != "messages"})
                                                        for r in res["responses"]))
         sep = res["separation"]
         fig = plots.layer_profile(out / "layers.png", {"Cohen's d (pos vs neg projection)": sep["cohens_d"]},
-                                  f"{tr.name} persona vector on {model.name} ({model.stage}); judge {judge.name}",
+                                  f"{tr.name} persona vector on {model.name} ({model.stage}); "
+                                  + (f"written answers {Path(args.written).name}" if args.written else f"judge {judge.name}"),
                                   "Cohen's d")
         best = max(range(len(sep["cohens_d"])), key=lambda i: sep["cohens_d"][i])
         print(f"kept {res['counts']['kept_pos']} pos / {res['counts']['kept_neg']} neg of "
-              f"{res['counts']['generated_per_side']} each; best separation at layer {best} (d={sep['cohens_d'][best]:.2f})")
+              f"{res['counts'].get('generated_per_side', res['counts'].get('written_pairs'))} each "
+              f"({'written answers' if args.written else 'generated'}); best separation at layer {best} "
+              f"(d={sep['cohens_d'][best]:.2f})")
         write_summary(out, "persona extract", inputs={"model": model.info, "trait": tr.name, "config": cfg.__dict__,
-                                                      "judge": judge.name},
+                                                      "judge": None if args.written else judge.name,
+                                                      "written": args.written},
                       results={"counts": res["counts"], "separation": sep, "best_separation_layer": best,
                                "vector_norms": res["vectors"]["response_mean"].norms, "files": files},
                       timings=res["timings"], figures=[fig])
@@ -296,14 +303,16 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     resp = Path(args.responses) if args.responses else Path(args.vector).parent / "responses.jsonl"
     if resp.exists():
         rows = [json.loads(x) for x in resp.read_text().splitlines() if x.strip()]
-        kept = {side: [[Message("system", r["instruction"]), Message("user", r["question"]),
-                        Message("assistant", r["response"])] for r in rows if r.get("kept") and r["side"] == side]
+        kept = {side: [([Message("system", r["instruction"])] if r.get("instruction") else [])
+                       + [Message("user", r["question"]), Message("assistant", r["response"])]
+                       for r in rows if r.get("kept") and r["side"] == side]
                 for side in ("pos", "neg")}
         if kept["pos"] and kept["neg"]:
             a = {side: capture(model, convs, [hook], reduction="all", progress=False) for side, convs in kept.items()}
             pos_acts = a["pos"][hook][a["pos"].role_ids == 3]
             neg_acts = a["neg"][hook][a["neg"].role_ids == 3]
     res = decompose(v, sae, pos_acts=pos_acts, neg_acts=neg_acts, k=args.k,
+                    methods=("cosine", "encode", "attribution", "selectivity"),
                     max_density=args.max_density if args.max_density > 0 else None)
     tag = f"{pv.trait} vector ({pv.kind}) of {pv.model} at {hook}; SAE {args.sae}"
     fig = plots.layer_profile(out / "fraction_explained.png",
@@ -322,12 +331,15 @@ def cmd_decompose(args: argparse.Namespace) -> int:
         toks = torch.cat([toks, rows_r])
     top = res.get("attribution", res["cosine"])
     feats, scores = top.indices[: args.cards].tolist(), top.scores[: args.cards].tolist()
-    if "attribution_sparse" in res:  # the sparse view's top features get cards too
-        sp = res["attribution_sparse"]
-        for f, sc in zip(sp.indices[: args.cards].tolist(), sp.scores[: args.cards].tolist()):
-            if f not in feats:
-                feats.append(f)
-                scores.append(sc)
+    views = {f: top.method for f in feats}
+    for name in ("attribution_sparse", "selectivity"):  # these views' top features get cards too
+        if name in res:
+            sp = res[name]
+            for f, sc in zip(sp.indices[: args.cards].tolist(), sp.scores[: args.cards].tolist()):
+                if f not in feats:
+                    feats.append(f)
+                    scores.append(sc)
+                    views[f] = name
     cards = make_cards(model, sae, toks, feats, scores=scores, sae_name=str(args.sae), hook=hook, sources=sources)
     (out / "cards.html").write_text("<html><meta charset='utf-8'><body>" + cards_html(cards, tag) + "</body></html>")
     for m, d in res.items():
@@ -336,7 +348,7 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     write_summary(out, "decompose", inputs={"model": model.info, "vector": args.vector, "sae": args.sae, "hook": hook,
                                             "responses": str(resp) if pos_acts is not None else None},
                   results={"decompositions": {m: d.to_dict(args.k) for m, d in res.items()},
-                           "cards": [c.to_dict() for c in cards]},
+                           "cards": [{**c.to_dict(), "view": views[c.feature]} for c in cards]},
                   timings={"total": time.time() - t0}, figures=[fig, "cards.html"])
     print(f"summary: {out / 'summary.json'}; cards: {out / 'cards.html'}")
     return 0
@@ -385,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--alpha", type=float, default=8.0, help="steering coefficient used to choose the layer (run)")
     pe.add_argument("--layers", help="candidate layers for the layer choice, comma-separated (run; default every other)")
     pe.add_argument("--dataset", help="JSONL of {prompt, response[, dataset]} rows (flag)")
+    pe.add_argument("--written", help="extract: read the model on written paired answers (JSONL of {question, pos, neg}, "
+                                      "e.g. featurescope/data/traits/evil.written.jsonl) instead of generating them")
     pe.add_argument("--n-questions", type=int, default=None)
     pe.add_argument("--n-pairs", type=int, default=None)
     pe.add_argument("--n-eval-questions", type=int, default=8, help="held-out questions per steering point (run)")

@@ -70,6 +70,8 @@ def cmd_axis(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if args.action != "roles" and out is None:
         raise FeaturescopeError(f"axis {args.action} needs --out (the run folder)")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
     lib = A.load_role_library(args.extra_roles or ())
 
     if args.action == "roles":
@@ -95,12 +97,25 @@ def cmd_axis(args: argparse.Namespace) -> int:
         b, p = A.AssistantAxis.load(args.base), A.AssistantAxis.load(args.post)
         cmp = A.compare_axes(b, p)
         fig = A.plot_compare(out / "compare.png", cmp, f"{len(cmp['hooks'])} layers, {cmp['n_common_roles']} common roles")
+        if args.sae:  # both axes in one SAE's features: how many top features the stages share
+            from .saes import load_sae, sae_hook
+
+            sae = load_sae(args.sae, args.sae_id)
+            h = sae_hook(sae)
+            if h not in b.hooks:
+                raise FeaturescopeError(f"the SAE reads {h}, which the axes do not have ({b.hooks[0]} ...)")
+            db, dp = A.decompose_axis(b, sae, layer=h, k=args.k), A.decompose_axis(p, sae, layer=h, k=args.k)
+            cmp["features"] = {"sae": args.sae, "hook": h, "base": {m: d.to_dict(20) for m, d in db.items()},
+                               "post": {m: d.to_dict(20) for m, d in dp.items()},
+                               "overlap_top20": A.compare_decompositions(db, dp, k=20)}
+            print(f"{h} in SAE {args.sae}: top-20 feature overlap (Jaccard) " + ", ".join(
+                f"{m} {o['jaccard']:.2f}" for m, o in cmp["features"]["overlap_top20"].items()))
         m = cmp["middle"]
         print(f"{m['hook']}: cos(base axis, post axis) {m['axis_cosine']:+.3f}; top PC |cos| "
               f"{', '.join(f'{x:.2f}' for x in m['pc_cosines'])} (paper 0.93/0.87/0.83); role vectors raw "
               f"{m['role_cosine_raw_mean']:.3f}, centred {m['role_cosine_centred_mean']:.3f}; post default on base "
               f"axis at {m['post_default_on_base_axis']:.2f} (0 = base roles, 1 = base default)")
-        write_summary(out, "axis compare", inputs={"base": args.base, "post": args.post}, results=cmp,
+        write_summary(out, "axis compare", inputs={"base": args.base, "post": args.post, "sae": args.sae}, results=cmp,
                       timings={"total": time.time() - t0}, figures=[fig])
         print(f"summary: {out / 'summary.json'}")
         return 0
@@ -138,7 +153,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
                          n_identity_questions=args.n_identity_questions,
                          drift_turns=args.turns, drift_scripts=args.scripts.split(",") if args.scripts else None,
                          cap_layers=_ints(args.cap_layers), cap_percentile=args.percentile, prefill_axis=pa,
-                         compare_with=cw, sae=sae, seed=args.seed)
+                         compare_with=cw, sae=sae, seed=args.seed, generation_dtype=args.generation_dtype)
         _print_analysis(res["analysis"])
         print(f"summary: {out / 'summary.json'}")
         return 0
@@ -146,7 +161,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
     if args.action == "collect":
         cfg = A.AxisConfig(n_roles=args.n_roles, n_questions=args.n_questions, instructions=args.instructions,
                            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
-                           reduction=args.reduction)
+                           reduction=args.reduction, generation_dtype=args.generation_dtype)
         responses = None
         if args.responses_from:
             rows = [json.loads(x) for x in Path(args.responses_from).read_text().splitlines() if x.strip()]
@@ -264,6 +279,9 @@ def register(sub: Any) -> None:
     a.add_argument("--reduction", default="response_mean", choices=["response_mean", "prompt_mean"])
     a.add_argument("--max-new-tokens", type=int, default=40)
     a.add_argument("--batch-size", type=int, default=16)
+    a.add_argument("--generation-dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="collect/run: generate the role answers with a bfloat16 copy of the model (~2.5x faster on a "
+                        "CPU with AVX-512 BF16; greedy text may differ); activations are still captured in float32")
     a.add_argument("--judge", default="auto", choices=["auto", "embedding", "llm", "none"],
                    help="role-adherence judge (auto: LLM when FEATURESCOPE_JUDGE_URL is set, else the offline proxy)")
     a.add_argument("--responses-from", help="responses.jsonl of another collect run with the same roles and questions "
@@ -281,7 +299,7 @@ def register(sub: Any) -> None:
     a.add_argument("--post", help="post-trained axis file (compare)")
     a.add_argument("--prefill-axis", help="run on a base checkpoint: steer the prefill test with this (post-trained) axis")
     a.add_argument("--compare-with", help="run: an axis of the other stage of the same model, for cross-stage numbers")
-    a.add_argument("--sae", help="SAE folder or sae-lens release (decompose, run)")
+    a.add_argument("--sae", help="SAE folder or sae-lens release (decompose, run; compare: both axes in its features)")
     a.add_argument("--sae-id")
     a.add_argument("--allow-other-model", action="store_true", help="decompose with an SAE of another checkpoint")
     a.add_argument("--k", type=int, default=100)

@@ -1,6 +1,6 @@
 """Decompose a direction (persona vector, Assistant axis, difference of means) into SAE features.
 
-Three views, each returning features ranked by score:
+Views, each returning features ranked by score:
 
 * ``cosine``: cosine of the direction with every decoder row;
 * ``encode``: the SAE's encoding of the mean activation on trait responses minus its encoding of the mean on
@@ -8,6 +8,10 @@ Three views, each returning features ranked by score:
   encoder bias a vector that is not an activation);
 * ``attribution``: the change in each feature's mean activation between the two sets times its decoder row
   projected on the (unit) direction - how much of the direction each feature carries.
+* ``selectivity`` (opt-in, token-level activations only): the change in each feature's firing rate between the two
+  sets of response tokens, whatever its magnitude - which features fire *more often* on trait text. Magnitude-weighted
+  views are dominated by dense high-norm latents on Gemma 3; this one is not, but it says nothing about how much of
+  the vector a feature carries.
 
 :func:`fraction_explained` says how much of the direction the top-k decoder rows reconstruct (least squares on
 their span), for every k: a direction that needs 3 features reads differently from one that needs 300.
@@ -23,7 +27,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-Method = Literal["cosine", "encode", "attribution"]
+Method = Literal["cosine", "encode", "attribution", "selectivity"]
 
 
 @dataclasses.dataclass
@@ -108,11 +112,19 @@ def attribution_scores(feature_acts_pos: Float[Tensor, "n_pos n"], feature_acts_
     return delta * (W_dec.float() @ torch.nn.functional.normalize(direction.float(), dim=0))
 
 
+def by_selectivity(feature_acts_pos: Float[Tensor, "n_pos n"], feature_acts_neg: Float[Tensor, "n_neg n"],
+                   W_dec: Float[Tensor, "n d"], direction: Float[Tensor, " d"], k: int = 100) -> Decomposition:
+    """Firing rate on trait tokens minus firing rate on baseline tokens (per feature)."""
+    scores = feature_acts_pos.gt(0).float().mean(0) - feature_acts_neg.gt(0).float().mean(0)
+    return _decomp("selectivity", scores, direction.float(), W_dec.float(), k, by_abs=False)
+
+
 def decompose(direction: Float[Tensor, " d"], sae: Any, *, pos_acts: Float[Tensor, "n_pos d"] | None = None,
               neg_acts: Float[Tensor, "n_neg d"] | None = None, k: int = 100,
               methods: Sequence[Method] = ("cosine", "encode", "attribution"),
               max_density: float | None = None) -> dict[str, Decomposition]:
-    """All three decompositions of ``direction`` (the last two need the activations of the two response sets).
+    """The decompositions of ``direction`` named in ``methods`` (all but ``cosine`` need the activations of the two
+    response sets; ``selectivity`` needs them per token).
 
     With ``max_density`` (and the two response sets), a fourth view ``attribution_sparse`` ranks only the features
     that fire on at most that fraction of the response tokens. Dense latents (firing on a third of all tokens, often
@@ -128,10 +140,13 @@ def decompose(direction: Float[Tensor, " d"], sae: Any, *, pos_acts: Float[Tenso
     if pos_acts is not None and neg_acts is not None:
         if "encode" in methods:
             out["encode"] = by_encoding(sae, pos_acts.float().mean(0), neg_acts.float().mean(0), k)
-        if "attribution" in methods:
+        if "attribution" in methods or "selectivity" in methods:
             with torch.no_grad():
                 fp = sae.encode(pos_acts.to(sae.W_dec.dtype)).float()
                 fn = sae.encode(neg_acts.to(sae.W_dec.dtype)).float()
+        if "selectivity" in methods:
+            out["selectivity"] = by_selectivity(fp, fn, W_dec, direction, k)
+        if "attribution" in methods:
             out["attribution"] = by_attribution(fp, fn, W_dec, direction, k)
             if max_density is not None:
                 # the same scores, dense features masked out of the ranking

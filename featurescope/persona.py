@@ -313,6 +313,53 @@ def extract(model: Model, trait: Any, judge: Any, *, config: ExtractionConfig = 
             "timings": {"generate": t_gen, "judge": t_judge, "total": time.time() - t0}}
 
 
+def load_written(path: str | Path) -> list[dict[str, str]]:
+    """Read a written-responses file: JSONL rows ``{"id", "question", "pos", "neg"}`` (paired answers to the same
+    question, one expressing the trait and one not; e.g. ``data/traits/evil.written.jsonl``)."""
+    p = Path(path)
+    if not p.exists():
+        raise FeaturescopeError(f"written-responses file not found: {p}")
+    rows = []
+    for i, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        missing = [k for k in ("question", "pos", "neg") if not str(r.get(k, "")).strip()]
+        if missing:
+            raise FeaturescopeError(f"{p}:{i}: row lacks {', '.join(missing)} (need question, pos, neg)")
+        rows.append(r)
+    if not rows:
+        raise FeaturescopeError(f"{p}: no rows")
+    return rows
+
+
+def extract_written(model: Model, trait: str, rows: Sequence[dict[str, str]], *, hooks: Sequence[str] | None = None,
+                    batch_size: int = 16, source: str = "") -> dict[str, Any]:
+    """Persona vectors from *written* trait-expressing and non-expressing answers (teacher-forced extraction).
+
+    Chen et al. generate the responses with the model itself; a small model often cannot express a trait (the
+    Gemma 3 270M base's "evil" answers are barely evil), so its vector mostly carries style. Here the model reads
+    paired answers to the same question (no system prompt, so prompts are identical and only the answer differs)
+    and the vector is the mean difference of its activations, exactly as in :func:`extract`. The result is labelled
+    ``extra["responses"] = "written"``; it answers "how does this model represent text expressing the trait", not
+    "what does it do when asked to express it". Returns the same structure as :func:`extract` (no judge)."""
+    hooks = list(hooks) if hooks is not None else default_hooks(model)
+    t0 = time.time()
+    jobs = [{"pair": r.get("id", str(i)), "side": side, "question": r["question"], "instruction": None,
+             "response": r[side], "kept": True,
+             "messages": [Message("user", r["question"]), Message("assistant", r[side])]}
+            for i, r in enumerate(rows) for side in ("pos", "neg")]
+    convs = {side: [j["messages"] for j in jobs if j["side"] == side] for side in ("pos", "neg")}
+    vectors, acts_by_kind = vectors_from_conversations(
+        model, convs["pos"], convs["neg"], hooks, trait=trait, batch_size=batch_size,
+        extra={"responses": "written", "source": str(source), "n_pairs": len(rows)})
+    sep = separation(acts_by_kind["response_mean"]["pos"], acts_by_kind["response_mean"]["neg"],
+                     vectors["response_mean"].vectors)
+    return {"vectors": vectors, "responses": jobs, "separation": sep,
+            "counts": {"written_pairs": len(rows), "kept_pos": len(rows), "kept_neg": len(rows)},
+            "timings": {"capture": time.time() - t0, "total": time.time() - t0}}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Sweeps and experiments built on the pieces above
 # ----------------------------------------------------------------------------------------------------------------

@@ -32,14 +32,23 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def _dist_version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
 def environment() -> dict[str, Any]:
     import torch
-    import transformer_lens
 
     from . import __version__
 
+    # transformer_lens 3.x has no __version__ attribute: ask the installed distribution instead.
     env = {"featurescope": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
-           "transformer_lens": getattr(transformer_lens, "__version__", "?"), "platform": platform.platform(),
+           "transformer_lens": _dist_version("transformer-lens"), "platform": platform.platform(),
            "cuda": torch.cuda.is_available(), "threads": torch.get_num_threads()}
     try:
         import sae_lens

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,7 @@ class ActivationStore:
         if size != s["bytes"]:
             raise CorruptStoreError(
                 f"shard {p} is truncated or altered ({size} bytes, manifest says {s['bytes']}). Delete the shard "
-                "and its entry (or the whole store) and run the capture again to recompute it.")
+                "(or the whole store) and run the capture again to recompute it.")
         if s.get("sha256") and sha256_file(p) != s["sha256"]:
             raise CorruptStoreError(f"shard {p} does not match its recorded SHA-256; it was altered after writing")
         return p
@@ -181,6 +182,13 @@ class ActivationStore:
         if m is None:
             m = {"format": FORMAT, "request": request, "shards": [], "complete": False, "model_info": model.info.to_dict()}
             self.path.mkdir(parents=True, exist_ok=True)
+            self._write_manifest(m)
+        missing = [s for s in m["shards"] if not (self.path / s["file"]).exists()]
+        if missing:  # deleted shards are recomputed; truncated or altered ones still raise below
+            warnings.warn(f"{len(missing)} shard(s) listed in {self.manifest_path} are missing "
+                          f"({', '.join(s['file'] for s in missing[:3])}); recomputing them", stacklevel=2)
+            m["shards"] = [s for s in m["shards"] if s not in missing]
+            m["complete"] = False
             self._write_manifest(m)
         for s in m["shards"]:
             self._check_shard(s)

@@ -309,6 +309,23 @@ def test_generation_cache_resumes_and_refuses_other_requests(planted, tmp_path):
         A.generate_cached(model, convs, path=p, max_new_tokens=4, batch_size=2, progress=False)
 
 
+def test_bfloat16_generation_copy(planted, tmp_path):
+    """Model.cast keeps one bf16 copy (tokenizer shared, original untouched); collect_axis generates with it,
+    records the dtype in the generation cache's header, and still captures with the float32 model."""
+    model, _ = planted
+    b = model.cast("bfloat16")
+    assert b is model.cast(torch.bfloat16) and model.cast("float32") is model
+    assert b.info.dtype == "bfloat16" and next(b.tl.parameters()).dtype == torch.bfloat16
+    assert next(model.tl.parameters()).dtype == torch.float32 and b.tokenizer is model.tokenizer
+    lib = _tiny_library(2)
+    cfg = A.AxisConfig(n_questions=2, batch_size=4, max_new_tokens=3, generation_dtype="bfloat16")
+    ax, rows = A.collect_axis(model, lib, cfg, judge="none", out_dir=tmp_path, hooks=["blocks.0.hook_resid_post"],
+                              progress=False)
+    header = json.loads((tmp_path / "generations.jsonl").read_text().splitlines()[0])
+    assert header["request"]["dtype"] == "bfloat16" and ax.vectors.dtype == torch.float32
+    assert len(rows) == len(A.build_jobs(lib, cfg))
+
+
 def test_token_projections_match_capture_and_turn_means(planted):
     model, u = planted
     conv = [fs.Message("user", "Hi!"), fs.Message("assistant", "Yo!!"), fs.Message("user", "And?"),
@@ -421,7 +438,7 @@ def long_ctx_folder(tmp_path_factory, char_tok):
     return d
 
 
-def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys):
+def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, monkeypatch):
     from featurescope.cli import main
 
     assert main(["axis", "roles", "--json"]) == 0
@@ -445,5 +462,23 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys):
                  "--out", str(tmp_path / "cmp")]) == 0
     cmp = json.loads((tmp_path / "cmp" / "summary.json").read_text())["results"]
     assert cmp["axis_cosine"] == pytest.approx([1.0, 1.0], abs=1e-5)
+    # with --sae: both axes in one SAE's features (an axis against itself shares all its top features)
+    from tests.test_saes_decompose import make_sae
+
+    make_sae(d_in=32, d_sae=40, hook="blocks.1.hook_resid_post", model_name=str(long_ctx_folder)).save_model(tmp_path / "sae")
+    assert main(["axis", "compare", "--base", str(out / "axis.safetensors"), "--post", str(out / "axis.safetensors"),
+                 "--sae", str(tmp_path / "sae"), "--out", str(tmp_path / "cmp2")]) == 0
+    feats = json.loads((tmp_path / "cmp2" / "summary.json").read_text())["results"]["features"]
+    assert feats["hook"] == "blocks.1.hook_resid_post" and feats["overlap_top20"]["cosine"]["jaccard"] == 1.0
+    # the axis in SAE features with cards, into a folder that does not exist yet (corpus stubbed small)
+    from featurescope import corpus
+
+    monkeypatch.setattr(corpus, "ensure_installed", lambda *a, **k: None)
+    monkeypatch.setattr(corpus, "documents", lambda split="train", *a, **k: [("d1", "Hello world. " * 40)])
+    dec = tmp_path / "new" / "dec"
+    assert main(["axis", "decompose", "--model", str(long_ctx_folder), "--axis", str(out / "axis.safetensors"),
+                 "--sae", str(tmp_path / "sae"), "--k", "5", "--cards", "2", "--card-sequences", "2", "--out", str(dec)]) == 0
+    d = json.loads((dec / "summary.json").read_text())["results"]
+    assert len(d["cards"]) == 2 and (dec / "cards.html").exists()
     assert main(["axis", "steer", "--axis", str(out / "axis.safetensors"), "--out", str(tmp_path / "x")]) == 2
     assert "needs --model" in capsys.readouterr().err

@@ -111,14 +111,17 @@ def test_decompose_command_on_a_tiny_model(tiny_hf_folder, tmp_path, monkeypatch
     assert main(["decompose", "--model", m, "--vector", str(ex / "evil.response_mean.safetensors"), "--sae",
                  str(tmp_path / "sae"), "--k", "20", "--cards", "3", "--card-sequences", "4", "--out", str(out)]) == 0
     s = json.loads((out / "summary.json").read_text())
-    assert set(s["results"]["decompositions"]) == {"cosine", "encode", "attribution", "attribution_sparse"}
+    assert set(s["results"]["decompositions"]) == {"cosine", "encode", "attribution", "attribution_sparse", "selectivity"}
     fe = s["results"]["decompositions"]["cosine"]["fraction_explained"]
     assert all(a <= b + 1e-9 for a, b in zip(fe, fe[1:]))
     # cards: the top 3 by attribution, then the sparse view's top 3 that are not already there
     cards = [c["feature"] for c in s["results"]["cards"]]
     top_att = [i for i, _ in s["results"]["decompositions"]["attribution"]["top"][:3]]
     top_sparse = [i for i, _ in s["results"]["decompositions"]["attribution_sparse"]["top"][:3]]
-    assert cards == top_att + [f for f in top_sparse if f not in top_att]
+    top_sel = [i for i, _ in s["results"]["decompositions"]["selectivity"]["top"][:3]]
+    want = top_att + [f for f in top_sparse if f not in top_att]
+    assert cards == want + [f for f in top_sel if f not in want]
+    assert {c["view"] for c in s["results"]["cards"]} <= {"attribution", "attribution_sparse", "selectivity"}
     assert (out / "cards.html").exists() and (out / "fraction_explained.png").exists()
     srcs = {c.get("source") for card in s["results"]["cards"] for c in card["contexts"]}
     assert srcs and srcs <= {"held-out corpus", "evil extraction responses (trait-expressing and not)"}, srcs
@@ -131,3 +134,35 @@ def test_padded_rows_keep_bos_and_the_end_of_long_sequences():
 
     rows = _padded_rows([torch.tensor([2, 5, 6]), torch.tensor([2, 10, 11, 12, 13, 14])], 4, bos=2, pad=0)
     assert rows.tolist() == [[2, 5, 6, 0], [2, 12, 13, 14]]
+
+
+def test_written_extraction_then_decompose_on_a_tiny_model(tiny_hf_folder, tmp_path, monkeypatch):
+    """persona extract --written reads paired written answers (no generation, no judge); decompose then uses those
+    answers (which have no system prompt) as card contexts."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    from featurescope import corpus
+
+    m = str(tiny_hf_folder)
+    w = tmp_path / "w.jsonl"
+    w.write_text("\n".join(json.dumps({"id": f"w{i}", "question": f"Q{i}?", "pos": f"Hurt them {i}.", "neg": f"Help them {i}."})
+                           for i in range(3)))
+    ex = tmp_path / "ex"
+    assert main(["persona", "extract", "--model", m, "--trait", "evil", "--written", str(w), "--out", str(ex)]) == 0
+    s = json.loads((ex / "summary.json").read_text())
+    assert s["results"]["counts"] == {"written_pairs": 3, "kept_pos": 3, "kept_neg": 3}
+    assert s["inputs"]["judge"] is None and s["inputs"]["written"] == str(w)
+    cfg = StandardSAEConfig(d_in=32, d_sae=64)
+    cfg.metadata.hook_name = "blocks.1.hook_resid_post"
+    cfg.metadata.model_name = m
+    import torch
+
+    torch.manual_seed(0)
+    StandardSAE(cfg).save_model(tmp_path / "sae")
+    monkeypatch.setattr(corpus, "ensure_installed", lambda *a, **k: None)
+    monkeypatch.setattr(corpus, "documents", lambda split="train", *a, **k: [("d1", "Hello world. " * 40)])
+    out = tmp_path / "dec"
+    assert main(["decompose", "--model", m, "--vector", str(ex / "evil.response_mean.safetensors"), "--sae",
+                 str(tmp_path / "sae"), "--k", "10", "--cards", "2", "--card-sequences", "2", "--out", str(out)]) == 0
+    cards = json.loads((out / "summary.json").read_text())["results"]["cards"]
+    assert any(c.get("source", "").startswith("evil extraction responses") for card in cards for c in card["contexts"])

@@ -150,3 +150,25 @@ def test_run_persona_writes_everything(tiny_chat, tmp_path):
         assert (tmp_path / "run" / fig).exists()
     assert {"separation.png", "layer_choice.png", "steering.png", "monitor.png", "flagging.png"} == set(s["figures"])
     assert (tmp_path / "run" / "evil.response_mean.safetensors").exists()
+
+
+def test_written_extraction_recovers_the_planted_direction(planted, tmp_path):
+    """Teacher-forced extraction: paired written answers to the same question, differing only in the trait."""
+    import json
+
+    from featurescope.persona import extract_written, load_written
+
+    model, u = planted
+    f = tmp_path / "w.jsonl"
+    f.write_text("\n".join(json.dumps({"id": f"w{i}", "question": f"Question {i}?", "pos": f"Great idea {i}!!! Yes!!",
+                                       "neg": f"Great idea {i}... Yes.."}) for i in range(6)))
+    rows = load_written(f)
+    res = extract_written(model, "planted", rows, hooks=["blocks.0.hook_resid_post"], source=str(f))
+    v = res["vectors"]["response_mean"]
+    assert torch.nn.functional.cosine_similarity(v.at("blocks.0.hook_resid_post"), u, dim=0) >= 0.95
+    assert v.extra["responses"] == "written" and v.n_pos == v.n_neg == 6
+    assert res["counts"]["written_pairs"] == 6 and all(r["instruction"] is None for r in res["responses"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "Q?", "pos": "yes"}))
+    with pytest.raises(fs.FeaturescopeError, match="lacks neg"):
+        load_written(bad)

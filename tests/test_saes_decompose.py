@@ -235,3 +235,11 @@ def test_sparse_attribution_drops_a_dense_feature_that_carries_the_vector():
     assert int(res["attribution"].indices[0]) == 0
     assert set(res["attribution_sparse"].indices[:3].tolist()) == set(PLANTED)
     assert 0 not in res["attribution_sparse"].indices.tolist()
+    # the selectivity view (firing-rate difference) needs no density threshold: the dense feature fires on every
+    # token of both sets (difference 0), the planted ones on 10 of 200 trait tokens and no baseline token
+    # (in feature space: this synthetic SAE's 16 non-orthogonal extra rows would also fire on the planted tokens)
+    from featurescope.decompose import by_selectivity
+
+    sel = by_selectivity(fp, fn, W, v, k=5)
+    assert set(sel.indices[:3].tolist()) == set(PLANTED)
+    assert sel.scores[:3].tolist() == pytest.approx([0.05] * 3)

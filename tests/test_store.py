@@ -66,6 +66,19 @@ def test_truncated_shard_is_detected(tiny_chat, tmp_path):
         fs.capture(tiny_chat, PROMPTS, HOOKS, reduction="last_prompt", store=st, progress=False)
 
 
+def test_deleted_shard_is_recomputed(tiny_chat, tmp_path):
+    st = fs.ActivationStore(tmp_path / "s", shard_size=4)
+    ref = fs.capture(tiny_chat, PROMPTS, HOOKS, reduction="last_prompt", store=st, progress=False)
+    (tmp_path / "s" / "shard-00001.safetensors").unlink()
+    with pytest.raises(CorruptStoreError, match="missing"):
+        st.load()  # reading stays strict
+    with pytest.warns(UserWarning, match="missing"):
+        again = fs.capture(tiny_chat, PROMPTS, HOOKS, reduction="last_prompt", store=st, progress=False)
+    for h in HOOKS:
+        assert torch.allclose(again[h], ref[h])
+    assert st.complete and (tmp_path / "s" / "shard-00001.safetensors").exists()
+
+
 def test_altered_shard_is_detected(tiny_chat, tmp_path):
     st = fs.ActivationStore(tmp_path / "s", shard_size=4)
     fs.capture(tiny_chat, PROMPTS, HOOKS, reduction="last_prompt", store=st, progress=False)
