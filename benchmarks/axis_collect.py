@@ -13,7 +13,7 @@ Measures, side by side in one process, on a slice of the role library:
 
 and extrapolates the per-job cost of (1) linearly to the full 120 x 40 scale (plus the default-Assistant jobs,
 5 x 40), which is what the target is about. All three are measured for each generation dtype in ``--dtypes``
-(float32, and bfloat16 generation with float32 capture), and the two axes are compared (cosine). The slice is a spread over categories, so its answer lengths are
+(float32; bfloat16 generation; bfloat16 generation and capture), and the first and last modes' axes are compared. The slice is a spread over categories, so its answer lengths are
 representative. Prints the measured seconds, the extrapolation and the ratio to the 30-minute budget.
 """
 
@@ -35,9 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--roles", type=int, default=12)
     ap.add_argument("--questions", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--shard-size", type=int, default=64, help="prompts per activation-store shard")
-    ap.add_argument("--dtypes", default="float32,bfloat16", help="generation dtypes to measure side by side")
+    ap.add_argument("--dtypes", default="float32,bfloat16,bfloat16/bfloat16",
+                    help="modes to measure side by side: generation dtype[/capture dtype] (capture defaults to float32)")
     ap.add_argument("--out", default="runs/axis-bench")
     args = ap.parse_args(argv)
 
@@ -50,15 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     lib = load_role_library()
     full_jobs = FULL_ROLES * FULL_QUESTIONS + N_DEFAULT * FULL_QUESTIONS
     rows = []
-    for gdt in args.dtypes.split(","):
-        out = Path(args.out) / gdt
+    for mode in args.dtypes.split(","):
+        gdt, cdt = (mode.split("/") + ["float32"])[:2]
+        out = Path(args.out) / mode.replace("/", "-")
         if out.exists():
             shutil.rmtree(out)
         cfg = AxisConfig(n_roles=args.roles, n_questions=args.questions, max_new_tokens=args.max_new_tokens,
-                         batch_size=args.batch_size, shard_size=args.shard_size, generation_dtype=gdt)
+                         batch_size=args.batch_size, shard_size=args.shard_size, generation_dtype=gdt,
+                         capture_dtype=cdt)
         n_jobs = len(build_jobs(lib, cfg))
-        if gdt != "float32":
-            model.cast(gdt)  # the one-off copy is not part of the per-job cost
+        for d in {gdt, cdt} - {"float32"}:
+            model.cast(d)  # the one-off copy is not part of the per-job cost
         t = time.time()
         ax, _ = collect_axis(model, lib, cfg, out_dir=out, progress=True)
         t_first = time.time() - t
@@ -73,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
             t = time.time()
             collect_axis(model, lib, cfg, out_dir=out, progress=False)
             t_partial = time.time() - t
-        rows.append((gdt, n_jobs, t_first, tim, t_resume, t_partial, len(shards), ax))
+        rows.append((f"generation {gdt}, capture {cdt}", n_jobs, t_first, tim, t_resume, t_partial, len(shards), ax))
 
     print(f"\nmodel {args.model} (loaded in {t_load:.1f} s); slice: {args.roles} roles x {args.questions} questions "
           f"+ default = {rows[0][1]} jobs, {args.max_new_tokens} new tokens, batch {args.batch_size}")
     for gdt, n_jobs, t_first, tim, t_resume, t_partial, n_sh, _ in rows:
         est = t_first / n_jobs * full_jobs
-        print(f"[generation {gdt}]")
+        print(f"[{gdt}]")
         print(f"  collect from scratch   {t_first:8.1f} s  ({t_first / n_jobs * 1000:.0f} ms/job; generate "
               f"{tim['generate']:.1f} s, capture {tim['capture']:.1f} s)")
         print(f"  resume, all on disk    {t_resume:8.1f} s  (ratio to scratch {t_resume / t_first:.3f})")

@@ -153,7 +153,8 @@ def cmd_axis(args: argparse.Namespace) -> int:
                          n_identity_questions=args.n_identity_questions,
                          drift_turns=args.turns, drift_scripts=args.scripts.split(",") if args.scripts else None,
                          cap_layers=_ints(args.cap_layers), cap_percentile=args.percentile, prefill_axis=pa,
-                         compare_with=cw, sae=sae, seed=args.seed, generation_dtype=args.generation_dtype)
+                         compare_with=cw, sae=sae, seed=args.seed, generation_dtype=args.generation_dtype,
+                         capture_dtype=args.capture_dtype)
         _print_analysis(res["analysis"])
         print(f"summary: {out / 'summary.json'}")
         return 0
@@ -161,7 +162,8 @@ def cmd_axis(args: argparse.Namespace) -> int:
     if args.action == "collect":
         cfg = A.AxisConfig(n_roles=args.n_roles, n_questions=args.n_questions, instructions=args.instructions,
                            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
-                           reduction=args.reduction, generation_dtype=args.generation_dtype)
+                           reduction=args.reduction, generation_dtype=args.generation_dtype,
+                           capture_dtype=args.capture_dtype)
         responses = None
         if args.responses_from:
             rows = [json.loads(x) for x in Path(args.responses_from).read_text().splitlines() if x.strip()]
@@ -281,7 +283,10 @@ def register(sub: Any) -> None:
     a.add_argument("--batch-size", type=int, default=16)
     a.add_argument("--generation-dtype", default="float32", choices=["float32", "bfloat16"],
                    help="collect/run: generate the role answers with a bfloat16 copy of the model (~2.5x faster on a "
-                        "CPU with AVX-512 BF16; greedy text may differ); activations are still captured in float32")
+                        "CPU with AVX-512 BF16; greedy text may differ)")
+    a.add_argument("--capture-dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="collect/run: run the activation capture in bfloat16 (~2.7x faster here; role vectors agree "
+                        "with float32 to cosine 0.9998; means are accumulated in float32)")
     a.add_argument("--judge", default="auto", choices=["auto", "embedding", "llm", "none"],
                    help="role-adherence judge (auto: LLM when FEATURESCOPE_JUDGE_URL is set, else the offline proxy)")
     a.add_argument("--responses-from", help="responses.jsonl of another collect run with the same roles and questions "

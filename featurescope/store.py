@@ -32,7 +32,8 @@ from .errors import CorruptStoreError, StoreMismatchError
 from .formatting import FormattedPrompt, prompts_hash
 
 FORMAT = "featurescope.activations/1"
-_REQUEST_KEYS = ("model", "model_sha256", "hooks", "reduction", "prompts_hash", "n_prompts", "shard_size", "dtype")
+_REQUEST_KEYS = ("model", "model_sha256", "hooks", "reduction", "prompts_hash", "n_prompts", "shard_size", "dtype",
+                 "compute_dtype")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -120,6 +121,8 @@ class ActivationStore:
             "n_prompts": len(prompts),
             "shard_size": self.shard_size,
             "dtype": str(dtype).replace("torch.", ""),
+            # the forward pass's own dtype, when it is not float32 (float32 requests keep older stores' headers)
+            **({"compute_dtype": model.info.dtype} if getattr(model.info, "dtype", "float32") != "float32" else {}),
         }
 
     def check_request(self, request: dict[str, Any]) -> dict[str, Any] | None:
@@ -131,9 +134,10 @@ class ActivationStore:
                     "Choose an empty or new folder.")
             return None
         m = self.manifest()
-        diffs = [k for k in _REQUEST_KEYS if m.get("request", {}).get(k) != request[k]]
+        diffs = [k for k in _REQUEST_KEYS if m.get("request", {}).get(k) != request.get(k)]
         if diffs:
-            detail = "; ".join(f"{k}: store has {_short(m['request'].get(k))}, request has {_short(request[k])}" for k in diffs)
+            detail = "; ".join(f"{k}: store has {_short(m['request'].get(k))}, request has {_short(request.get(k))}"
+                               for k in diffs)
             raise StoreMismatchError(
                 f"the activation store at {self.path} was written for a different request ({detail}). "
                 "Use another folder, or delete this one to start over.")

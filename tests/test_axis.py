@@ -324,6 +324,16 @@ def test_bfloat16_generation_copy(planted, tmp_path):
     header = json.loads((tmp_path / "generations.jsonl").read_text().splitlines()[0])
     assert header["request"]["dtype"] == "bfloat16" and ax.vectors.dtype == torch.float32
     assert len(rows) == len(A.build_jobs(lib, cfg))
+    manifest = json.loads((tmp_path / "activations" / "response_mean" / "manifest.json").read_text())
+    assert "compute_dtype" not in manifest["request"]  # float32 capture: the header older stores wrote
+    # bf16 capture of the same answers: recorded in the store's request, vectors close to the float32 ones
+    resp = [r["response"] for r in rows]
+    cfg2 = A.AxisConfig(n_questions=2, batch_size=4, max_new_tokens=3, capture_dtype="bfloat16")
+    ax2, _ = A.collect_axis(model, lib, cfg2, judge="none", out_dir=tmp_path / "b", responses=resp,
+                            hooks=["blocks.0.hook_resid_post"], progress=False)
+    manifest = json.loads((tmp_path / "b" / "activations" / "response_mean" / "manifest.json").read_text())
+    assert manifest["request"]["compute_dtype"] == "bfloat16" and ax2.vectors.dtype == torch.float32
+    assert float(A.cosine(ax2.role_vectors[:, 0], ax.role_vectors[:, 0]).min()) > 0.99
 
 
 def test_token_projections_match_capture_and_turn_means(planted):
