@@ -1055,8 +1055,7 @@ def collect_axis(model: Any, library: RoleLibrary | None = None, config: AxisCon
     t0 = time.time()
     convs = [j.messages() for j in jobs]
     if responses is None:
-        gen_model = model.cast(config.generation_dtype) if hasattr(model, "cast") else model
-        responses = generate_cached(gen_model, convs, path=out / "generations.jsonl" if out else None,
+        responses = generate_cached(model.cast(config.generation_dtype), convs, path=out / "generations.jsonl" if out else None,
                                     max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                                     do_sample=config.do_sample, temperature=config.temperature, seed=config.seed,
                                     chunk=config.chunk, progress=progress)
@@ -1084,7 +1083,7 @@ def collect_axis(model: Any, library: RoleLibrary | None = None, config: AxisCon
     t = time.time()
     formatted = _format_all(model, [convs[i] + [Message("assistant", responses[i])] for i in live])
     store = ActivationStore(out / "activations" / config.reduction, shard_size=config.shard_size) if out else None
-    cap_model = model.cast(config.capture_dtype) if hasattr(model, "cast") else model
+    cap_model = model.cast(config.capture_dtype)
     acts = capture(cap_model, formatted, hooks, reduction=config.reduction, batch_size=config.batch_size, store=store,
                    dtype=config.dtype, progress=progress)
     X = einops.rearrange(acts.stacked().float(), "l n d -> n l d")
@@ -1439,6 +1438,20 @@ def decompose_axis(axis: AssistantAxis, sae: Any, layer: int | str | None = None
     return decompose(axis.vectors[i], sae, pos_acts=axis.default_mean[i][None], neg_acts=axis.role_vectors[:, i], k=k)
 
 
+def axis_features_across_stages(base: AssistantAxis, post: AssistantAxis, sae: Any, k: int = 20) -> dict[str, Any]:
+    """Both axes in one SAE's features (at the SAE's hook): each one's top-``k`` features per view and their overlap
+    - which features the two stages' axes share."""
+    from .saes import sae_hook
+
+    h = sae_hook(sae)
+    if h not in base.hooks or h not in post.hooks:
+        raise FeaturescopeError(f"the SAE reads {h}, which the axes do not both have ({base.hooks[0]} ...)")
+    db, dp = decompose_axis(base, sae, layer=h, k=max(k, 1)), decompose_axis(post, sae, layer=h, k=max(k, 1))
+    return {"hook": h, "base_axis": base.model, "post_axis": post.model,
+            "base": {m: d.to_dict(k) for m, d in db.items()}, "post": {m: d.to_dict(k) for m, d in dp.items()},
+            "overlap": compare_decompositions(db, dp, k=k)}
+
+
 def compare_decompositions(a: dict[str, Any], b: dict[str, Any], k: int = 20) -> dict[str, Any]:
     """Overlap of the top-k features of two decompositions (e.g. base and post-trained axes with one SAE)."""
     out = {}
@@ -1733,10 +1746,8 @@ def run_axis(model: Any, out_dir: str | Path, *, n_roles: int | None = 24, n_que
         dec = decompose_axis(axis, sae, layer=sae_hook(sae))
         results["decomposition"] = {m: d.to_dict(20) for m, d in dec.items()}
         if compare_with is not None and sae_hook(sae) in compare_with.hooks:
-            # the other stage's axis in the same SAE's features: which of the top features the two stages share
-            other = decompose_axis(compare_with, sae, layer=sae_hook(sae))
-            results["features_across_stages"] = {"sae_hook": sae_hook(sae), "other_axis": compare_with.model,
-                                                 **compare_decompositions(dec, other, k=20)}
+            b, p = (axis, compare_with) if model.stage == "base" else (compare_with, axis)
+            results["features_across_stages"] = axis_features_across_stages(b, p, sae)
     timings["total"] = time.time() - t0
     write_summary(out, "axis run", inputs={"model": model.info, "config": cfg.to_dict(), "judge": axis.extra["judge"],
                                            "layer": hook, "alphas": list(alphas), "drift_turns": drift_turns,

@@ -98,18 +98,11 @@ def cmd_axis(args: argparse.Namespace) -> int:
         cmp = A.compare_axes(b, p)
         fig = A.plot_compare(out / "compare.png", cmp, f"{len(cmp['hooks'])} layers, {cmp['n_common_roles']} common roles")
         if args.sae:  # both axes in one SAE's features: how many top features the stages share
-            from .saes import load_sae, sae_hook
+            from .saes import load_sae
 
-            sae = load_sae(args.sae, args.sae_id)
-            h = sae_hook(sae)
-            if h not in b.hooks:
-                raise FeaturescopeError(f"the SAE reads {h}, which the axes do not have ({b.hooks[0]} ...)")
-            db, dp = A.decompose_axis(b, sae, layer=h, k=args.k), A.decompose_axis(p, sae, layer=h, k=args.k)
-            cmp["features"] = {"sae": args.sae, "hook": h, "base": {m: d.to_dict(20) for m, d in db.items()},
-                               "post": {m: d.to_dict(20) for m, d in dp.items()},
-                               "overlap_top20": A.compare_decompositions(db, dp, k=20)}
-            print(f"{h} in SAE {args.sae}: top-20 feature overlap (Jaccard) " + ", ".join(
-                f"{m} {o['jaccard']:.2f}" for m, o in cmp["features"]["overlap_top20"].items()))
+            cmp["features"] = {"sae": args.sae, **A.axis_features_across_stages(b, p, load_sae(args.sae, args.sae_id))}
+            print(f"{cmp['features']['hook']} in SAE {args.sae}: top-20 feature overlap (Jaccard) " + ", ".join(
+                f"{m} {o['jaccard']:.2f}" for m, o in cmp["features"]["overlap"].items()))
         m = cmp["middle"]
         print(f"{m['hook']}: cos(base axis, post axis) {m['axis_cosine']:+.3f}; top PC |cos| "
               f"{', '.join(f'{x:.2f}' for x in m['pc_cosines'])} (paper 0.93/0.87/0.83); role vectors raw "

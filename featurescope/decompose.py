@@ -147,10 +147,10 @@ def decompose(direction: Float[Tensor, " d"], sae: Any, *, pos_acts: Float[Tenso
         if "selectivity" in methods:
             out["selectivity"] = by_selectivity(fp, fn, W_dec, direction, k)
         if "attribution" in methods:
-            out["attribution"] = by_attribution(fp, fn, W_dec, direction, k)
+            scores = attribution_scores(fp, fn, W_dec, direction)  # once, for both attribution views
+            out["attribution"] = _decomp("attribution", scores, direction.float(), W_dec, k, by_abs=False)
             if max_density is not None:
                 # the same scores, dense features masked out of the ranking
-                scores = attribution_scores(fp, fn, W_dec, direction)
                 masked = scores.masked_fill(response_density(fp, fn) > max_density, float("-inf"))
                 n_keep = int(torch.isfinite(masked).sum())
                 order = masked.argsort(descending=True)[: min(max(k, 1), n_keep)]

@@ -427,6 +427,9 @@ def test_decompose_axis_with_a_synthetic_sae():
     assert set(dec) == {"cosine", "encode", "attribution"}
     cmp = A.compare_decompositions(dec, dec, k=2)
     assert cmp["cosine"]["jaccard"] == 1.0
+    feats = A.axis_features_across_stages(ax, ax, sae, k=2)
+    assert feats["hook"] == "blocks.1.hook_resid_post" and feats["overlap"]["cosine"]["jaccard"] == 1.0
+    assert [i for i, _ in feats["post"]["cosine"]["top"]] == dec["cosine"].indices[:2].tolist()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -479,7 +482,7 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
     assert main(["axis", "compare", "--base", str(out / "axis.safetensors"), "--post", str(out / "axis.safetensors"),
                  "--sae", str(tmp_path / "sae"), "--out", str(tmp_path / "cmp2")]) == 0
     feats = json.loads((tmp_path / "cmp2" / "summary.json").read_text())["results"]["features"]
-    assert feats["hook"] == "blocks.1.hook_resid_post" and feats["overlap_top20"]["cosine"]["jaccard"] == 1.0
+    assert feats["hook"] == "blocks.1.hook_resid_post" and feats["overlap"]["cosine"]["jaccard"] == 1.0
     # the axis in SAE features with cards, into a folder that does not exist yet (corpus stubbed small)
     from featurescope import corpus
 
