@@ -285,8 +285,16 @@ def load_role_library(extra: str | Path | Sequence[str | Path] = (), *, folder: 
         is_extra = f in [Path(e) for e in extras]
         if not isinstance(raw, dict) or ("roles" not in raw and not (is_extra and "questions" in raw)):
             if is_extra:
-                raise DataError(f"{f}: a user role file must have a 'roles:' list (and/or a 'questions:' list)")
+                found = f" (it has {', '.join(map(repr, raw))}.{''.join(did_you_mean(str(k), ['roles', 'questions']) for k in raw)})" \
+                    if isinstance(raw, dict) and raw else ""
+                raise DataError(f"{f}: a user role file must have a 'roles:' list (and/or a 'questions:' list){found}")
             continue
+        if is_extra:
+            unknown = sorted(set(raw) - {"roles", "questions"})
+            if unknown:
+                hints = "".join(did_you_mean(k, ["roles", "questions"]) for k in unknown)
+                raise DataError(f"{f}: unknown top-level key(s) {', '.join(map(repr, unknown))}; a user role file "
+                                f"holds only 'roles:' and 'questions:'.{hints}")
         sources.append(str(f))
         if "roles" in raw:
             roles.extend(parse_roles(raw, str(f)))
@@ -902,11 +910,16 @@ def role_judge(judge: Any = "auto") -> RoleJudge:
     if judge is None or judge == "none":
         return KeepAllJudge()
     if judge == "auto":
-        judge = "llm" if os.environ.get("FEATURESCOPE_JUDGE_URL") and os.environ.get("FEATURESCOPE_JUDGE_MODEL") else "embedding"
+        judge = "llm" if os.environ.get("FEATURESCOPE_JUDGE_URL", "").strip() else "embedding"
     if judge == "embedding":
         return EmbeddingRoleJudge()
     if judge == "llm":
-        return LLMRoleJudge()
+        from .judge import default_judge
+
+        llm = default_judge()  # refuses a URL without a model name, checks the endpoint before any generation
+        if not hasattr(llm, "_ask"):
+            raise FeaturescopeError("--judge llm needs FEATURESCOPE_JUDGE_URL and FEATURESCOPE_JUDGE_MODEL")
+        return LLMRoleJudge(llm)
     if hasattr(judge, "_ask"):
         return LLMRoleJudge(judge)
     if hasattr(judge, "embed"):
@@ -1054,6 +1067,7 @@ def collect_axis(model: Any, library: RoleLibrary | None = None, config: AxisCon
     out = Path(out_dir) if out_dir is not None else None
     t0 = time.time()
     convs = [j.messages() for j in jobs]
+    rj = role_judge(judge)  # before generating: a dead judge endpoint fails here, not after every answer
     if responses is None:
         responses = generate_cached(model.cast(config.generation_dtype), convs, path=out / "generations.jsonl" if out else None,
                                     max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
@@ -1066,7 +1080,6 @@ def collect_axis(model: Any, library: RoleLibrary | None = None, config: AxisCon
                                     "as the run that produced them?)")
         source = "given"
     t_gen = time.time() - t0
-    rj = role_judge(judge)
     role_idx = [i for i, j in enumerate(jobs) if j.condition == "role"]
     scores = [3] * len(jobs)
     t = time.time()

@@ -12,27 +12,42 @@ from typing import Any
 from .errors import FeaturescopeError
 
 
+def _read_text(p: Path, what: str) -> str:
+    try:
+        return p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FeaturescopeError(f"{p}: {what} is not UTF-8 text (invalid byte at offset {e.start})") from None
+    except OSError as e:
+        raise FeaturescopeError(f"{p}: cannot read {what} ({e.strerror})") from None
+
+
 def _read_prompts(path: str) -> list[Any]:
     """A prompt file: .jsonl (one conversation per line: {"messages": [...]}, a list of messages, or a string),
     .json (a list of those) or .txt (one user prompt per line)."""
     p = Path(path)
     if not p.exists():
         raise FeaturescopeError(f"prompt file {path} does not exist")
+    if p.is_dir():
+        raise FeaturescopeError(f"{path} is a folder, not a prompt file")
+    text = _read_text(p, "the prompt file")
     if p.suffix == ".jsonl":
         rows = []
-        for i, line in enumerate(p.read_text().splitlines(), 1):
+        for i, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as e:
-                    raise FeaturescopeError(f"{path}:{i}: not valid JSON ({e})") from e
+                    raise FeaturescopeError(f"{path}:{i}: not valid JSON ({e.msg} at column {e.colno})") from None
         return rows
     if p.suffix == ".json":
-        data = json.loads(p.read_text())
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise FeaturescopeError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(data, list):
-            raise FeaturescopeError(f"{path}: expected a JSON list of conversations")
+            raise FeaturescopeError(f"{path}: expected a JSON list of conversations, got a {type(data).__name__}")
         return data
-    return [line for line in p.read_text().splitlines() if line.strip()]
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -110,8 +125,8 @@ def cmd_persona(args: argparse.Namespace) -> int:
     from . import plots
     from .judge import default_judge
     from .models import load_model
-    from .persona import (ExtractionConfig, PersonaVector, extract, extract_written, load_written, monitor_correlation,
-                          projection_difference, run_persona, steering_sweep)
+    from .persona import (ExtractionConfig, PersonaVector, check_flag_rows, extract, extract_written, load_written,
+                          monitor_correlation, projection_difference, run_persona, steering_sweep)
     from .runs import write_summary
     from .traits import load_trait
 
@@ -121,8 +136,14 @@ def cmd_persona(args: argparse.Namespace) -> int:
         raise FeaturescopeError(f"persona {args.action} needs --vector (a file written by `persona extract`)")
     if args.action == "flag" and not args.dataset:
         raise FeaturescopeError("persona flag needs --dataset")
+    # Cheap checks before the model loads or anything is generated.
+    pv_in = PersonaVector.load(args.vector) if args.vector and args.action != "extract" else None
+    flag_rows = check_flag_rows(_read_prompts(args.dataset), args.dataset) if args.action == "flag" else None
+    judge = default_judge()  # a configured judge endpoint is checked here, before anything is generated
     model = load_model(args.model)
-    judge = default_judge()
+    if pv_in is not None:
+        pv_in.check_fits(model, model.resid_hook(args.layer) if args.action in ("steer", "monitor", "flag") else None,
+                         allow_other_model=args.allow_other_model)
     if args.action == "run":
         cfg = ExtractionConfig(n_questions=args.n_questions, n_pairs=args.n_pairs, max_new_tokens=args.max_new_tokens,
                                pos_threshold=args.pos_threshold, neg_threshold=args.neg_threshold, seed=args.seed)
@@ -140,7 +161,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
         if args.written:
             res = extract_written(model, tr.name, load_written(args.written), source=args.written)
         else:
-            res = extract(model, tr, judge, config=cfg)
+            res = extract(model, tr, judge, config=cfg, answers_path=out / "answers.jsonl")
         out.mkdir(parents=True, exist_ok=True)
         files = {k: str(v.save(out / f"{tr.name}.{k}.safetensors")) for k, v in res["vectors"].items()}
         (out / "responses.jsonl").write_text("\n".join(json.dumps({k: v for k, v in r.items() if k != "messages"})
@@ -150,11 +171,14 @@ def cmd_persona(args: argparse.Namespace) -> int:
                                   f"{tr.name} persona vector on {model.name} ({model.stage}); "
                                   + (f"written answers {Path(args.written).name}" if args.written else f"judge {judge.name}"),
                                   "Cohen's d")
-        best = max(range(len(sep["cohens_d"])), key=lambda i: sep["cohens_d"][i])
+        finite = [i for i, d in enumerate(sep["cohens_d"]) if d == d]
+        best = max(finite, key=lambda i: sep["cohens_d"][i]) if finite else None
+        if best is None:
+            print("Cohen's d is undefined at every layer (fewer than 2 kept answers on a side, or no spread)")
         print(f"kept {res['counts']['kept_pos']} pos / {res['counts']['kept_neg']} neg of "
               f"{res['counts'].get('generated_per_side', res['counts'].get('written_pairs'))} each "
-              f"({'written answers' if args.written else 'generated'}); best separation at layer {best} "
-              f"(d={sep['cohens_d'][best]:.2f})")
+              f"({'written answers' if args.written else 'generated'})"
+              + (f"; best separation at layer {best} (d={sep['cohens_d'][best]:.2f})" if best is not None else ""))
         write_summary(out, "persona extract", inputs={"model": model.info, "trait": tr.name, "config": cfg.__dict__,
                                                       "judge": None if args.written else judge.name,
                                                       "written": args.written},
@@ -162,7 +186,8 @@ def cmd_persona(args: argparse.Namespace) -> int:
                                "vector_norms": res["vectors"]["response_mean"].norms, "files": files},
                       timings=res["timings"], figures=[fig])
     elif args.action == "steer":
-        v = PersonaVector.load(args.vector)
+        v = pv_in
+        assert v is not None
         alphas = [float(a) for a in args.alphas.split(",")]
         res = steering_sweep(model, v, v.trait, judge, hook=args.layer, alphas=alphas, n_questions=args.n_questions,
                              max_new_tokens=args.max_new_tokens)
@@ -174,7 +199,8 @@ def cmd_persona(args: argparse.Namespace) -> int:
                                                     "alphas": alphas, "judge": judge.name},
                       results=res, timings={"total": time.time() - t0}, figures=[fig])
     elif args.action == "monitor":
-        v = PersonaVector.load(args.vector)
+        v = pv_in
+        assert v is not None
         res = monitor_correlation(model, v, v.trait, judge, hook=args.layer, n_questions=args.n_questions,
                                   max_new_tokens=args.max_new_tokens)
         print(f"projection vs trait score: r = {res['r_samples']:.2f} over {res['n']} responses "
@@ -183,8 +209,9 @@ def cmd_persona(args: argparse.Namespace) -> int:
                                                       "judge": judge.name},
                       results=res, timings={"total": time.time() - t0})
     elif args.action == "flag":
-        v = PersonaVector.load(args.vector)
-        rows = _read_prompts(args.dataset)
+        v = pv_in
+        assert v is not None and flag_rows is not None
+        rows = flag_rows
         hook = model.resid_hook(args.layer)
         res = projection_difference(model, rows, v.at(hook), hook, max_new_tokens=args.max_new_tokens)
         pdiff = res["projection_difference"].tolist()
@@ -289,16 +316,20 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     from .models import load_model
     from .persona import PersonaVector
     from .runs import write_summary
-    from .saes import check_sae, load_sae
+    from .saes import check_sae, check_sae_folder, load_sae
 
     t0 = time.time()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    pv = PersonaVector.load(args.vector)  # cheap checks first: nothing is loaded or written when one fails
+    if Path(args.sae).expanduser().is_dir():
+        check_sae_folder(Path(args.sae).expanduser())
     model = load_model(args.model)
+    pv.check_fits(model, allow_other_model=args.allow_other_model)
     sae = load_sae(args.sae, args.sae_id)
     hook = check_sae(sae, model, allow_other_model=args.allow_other_model)
-    pv = PersonaVector.load(args.vector)
+    pv.check_fits(model, hook, allow_other_model=args.allow_other_model)
     v = pv.at(hook)
+    out.mkdir(parents=True, exist_ok=True)
     pos_acts = neg_acts = None
     resp = Path(args.responses) if args.responses else Path(args.vector).parent / "responses.jsonl"
     if resp.exists():
@@ -407,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--pos-threshold", type=float, default=50.0)
     pe.add_argument("--neg-threshold", type=float, default=50.0)
     pe.add_argument("--seed", type=int, default=0)
+    pe.add_argument("--allow-other-model", action="store_true",
+                    help="use a vector extracted on another checkpoint of the same width (steer, monitor, flag)")
     pe.add_argument("--out", required=True)
     pe.set_defaults(func=cmd_persona)
 
@@ -479,6 +512,12 @@ def main(argv: list[str] | None = None) -> int:
     except FeaturescopeError as e:
         print(f"featurescope {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        where = f" Finished shards and cached answers under {out} are kept;" if out else ""
+        print(f"\nfeaturescope {args.command}: interrupted.{where} run the same command again to resume.",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -49,24 +47,26 @@ SOURCES: dict[str, Source] = {
 DEFAULT_SOURCES = ("python-docs", "fortunes", "dialogues")
 
 
-def ensure_installed(sources: Sequence[str] = DEFAULT_SOURCES, install: bool = True) -> None:
-    """Install the Debian packages behind ``sources`` when missing (needs root and apt), else explain."""
-    missing = [SOURCES[s].package for s in sources if SOURCES[s].package and not Path(SOURCES[s].path).exists()]
-    if not missing:
-        return
-    if install and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if any(not Path(SOURCES[s].path).exists() for s in sources if SOURCES[s].package):
-            subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-            subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+APT_PACKAGES = tuple(s.package for s in SOURCES.values() if s.package)
+
+
+def ensure_installed(sources: Sequence[str] = DEFAULT_SOURCES) -> None:
+    """Raise a clear error naming the Debian packages behind ``sources`` that are missing.
+
+    featurescope never installs system packages itself: ``scripts/setup.sh`` installs them when it runs as root
+    on a Debian machine; elsewhere, install them yourself or copy a tokenised corpus cache (see :func:`sequences`).
+    """
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise FeaturescopeError(f"unknown corpus source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
     still = [SOURCES[s].package for s in sources if SOURCES[s].package and not Path(SOURCES[s].path).exists()]
     if still:
-        raise FeaturescopeError(f"the corpus needs the Debian package(s) {', '.join(still)}: "
-                                f"sudo apt-get install {' '.join(still)}")
+        raise FeaturescopeError(
+            f"the offline corpus needs the Debian package(s) {', '.join(p for p in still if p)} (missing "
+            f"{', '.join(SOURCES[s].path for s in sources if SOURCES[s].package in still)}): install them with "
+            f"`sudo apt-get install {' '.join(p for p in still if p)}` (scripts/setup.sh does this when run as root), "
+            "or copy a tokenised corpus cache from a machine that has them into the featurescope cache's corpus/ "
+            "folder")
 
 
 def _docs_python(src: Source) -> Iterator[tuple[str, str]]:
@@ -124,7 +124,7 @@ def documents(split: Literal["train", "heldout", "all"] = "train", sources: Sequ
         src = SOURCES[s]
         if not Path(src.path).exists():
             raise FeaturescopeError(f"corpus source {s} is missing ({src.path}); "
-                                    f"install the Debian package {src.package} (featurescope.corpus.ensure_installed())")
+                                    f"install the Debian package {src.package} (sudo apt-get install {src.package})")
         for doc_id, text in _READERS[s](src):
             if split == "all" or _split_of(doc_id, heldout_fraction) == split:
                 out.append((doc_id, text))
@@ -171,16 +171,22 @@ def sequence_cache_path(tokenizer: Any, split: str, context_size: int, seed: int
 
 
 def sequences(tokenizer: Any, split: Literal["train", "heldout"] = "train", context_size: int = 128,
-              max_sequences: int | None = None, seed: int = 0, sources: Sequence[str] = DEFAULT_SOURCES,
-              install: bool = True) -> torch.Tensor:
+              max_sequences: int | None = None, seed: int = 0, sources: Sequence[str] = DEFAULT_SOURCES) -> torch.Tensor:
     """:func:`token_sequences` of the whole ``split``, tokenized once and cached (int32) in the featurescope cache,
     then cut to ``max_sequences`` rows. The cache also lets a machine without the Debian packages (a GPU box) train
     on the same rows: copy the file."""
     path = sequence_cache_path(tokenizer, split, context_size, seed, sources)
     if path.exists():
-        rows = torch.load(path)
+        # A plain int32 tensor; weights_only refuses anything else (the cache is meant to be copied between machines).
+        try:
+            rows = torch.load(path, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - torch raises several types for a corrupt or foreign file
+            raise FeaturescopeError(f"corpus cache {path} is unreadable or not a plain tensor ({type(e).__name__}); "
+                                    "delete it to rebuild it") from e
+        if not isinstance(rows, torch.Tensor) or rows.ndim != 2:
+            raise FeaturescopeError(f"corpus cache {path} does not hold a 2-D token tensor; delete it to rebuild it")
     else:
-        ensure_installed(sources, install=install)
+        ensure_installed(sources)
         rows = token_sequences(tokenizer, documents(split, sources), context_size=context_size, seed=seed).to(torch.int32)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -10,6 +10,7 @@ stops at the model's end-of-turn / EOS tokens or, for base-model transcripts, wh
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .configs import Config
 from .errors import PromptError
+from .measures import degenerate_fraction
 from .formatting import DEFAULT_TRANSCRIPT, FormattedPrompt, Message, TranscriptFormat, as_conversation, format_conversation
 from .models import Model
 
@@ -121,7 +123,14 @@ def generate(
             out[i] = _finish(model, convs[i], prompts[i], toks, stops, stop_strings, kind, transcript)
         bar.update(len(idx))
     bar.close()
-    return [g for g in out if g is not None]
+    result = [g for g in out if g is not None]
+    if not fwd_hooks and len(result) >= 4 and degenerate_fraction([g.response for g in result]) >= 0.9:
+        warnings.warn(
+            f"{model.name}: {degenerate_fraction([g.response for g in result]):.0%} of {len(result)} unsteered answers "
+            f"look degenerate (e.g. {result[0].response[:40]!r}): decoding is probably broken. Check the installed "
+            "versions with `python -m featurescope.versions` (known upstream breaks are listed there) and install "
+            "the locked set with scripts/setup.sh.", RuntimeWarning, stacklevel=2)
+    return result
 
 
 def _generate_batch(model: Model, prompts: list[FormattedPrompt], *, max_new_tokens: int, do_sample: bool,

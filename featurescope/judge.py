@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,13 +161,26 @@ class OpenAIJudge:
         req = urllib.request.Request(f"{self.base_url}/chat/completions", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json",
                                               **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})})
-        with urllib.request.urlopen(req, timeout=self.timeout) as r:
-            doc = json.loads(r.read())
-        content = doc["choices"][0].get("logprobs", {}).get("content") or []
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                doc = json.loads(r.read())
+            content = (doc["choices"][0].get("logprobs") or {}).get("content") or []
+        except urllib.error.HTTPError as e:
+            raise FeaturescopeError(f"judge endpoint {self.base_url} answered HTTP {e.code} ({e.reason})") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise FeaturescopeError(f"judge endpoint {self.base_url} cannot be reached ({reason})") from None
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as e:
+            raise FeaturescopeError(f"judge endpoint {self.base_url} did not answer like an OpenAI-compatible "
+                                    f"/chat/completions endpoint ({type(e).__name__})") from None
         if not content:
             return None
         top = {t["token"]: t["logprob"] for t in content[0].get("top_logprobs", [])}
         return aggregate_number_logprobs(top)
+
+    def check(self) -> None:
+        """One tiny request, so that a wrong URL, model or key fails before any answer is generated."""
+        self._ask("Reply with the number 0.")
 
     def score_many(self, trait: Any, questions: Sequence[str], answers: Sequence[str]) -> list[Score]:
         out = []
@@ -178,9 +192,16 @@ class OpenAIJudge:
 
 
 def default_judge() -> Any:
-    """The OpenAI-compatible judge when it is configured, else the offline embedding judge."""
-    if os.environ.get("FEATURESCOPE_JUDGE_URL") and os.environ.get("FEATURESCOPE_JUDGE_MODEL"):
-        return OpenAIJudge()
+    """The OpenAI-compatible judge when ``FEATURESCOPE_JUDGE_URL`` is set (checked with one request, so a dead
+    endpoint fails before anything is generated), else the offline embedding judge."""
+    url = os.environ.get("FEATURESCOPE_JUDGE_URL", "").strip()
+    if url:
+        if not os.environ.get("FEATURESCOPE_JUDGE_MODEL", "").strip():
+            raise FeaturescopeError(f"FEATURESCOPE_JUDGE_URL is set ({url}) but FEATURESCOPE_JUDGE_MODEL is not: name "
+                                    "the judge model, or unset the URL to use the offline embedding judge")
+        judge = OpenAIJudge()
+        judge.check()
+        return judge
     return EmbeddingJudge()
 
 

@@ -631,7 +631,38 @@ def _boot_bridge(tl_name: str, hf: Any, tok: Any, device: str, dtype: torch.dtyp
             kw["n_devices"] = n_devices
     else:
         kw["device"] = device
-    return TransformerBridge.boot_transformers(tl_name, **kw)
+    tl = TransformerBridge.boot_transformers(tl_name, **kw)
+    bridge_kv_cache_compat(tl)
+    return tl
+
+
+def _cache_kwarg_compat(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+    if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
+        return args, {**kwargs, "past_key_values": kwargs["cache"]}
+    return None
+
+
+def bridge_kv_cache_compat(tl: Any) -> int:
+    """Make a TransformerBridge's attention layers fill the KV cache under transformers >= 5.24.
+
+    transformers 5.24 passes the KV cache to attention layers as ``cache=`` (``past_key_values=`` became a
+    deprecated alias); TransformerLens 3.9's ``AttentionBridge`` reads only ``past_key_values``, so without this the
+    cache is never filled and every cached decode step attends to itself alone (greedy answers "The-----"). A
+    forward pre-hook on each attention bridge of *this* model copies ``cache`` to ``past_key_values``; with older
+    transformers no ``cache`` keyword arrives and the hook does nothing. Returns the number of layers hooked
+    (idempotent). Tested by ``tests/test_generate.py`` (cached = uncached = Hugging Face greedy on a tiny Llama
+    bridge) and the integration tier (token-for-token equality with Hugging Face on SmolLM2).
+    """
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+    n = 0
+    for mod in tl.modules():
+        if isinstance(mod, AttentionBridge):
+            if not getattr(mod, "_featurescope_cache_compat", False):
+                mod.register_forward_pre_hook(_cache_kwarg_compat, with_kwargs=True)
+                mod._featurescope_cache_compat = True
+            n += 1
+    return n
 
 
 def _make_info(tl: Any, tok: Any, *, name: str, stage: Stage, source: str, backend: str, device: str,
@@ -708,6 +739,8 @@ def from_hooked_transformer(tl: Any, *, name: str = "custom", stage: Stage = "ba
     """Wrap an existing ``HookedTransformer`` / ``TransformerBridge`` (tests, or models built in a notebook)."""
     tok = tokenizer if tokenizer is not None else getattr(tl, "tokenizer", None)
     backend = "TransformerBridge" if _is_bridge(tl) else "HookedTransformer"
+    if backend == "TransformerBridge":
+        bridge_kv_cache_compat(tl)
     dtype = next(tl.parameters()).dtype
     device = str(next(tl.parameters()).device)
     info = _make_info(tl, tok, name=name, stage=stage, source="object", backend=backend, device=device, dtype=dtype,

@@ -26,11 +26,12 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from .capture import capture, default_hooks
-from .errors import FeaturescopeError
+from .errors import DataError, FeaturescopeError
 from .formatting import Message
 from .generate import generate
+from .measures import cohens_d
 from .models import Model
-from .store import atomic_save_tensors
+from .store import atomic_save_tensors, atomic_write_text
 
 VectorKind = Literal["response_mean", "prompt_mean", "last_prompt"]
 
@@ -58,12 +59,10 @@ def separation(pos: Float[Tensor, "n_pos layer d"], neg: Float[Tensor, "n_neg la
     out: dict[str, list[float]] = {"pos_mean": [], "neg_mean": [], "gap": [], "cohens_d": []}
     for L in range(vectors.shape[0]):
         a, b = project(pos[:, L], vectors[L]), project(neg[:, L], vectors[L])
-        pooled = torch.sqrt(((a.var(unbiased=True) if len(a) > 1 else torch.tensor(0.0))
-                             + (b.var(unbiased=True) if len(b) > 1 else torch.tensor(0.0))) / 2)
         out["pos_mean"].append(float(a.mean()))
         out["neg_mean"].append(float(b.mean()))
         out["gap"].append(float(a.mean() - b.mean()))
-        out["cohens_d"].append(float((a.mean() - b.mean()) / pooled.clamp(min=1e-8)))
+        out["cohens_d"].append(cohens_d(a, b))  # nan when undefined (< 2 per side, no spread)
     return out
 
 
@@ -108,6 +107,27 @@ class PersonaVector:
     def norms(self) -> list[float]:
         return [float(x) for x in self.vectors.norm(dim=-1)]
 
+    @property
+    def d_model(self) -> int:
+        return int(self.vectors.shape[-1])
+
+    def check_fits(self, model: Model, hook: str | None = None, *, allow_other_model: bool = False) -> None:
+        """Raise :class:`FeaturescopeError` unless this vector can be used on ``model`` (at ``hook``).
+
+        The widths must agree. A vector extracted on another checkpoint (e.g. the base model's vector read on the
+        post-trained model) is refused unless ``allow_other_model``, so that a mix-up is never silent."""
+        if self.d_model != model.d_model:
+            raise FeaturescopeError(
+                f"the {self.trait} vector was extracted on {self.model} (width {self.d_model}), but {model.name} has "
+                f"d_model {model.d_model}: extract a vector on this model")
+        if hook is not None and hook not in self.hooks:
+            raise FeaturescopeError(f"the {self.trait} vector has no direction at {hook!r} (it has {self.hooks[0]} .. "
+                                    f"{self.hooks[-1]})")
+        if not allow_other_model and self.model != model.name:
+            raise FeaturescopeError(
+                f"the {self.trait} vector was extracted on {self.model}, not {model.name}; pass allow_other_model "
+                "(--allow-other-model) to use it on another checkpoint of the same width on purpose")
+
     def metadata(self) -> dict[str, Any]:
         return {"trait": self.trait, "hooks": self.hooks, "kind": self.kind, "model": self.model, "stage": self.stage,
                 "n_pos": self.n_pos, "n_neg": self.n_neg, "thresholds": self.thresholds, "extra": self.extra}
@@ -123,12 +143,23 @@ class PersonaVector:
 
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"no persona vector file at {path}")
-        with safe_open(str(path), "pt") as f:
-            meta = json.loads((f.metadata() or {}).get("featurescope", "{}"))
+            raise FeaturescopeError(f"no persona vector file at {path}")
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = json.loads((f.metadata() or {}).get("featurescope", "{}"))
+            vectors = load_file(str(path))["vectors"]
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for a garbage file
+            raise FeaturescopeError(f"{path}: not a readable persona vector file ({type(e).__name__})") from e
         if not meta:
             raise FeaturescopeError(f"{path} has no featurescope metadata: not a persona vector file")
-        return cls(vectors=load_file(str(path))["vectors"], **meta)
+        fields = {f.name for f in dataclasses.fields(cls)} - {"vectors"}
+        unknown = set(meta) - fields
+        if unknown:
+            raise FeaturescopeError(f"{path}: unknown persona-vector metadata {sorted(unknown)}")
+        if vectors.ndim != 2 or len(meta.get("hooks", [])) != vectors.shape[0]:
+            raise FeaturescopeError(f"{path}: {vectors.shape[0] if vectors.ndim else 0} vectors for "
+                                    f"{len(meta.get('hooks', []))} hooks")
+        return cls(vectors=vectors, **meta)
 
     def __repr__(self) -> str:
         return (f"PersonaVector({self.trait!r}, kind={self.kind}, model={self.model!r}, layers={len(self.hooks)}, "
@@ -202,12 +233,31 @@ def monitor(model: Model, conversations: Sequence[Any], vector: Float[Tensor, " 
     return project(acts[hook], vector)
 
 
+def check_flag_rows(rows: Sequence[Any], source: str = "dataset") -> list[dict[str, str]]:
+    """Check a flagging dataset before any generation: every row an object with non-empty string ``prompt`` and
+    ``response`` (and an optional string ``dataset``). Raises :class:`DataError` naming the first bad row."""
+    if not rows:
+        raise DataError(f"{source}: no rows")
+    for i, r in enumerate(rows, 1):
+        if not isinstance(r, dict):
+            raise DataError(f"{source}: row {i} is a {type(r).__name__}, expected an object with prompt and response")
+        for key in ("prompt", "response"):
+            if not isinstance(r.get(key), str) or not r[key].strip():
+                raise DataError(f"{source}: row {i} has no {key!r} (a non-empty string); keys: {sorted(r)}")
+        if "dataset" in r and not isinstance(r["dataset"], str):
+            raise DataError(f"{source}: row {i}: 'dataset' must be a string")
+    return list(rows)
+
+
 def projection_difference(model: Model, rows: Sequence[dict[str, str]], vector: Float[Tensor, " d"], hook: str, *,
                           own_responses: Sequence[str] | None = None, max_new_tokens: int = 64,
                           batch_size: int = 8, progress: bool = False) -> dict[str, Any]:
     """Chen et al.'s data-flagging score. For each ``{"prompt", "response"}`` row: mean projection of the dataset
     response's tokens minus that of the model's own (greedy) response to the same prompt. Positive = the data would
     push the model toward the trait."""
+    rows = check_flag_rows(rows)
+    if vector.shape[-1] != model.d_model:
+        raise FeaturescopeError(f"the vector has width {vector.shape[-1]} but {model.name} has d_model {model.d_model}")
     prompts = [[Message("user", r["prompt"])] for r in rows]
     if own_responses is None:
         gens = generate(model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
@@ -259,7 +309,8 @@ def vectors_from_conversations(
 
 
 def extract(model: Model, trait: Any, judge: Any, *, config: ExtractionConfig = ExtractionConfig(),
-            hooks: Sequence[str] | None = None, progress: bool = True) -> dict[str, Any]:
+            hooks: Sequence[str] | None = None, progress: bool = True,
+            answers_path: str | Path | None = None) -> dict[str, Any]:
     """Run Chen et al.'s extraction pipeline for ``trait`` on ``model``.
 
     For every instruction pair and extraction question, generate a response under the positive and the negative
@@ -267,6 +318,8 @@ def extract(model: Model, trait: Any, judge: Any, *, config: ExtractionConfig = 
     score each with ``judge``, keep positive responses with trait score >= ``pos_threshold`` and negative ones
     below ``neg_threshold`` (both coherent), and take the mean difference of their activations per layer for the
     three vector kinds. Returns ``{"vectors": {kind: PersonaVector}, "responses": [...], "counts": {...}}``.
+    ``answers_path``: the generated answers are written there (JSONL) before judging, so a judge failure does
+    not lose them.
     """
     from .traits import Trait, load_trait
 
@@ -284,7 +337,15 @@ def extract(model: Model, trait: Any, judge: Any, *, config: ExtractionConfig = 
     gens = generate(model, [j["messages"] for j in jobs], max_new_tokens=config.max_new_tokens,
                     batch_size=config.batch_size, seed=config.seed, progress=progress)
     t_gen = time.time() - t0
-    scores = judge.score_many(tr, [j["question"] for j in jobs], [g.response for g in gens])
+    if answers_path is not None:
+        atomic_write_text(Path(answers_path), "".join(
+            json.dumps({"pair": j["pair"], "side": j["side"], "question": j["question"], "instruction": j["instruction"],
+                        "response": g.response}) + "\n" for j, g in zip(jobs, gens)))
+    try:
+        scores = judge.score_many(tr, [j["question"] for j in jobs], [g.response for g in gens])
+    except FeaturescopeError as e:
+        kept_note = f"; the {len(gens)} generated answers are kept in {answers_path}" if answers_path else ""
+        raise FeaturescopeError(f"judging failed: {e}{kept_note}") from e
     kept: dict[str, list[int]] = {"pos": [], "neg": []}
     for i, (j, g, s) in enumerate(zip(jobs, gens, scores)):
         j.update(response=g.response, trait_score=s.trait, coherence=s.coherence)
@@ -499,7 +560,7 @@ def run_persona(model: Model, trait: Any, judge: Any, out: str | Path, *,
     timings: dict[str, float] = {}
     if progress:
         print(f"[persona] extracting {tr.name} on {model.name} ...", flush=True)
-    ex = extract(model, tr, judge, config=extraction, progress=progress)
+    ex = extract(model, tr, judge, config=extraction, progress=progress, answers_path=out / "answers.jsonl")
     timings["extract"] = time.time() - t0
     files = {k: str(v.save(out / f"{tr.name}.{k}.safetensors")) for k, v in ex["vectors"].items()}
     with open(out / "responses.jsonl", "w") as f:

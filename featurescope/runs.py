@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from .store import atomic_write_text
+from .versions import environment
 
 SUMMARY_FORMAT = "featurescope.summary/1"
 
@@ -30,27 +29,6 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
         return None
     return x
-
-
-def _dist_version(name: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
-def environment() -> dict[str, Any]:
-    import torch
-
-    from . import __version__
-
-    # Installed distributions' versions (transformer_lens 3.x has no __version__; importing sae_lens just to ask
-    # would cost ~0.4 s in every command that writes a summary).
-    return {"featurescope": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
-            "transformer_lens": _dist_version("transformer-lens"), "sae_lens": _dist_version("sae-lens"),
-            "platform": platform.platform(), "cuda": torch.cuda.is_available(), "threads": torch.get_num_threads()}
 
 
 def write_summary(run_dir: str | Path, command: str, *, inputs: dict[str, Any], results: dict[str, Any],

@@ -10,6 +10,7 @@ would otherwise dominate them), and what was excluded is reported.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,12 @@ def load_sae(release_or_path: str | os.PathLike, sae_id: str | None = None, *, d
 
     p = Path(release_or_path).expanduser()
     if p.is_dir():
-        if not (p / "cfg.json").exists():
-            raise FeaturescopeError(f"{p} is not an sae-lens SAE folder (no cfg.json)")
-        return SAE.load_from_disk(str(p), device=device, dtype=dtype)
+        check_sae_folder(p)
+        try:
+            return SAE.load_from_disk(str(p), device=device, dtype=dtype)
+        except Exception as e:  # noqa: BLE001 - sae-lens raises many types for a bad folder; say which folder
+            raise FeaturescopeError(f"{p}: sae-lens could not load this SAE folder ({type(e).__name__}: "
+                                    f"{str(e).splitlines()[0][:200] if str(e) else ''})") from e
     if sae_id is None:
         raise FeaturescopeError(f"{release_or_path!r} is not a local SAE folder; for a registry SAE pass the sae-lens "
                                 "release and its sae_id (e.g. 'gemma-scope-2-270m-pt-res', 'layer_9_width_16k_l0_medium')")
@@ -53,6 +57,75 @@ def load_sae(release_or_path: str | os.PathLike, sae_id: str | None = None, *, d
             raise OfflineError(f"SAE {release}/{sae_id} must be downloaded from the Hugging Face hub, which cannot be "
                                "reached from here; use a local SAE folder (e.g. the project's saes/)") from e
         raise
+
+
+SAE_WEIGHTS = "sae_weights.safetensors"
+
+
+def safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """Tensor shapes from a safetensors file's header, after checking that the file is complete.
+
+    Reads only the header (no tensor data), so a truncated or foreign file is refused in microseconds, before any
+    model is loaded. Raises :class:`FeaturescopeError` naming the file and what is wrong.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise FeaturescopeError(f"{path}: not a safetensors file ({size} bytes)")
+        n = int.from_bytes(head, "little")
+        if n <= 0 or n > min(size - 8, 100_000_000):
+            raise FeaturescopeError(f"{path}: not a safetensors file (header length {n} for a {size}-byte file)")
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise FeaturescopeError(f"{path}: not a safetensors file (unreadable header)") from e
+    if not isinstance(header, dict):
+        raise FeaturescopeError(f"{path}: not a safetensors file (header is not a table)")
+    shapes, end = {}, 0
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        try:
+            shapes[k] = [int(x) for x in v["shape"]]
+            end = max(end, int(v["data_offsets"][1]))
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise FeaturescopeError(f"{path}: not a safetensors file (bad entry {k!r})") from e
+    if 8 + n + end != size:
+        raise FeaturescopeError(f"{path}: truncated or padded safetensors file ({size} bytes, header says "
+                                f"{8 + n + end})")
+    return shapes
+
+
+def check_sae_folder(folder: str | os.PathLike) -> dict[str, Any]:
+    """Check a local SAE folder before loading it: a readable ``cfg.json`` whose ``d_in`` / ``d_sae`` agree with
+    the weights file's tensor shapes, and a complete weights file. Returns the parsed config."""
+    p = Path(folder)
+    cfg_path = p / "cfg.json"
+    if not cfg_path.exists():
+        raise FeaturescopeError(f"{p} is not an sae-lens SAE folder (no cfg.json)")
+    try:
+        cfg = json.loads(cfg_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FeaturescopeError(f"{cfg_path}: not valid JSON ({e})") from e
+    if not isinstance(cfg, dict):
+        raise FeaturescopeError(f"{cfg_path}: expected a JSON object")
+    for key in ("d_in", "d_sae"):
+        if not isinstance(cfg.get(key), int) or cfg[key] <= 0:
+            raise FeaturescopeError(f"{cfg_path}: {key!r} must be a positive integer, got {cfg.get(key)!r}")
+    w = p / SAE_WEIGHTS
+    if not w.exists():
+        raise FeaturescopeError(f"{p}: no {SAE_WEIGHTS}")
+    shapes = safetensors_shapes(w)
+    d_in, d_sae = cfg["d_in"], cfg["d_sae"]
+    want = {"W_enc": [d_in, d_sae], "W_dec": [d_sae, d_in], "b_dec": [d_in], "b_enc": [d_sae]}
+    for k, shape in want.items():
+        if k in shapes and shapes[k] != shape:
+            raise FeaturescopeError(f"{p}: cfg.json says d_in={d_in}, d_sae={d_sae}, but {SAE_WEIGHTS} has {k} of "
+                                    f"shape {shapes[k]} (expected {shape})")
+    if "W_dec" not in shapes:
+        raise FeaturescopeError(f"{w}: no W_dec tensor (tensors: {', '.join(sorted(shapes)) or 'none'})")
+    return cfg
 
 
 def registry_releases() -> list[str]:

@@ -84,6 +84,20 @@ class ActivationStore:
         if self.shard_size < 1:
             raise ValueError("shard_size must be >= 1")
 
+    def remove_orphans(self) -> list[Path]:
+        """Delete temporary files that a killed run left behind (``.NAME.XXXX`` beside a shard or the manifest).
+
+        Writes go to such a temporary file and are renamed into place, so a shard is either whole or absent; a run
+        killed mid-write (SIGKILL, power loss) leaves the temporary file, which the next run removes here."""
+        removed = []
+        if self.path.is_dir():
+            for f in self.path.iterdir():
+                if f.is_file() and f.name.startswith(".") and (f.name.startswith(".shard-") or
+                                                               f.name.startswith(".manifest.json.")):
+                    f.unlink(missing_ok=True)
+                    removed.append(f)
+        return removed
+
     # -- manifest ---------------------------------------------------------------------------------------------
     @property
     def manifest_path(self) -> Path:
@@ -196,6 +210,7 @@ class ActivationStore:
             self._write_manifest(m)
         for s in m["shards"]:
             self._check_shard(s)
+        self.remove_orphans()
         done = {s["index"] for s in m["shards"]}
         n_shards = (len(prompts) + self.shard_size - 1) // self.shard_size
         written = 0

@@ -62,3 +62,62 @@ def test_generation_needs_a_final_user_turn(tiny_chat):
 def test_prompt_plus_new_tokens_over_context(tiny_chat):
     with pytest.raises(PromptError, match="exceeds the context"):
         fs.generate(tiny_chat, ["y" * 480], max_new_tokens=64, progress=False)
+
+
+# --- the bridge path's KV cache (transformers 5.24 renamed the keyword; see featurescope.versions.KNOWN_BREAKS) ---
+
+def _hf_greedy(hf, ids, n, stops):
+    with torch.no_grad():
+        out = hf.generate(ids[None], attention_mask=torch.ones_like(ids)[None], max_new_tokens=n, do_sample=False,
+                          eos_token_id=stops, pad_token_id=stops[0])
+    new = out[0, len(ids):].tolist()
+    cut = next((i for i, t in enumerate(new) if t in stops), len(new))
+    return new[:cut]
+
+
+def test_bridge_cached_generation_equals_hugging_face_greedy(tiny_hf_folder):
+    """Cached generation through TransformerBridge must reproduce Hugging Face greedy decoding token for token,
+    batched (left-padded) and alone. With an unfilled KV cache (the transformers 5.24 break) this fails."""
+    from transformers import AutoModelForCausalLM
+
+    from featurescope.generate import _generate_batch
+
+    m = fs.load_model(str(tiny_hf_folder), progress=False)
+    assert m.is_bridge
+    hf = AutoModelForCausalLM.from_pretrained(str(tiny_hf_folder), dtype=torch.float32).eval()
+    stops = stop_token_ids(m)
+    convs = [[{"role": "user", "content": "Hi?"}], [{"role": "user", "content": "A much longer question, really?"}]]
+    prompts = [fs.format_conversation(m, c) for c in convs]
+    batched = _generate_batch(m, prompts, max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0,
+                              stops=stops, fwd_hooks=())
+    for p, row in zip(prompts, batched):
+        ref = _hf_greedy(hf, p.tokens, 16, stops)
+        alone = _generate_batch(m, [p], max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0,
+                                stops=stops, fwd_hooks=())[0]
+        cut = next((i for i, t in enumerate(row) if t in stops), len(row))
+        assert row[:cut] == ref, "batched cached bridge generation differs from Hugging Face greedy"
+        cut = next((i for i, t in enumerate(alone) if t in stops), len(alone))
+        assert alone[:cut] == ref, "cached bridge generation differs from Hugging Face greedy"
+
+
+def test_bridge_cache_keyword_compat():
+    from transformers import DynamicCache
+
+    from featurescope.models import _cache_kwarg_compat
+
+    c = DynamicCache()
+    args, kw = _cache_kwarg_compat(None, (1,), {"cache": c, "x": 2})
+    assert kw["past_key_values"] is c and kw["cache"] is c and args == (1,)
+    assert _cache_kwarg_compat(None, (), {"past_key_values": c}) is None  # older transformers: untouched
+    assert _cache_kwarg_compat(None, (), {}) is None
+
+
+def test_known_breaks_are_version_gated():
+    from featurescope.versions import KNOWN_BREAKS, known_breaks
+
+    tf = next(b for b in KNOWN_BREAKS if b.package == "transformers")
+    assert tf.applies({"transformers": "5.24.0", "transformer-lens": "3.9.0"})
+    assert not tf.applies({"transformers": "5.23.0", "transformer-lens": "3.9.0"})
+    assert not tf.applies({"transformers": "5.24.0", "transformer-lens": "3.10.0"})
+    assert known_breaks({"transformers": "5.23.0", "transformer_lens": "3.9.0"}) == []
+    assert tf.workaround  # worked around in featurescope.models.bridge_kv_cache_compat

@@ -115,3 +115,57 @@ def test_store_on_real_model(gemma, tmp_path):
     st = fs.ActivationStore(tmp_path / "acts", shard_size=4)
     acts = fs.capture(gemma, convs, [gemma.resid_hook(6)], reduction="last_prompt", store=st, progress=False)
     assert acts[gemma.resid_hook(6)].shape == (6, 640) and st.complete
+
+
+# --- generation sanity: would fail on garbage text (the transformers 5.24 bridge break gave 'The-----') ---
+
+FACTS = [  # (question, a substring every offline model's greedy answer must contain)
+    ("What is the capital of France?", "Paris"),
+    ("What is 2 + 2?", "4"),
+]
+OPEN = ["Who wrote Romeo and Juliet?", "Tell me about your favourite season.", "How do I boil an egg?"]
+
+
+@pytest.fixture(scope="module")
+def gemma_sft():
+    return fs.load_model("offline:gemma-3-270m-sft")
+
+
+@pytest.mark.parametrize("which", ["gemma", "smol", "gemma_sft"])
+def test_greedy_answers_are_sensible(which, request):
+    from featurescope.measures import looks_degenerate
+
+    m = request.getfixturevalue(which)
+    qs = [q for q, _ in FACTS] + OPEN
+    gens = fs.generate(m, [[{"role": "user", "content": q}] for q in qs], max_new_tokens=24, batch_size=8,
+                       progress=False)
+    for (q, want), g in zip(FACTS, gens):
+        assert want in g.response, f"{m.name}: {q!r} -> {g.response!r} (expected {want!r})"
+    for q, g in zip(qs, gens):
+        assert not looks_degenerate(g.response), f"{m.name}: degenerate answer to {q!r}: {g.response!r}"
+    for q, g in zip(OPEN, gens[len(FACTS):]):
+        assert sum(c.isalpha() for c in g.response) >= 3, f"{m.name}: {q!r} -> {g.response!r} has no words"
+
+
+@pytest.mark.parametrize("which", ["gemma-3-270m", "smollm2-135m-instruct"])
+def test_generation_equals_hugging_face_greedy_token_for_token(which, gemma, smol):
+    """featurescope's cached, batched (left-padded) generation reproduces Hugging Face greedy decoding."""
+    from featurescope.generate import _generate_batch, stop_token_ids
+
+    m = gemma if which == "gemma-3-270m" else smol
+    hf = _hf(which)
+    stops = stop_token_ids(m)
+    convs = [[{"role": "user", "content": q}] for q in ("What is the capital of France?", "Name a large animal.",
+                                                          "Why is the sea salty? Answer in one sentence.")]
+    prompts = [fs.format_conversation(m, c) for c in convs]
+    ours = _generate_batch(m, prompts, max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0,
+                           stops=stops, fwd_hooks=())
+    for p, row in zip(prompts, ours):
+        with torch.no_grad():
+            out = hf.generate(p.tokens[None], attention_mask=torch.ones_like(p.tokens)[None], max_new_tokens=16,
+                              do_sample=False, eos_token_id=stops, pad_token_id=stops[0])
+        ref = out[0, len(p):].tolist()
+        cut_ref = next((i for i, t in enumerate(ref) if t in stops), len(ref))
+        cut = next((i for i, t in enumerate(row) if t in stops), len(row))
+        assert row[:cut] == ref[:cut_ref], (
+            f"{which}: featurescope {m.tokenizer.decode(row[:cut])!r} != Hugging Face {m.tokenizer.decode(ref[:cut_ref])!r}")
