@@ -37,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--shard-size", type=int, default=64, help="prompts per activation-store shard")
-    ap.add_argument("--dtypes", default="float32,bfloat16,bfloat16/bfloat16",
-                    help="modes to measure side by side: generation dtype[/capture dtype] (capture defaults to float32)")
+    ap.add_argument(
+        "--dtypes",
+        default="float32,bfloat16,bfloat16/bfloat16",
+        help="modes to measure side by side: generation dtype[/capture dtype] (capture defaults to float32)",
+    )
     ap.add_argument("--out", default="runs/axis-bench")
     args = ap.parse_args(argv)
 
@@ -56,9 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) / mode.replace("/", "-")
         if out.exists():
             shutil.rmtree(out)
-        cfg = AxisConfig(n_roles=args.roles, n_questions=args.questions, max_new_tokens=args.max_new_tokens,
-                         batch_size=args.batch_size, shard_size=args.shard_size, generation_dtype=gdt,
-                         capture_dtype=cdt)
+        cfg = AxisConfig(
+            n_roles=args.roles,
+            n_questions=args.questions,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+            shard_size=args.shard_size,
+            generation_dtype=gdt,
+            capture_dtype=cdt,
+        )
         n_jobs = len(build_jobs(lib, cfg))
         for d in {gdt, cdt} - {"float32"}:
             model.cast(d)  # the one-off copy is not part of the per-job cost
@@ -78,29 +87,39 @@ def main(argv: list[str] | None = None) -> int:
             t_partial = time.time() - t
         rows.append((f"generation {gdt}, capture {cdt}", n_jobs, t_first, tim, t_resume, t_partial, len(shards), ax))
 
-    print(f"\nmodel {args.model} (loaded in {t_load:.1f} s); slice: {args.roles} roles x {args.questions} questions "
-          f"+ default = {rows[0][1]} jobs, {args.max_new_tokens} new tokens, batch {args.batch_size}")
+    print(
+        f"\nmodel {args.model} (loaded in {t_load:.1f} s); slice: {args.roles} roles x {args.questions} questions "
+        f"+ default = {rows[0][1]} jobs, {args.max_new_tokens} new tokens, batch {args.batch_size}"
+    )
     for gdt, n_jobs, t_first, tim, t_resume, t_partial, n_sh, _ in rows:
         est = t_first / n_jobs * full_jobs
         print(f"[{gdt}]")
-        print(f"  collect from scratch   {t_first:8.1f} s  ({t_first / n_jobs * 1000:.0f} ms/job; generate "
-              f"{tim['generate']:.1f} s, capture {tim['capture']:.1f} s)")
+        print(
+            f"  collect from scratch   {t_first:8.1f} s  ({t_first / n_jobs * 1000:.0f} ms/job; generate "
+            f"{tim['generate']:.1f} s, capture {tim['capture']:.1f} s)"
+        )
         print(f"  resume, all on disk    {t_resume:8.1f} s  (ratio to scratch {t_resume / t_first:.3f})")
-        print(f"  resume, last shard lost {t_partial:7.1f} s  (ratio to scratch {t_partial / t_first:.3f}; "
-              f"{n_sh} shards of <= {args.shard_size} prompts)")
-        print(f"  extrapolated to {FULL_ROLES} roles x {FULL_QUESTIONS} questions + default ({full_jobs} jobs): "
-              f"{est / 60:.1f} min; budget {LIMIT_S / 60:.0f} min; ratio {est / LIMIT_S:.2f} "
-              f"({'within' if est <= LIMIT_S else 'OVER'} budget)")
+        print(
+            f"  resume, last shard lost {t_partial:7.1f} s  (ratio to scratch {t_partial / t_first:.3f}; "
+            f"{n_sh} shards of <= {args.shard_size} prompts)"
+        )
+        print(
+            f"  extrapolated to {FULL_ROLES} roles x {FULL_QUESTIONS} questions + default ({full_jobs} jobs): "
+            f"{est / 60:.1f} min; budget {LIMIT_S / 60:.0f} min; ratio {est / LIMIT_S:.2f} "
+            f"({'within' if est <= LIMIT_S else 'OVER'} budget)"
+        )
     if len(rows) > 1:
         from featurescope.axis import cosine
 
         a, b = rows[0], rows[-1]
         h = a[7].hook(None)
         i = a[7].index(h)
-        print(f"{b[0]} vs {a[0]}: scratch time ratio {b[2] / a[2]:.2f}; generation time ratio "
-              f"{b[3]['generate'] / a[3]['generate']:.2f}; cos(axis {a[0]}, axis {b[0]}) at {h} "
-              f"{float(cosine(a[7].vectors[i], b[7].vectors[i])):+.3f}; role-vector cosine mean "
-              f"{float(cosine(a[7].role_vectors[:, i], b[7].role_vectors[:, i]).mean()):.4f}")
+        print(
+            f"{b[0]} vs {a[0]}: scratch time ratio {b[2] / a[2]:.2f}; generation time ratio "
+            f"{b[3]['generate'] / a[3]['generate']:.2f}; cos(axis {a[0]}, axis {b[0]}) at {h} "
+            f"{float(cosine(a[7].vectors[i], b[7].vectors[i])):+.3f}; role-vector cosine mean "
+            f"{float(cosine(a[7].role_vectors[:, i], b[7].role_vectors[:, i]).mean()):.4f}"
+        )
     return 0
 
 

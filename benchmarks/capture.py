@@ -33,13 +33,24 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     model = fs.load_model("offline:gemma-3-270m")
-    hf = AutoModelForCausalLM.from_pretrained(str(_converted_dir(OFFLINE_MODELS["gemma-3-270m"])), dtype=torch.float32).eval()
+    hf = AutoModelForCausalLM.from_pretrained(
+        str(_converted_dir(OFFLINE_MODELS["gemma-3-270m"])), dtype=torch.float32
+    ).eval()
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 200_000, (args.batch, args.seq), generator=g)
     ids[:, 0] = model.tokenizer.bos_token_id
-    prompts = [FormattedPrompt(text="", tokens=row.clone(), role_ids=torch.zeros(args.seq, dtype=torch.long),
-                               last_prompt_index=args.seq - 1, kind="transcript", messages=[], has_response=False)
-               for row in ids]
+    prompts = [
+        FormattedPrompt(
+            text="",
+            tokens=row.clone(),
+            role_ids=torch.zeros(args.seq, dtype=torch.long),
+            last_prompt_index=args.seq - 1,
+            kind="transcript",
+            messages=[],
+            has_response=False,
+        )
+        for row in ids
+    ]
     mid = model.resid_hook(model.n_layers // 2)
     all_hooks = fs.default_hooks(model)
     n_tok = args.batch * args.seq
@@ -62,9 +73,13 @@ def main() -> None:
         with torch.inference_mode():
             hf(ids, output_hidden_states=True)
 
-    runs = {"featurescope capture, middle layer": fs_mid, "featurescope capture, all layers": fs_all,
-            "TransformerLens forward, no hooks (no unembed)": tl_body,
-            "HF forward, all hidden states (no unembed)": hf_body, "HF full forward with unembedding": hf_full}
+    runs = {
+        "featurescope capture, middle layer": fs_mid,
+        "featurescope capture, all layers": fs_all,
+        "TransformerLens forward, no hooks (no unembed)": tl_body,
+        "HF forward, all hidden states (no unembed)": hf_body,
+        "HF full forward with unembedding": hf_full,
+    }
     best = {k: float("inf") for k in runs}
     for f in runs.values():  # warm-up
         f()
@@ -75,18 +90,26 @@ def main() -> None:
             best[k] = min(best[k], time.perf_counter() - t)
     tps = {k: n_tok / v for k, v in best.items()}
     ratios = {
-        "capture_all / hf_body (target >= 0.9)": tps["featurescope capture, all layers"] / tps["HF forward, all hidden states (no unembed)"],
-        "capture_mid / hf_full (target >= 1.8)": tps["featurescope capture, middle layer"] / tps["HF full forward with unembedding"],
-        "capture_all / TL forward (featurescope overhead)": tps["featurescope capture, all layers"] / tps["TransformerLens forward, no hooks (no unembed)"],
-        "TL forward / hf_body (TransformerLens' own speed)": tps["TransformerLens forward, no hooks (no unembed)"] / tps["HF forward, all hidden states (no unembed)"],
+        "capture_all / hf_body (target >= 0.9)": tps["featurescope capture, all layers"]
+        / tps["HF forward, all hidden states (no unembed)"],
+        "capture_mid / hf_full (target >= 1.8)": tps["featurescope capture, middle layer"]
+        / tps["HF full forward with unembedding"],
+        "capture_all / TL forward (featurescope overhead)": tps["featurescope capture, all layers"]
+        / tps["TransformerLens forward, no hooks (no unembed)"],
+        "TL forward / hf_body (TransformerLens' own speed)": tps["TransformerLens forward, no hooks (no unembed)"]
+        / tps["HF forward, all hidden states (no unembed)"],
     }
-    print(f"Gemma 3 270M base, batch {args.batch} x {args.seq} tokens, {torch.get_num_threads()} threads, best of {args.repeats}")
+    print(
+        f"Gemma 3 270M base, batch {args.batch} x {args.seq} tokens, {torch.get_num_threads()} threads, best of {args.repeats}"
+    )
     for k, v in tps.items():
         print(f"  {k:46s} {v:8.0f} tok/s")
     for k, v in ratios.items():
         print(f"  {k:46s} {v:8.2f}x")
     if args.json:
-        Path(args.json).write_text(json.dumps({"tokens_per_s": tps, "ratios": ratios, "batch": args.batch, "seq": args.seq}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"tokens_per_s": tps, "ratios": ratios, "batch": args.batch, "seq": args.seq}, indent=2)
+        )
 
 
 if __name__ == "__main__":

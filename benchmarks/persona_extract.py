@@ -30,12 +30,19 @@ def main() -> None:
     model = fs.load_model(args.model)
     judge = EmbeddingJudge()
     t_load = time.time() - t
-    res = extract(model, args.trait, judge, config=ExtractionConfig(max_new_tokens=args.max_new_tokens,
-                                                                    batch_size=args.batch_size), progress=True)
+    res = extract(
+        model,
+        args.trait,
+        judge,
+        config=ExtractionConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size),
+        progress=True,
+    )
     tm = res["timings"]
     print(f"{args.model}, trait {args.trait}: {res['counts']}")
-    print(f"  load {t_load:.0f}s | generate {tm['generate']:.0f}s | judge {tm['judge']:.1f}s | "
-          f"capture {tm['total'] - tm['generate'] - tm['judge']:.0f}s | extraction total {tm['total']:.0f}s")
+    print(
+        f"  load {t_load:.0f}s | generate {tm['generate']:.0f}s | judge {tm['judge']:.1f}s | "
+        f"capture {tm['total'] - tm['generate'] - tm['judge']:.0f}s | extraction total {tm['total']:.0f}s"
+    )
     print(f"  extraction / budget ({BUDGET_S:.0f}s) = {tm['total'] / BUDGET_S:.2f}  (target <= 1.0)")
 
 

@@ -46,14 +46,22 @@ def capture_layer(layer: int, rows: int = 900) -> torch.Tensor:
     out = []
     with torch.no_grad():
         for i in range(0, len(toks), 16):
-            r = toks[i: i + 16]
+            r = toks[i : i + 16]
             _, c = m.tl.run_with_cache(r, names_filter=[hook], stop_at_layer=layer + 1)
             out.append(c[hook][r != m.tokenizer.bos_token_id])
     return torch.cat(out)
 
 
-def train_one(xtr: torch.Tensor, mean: torch.Tensor, steps: int, bs: int, lr: float, dead_window: int,
-              dec_norm: float, mean_bias: bool):
+def train_one(
+    xtr: torch.Tensor,
+    mean: torch.Tensor,
+    steps: int,
+    bs: int,
+    lr: float,
+    dead_window: int,
+    dec_norm: float,
+    mean_bias: bool,
+):
     from sae_lens import BatchTopKTrainingSAEConfig
     from sae_lens.config import SAETrainerConfig
     from sae_lens.saes.sae import get_sae_training_class
@@ -70,10 +78,17 @@ def train_one(xtr: torch.Tensor, mean: torch.Tensor, steps: int, bs: int, lr: fl
         while True:
             yield xtr[torch.randint(0, len(xtr), (bs,), generator=g)]
 
-    tc = SAETrainerConfig(total_training_samples=steps * bs, train_batch_size_samples=bs, lr=lr, lr_end=lr / 10,
-                          lr_warm_up_steps=min(100, steps // 10), lr_decay_steps=steps // 5,
-                          dead_feature_window=dead_window, feature_sampling_window=max(dead_window, 2000),
-                          n_batches_for_norm_estimate=1)
+    tc = SAETrainerConfig(
+        total_training_samples=steps * bs,
+        train_batch_size_samples=bs,
+        lr=lr,
+        lr_end=lr / 10,
+        lr_warm_up_steps=min(100, steps // 10),
+        lr_decay_steps=steps // 5,
+        dead_feature_window=dead_window,
+        feature_sampling_window=max(dead_window, 2000),
+        n_batches_for_norm_estimate=1,
+    )
     trainer = SAETrainer(tc, sae, batches())
     trainer.activation_scaler.scaling_factor = 1.0  # inputs are already rescaled
     trainer.fit()
@@ -89,8 +104,10 @@ def main() -> None:
     x = capture_layer(args.layer)
     n = x.norm(dim=-1)
     x = x[n < n.quantile(0.999)]
-    print(f"layer {args.layer}: {len(x):,} activations; |mean|^2 / E|x|^2 = "
-          f"{float(x.mean(0).norm() ** 2 / (x.norm(dim=-1) ** 2).mean()):.3f}")
+    print(
+        f"layer {args.layer}: {len(x):,} activations; |mean|^2 / E|x|^2 = "
+        f"{float(x.mean(0).norm() ** 2 / (x.norm(dim=-1) ** 2).mean()):.3f}"
+    )
     x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))]
     x = x * (x.shape[1] ** 0.5 / x.norm(dim=-1).mean())
     xte, xtr = x[:8000], x[8000:]
@@ -105,8 +122,11 @@ def main() -> None:
             fve = 1 - ((rec - xte) ** 2).sum() / ((xte - xte.mean(0)) ** 2).sum()
             l0 = (fa > 0).float().sum(-1).mean()
             dead = ((fa > 0).sum(0) == 0).float().mean()
-        print(f"{name}: dead window {dw:>4} steps, decoder norm {dn}, mean b_dec {mb!s:5} -> FVE {fve:.3f}  "
-              f"L0 {l0:.1f}  dead {dead:.3f}  ({time.time() - t:.0f} s)", flush=True)
+        print(
+            f"{name}: dead window {dw:>4} steps, decoder norm {dn}, mean b_dec {mb!s:5} -> FVE {fve:.3f}  "
+            f"L0 {l0:.1f}  dead {dead:.3f}  ({time.time() - t:.0f} s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

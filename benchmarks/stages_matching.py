@@ -30,9 +30,9 @@ def plain_tiled_mm(A: torch.Tensor, B: torch.Tensor, br: int, bc: int) -> float:
     t = time.perf_counter()
     with torch.no_grad():
         for i in range(0, len(A), br):
-            Ai = A[i: i + br]
+            Ai = A[i : i + br]
             for j in range(0, len(B), bc):
-                Bj = B[j: j + bc]
+                Bj = B[j : j + bc]
                 torch.mm(Ai, Bj.T, out=buf[: len(Ai) * len(Bj)].view(len(Ai), len(Bj)))
     if A.is_cuda:
         torch.cuda.synchronize()
@@ -73,13 +73,17 @@ def main() -> None:
     t_one = time.perf_counter() - t
     gp, gm = flops / min(t_plain) / 1e9, flops / min(t_match) / 1e9
     assert res is not None
-    print(f"{args.n} x {args.d} vs {args.m} x {args.d} dictionaries, tiles {args.block_rows} x {args.block_cols}, "
-          f"{args.device}, {torch.get_num_threads()} threads, best of {args.repeats}")
+    print(
+        f"{args.n} x {args.d} vs {args.m} x {args.d} dictionaries, tiles {args.block_rows} x {args.block_cols}, "
+        f"{args.device}, {torch.get_num_threads()} threads, best of {args.repeats}"
+    )
     print(f"  plain tiled torch.mm (same shapes, no reduction): {min(t_plain):7.2f} s  {gp:7.1f} GFLOP/s")
     print(f"  feature matching (both directions, max+argmax):   {min(t_match):7.2f} s  {gm:7.1f} GFLOP/s")
     print(f"  ratio matching / plain matmul throughput: {gm / gp:.2f}  (target >= 0.50)")
-    print(f"  one {args.block_rows} x {args.d} @ {args.d} x {args.block_cols} mm: "
-          f"{2.0 * args.block_rows * args.block_cols * args.d / t_one / 1e9:.1f} GFLOP/s")
+    print(
+        f"  one {args.block_rows} x {args.d} @ {args.d} x {args.block_cols} mm: "
+        f"{2.0 * args.block_rows * args.block_cols * args.d / t_one / 1e9:.1f} GFLOP/s"
+    )
     reused = float((res.a_to_b_cos >= 0.7).float().mean())
     print(f"  check: fraction of a reused in b = {reused:.3f} (planted: 0.500)")
 

@@ -68,8 +68,9 @@ def stand_in(args: argparse.Namespace) -> dict:
     Wp[3072:] = torch.nn.functional.normalize(torch.randn(1024, d, generator=g), dim=-1)
     bs = synthetic_sae(d, 4096, hook, base.name, W)
     ps = synthetic_sae(d, 4096, hook, post.name, Wp)
-    return run_stages(base, post, bs, ps, hook, args.out, config=StagesConfig(), sae_names=("synthetic-base",
-                                                                                            "synthetic-post"))
+    return run_stages(
+        base, post, bs, ps, hook, args.out, config=StagesConfig(), sae_names=("synthetic-base", "synthetic-post")
+    )
 
 
 def main() -> None:
@@ -105,16 +106,34 @@ def main() -> None:
         from featurescope.runs import read_summary
 
         what = f"{args.base} -> {args.post}, SAEs {args.base_sae} / {args.post_sae}"
-        rc = cli(["stages", "--base", args.base, "--post", args.post, "--base-sae", args.base_sae, "--post-sae",
-                  args.post_sae, "--layer", str(args.layer), "--out", args.out, *extra])
+        rc = cli(
+            [
+                "stages",
+                "--base",
+                args.base,
+                "--post",
+                args.post,
+                "--base-sae",
+                args.base_sae,
+                "--post-sae",
+                args.post_sae,
+                "--layer",
+                str(args.layer),
+                "--out",
+                args.out,
+                *extra,
+            ]
+        )
         if rc != 0:
             sys.exit(rc)
         timings = read_summary(args.out)["timings_s"]
     wall = time.time() - t0
     print(f"\nstages run: {what}, layer {args.layer}, {torch.get_num_threads()} threads")
     print("  parts (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
-    print(f"  whole run incl. model loading: {wall:.0f} s = {wall / 60:.1f} min; ratio to the 15-min limit: "
-          f"{wall / LIMIT_S:.2f} (target < 1.00)")
+    print(
+        f"  whole run incl. model loading: {wall:.0f} s = {wall / 60:.1f} min; ratio to the 15-min limit: "
+        f"{wall / LIMIT_S:.2f} (target < 1.00)"
+    )
 
 
 if __name__ == "__main__":

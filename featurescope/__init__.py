@@ -9,6 +9,7 @@ from .capture import Activations, CaptureConfig, capture, default_hooks
 from .errors import FeaturescopeError
 from .formatting import FormattedPrompt, Message, TranscriptFormat, format_conversation
 from .generate import Generation, GenerationConfig, generate
+from .judge import EmbeddingJudge, OpenAIJudge, default_judge
 from .models import (
     DEFAULT_BASE,
     DEFAULT_POST_TRAINED,
@@ -22,18 +23,48 @@ from .models import (
     list_models,
     load_model,
 )
-from .judge import EmbeddingJudge, OpenAIJudge, default_judge
-from .persona import PersonaVector, extract as extract_persona, extract_written, run_persona, steer, steering_sweep
+from .persona import PersonaVector, extract_written, run_persona, steer, steering_sweep
+from .persona import extract as extract_persona
 from .store import ActivationStore
 from .traits import Trait, list_traits, load_trait
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Activations", "ActivationStore", "CaptureConfig", "DEFAULT_BASE", "DEFAULT_POST_TRAINED", "FLAGSHIP_BASE",
-    "FLAGSHIP_POST_TRAINED", "FeaturescopeError", "FormattedPrompt", "Generation", "GenerationConfig", "Message",
-    "Model", "ModelInfo", "TranscriptFormat", "capture", "default_hooks", "format_conversation",
-    "from_hooked_transformer", "generate", "hf_hidden_state_for_hook", "hook_for_hf_hidden_state", "list_models",
-    "load_model", "EmbeddingJudge", "OpenAIJudge", "default_judge", "PersonaVector", "extract_persona", "extract_written", "run_persona",
-    "steer", "steering_sweep", "Trait", "list_traits", "load_trait",
+    "Activations",
+    "ActivationStore",
+    "CaptureConfig",
+    "DEFAULT_BASE",
+    "DEFAULT_POST_TRAINED",
+    "FLAGSHIP_BASE",
+    "FLAGSHIP_POST_TRAINED",
+    "FeaturescopeError",
+    "FormattedPrompt",
+    "Generation",
+    "GenerationConfig",
+    "Message",
+    "Model",
+    "ModelInfo",
+    "TranscriptFormat",
+    "capture",
+    "default_hooks",
+    "format_conversation",
+    "from_hooked_transformer",
+    "generate",
+    "hf_hidden_state_for_hook",
+    "hook_for_hf_hidden_state",
+    "list_models",
+    "load_model",
+    "EmbeddingJudge",
+    "OpenAIJudge",
+    "default_judge",
+    "PersonaVector",
+    "extract_persona",
+    "extract_written",
+    "run_persona",
+    "steer",
+    "steering_sweep",
+    "Trait",
+    "list_traits",
+    "load_trait",
 ]

@@ -49,7 +49,6 @@ import hashlib
 import html
 import json
 import math
-import random
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -66,13 +65,26 @@ from tqdm.auto import tqdm
 from .configs import Config
 from .errors import DataError, FeaturescopeError, did_you_mean
 from .formatting import FormattedPrompt, Message, pad_batch
+from .measures import DEFAULT_AI_TERMS, identifies_as_ai, term_regex
+from .paper import NUMBERS
 
 ROLES_DIR = Path(__file__).parent / "data" / "roles"
 N_INSTRUCTIONS = 5
 MIN_ROLES = 120
 MIN_QUESTIONS = 40
-CATEGORIES = ("profession", "helper_human", "creative", "fictional", "mythical", "creature", "ai_good", "ai_bad",
-              "historical", "abstract", "antagonist")
+CATEGORIES = (
+    "profession",
+    "helper_human",
+    "creative",
+    "fictional",
+    "mythical",
+    "creature",
+    "ai_good",
+    "ai_bad",
+    "historical",
+    "abstract",
+    "antagonist",
+)
 #: Category groups used to summarise where roles fall on the axis.
 GROUPS: dict[str, tuple[str, ...]] = {
     "assistant-like humans": ("profession", "helper_human"),
@@ -84,11 +96,13 @@ _NON_ROLE_FILES = {"default.yaml", "questions.yaml", "prefills.yaml", "identity.
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 #: Paper numbers (Lu et al.) quoted next to ours in summaries.
+# The paper's numbers, from featurescope.paper (the one home of published numbers); this layout is kept for the
+# summaries that already carry it.
 PAPER = {
-    "pcs_for_70pct": {"Gemma 2 27B": 4, "Qwen 3 32B": 8, "Llama 3.3 70B": 19},
-    "axis_pc1_cosine_middle_layer": "> 0.71",
-    "base_vs_instruct_top3_pc_cosines_gemma2_27b": [0.93, 0.87, 0.83],
-    "base_vs_instruct_role_vector_cosines": "> 0.99",
+    "pcs_for_70pct": NUMBERS["axis_pcs"].value,
+    "axis_pc1_cosine_middle_layer": NUMBERS["axis_pc1"].text,
+    "base_vs_instruct_top3_pc_cosines_gemma2_27b": NUMBERS["base_vs_instruct_top3_pc_cosines"].value,
+    "base_vs_instruct_role_vector_cosines": NUMBERS["base_vs_instruct_role_vector_cosines"].text,
 }
 
 
@@ -177,11 +191,15 @@ class RoleLibrary(Config):
         return spread(list(self.questions), n)
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{k}</td><td>{html.escape(', '.join(r.name for r in self.roles if r.category == c)[:160])}</td></tr>"
-                       for c, k in self.category_counts().items())
-        return (f"<div><b>role library</b>: {len(self.roles)} roles x {N_INSTRUCTIONS} instructions, "
-                f"{len(self.default_prompts)} default prompts, {len(self.questions)} questions, {len(self.scripts)} "
-                f"drift scripts<table><tr><th>category</th><th>roles</th><th>examples</th></tr>{rows}</table></div>")
+        rows = "".join(
+            f"<tr><td>{html.escape(c)}</td><td>{k}</td><td>{html.escape(', '.join(r.name for r in self.roles if r.category == c)[:160])}</td></tr>"
+            for c, k in self.category_counts().items()
+        )
+        return (
+            f"<div><b>role library</b>: {len(self.roles)} roles x {N_INSTRUCTIONS} instructions, "
+            f"{len(self.default_prompts)} default prompts, {len(self.questions)} questions, {len(self.scripts)} "
+            f"drift scripts<table><tr><th>category</th><th>roles</th><th>examples</th></tr>{rows}</table></div>"
+        )
 
 
 def spread(items: Sequence[Any], n: int | None) -> list[Any]:
@@ -215,7 +233,9 @@ def _str_list(raw: Any, key: str, where: str, *, allow_empty_items: bool = False
 def parse_roles(raw: Any, source: str = "<dict>") -> list[Role]:
     """Validate a ``{"roles": [{name, category, instructions}, ...]}`` mapping; errors name the file and role."""
     if not isinstance(raw, dict) or not isinstance(raw.get("roles"), list):
-        raise DataError(f"{source}: a role file must be a mapping with a 'roles:' list of {{name, category, instructions}}")
+        raise DataError(
+            f"{source}: a role file must be a mapping with a 'roles:' list of {{name, category, instructions}}"
+        )
     out = []
     for i, r in enumerate(raw["roles"]):
         where = f"{source}: role {i + 1}"
@@ -230,12 +250,15 @@ def parse_roles(raw: Any, source: str = "<dict>") -> list[Role]:
         where = f"{source}: role {name!r}"
         cat = str(r.get("category", "")).strip()
         if cat not in CATEGORIES:
-            raise DataError(f"{where}: unknown category {cat!r}.{did_you_mean(cat, CATEGORIES)} "
-                            f"Categories: {', '.join(CATEGORIES)}")
+            raise DataError(
+                f"{where}: unknown category {cat!r}.{did_you_mean(cat, CATEGORIES)} Categories: {', '.join(CATEGORIES)}"
+            )
         ins = r.get("instructions")
         if not isinstance(ins, list) or len(ins) != N_INSTRUCTIONS:
-            raise DataError(f"{where}: 'instructions' must be a list of exactly {N_INSTRUCTIONS} system prompts "
-                            f"(found {len(ins) if isinstance(ins, list) else type(ins).__name__})")
+            raise DataError(
+                f"{where}: 'instructions' must be a list of exactly {N_INSTRUCTIONS} system prompts "
+                f"(found {len(ins) if isinstance(ins, list) else type(ins).__name__})"
+            )
         if not all(isinstance(x, str) and x.strip() for x in ins):
             raise DataError(f"{where}: every instruction must be a non-empty string")
         norm = [" ".join(x.split()) for x in ins]
@@ -259,13 +282,26 @@ def load_scripts(folder: str | Path = ROLES_DIR / "conversations") -> tuple[Drif
         name = str(raw.get("name", p.stem))
         if name != p.stem:
             raise DataError(f"{where}: name {name!r} must equal the file stem {p.stem!r}")
-        out.append(DriftScript(name=name, kind=str(raw.get("kind", "")), description=str(raw.get("description", "")),
-                               expected_drift=str(raw.get("expected_drift", "")), user_turns=turns, source=where))
+        out.append(
+            DriftScript(
+                name=name,
+                kind=str(raw.get("kind", "")),
+                description=str(raw.get("description", "")),
+                expected_drift=str(raw.get("expected_drift", "")),
+                user_turns=turns,
+                source=where,
+            )
+        )
     return tuple(out)
 
 
-def load_role_library(extra: str | Path | Sequence[str | Path] = (), *, folder: str | Path = ROLES_DIR,
-                      min_roles: int = MIN_ROLES, min_questions: int = MIN_QUESTIONS) -> RoleLibrary:
+def load_role_library(
+    extra: str | Path | Sequence[str | Path] = (),
+    *,
+    folder: str | Path = ROLES_DIR,
+    min_roles: int = MIN_ROLES,
+    min_questions: int = MIN_QUESTIONS,
+) -> RoleLibrary:
     """Load the shipped role library and merge user YAML files into it.
 
     Role files are ``roles.yaml`` and any other ``*.yaml`` in ``folder`` with a top-level ``roles:`` list, plus
@@ -275,8 +311,9 @@ def load_role_library(extra: str | Path | Sequence[str | Path] = (), *, folder: 
     """
     folder = Path(folder)
     extras = [extra] if isinstance(extra, (str, Path)) else list(extra)
-    files = [folder / "roles.yaml"] + sorted(p for p in folder.glob("*.yaml")
-                                             if p.name not in _NON_ROLE_FILES | {"roles.yaml"})
+    files = [folder / "roles.yaml"] + sorted(
+        p for p in folder.glob("*.yaml") if p.name not in _NON_ROLE_FILES | {"roles.yaml"}
+    )
     roles: list[Role] = []
     questions = list(_str_list(_read_yaml(folder / "questions.yaml"), "questions", str(folder / "questions.yaml")))
     sources = []
@@ -285,16 +322,21 @@ def load_role_library(extra: str | Path | Sequence[str | Path] = (), *, folder: 
         is_extra = f in [Path(e) for e in extras]
         if not isinstance(raw, dict) or ("roles" not in raw and not (is_extra and "questions" in raw)):
             if is_extra:
-                found = f" (it has {', '.join(map(repr, raw))}.{''.join(did_you_mean(str(k), ['roles', 'questions']) for k in raw)})" \
-                    if isinstance(raw, dict) and raw else ""
+                found = (
+                    f" (it has {', '.join(map(repr, raw))}.{''.join(did_you_mean(str(k), ['roles', 'questions']) for k in raw)})"
+                    if isinstance(raw, dict) and raw
+                    else ""
+                )
                 raise DataError(f"{f}: a user role file must have a 'roles:' list (and/or a 'questions:' list){found}")
             continue
         if is_extra:
             unknown = sorted(set(raw) - {"roles", "questions"})
             if unknown:
                 hints = "".join(did_you_mean(k, ["roles", "questions"]) for k in unknown)
-                raise DataError(f"{f}: unknown top-level key(s) {', '.join(map(repr, unknown))}; a user role file "
-                                f"holds only 'roles:' and 'questions:'.{hints}")
+                raise DataError(
+                    f"{f}: unknown top-level key(s) {', '.join(map(repr, unknown))}; a user role file "
+                    f"holds only 'roles:' and 'questions:'.{hints}"
+                )
         sources.append(str(f))
         if "roles" in raw:
             roles.extend(parse_roles(raw, str(f)))
@@ -303,8 +345,10 @@ def load_role_library(extra: str | Path | Sequence[str | Path] = (), *, folder: 
     seen: dict[str, str] = {}
     for r in roles:
         if r.name in seen:
-            raise DataError(f"role {r.name!r} is defined twice ({seen[r.name]} and {r.source}); names must be unique "
-                            "across all role files")
+            raise DataError(
+                f"role {r.name!r} is defined twice ({seen[r.name]} and {r.source}); names must be unique "
+                "across all role files"
+            )
         seen[r.name] = r.source
     low = [q.lower() for q in questions]
     dup = sorted({q for q in low if low.count(q) > 1})
@@ -314,55 +358,41 @@ def load_role_library(extra: str | Path | Sequence[str | Path] = (), *, folder: 
         raise DataError(f"the role library has {len(roles)} roles; at least {min_roles} are needed")
     if len(questions) < min_questions:
         raise DataError(f"the role library has {len(questions)} questions; at least {min_questions} are needed")
-    default = _str_list(_read_yaml(folder / "default.yaml"), "default_prompts", str(folder / "default.yaml"),
-                        allow_empty_items=True)
+    default = _str_list(
+        _read_yaml(folder / "default.yaml"), "default_prompts", str(folder / "default.yaml"), allow_empty_items=True
+    )
     if not default:
         raise DataError(f"{folder / 'default.yaml'}: no default-Assistant prompts")
     pre_raw = _read_yaml(folder / "prefills.yaml") if (folder / "prefills.yaml").exists() else {}
     id_raw = _read_yaml(folder / "identity.yaml") if (folder / "identity.yaml").exists() else {}
-    get = (lambda raw, k, where: _str_list(raw, k, where) if isinstance(raw, dict) and k in raw else ())
+    get = lambda raw, k, where: _str_list(raw, k, where) if isinstance(raw, dict) and k in raw else ()
     return RoleLibrary(
-        roles=tuple(roles), default_prompts=default, questions=tuple(questions),
+        roles=tuple(roles),
+        default_prompts=default,
+        questions=tuple(questions),
         prefills=tuple(p for p in (pre_raw.get("prefills") or [])) if isinstance(pre_raw, dict) else (),
         helpful_archetypes=get(pre_raw, "helpful_archetypes", "prefills.yaml"),
         fantastical_archetypes=get(pre_raw, "fantastical_archetypes", "prefills.yaml"),
         identity_questions=get(id_raw, "identity_questions", "identity.yaml"),
         ai_terms=get(id_raw, "ai_terms", "identity.yaml"),
         scripts=load_scripts(folder / "conversations") if (folder / "conversations").is_dir() else (),
-        sources=tuple(sources))
+        sources=tuple(sources),
+    )
 
 
 # ================================================================================================================
 # Text measures
 # ================================================================================================================
-_DEFAULT_AI_TERMS = ("ai", "a.i.", "artificial intelligence", "assistant", "language model", "llm", "chatbot",
-                     "virtual assistant", "computer program", "neural network", "machine learning model")
-_NEGATION = r"(?:\bnot|\bno|\bnever|n't|\bnor)\s+(?:\w+\s+){0,2}"
-
-
-def _term_regex(terms: Sequence[str]) -> re.Pattern[str]:
-    alts = "|".join(re.escape(t.lower()) for t in sorted(terms, key=len, reverse=True))
-    return re.compile(rf"(?<![\w.])(?:{alts})(?![\w])")
-
-
-def identifies_as_ai(text: str, terms: Sequence[str] = _DEFAULT_AI_TERMS) -> bool:
-    """True when the text calls its speaker an AI / assistant / language model (whole words, case-insensitive); a
-    term preceded by a negation within three words ("I'm not an AI") does not count."""
-    t = text.lower().replace("’", "'")
-    neg = re.compile(_NEGATION + r"$")
-    for m in _term_regex(terms).finditer(t):
-        before = t[max(0, m.start() - 40): m.start()]
-        if not neg.search(before.rstrip() + " "):
-            return True
-    return False
+# The AI-identity detector lives in featurescope.measures (one definition, shared with post-training evaluation).
+_DEFAULT_AI_TERMS = DEFAULT_AI_TERMS
 
 
 def classify_completion(text: str, helpful: Sequence[str], fantastical: Sequence[str], n_words: int = 12) -> str:
     """Label a self-description completion: "helpful", "fantastical", "both" or "other" by whole-word matches of the
     archetype lists in its first ``n_words`` words (that is where "I am a ..." names the speaker)."""
     head = " ".join(re.findall(r"[\w'.-]+", text.lower())[:n_words])
-    h = bool(helpful) and bool(_term_regex(helpful).search(head))
-    f = bool(fantastical) and bool(_term_regex(fantastical).search(head))
+    h = bool(helpful) and bool(term_regex(helpful).search(head))
+    f = bool(fantastical) and bool(term_regex(fantastical).search(head))
     return "both" if h and f else "helpful" if h else "fantastical" if f else "other"
 
 
@@ -388,8 +418,9 @@ def project(acts: Float[Tensor, "*n d"], vector: Float[Tensor, " d"]) -> Float[T
     return acts.float() @ unit(vector)
 
 
-def group_means(acts: Float[Tensor, "n layer d"], groups: Int[Tensor, " n"], n_groups: int,
-                keep: Tensor | None = None) -> tuple[Float[Tensor, "g layer d"], Int[Tensor, " g"]]:
+def group_means(
+    acts: Float[Tensor, "n layer d"], groups: Int[Tensor, " n"], n_groups: int, keep: Tensor | None = None
+) -> tuple[Float[Tensor, "g layer d"], Int[Tensor, " g"]]:
     """Mean of ``acts`` per group id (rows with ``keep`` False are ignored). Returns (means, counts); a group with
     no rows has a zero mean and count 0."""
     k = torch.ones(len(groups), dtype=torch.bool) if keep is None else keep.bool()
@@ -399,7 +430,9 @@ def group_means(acts: Float[Tensor, "n layer d"], groups: Int[Tensor, " n"], n_g
     return sums / counts.clamp(min=1)[:, None, None], counts.long()
 
 
-def axis_from_means(default_mean: Float[Tensor, "layer d"], role_vectors: Float[Tensor, "role layer d"]) -> Float[Tensor, "layer d"]:
+def axis_from_means(
+    default_mean: Float[Tensor, "layer d"], role_vectors: Float[Tensor, "role layer d"]
+) -> Float[Tensor, "layer d"]:
     """The Assistant axis per layer: mean default-Assistant activation minus the mean of the role vectors."""
     if role_vectors.shape[0] == 0:
         raise FeaturescopeError("no role vectors: the axis needs at least one role")
@@ -433,8 +466,8 @@ def pca(x: Float[Tensor, "n d"], orient: Float[Tensor, " d"] | None = None) -> P
         if sgn == 0:
             sgn = torch.tensor(1.0, dtype=vt.dtype)
         vt[i] = vt[i] * sgn
-    var = s ** 2
-    total = (xc ** 2).sum()
+    var = s**2
+    total = (xc**2).sum()
     explained = var / total if total > 0 else torch.zeros_like(var)
     return PCAResult(components=vt.float(), explained=explained.float(), mean=mean.float(), scores=(xc @ vt.T).float())
 
@@ -453,8 +486,9 @@ def percentile_rank(value: float | Tensor, population: Float[Tensor, " n"]) -> f
     return float(((p < v).sum() + 0.5 * (p == v).sum()) / max(len(p), 1))
 
 
-def cap_activations(h: Float[Tensor, "... d"], v_hat: Float[Tensor, " d"], tau: float | Tensor,
-                    skip: Tensor | None = None) -> Float[Tensor, "... d"]:
+def cap_activations(
+    h: Float[Tensor, "... d"], v_hat: Float[Tensor, " d"], tau: float | Tensor, skip: Tensor | None = None
+) -> Float[Tensor, "... d"]:
     """Floor the projection of ``h`` on the unit vector ``v_hat`` at ``tau``:
     ``h + v_hat * max(tau - <h, v_hat>, 0)``. Positions where ``skip`` is True are unchanged."""
     proj = h.float() @ v_hat.float()
@@ -519,10 +553,21 @@ class AssistantAxis:
 
     # -- construction ---------------------------------------------------------------------------------------------
     @classmethod
-    def from_activations(cls, role_acts: Float[Tensor, "n layer d"], role_index: Int[Tensor, " n"],
-                         default_acts: Float[Tensor, "m layer d"], *, hooks: Sequence[str], role_names: Sequence[str],
-                         role_categories: Sequence[str], keep: Tensor | None = None, model: str = "?",
-                         stage: str = "?", kind: str = "response_mean", extra: dict[str, Any] | None = None) -> AssistantAxis:
+    def from_activations(
+        cls,
+        role_acts: Float[Tensor, "n layer d"],
+        role_index: Int[Tensor, " n"],
+        default_acts: Float[Tensor, "m layer d"],
+        *,
+        hooks: Sequence[str],
+        role_names: Sequence[str],
+        role_categories: Sequence[str],
+        keep: Tensor | None = None,
+        model: str = "?",
+        stage: str = "?",
+        kind: str = "response_mean",
+        extra: dict[str, Any] | None = None,
+    ) -> AssistantAxis:
         """Role vectors = per-role means over kept rows; axis = mean(default) - mean(role vectors)."""
         rv, counts = group_means(role_acts, role_index, len(role_names), keep)
         ok = counts > 0
@@ -532,9 +577,20 @@ class AssistantAxis:
         dm = default_acts.float().mean(0)
         ax = axis_from_means(dm, rv)
         dproj = einops.einsum(default_acts.float(), unit(ax), "m l d, l d -> m l")
-        return cls(vectors=ax, hooks=list(hooks), model=model, stage=stage, role_names=list(role_names),
-                   role_categories=list(role_categories), role_vectors=rv, role_counts=counts, default_mean=dm,
-                   default_projections=dproj, kind=kind, extra=dict(extra or {}))
+        return cls(
+            vectors=ax,
+            hooks=list(hooks),
+            model=model,
+            stage=stage,
+            role_names=list(role_names),
+            role_categories=list(role_categories),
+            role_vectors=rv,
+            role_counts=counts,
+            default_mean=dm,
+            default_projections=dproj,
+            kind=kind,
+            extra=dict(extra or {}),
+        )
 
     # -- indexing -------------------------------------------------------------------------------------------------
     @property
@@ -590,8 +646,9 @@ class AssistantAxis:
         i = self.index(layer)
         return pca(self.role_vectors[:, i], orient=self.vectors[i])
 
-    def tau(self, layer: int | str | None = None, percentile: float = 25.0,
-            basis: Literal["tokens", "responses"] = "tokens") -> float:
+    def tau(
+        self, layer: int | str | None = None, percentile: float = 25.0, basis: Literal["tokens", "responses"] = "tokens"
+    ) -> float:
         """Capping threshold: the ``percentile`` of the default Assistant's projections onto the unit axis, per
         response token (``tokens``; needs ``token_quantiles``) or per response mean (``responses``)."""
         i = self.index(layer)
@@ -623,7 +680,8 @@ class AssistantAxis:
             if vals:
                 group_mean[g] = sum(vals) / len(vals)
         return {
-            "hook": self.hooks[i], "axis_norm": float(ax.norm()),
+            "hook": self.hooks[i],
+            "axis_norm": float(ax.norm()),
             "explained_variance": [round(float(x), 5) for x in p.explained[:20]],
             "pcs_for_70pct": p.n_for(0.7),
             "axis_pc1_cosine": float(cosine(ax, p.components[0])),
@@ -635,13 +693,20 @@ class AssistantAxis:
             "role_projection_range": [float(proj.min()), float(proj.max())],
             "default_axis_percentile": percentile_rank(dproj, proj),
             "group_mean_projection": group_mean,
-            "top_roles": [r[0] for r in ranked[:10]], "bottom_roles": [r[0] for r in ranked[-10:][::-1]],
+            "top_roles": [r[0] for r in ranked[:10]],
+            "bottom_roles": [r[0] for r in ranked[-10:][::-1]],
         }
 
     def per_layer(self) -> dict[str, list[Any]]:
         """Per-layer profile: axis norm, cos(axis, PC1), PCs for 70%, default's percentile on PC1."""
-        out: dict[str, list[Any]] = {"hook": [], "axis_norm": [], "axis_pc1_cosine": [], "pcs_for_70pct": [],
-                                     "default_pc1_percentile": [], "pc1_explained": []}
+        out: dict[str, list[Any]] = {
+            "hook": [],
+            "axis_norm": [],
+            "axis_pc1_cosine": [],
+            "pcs_for_70pct": [],
+            "default_pc1_percentile": [],
+            "pc1_explained": [],
+        }
         for i, h in enumerate(self.hooks):
             p = self.pca(h)
             d1 = float((self.default_mean[i] - p.mean) @ p.components[0])
@@ -655,9 +720,16 @@ class AssistantAxis:
 
     # -- persistence ----------------------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
-        return {"format": "featurescope.axis/1", "hooks": self.hooks, "model": self.model, "stage": self.stage,
-                "role_names": self.role_names, "role_categories": self.role_categories, "kind": self.kind,
-                "extra": self.extra}
+        return {
+            "format": "featurescope.axis/1",
+            "hooks": self.hooks,
+            "model": self.model,
+            "stage": self.stage,
+            "role_names": self.role_names,
+            "role_categories": self.role_categories,
+            "kind": self.kind,
+            "extra": self.extra,
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (.safetensors, with the metadata as JSON in its header) and a readable ``.json`` beside it."""
@@ -667,15 +739,21 @@ class AssistantAxis:
         path = Path(path)
         if path.suffix != ".safetensors":
             path = path / "axis.safetensors" if (path.is_dir() or not path.suffix) else path.with_suffix(".safetensors")
-        t = {"vectors": self.vectors.float(), "role_vectors": self.role_vectors.float(),
-             "role_counts": self.role_counts.long(), "default_mean": self.default_mean.float(),
-             "default_projections": self.default_projections.float()}
+        t = {
+            "vectors": self.vectors.float(),
+            "role_vectors": self.role_vectors.float(),
+            "role_counts": self.role_counts.long(),
+            "default_mean": self.default_mean.float(),
+            "default_projections": self.default_projections.float(),
+        }
         if self.token_quantiles is not None:
             t["token_quantiles"] = self.token_quantiles.float()
         meta = _jsonable(self.metadata())
         atomic_save_tensors(path, t, metadata={"featurescope": json.dumps(meta)})
-        atomic_write_text(path.with_suffix(".json"), json.dumps({**meta, "norms": self.norms,
-                                                                 "role_counts": self.role_counts.tolist()}, indent=2))
+        atomic_write_text(
+            path.with_suffix(".json"),
+            json.dumps({**meta, "norms": self.norms, "role_counts": self.role_counts.tolist()}, indent=2),
+        )
         return path
 
     @classmethod
@@ -693,17 +771,29 @@ class AssistantAxis:
         if meta.get("format") != "featurescope.axis/1":
             raise FeaturescopeError(f"{path} is not an Assistant-axis file (format {meta.get('format')!r})")
         t = load_file(str(path))
-        return cls(vectors=t["vectors"], hooks=meta["hooks"], model=meta["model"], stage=meta["stage"],
-                   role_names=meta["role_names"], role_categories=meta["role_categories"],
-                   role_vectors=t["role_vectors"], role_counts=t["role_counts"], default_mean=t["default_mean"],
-                   default_projections=t["default_projections"], token_quantiles=t.get("token_quantiles"),
-                   kind=meta.get("kind", "response_mean"), extra=meta.get("extra", {}))
+        return cls(
+            vectors=t["vectors"],
+            hooks=meta["hooks"],
+            model=meta["model"],
+            stage=meta["stage"],
+            role_names=meta["role_names"],
+            role_categories=meta["role_categories"],
+            role_vectors=t["role_vectors"],
+            role_counts=t["role_counts"],
+            default_mean=t["default_mean"],
+            default_projections=t["default_projections"],
+            token_quantiles=t.get("token_quantiles"),
+            kind=meta.get("kind", "response_mean"),
+            extra=meta.get("extra", {}),
+        )
 
     # -- display --------------------------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        return (f"AssistantAxis(model={self.model!r}, stage={self.stage}, kind={self.kind}, layers={self.n_layers}, "
-                f"d={self.vectors.shape[-1]}, roles={len(self.role_names)}, default_responses="
-                f"{self.default_projections.shape[0]})")
+        return (
+            f"AssistantAxis(model={self.model!r}, stage={self.stage}, kind={self.kind}, layers={self.n_layers}, "
+            f"d={self.vectors.shape[-1]}, roles={len(self.role_names)}, default_responses="
+            f"{self.default_projections.shape[0]})"
+        )
 
     def _repr_html_(self) -> str:
         a = self.analysis()
@@ -712,16 +802,19 @@ class AssistantAxis:
         rows = "".join(
             f"<tr><td>{h}</td><td><div style='background:#2c7fb8;height:9px;width:{150 * n / mx:.0f}px'></div></td>"
             f"<td>{n:.2f}</td><td>{c:+.2f}</td><td>{k}</td></tr>"
-            for h, n, c, k in zip(pl["hook"], pl["axis_norm"], pl["axis_pc1_cosine"], pl["pcs_for_70pct"]))
+            for h, n, c, k in zip(pl["hook"], pl["axis_norm"], pl["axis_pc1_cosine"], pl["pcs_for_70pct"])
+        )
         top = ", ".join(html.escape(x) for x in a["top_roles"][:5])
         bottom = ", ".join(html.escape(x) for x in a["bottom_roles"][:5])
-        return (f"<div><b>Assistant axis</b> of <code>{html.escape(self.model)}</code> ({self.stage}, {self.kind}); "
-                f"{len(self.role_names)} roles, {self.default_projections.shape[0]} default responses.<br/>"
-                f"Middle layer {a['hook']}: cos(axis, PC1) = {a['axis_pc1_cosine']:+.2f}; {a['pcs_for_70pct']} PCs "
-                f"reach 70% of the variance; default Assistant at percentile {a['default_pc1_percentile']:.2f} of the "
-                f"roles on PC1.<br/>Most Assistant-like roles: {top}<br/>Least: {bottom}"
-                f"<table><tr><th>hook</th><th colspan=2>axis norm</th><th>cos PC1</th><th>PCs 70%</th></tr>{rows}"
-                f"</table></div>")
+        return (
+            f"<div><b>Assistant axis</b> of <code>{html.escape(self.model)}</code> ({self.stage}, {self.kind}); "
+            f"{len(self.role_names)} roles, {self.default_projections.shape[0]} default responses.<br/>"
+            f"Middle layer {a['hook']}: cos(axis, PC1) = {a['axis_pc1_cosine']:+.2f}; {a['pcs_for_70pct']} PCs "
+            f"reach 70% of the variance; default Assistant at percentile {a['default_pc1_percentile']:.2f} of the "
+            f"roles on PC1.<br/>Most Assistant-like roles: {top}<br/>Least: {bottom}"
+            f"<table><tr><th>hook</th><th colspan=2>axis norm</th><th>cos PC1</th><th>PCs 70%</th></tr>{rows}"
+            f"</table></div>"
+        )
 
 
 # ================================================================================================================
@@ -764,12 +857,17 @@ class Job(Config):
         return msgs + [Message("user", self.question)]
 
 
-def build_jobs(library: RoleLibrary, config: AxisConfig = AxisConfig(), roles: Sequence[str] | None = None) -> list[Job]:
+def build_jobs(
+    library: RoleLibrary, config: AxisConfig = AxisConfig(), roles: Sequence[str] | None = None
+) -> list[Job]:
     """Default-Assistant jobs (every default prompt x every question) then role jobs."""
     qs = library.select_questions(config.n_questions)
     rs = library.select_roles(config.n_roles, roles)
-    jobs = [Job("default", "default", "default", k, p, j, q) for k, p in enumerate(library.default_prompts)
-            for j, q in enumerate(qs)]
+    jobs = [
+        Job("default", "default", "default", k, p, j, q)
+        for k, p in enumerate(library.default_prompts)
+        for j, q in enumerate(qs)
+    ]
     for ri, r in enumerate(rs):
         for j, q in enumerate(qs):
             ks = range(N_INSTRUCTIONS) if config.instructions == "all" else [(j + ri) % N_INSTRUCTIONS]
@@ -803,8 +901,11 @@ ASSISTANT_ANCHORS = (
     "I am an artificial intelligence created to answer questions and assist users.",
     "I don't have feelings or a body; I'm a computer program designed to provide helpful information.",
 )
-_REFUSAL = re.compile(r"\b(i (?:can(?:no|')t|won't|will not|am unable to|'m unable to) "
-                      r"(?:play|pretend|role-?play|act as|take on|be a))", re.IGNORECASE)
+_REFUSAL = re.compile(
+    r"\b(i (?:can(?:no|')t|won't|will not|am unable to|'m unable to) "
+    r"(?:play|pretend|role-?play|act as|take on|be a))",
+    re.IGNORECASE,
+)
 
 
 class RoleJudge(Protocol):
@@ -833,8 +934,13 @@ class EmbeddingRoleJudge:
     numbers built on it say so.
     """
 
-    def __init__(self, embedder: Any = None, margin: float = 0.05, min_bigram_ratio: float = 0.4,
-                 ai_terms: Sequence[str] = _DEFAULT_AI_TERMS):
+    def __init__(
+        self,
+        embedder: Any = None,
+        margin: float = 0.05,
+        min_bigram_ratio: float = 0.4,
+        ai_terms: Sequence[str] = _DEFAULT_AI_TERMS,
+    ):
         if embedder is None:
             from .judge import EmbeddingJudge
 
@@ -893,8 +999,11 @@ class LLMRoleJudge:
             if not r.strip():
                 out.append(0)
                 continue
-            v = self.judge._ask(ROLE_RUBRIC.replace("{instruction}", j.instruction).replace("{question}", j.question)
-                                .replace("{answer}", r))
+            v = self.judge._ask(
+                ROLE_RUBRIC.replace("{instruction}", j.instruction)
+                .replace("{question}", j.question)
+                .replace("{answer}", r)
+            )
             out.append(0 if v is None else int(min(3, max(0, round(v)))))
         return out
 
@@ -927,8 +1036,9 @@ def role_judge(judge: Any = "auto") -> RoleJudge:
     raise FeaturescopeError(f"unknown role judge {judge!r}: auto, embedding, llm or none")
 
 
-def keep_mask(jobs: Sequence[Job], scores: Sequence[int], usable: Sequence[bool], min_score: int = 3,
-              min_kept: int = 3) -> tuple[Tensor, dict[str, int]]:
+def keep_mask(
+    jobs: Sequence[Job], scores: Sequence[int], usable: Sequence[bool], min_score: int = 3, min_kept: int = 3
+) -> tuple[Tensor, dict[str, int]]:
     """Which role responses count toward their role vector: score >= ``min_score``; for a role with fewer than
     ``min_kept`` such responses, score >= ``min_score - 1``, then any usable response. Default-Assistant rows are
     always kept when usable. Returns (mask, threshold used per role)."""
@@ -959,18 +1069,35 @@ def _hash(x: Any) -> str:
     return hashlib.sha256(json.dumps(x, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def generate_cached(model: Any, conversations: Sequence[Sequence[Message]], *, path: str | Path | None = None,
-                    max_new_tokens: int = 48, batch_size: int = 16, do_sample: bool = False, temperature: float = 1.0,
-                    seed: int = 0, chunk: int = 256, progress: bool = True) -> list[str]:
+def generate_cached(
+    model: Any,
+    conversations: Sequence[Sequence[Message]],
+    *,
+    path: str | Path | None = None,
+    max_new_tokens: int = 48,
+    batch_size: int = 16,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    chunk: int = 256,
+    progress: bool = True,
+) -> list[str]:
     """Batched generation of one answer per conversation, written chunk by chunk to ``path`` (JSONL) so that an
     interrupted run resumes where it stopped. The file starts with a header naming the request; a file written
     for another request is refused. Conversations are ordered by length first (less padding)."""
     from .generate import generate
 
     convs = [list(c) for c in conversations]
-    request = {"model": model.info.name, "weights": model.info.weights_sha256, "max_new_tokens": max_new_tokens,
-               "do_sample": do_sample, "temperature": temperature, "seed": seed, "batch_size": batch_size,
-               "conversations": _hash([[(m.role, m.content) for m in c] for c in convs])}
+    request = {
+        "model": model.info.name,
+        "weights": model.info.weights_sha256,
+        "max_new_tokens": max_new_tokens,
+        "do_sample": do_sample,
+        "temperature": temperature,
+        "seed": seed,
+        "batch_size": batch_size,
+        "conversations": _hash([[(m.role, m.content) for m in c] for c in convs]),
+    }
     if getattr(model.info, "dtype", "float32") != "float32":
         request["dtype"] = model.info.dtype  # (float32 requests keep the header older runs wrote)
     done: dict[int, str] = {}
@@ -978,8 +1105,10 @@ def generate_cached(model: Any, conversations: Sequence[Sequence[Message]], *, p
     if p is not None and p.exists():
         lines = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
         if not lines or lines[0].get("request") != request:
-            raise FeaturescopeError(f"{p} holds generations for a different request (model, settings or prompts); "
-                                    "use another folder or delete the file to start over")
+            raise FeaturescopeError(
+                f"{p} holds generations for a different request (model, settings or prompts); "
+                "use another folder or delete the file to start over"
+            )
         done = {int(r["i"]): r["response"] for r in lines[1:]}
     elif p is not None:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -987,9 +1116,17 @@ def generate_cached(model: Any, conversations: Sequence[Sequence[Message]], *, p
     order = sorted((i for i in range(len(convs)) if i not in done), key=lambda i: sum(len(m.content) for m in convs[i]))
     bar = tqdm(total=len(convs), initial=len(done), desc=f"generate {model.name}", unit="answer", disable=not progress)
     for c0 in range(0, len(order), chunk):
-        idx = order[c0: c0 + chunk]
-        gens = generate(model, [convs[i] for i in idx], max_new_tokens=max_new_tokens, do_sample=do_sample,
-                        temperature=temperature, seed=seed + c0, batch_size=batch_size, progress=False)
+        idx = order[c0 : c0 + chunk]
+        gens = generate(
+            model,
+            [convs[i] for i in idx],
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            seed=seed + c0,
+            batch_size=batch_size,
+            progress=False,
+        )
         rows = []
         for i, g in zip(idx, gens):
             done[i] = g.response
@@ -1003,9 +1140,16 @@ def generate_cached(model: Any, conversations: Sequence[Sequence[Message]], *, p
     return [done[i] for i in range(len(convs))]
 
 
-def token_projections(model: Any, prompts: Sequence[FormattedPrompt], directions: Float[Tensor, "h d"],
-                      hooks: Sequence[str], *, batch_size: int = 8, fwd_hooks: Sequence[tuple[str, Callable]] = (),
-                      progress: bool = False) -> list[Float[Tensor, "pos h"]]:
+def token_projections(
+    model: Any,
+    prompts: Sequence[FormattedPrompt],
+    directions: Float[Tensor, "h d"],
+    hooks: Sequence[str],
+    *,
+    batch_size: int = 8,
+    fwd_hooks: Sequence[tuple[str, Callable]] = (),
+    progress: bool = False,
+) -> list[Float[Tensor, "pos h"]]:
     """Per-token projection of each prompt's activations at ``hooks[k]`` onto the unit ``directions[k]``, computed
     inside the hooks (no activation is kept). Returns one ``[len(prompt), len(hooks)]`` tensor per prompt."""
     from .capture import stop_layer
@@ -1020,7 +1164,7 @@ def token_projections(model: Any, prompts: Sequence[FormattedPrompt], directions
     stop = stop_layer(hooks, model.n_layers)
     out: list[Tensor | None] = [None] * len(prompts)
     for b0 in tqdm(range(0, len(order), batch_size), desc="project", disable=not progress):
-        idx = order[b0: b0 + batch_size]
+        idx = order[b0 : b0 + batch_size]
         toks, _, lens = pad_batch([prompts[i] for i in idx], pad_id)
         got: dict[int, Tensor] = {}
 
@@ -1034,7 +1178,9 @@ def token_projections(model: Any, prompts: Sequence[FormattedPrompt], directions
         if stop is not None:
             kw["stop_at_layer"] = stop
         with torch.inference_mode():
-            model.tl.run_with_hooks(toks.to(model.device), fwd_hooks=list(fwd_hooks) + [(h, mk(k)) for k, h in enumerate(hooks)], **kw)
+            model.tl.run_with_hooks(
+                toks.to(model.device), fwd_hooks=list(fwd_hooks) + [(h, mk(k)) for k, h in enumerate(hooks)], **kw
+            )
         P = torch.stack([got[k] for k in range(len(hooks))], -1)
         for j, i in enumerate(idx):
             out[i] = P[j, : int(lens[j])]
@@ -1047,10 +1193,18 @@ def _format_all(model: Any, convs: Sequence[Sequence[Message]]) -> list[Formatte
     return [format_conversation(model, list(c)) for c in convs]
 
 
-def collect_axis(model: Any, library: RoleLibrary | None = None, config: AxisConfig = AxisConfig(), *,
-                 judge: Any = "auto", out_dir: str | Path | None = None, roles: Sequence[str] | None = None,
-                 responses: Sequence[str] | None = None, hooks: Sequence[str] | None = None,
-                 progress: bool = True) -> tuple[AssistantAxis, list[dict[str, Any]]]:
+def collect_axis(
+    model: Any,
+    library: RoleLibrary | None = None,
+    config: AxisConfig = AxisConfig(),
+    *,
+    judge: Any = "auto",
+    out_dir: str | Path | None = None,
+    roles: Sequence[str] | None = None,
+    responses: Sequence[str] | None = None,
+    hooks: Sequence[str] | None = None,
+    progress: bool = True,
+) -> tuple[AssistantAxis, list[dict[str, Any]]]:
     """Generate (or take) the answers of every role and of the default Assistant, judge role adherence, capture
     activations at every layer and build the :class:`AssistantAxis`.
 
@@ -1069,15 +1223,25 @@ def collect_axis(model: Any, library: RoleLibrary | None = None, config: AxisCon
     convs = [j.messages() for j in jobs]
     rj = role_judge(judge)  # before generating: a dead judge endpoint fails here, not after every answer
     if responses is None:
-        responses = generate_cached(model.cast(config.generation_dtype), convs, path=out / "generations.jsonl" if out else None,
-                                    max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                                    do_sample=config.do_sample, temperature=config.temperature, seed=config.seed,
-                                    chunk=config.chunk, progress=progress)
+        responses = generate_cached(
+            model.cast(config.generation_dtype),
+            convs,
+            path=out / "generations.jsonl" if out else None,
+            max_new_tokens=config.max_new_tokens,
+            batch_size=config.batch_size,
+            do_sample=config.do_sample,
+            temperature=config.temperature,
+            seed=config.seed,
+            chunk=config.chunk,
+            progress=progress,
+        )
         source = "generated"
     else:
         if len(responses) != len(jobs):
-            raise FeaturescopeError(f"{len(responses)} responses given for {len(jobs)} jobs (same library and config "
-                                    "as the run that produced them?)")
+            raise FeaturescopeError(
+                f"{len(responses)} responses given for {len(jobs)} jobs (same library and config "
+                "as the run that produced them?)"
+            )
         source = "given"
     t_gen = time.time() - t0
     role_idx = [i for i, j in enumerate(jobs) if j.condition == "role"]
@@ -1097,8 +1261,16 @@ def collect_axis(model: Any, library: RoleLibrary | None = None, config: AxisCon
     formatted = _format_all(model, [convs[i] + [Message("assistant", responses[i])] for i in live])
     store = ActivationStore(out / "activations" / config.reduction, shard_size=config.shard_size) if out else None
     cap_model = model.cast(config.capture_dtype)
-    acts = capture(cap_model, formatted, hooks, reduction=config.reduction, batch_size=config.batch_size, store=store,
-                   dtype=config.dtype, progress=progress)
+    acts = capture(
+        cap_model,
+        formatted,
+        hooks,
+        reduction=config.reduction,
+        batch_size=config.batch_size,
+        store=store,
+        dtype=config.dtype,
+        progress=progress,
+    )
     X = einops.rearrange(acts.stacked().float(), "l n d -> n l d")
     t_cap = time.time() - t
     live_jobs = [jobs[i] for i in live]
@@ -1111,14 +1283,33 @@ def collect_axis(model: Any, library: RoleLibrary | None = None, config: AxisCon
     role_ids = torch.tensor([ridx[live_jobs[k].role] for k in role_rows], dtype=torch.long)
     role_keep = torch.tensor([bool(keep[live[k]]) for k in role_rows])
     cats = [lib.role(r).category if r in lib.names else "?" for r in have]
-    extra = {"n_jobs": len(jobs), "n_default": int(is_def.sum()), "n_role_responses": len(role_rows),
-             "n_kept": int(role_keep.sum()), "judge": rj.name, "score_threshold_used": used, "dropped_roles": dropped,
-             "config": config.to_dict(), "responses": source, "questions": lib.select_questions(config.n_questions),
-             "timings": {"generate": t_gen, "judge": t_judge, "capture": t_cap},
-             "score_counts": {str(s_): sum(1 for i in role_idx if scores[i] == s_) for s_ in range(4)}}
-    axis = AssistantAxis.from_activations(X[role_rows], role_ids, X[is_def], hooks=hooks, role_names=have,
-                                          role_categories=cats, keep=role_keep, model=model.name, stage=model.stage,
-                                          kind=config.reduction, extra=extra)
+    extra = {
+        "n_jobs": len(jobs),
+        "n_default": int(is_def.sum()),
+        "n_role_responses": len(role_rows),
+        "n_kept": int(role_keep.sum()),
+        "judge": rj.name,
+        "score_threshold_used": used,
+        "dropped_roles": dropped,
+        "config": config.to_dict(),
+        "responses": source,
+        "questions": lib.select_questions(config.n_questions),
+        "timings": {"generate": t_gen, "judge": t_judge, "capture": t_cap},
+        "score_counts": {str(s_): sum(1 for i in role_idx if scores[i] == s_) for s_ in range(4)},
+    }
+    axis = AssistantAxis.from_activations(
+        X[role_rows],
+        role_ids,
+        X[is_def],
+        hooks=hooks,
+        role_names=have,
+        role_categories=cats,
+        keep=role_keep,
+        model=model.name,
+        stage=model.stage,
+        kind=config.reduction,
+        extra=extra,
+    )
     # per-token default projections (capping thresholds), from the default responses' response tokens
     t = time.time()
     def_prompts = [formatted[k] for k in range(len(live_jobs)) if bool(is_def[k])]
@@ -1129,9 +1320,19 @@ def collect_axis(model: Any, library: RoleLibrary | None = None, config: AxisCon
     rows = []
     pos = {i: k for k, i in enumerate(live)}
     for i, j in enumerate(jobs):
-        rows.append({**j.to_dict(), "response": responses[i], "score": scores[i], "kept": bool(keep[i]),
-                     **({"projection_mid": float(project(X[pos[i], axis.middle_layer], axis.vectors[axis.middle_layer]))}
-                        if i in pos else {})})
+        rows.append(
+            {
+                **j.to_dict(),
+                "response": responses[i],
+                "score": scores[i],
+                "kept": bool(keep[i]),
+                **(
+                    {"projection_mid": float(project(X[pos[i], axis.middle_layer], axis.vectors[axis.middle_layer]))}
+                    if i in pos
+                    else {}
+                ),
+            }
+        )
     if out is not None:
         with open(out / "responses.jsonl", "w") as f:
             f.write("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -1142,8 +1343,13 @@ def collect_axis(model: Any, library: RoleLibrary | None = None, config: AxisCon
 # Steering, capping, drift, base-model prefills
 # ================================================================================================================
 @contextlib.contextmanager
-def steer_axis(model: Any, axis: AssistantAxis, alpha: float, layer: int | str | None = None,
-               positions: Literal["all", "response"] = "all") -> Iterator[None]:
+def steer_axis(
+    model: Any,
+    axis: AssistantAxis,
+    alpha: float,
+    layer: int | str | None = None,
+    positions: Literal["all", "response"] = "all",
+) -> Iterator[None]:
     """``h <- h + alpha * axis_L`` at ``blocks.L.hook_resid_post`` (alpha > 0 toward the Assistant)."""
     from .persona import steer
 
@@ -1168,8 +1374,13 @@ class CapStats:
         return {"seen": self.seen, "capped": self.capped, "skipped": self.skipped, "fraction_capped": self.fraction}
 
 
-def capping_hook(v_hat: Float[Tensor, " d"], tau: float, stats: CapStats | None = None, name: str = "",
-                 skip_outliers: float | None = 10.0) -> Callable[[Tensor, Any], Tensor]:
+def capping_hook(
+    v_hat: Float[Tensor, " d"],
+    tau: float,
+    stats: CapStats | None = None,
+    name: str = "",
+    skip_outliers: float | None = 10.0,
+) -> Callable[[Tensor, Any], Tensor]:
     """A TransformerLens hook flooring ``<h, v_hat>`` at ``tau`` (see :func:`cap_activations`)."""
 
     def fn(act: Tensor, hook: Any = None) -> Tensor:
@@ -1189,9 +1400,16 @@ def capping_hook(v_hat: Float[Tensor, " d"], tau: float, stats: CapStats | None 
 
 
 @contextlib.contextmanager
-def cap(model: Any, axis: AssistantAxis, layers: Sequence[int | str] | None = None, *, percentile: float = 25.0,
-        tau: float | Sequence[float] | None = None, basis: Literal["auto", "tokens", "responses"] = "auto",
-        skip_outliers: float | None = 10.0) -> Iterator[CapStats]:
+def cap(
+    model: Any,
+    axis: AssistantAxis,
+    layers: Sequence[int | str] | None = None,
+    *,
+    percentile: float = 25.0,
+    tau: float | Sequence[float] | None = None,
+    basis: Literal["auto", "tokens", "responses"] = "auto",
+    skip_outliers: float | None = 10.0,
+) -> Iterator[CapStats]:
     """Activation capping: inside the context every forward pass floors the projection on the unit axis at
     ``tau_L`` at each capped layer (``h <- h + v_hat * max(tau - <h, v_hat>, 0)``), so the model cannot drift
     below the default Assistant's ``percentile``-th projection. Default layers: :func:`default_cap_layers`.
@@ -1208,7 +1426,11 @@ def cap(model: Any, axis: AssistantAxis, layers: Sequence[int | str] | None = No
     fwd = []
     for k, L in enumerate(layers):
         h = axis.hook(L)
-        t_ = (float(tau) if isinstance(tau, (int, float)) else float(tau[k])) if tau is not None else axis.tau(L, percentile, basis)
+        t_ = (
+            (float(tau) if isinstance(tau, (int, float)) else float(tau[k]))
+            if tau is not None
+            else axis.tau(L, percentile, basis)
+        )
         fwd.append((model.check_hook(h), capping_hook(axis.unit(L), t_, stats, h, skip_outliers)))
     with model.tl.hooks(fwd_hooks=fwd):
         yield stats
@@ -1218,11 +1440,20 @@ def ai_fraction(texts: Sequence[str], terms: Sequence[str] = _DEFAULT_AI_TERMS) 
     return sum(identifies_as_ai(t, terms) for t in texts) / max(len(texts), 1)
 
 
-def axis_steering_sweep(model: Any, axis: AssistantAxis, *, layer: int | str | None = None,
-                        alphas: Sequence[float] = (-4.0, -2.0, 0.0, 2.0, 4.0), questions: Sequence[str] | None = None,
-                        system_prompts: Sequence[str | None] = (None,), max_new_tokens: int = 40,
-                        batch_size: int = 16, seed: int = 0, ai_terms: Sequence[str] = _DEFAULT_AI_TERMS,
-                        progress: bool = True) -> dict[str, Any]:
+def axis_steering_sweep(
+    model: Any,
+    axis: AssistantAxis,
+    *,
+    layer: int | str | None = None,
+    alphas: Sequence[float] = (-4.0, -2.0, 0.0, 2.0, 4.0),
+    questions: Sequence[str] | None = None,
+    system_prompts: Sequence[str | None] = (None,),
+    max_new_tokens: int = 40,
+    batch_size: int = 16,
+    seed: int = 0,
+    ai_terms: Sequence[str] = _DEFAULT_AI_TERMS,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Steer along the axis at one layer for each alpha (and each system prompt: ``None`` = none) and measure
     whether the model still identifies as an AI, the coherence (distinct-bigram ratio) and the projection of its
     answers on the axis read back *without* steering."""
@@ -1236,27 +1467,54 @@ def axis_steering_sweep(model: Any, axis: AssistantAxis, *, layer: int | str | N
         convs = [([Message("system", sp)] if sp else []) + [Message("user", q)] for q in qs]
         for a in alphas:
             with steer_axis(model, axis, a, h):
-                gens = generate(model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
-                                progress=False)
+                gens = generate(
+                    model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, progress=False
+                )
             texts = [g.response for g in gens]
             fm = [g.formatted for g in gens if g.formatted is not None]
-            proj = float(project(capture(model, fm, [h], batch_size=batch_size, progress=False)[h], axis.at(h)).mean()) if fm else float("nan")
-            row = {"system_prompt": sp or "", "alpha": a, "ai_fraction": ai_fraction(texts, ai_terms),
-                   "coherence": sum(distinct_bigram_ratio(t) for t in texts) / max(len(texts), 1),
-                   "readback_projection": proj, "responses": [{"question": q, "response": t} for q, t in zip(qs, texts)]}
+            proj = (
+                float(project(capture(model, fm, [h], batch_size=batch_size, progress=False)[h], axis.at(h)).mean())
+                if fm
+                else float("nan")
+            )
+            row = {
+                "system_prompt": sp or "",
+                "alpha": a,
+                "ai_fraction": ai_fraction(texts, ai_terms),
+                "coherence": sum(distinct_bigram_ratio(t) for t in texts) / max(len(texts), 1),
+                "readback_projection": proj,
+                "responses": [{"question": q, "response": t} for q, t in zip(qs, texts)],
+            }
             rows.append(row)
             if progress:
-                print(f"  [{(sp or 'no system prompt')[:30]}] alpha {a:+.1f}: identifies as AI {row['ai_fraction']:.2f}  "
-                      f"coherence {row['coherence']:.2f}  readback projection {proj:.2f}", flush=True)
-    return {"hook": h, "alphas": list(alphas), "questions": qs, "rows": rows,
-            "alpha_units": "multiples of the unnormalised axis at this layer (alpha=1 = the default-minus-roles gap)",
-            "axis_norm": float(axis.at(h).norm())}
+                print(
+                    f"  [{(sp or 'no system prompt')[:30]}] alpha {a:+.1f}: identifies as AI {row['ai_fraction']:.2f}  "
+                    f"coherence {row['coherence']:.2f}  readback projection {proj:.2f}",
+                    flush=True,
+                )
+    return {
+        "hook": h,
+        "alphas": list(alphas),
+        "questions": qs,
+        "rows": rows,
+        "alpha_units": "multiples of the unnormalised axis at this layer (alpha=1 = the default-minus-roles gap)",
+        "axis_norm": float(axis.at(h).norm()),
+    }
 
 
-def run_drift(model: Any, axis: AssistantAxis, scripts: Sequence[DriftScript] | None = None, *,
-              layers: Sequence[int | str] | None = None, n_turns: int | None = None, max_new_tokens: int = 48,
-              batch_size: int = 8, seed: int = 0, system_prompt: str | None = None,
-              progress: bool = True) -> dict[str, Any]:
+def run_drift(
+    model: Any,
+    axis: AssistantAxis,
+    scripts: Sequence[DriftScript] | None = None,
+    *,
+    layers: Sequence[int | str] | None = None,
+    n_turns: int | None = None,
+    max_new_tokens: int = 48,
+    batch_size: int = 8,
+    seed: int = 0,
+    system_prompt: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Play each script turn by turn (all scripts batched per turn; assistant turns generated by the model, hooks
     active in the caller's context apply). Returns the conversations; :func:`drift_projections` reads them back.
     ``layers`` (default: the middle layer) are where the projections will be read."""
@@ -1269,7 +1527,9 @@ def run_drift(model: Any, axis: AssistantAxis, scripts: Sequence[DriftScript] | 
     for t in tqdm(range(T), desc=f"drift {model.name}", disable=not progress):
         for c, s in zip(convs, scripts):
             c.append(Message("user", s.user_turns[t]))
-        gens = generate(model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + t, progress=False)
+        gens = generate(
+            model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + t, progress=False
+        )
         for c, g in zip(convs, gens):
             c.append(Message("assistant", g.response or "..."))
     return {"hooks": hooks, "n_turns": T, "conversations": convs, "scripts": [s.name for s in scripts]}
@@ -1285,14 +1545,24 @@ def drift_projections(model: Any, axis: AssistantAxis, played: dict[str, Any], b
     for name, p, pr, conv in zip(played["scripts"], tp, prompts, played["conversations"]):
         spans = turn_spans(pr.role_ids)
         turns = [p[a:b].mean(0).tolist() for a, b in spans]
-        per[name] = {"projection": {h: [t[k] for t in turns] for k, h in enumerate(hooks)},
-                     "responses": [m.content for m in conv if m.role == "assistant"]}
+        per[name] = {
+            "projection": {h: [t[k] for t in turns] for k, h in enumerate(hooks)},
+            "responses": [m.content for m in conv if m.role == "assistant"],
+        }
     return {"hooks": hooks, "n_turns": played["n_turns"], "scripts": per}
 
 
-def drift(model: Any, axis: AssistantAxis, scripts: Sequence[DriftScript] | None = None, *,
-          cap_layers: Sequence[int] | None = None, capped: bool = False, percentile: float = 25.0,
-          skip_outliers: float | None = 10.0, **kw: Any) -> dict[str, Any]:
+def drift(
+    model: Any,
+    axis: AssistantAxis,
+    scripts: Sequence[DriftScript] | None = None,
+    *,
+    cap_layers: Sequence[int] | None = None,
+    capped: bool = False,
+    percentile: float = 25.0,
+    skip_outliers: float | None = 10.0,
+    **kw: Any,
+) -> dict[str, Any]:
     """Play the scripts (under activation capping when ``capped``) and read the per-turn projections back without
     any hook, so a capped run differs from an uncapped one only through the text the model wrote."""
     stats = None
@@ -1306,15 +1576,26 @@ def drift(model: Any, axis: AssistantAxis, scripts: Sequence[DriftScript] | None
     res["capped"] = capped
     if stats is not None:
         res["cap_stats"] = stats
-        res["cap_layers"] = list(cap_layers) if cap_layers is not None else [
-            L for L in default_cap_layers(model.n_layers) if f"blocks.{L}.hook_resid_post" in axis.hooks]
+        res["cap_layers"] = (
+            list(cap_layers)
+            if cap_layers is not None
+            else [L for L in default_cap_layers(model.n_layers) if f"blocks.{L}.hook_resid_post" in axis.hooks]
+        )
         res["cap_percentile"] = percentile
     return res
 
 
-def complete_prefills(model: Any, texts: Sequence[str], *, max_new_tokens: int = 12, batch_size: int = 16,
-                      do_sample: bool = False, temperature: float = 1.0, seed: int = 0,
-                      fwd_hooks: Sequence[tuple[str, Callable]] = ()) -> list[str]:
+def complete_prefills(
+    model: Any,
+    texts: Sequence[str],
+    *,
+    max_new_tokens: int = 12,
+    batch_size: int = 16,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    fwd_hooks: Sequence[tuple[str, Callable]] = (),
+) -> list[str]:
     """Raw continuations of plain text (no chat or transcript framing), up to the first newline."""
     from .generate import _generate_batch, stop_token_ids
 
@@ -1327,24 +1608,51 @@ def complete_prefills(model: Any, texts: Sequence[str], *, max_new_tokens: int =
     prompts = []
     for t in texts:
         ids = torch.tensor(tok(t, add_special_tokens=True)["input_ids"], dtype=torch.long)
-        prompts.append(FormattedPrompt(text=t, tokens=ids, role_ids=torch.zeros(len(ids), dtype=torch.long),
-                                       last_prompt_index=len(ids) - 1, kind="transcript", messages=[], has_response=False))
+        prompts.append(
+            FormattedPrompt(
+                text=t,
+                tokens=ids,
+                role_ids=torch.zeros(len(ids), dtype=torch.long),
+                last_prompt_index=len(ids) - 1,
+                kind="transcript",
+                messages=[],
+                has_response=False,
+            )
+        )
     out: list[str] = [""] * len(prompts)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     for b0 in range(0, len(order), batch_size):
-        idx = order[b0: b0 + batch_size]
-        new = _generate_batch(model, [prompts[i] for i in idx], max_new_tokens=max_new_tokens, do_sample=do_sample,
-                              temperature=temperature, top_p=None, seed=seed + b0, stops=sorted(stops), fwd_hooks=fwd_hooks)
+        idx = order[b0 : b0 + batch_size]
+        new = _generate_batch(
+            model,
+            [prompts[i] for i in idx],
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=None,
+            seed=seed + b0,
+            stops=sorted(stops),
+            fwd_hooks=fwd_hooks,
+        )
         for i, toks in zip(idx, new):
             cut = next((k for k, x in enumerate(toks) if x in stops), len(toks))
             out[i] = tok.decode(toks[:cut], skip_special_tokens=True).split("\n")[0].strip()
     return out
 
 
-def prefill_test(model: Any, vector: Float[Tensor, " d"] | AssistantAxis, *, layer: int | str | None = None,
-                 alphas: Sequence[float] = (-4.0, 0.0, 4.0), library: RoleLibrary | None = None,
-                 n_samples: int = 1, max_new_tokens: int = 12, batch_size: int = 16, seed: int = 0,
-                 progress: bool = True) -> dict[str, Any]:
+def prefill_test(
+    model: Any,
+    vector: Float[Tensor, " d"] | AssistantAxis,
+    *,
+    layer: int | str | None = None,
+    alphas: Sequence[float] = (-4.0, 0.0, 4.0),
+    library: RoleLibrary | None = None,
+    n_samples: int = 1,
+    max_new_tokens: int = 12,
+    batch_size: int = 16,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
     """The paper's base-model test: steer (usually a base checkpoint) along an axis and classify how it completes
     "I am a ..." prefills: fraction of completions naming a helpful human archetype vs a fantastical one
     (:func:`classify_completion` with the shipped word lists). ``vector`` is an axis (its unnormalised vector at
@@ -1353,8 +1661,10 @@ def prefill_test(model: Any, vector: Float[Tensor, " d"] | AssistantAxis, *, lay
     lib = library or load_role_library(min_roles=0, min_questions=0)
     if isinstance(vector, AssistantAxis):
         if vector.vectors.shape[-1] != model.d_model:
-            raise FeaturescopeError(f"the axis of {vector.model} has width {vector.vectors.shape[-1]} but {model.name} "
-                                    f"has d_model {model.d_model}: the test needs two stages of the same model")
+            raise FeaturescopeError(
+                f"the axis of {vector.model} has width {vector.vectors.shape[-1]} but {model.name} "
+                f"has d_model {model.d_model}: the test needs two stages of the same model"
+            )
         h, v = vector.hook(layer), vector.at(layer)
     else:
         if layer is None or isinstance(layer, str) and not layer.startswith("blocks."):
@@ -1366,22 +1676,48 @@ def prefill_test(model: Any, vector: Float[Tensor, " d"] | AssistantAxis, *, lay
     for a in alphas:
         comps: list[dict[str, str]] = []
         for s in range(n_samples):
-            texts = complete_prefills(model, lib.prefills, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                      do_sample=n_samples > 1, seed=seed + 1000 * s,
-                                      fwd_hooks=[(h, steering_hook(v, a))])
-            comps += [{"prefill": p, "completion": c,
-                       "label": classify_completion(c, lib.helpful_archetypes, lib.fantastical_archetypes)}
-                      for p, c in zip(lib.prefills, texts)]
+            texts = complete_prefills(
+                model,
+                lib.prefills,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                do_sample=n_samples > 1,
+                seed=seed + 1000 * s,
+                fwd_hooks=[(h, steering_hook(v, a))],
+            )
+            comps += [
+                {
+                    "prefill": p,
+                    "completion": c,
+                    "label": classify_completion(c, lib.helpful_archetypes, lib.fantastical_archetypes),
+                }
+                for p, c in zip(lib.prefills, texts)
+            ]
         n = len(comps)
         frac = {k: sum(c["label"] == k for c in comps) / n for k in ("helpful", "fantastical", "both", "other")}
-        rows.append({"alpha": a, **{f"{k}_fraction": v_ for k, v_ in frac.items()},
-                     "helpful_minus_fantastical": frac["helpful"] - frac["fantastical"], "completions": comps})
+        rows.append(
+            {
+                "alpha": a,
+                **{f"{k}_fraction": v_ for k, v_ in frac.items()},
+                "helpful_minus_fantastical": frac["helpful"] - frac["fantastical"],
+                "completions": comps,
+            }
+        )
         if progress:
-            print(f"  alpha {a:+.1f}: helpful {frac['helpful']:.2f}  fantastical {frac['fantastical']:.2f}  "
-                  f"other {frac['other']:.2f}", flush=True)
-    return {"hook": h, "alphas": list(alphas), "n_prefills": len(lib.prefills), "n_samples": n_samples, "rows": rows,
-            "measure": "whole-word matches of prefills.yaml's helpful_archetypes / fantastical_archetypes in the first "
-                       "12 words of each completion"}
+            print(
+                f"  alpha {a:+.1f}: helpful {frac['helpful']:.2f}  fantastical {frac['fantastical']:.2f}  "
+                f"other {frac['other']:.2f}",
+                flush=True,
+            )
+    return {
+        "hook": h,
+        "alphas": list(alphas),
+        "n_prefills": len(lib.prefills),
+        "n_samples": n_samples,
+        "rows": rows,
+        "measure": "whole-word matches of prefills.yaml's helpful_archetypes / fantastical_archetypes in the first "
+        "12 words of each completion",
+    }
 
 
 # ================================================================================================================
@@ -1396,17 +1732,26 @@ def compare_axes(base: AssistantAxis, post: AssistantAxis, n_pcs: int = 3) -> di
     if base.vectors.shape != post.vectors.shape or base.hooks != post.hooks:
         raise FeaturescopeError(
             f"cannot compare axes of different shapes/hooks: {base.model} {tuple(base.vectors.shape)} vs "
-            f"{post.model} {tuple(post.vectors.shape)}; cross-stage comparison needs two checkpoints of one architecture")
+            f"{post.model} {tuple(post.vectors.shape)}; cross-stage comparison needs two checkpoints of one architecture"
+        )
     common = [r for r in base.role_names if r in post.role_names]
     if len(common) < 2:
         raise FeaturescopeError("the two axes share fewer than 2 roles")
     bi = torch.tensor([base.role_names.index(r) for r in common])
     pi = torch.tensor([post.role_names.index(r) for r in common])
     rb, rp = base.role_vectors[bi].float(), post.role_vectors[pi].float()  # [R, L, d]
-    out: dict[str, Any] = {"hooks": base.hooks, "n_common_roles": len(common), "axis_cosine": [], "pc_cosines": [],
-                           "role_cosine_raw_mean": [], "role_cosine_raw_min": [], "role_cosine_centred_mean": [],
-                           "post_default_on_base_axis": [], "post_default_percentile_on_base": [],
-                           "base_default_on_post_axis": []}
+    out: dict[str, Any] = {
+        "hooks": base.hooks,
+        "n_common_roles": len(common),
+        "axis_cosine": [],
+        "pc_cosines": [],
+        "role_cosine_raw_mean": [],
+        "role_cosine_raw_min": [],
+        "role_cosine_centred_mean": [],
+        "post_default_on_base_axis": [],
+        "post_default_percentile_on_base": [],
+        "base_default_on_post_axis": [],
+    }
     for i in range(base.n_layers):
         out["axis_cosine"].append(float(cosine(base.vectors[i], post.vectors[i])))
         pb, pp = pca(rb[:, i], orient=base.vectors[i]), pca(rp[:, i], orient=post.vectors[i])
@@ -1422,20 +1767,33 @@ def compare_axes(base: AssistantAxis, post: AssistantAxis, n_pcs: int = 3) -> di
             u = unit(axis_m.vectors[j])
             lo = float(roles.mean(0) @ u)
             hi = float(axis_m.default_mean[j] @ u)
-            return (float(x @ u) - lo) / (hi - lo if abs(hi - lo) > 1e-9 else 1e-9), percentile_rank(float(x @ u), roles @ u)
+            return (float(x @ u) - lo) / (hi - lo if abs(hi - lo) > 1e-9 else 1e-9), percentile_rank(
+                float(x @ u), roles @ u
+            )
 
         pos, pct = place(base, i, post.default_mean[i].float(), rb[:, i])
         out["post_default_on_base_axis"].append(pos)
         out["post_default_percentile_on_base"].append(pct)
         out["base_default_on_post_axis"].append(place(post, i, base.default_mean[i].float(), rp[:, i])[0])
     m = base.middle_layer
-    out["middle"] = {k: out[k][m] for k in ("axis_cosine", "pc_cosines", "role_cosine_raw_mean",
-                                            "role_cosine_centred_mean", "post_default_on_base_axis",
-                                            "post_default_percentile_on_base", "base_default_on_post_axis")}
+    out["middle"] = {
+        k: out[k][m]
+        for k in (
+            "axis_cosine",
+            "pc_cosines",
+            "role_cosine_raw_mean",
+            "role_cosine_centred_mean",
+            "post_default_on_base_axis",
+            "post_default_percentile_on_base",
+            "base_default_on_post_axis",
+        )
+    }
     out["middle"]["hook"] = base.hooks[m]
     out["models"] = {"base": base.model, "post": post.model}
-    out["paper"] = {"top3_pc_cosines": PAPER["base_vs_instruct_top3_pc_cosines_gemma2_27b"],
-                    "role_vector_cosines": PAPER["base_vs_instruct_role_vector_cosines"]}
+    out["paper"] = {
+        "top3_pc_cosines": PAPER["base_vs_instruct_top3_pc_cosines_gemma2_27b"],
+        "role_vector_cosines": PAPER["base_vs_instruct_role_vector_cosines"],
+    }
     return out
 
 
@@ -1460,9 +1818,14 @@ def axis_features_across_stages(base: AssistantAxis, post: AssistantAxis, sae: A
     if h not in base.hooks or h not in post.hooks:
         raise FeaturescopeError(f"the SAE reads {h}, which the axes do not both have ({base.hooks[0]} ...)")
     db, dp = decompose_axis(base, sae, layer=h, k=max(k, 1)), decompose_axis(post, sae, layer=h, k=max(k, 1))
-    return {"hook": h, "base_axis": base.model, "post_axis": post.model,
-            "base": {m: d.to_dict(k) for m, d in db.items()}, "post": {m: d.to_dict(k) for m, d in dp.items()},
-            "overlap": compare_decompositions(db, dp, k=k)}
+    return {
+        "hook": h,
+        "base_axis": base.model,
+        "post_axis": post.model,
+        "base": {m: d.to_dict(k) for m, d in db.items()},
+        "post": {m: d.to_dict(k) for m, d in dp.items()},
+        "overlap": compare_decompositions(db, dp, k=k),
+    }
 
 
 def compare_decompositions(a: dict[str, Any], b: dict[str, Any], k: int = 20) -> dict[str, Any]:
@@ -1484,9 +1847,19 @@ def _plots() -> Any:
     return plots
 
 
-CAT_COLORS = {"profession": "#1f77b4", "helper_human": "#17becf", "creative": "#bcbd22", "fictional": "#d62728",
-              "mythical": "#9467bd", "creature": "#8c564b", "ai_good": "#2ca02c", "ai_bad": "#ff7f0e",
-              "historical": "#7f7f7f", "abstract": "#e377c2", "antagonist": "#000000"}
+CAT_COLORS = {
+    "profession": "#1f77b4",
+    "helper_human": "#17becf",
+    "creative": "#bcbd22",
+    "fictional": "#d62728",
+    "mythical": "#9467bd",
+    "creature": "#8c564b",
+    "ai_good": "#2ca02c",
+    "ai_bad": "#ff7f0e",
+    "historical": "#7f7f7f",
+    "abstract": "#e377c2",
+    "antagonist": "#000000",
+}
 
 
 def plot_explained_variance(path: Path, axis: AssistantAxis, tag: str, layer: int | str | None = None) -> str:
@@ -1506,7 +1879,9 @@ def plot_explained_variance(path: Path, axis: AssistantAxis, tag: str, layer: in
     return pl._save(fig, path)
 
 
-def plot_pc_scatter(path: Path, axis: AssistantAxis, tag: str, layer: int | str | None = None, label_all: bool = True) -> str:
+def plot_pc_scatter(
+    path: Path, axis: AssistantAxis, tag: str, layer: int | str | None = None, label_all: bool = True
+) -> str:
     pl = _plots()
     plt = pl._plt()
     p = axis.pca(layer)
@@ -1516,12 +1891,31 @@ def plot_pc_scatter(path: Path, axis: AssistantAxis, tag: str, layer: int | str 
     fig, ax = plt.subplots(figsize=(7.5, 6))
     for c in dict.fromkeys(axis.role_categories):
         m = torch.tensor([x == c for x in axis.role_categories])
-        ax.scatter(s[m, 0], s[m, 1] if s.shape[1] > 1 else torch.zeros(int(m.sum())), s=14, color=CAT_COLORS.get(c, "#333"), label=c)
+        ax.scatter(
+            s[m, 0],
+            s[m, 1] if s.shape[1] > 1 else torch.zeros(int(m.sum())),
+            s=14,
+            color=CAT_COLORS.get(c, "#333"),
+            label=c,
+        )
     if label_all:
-        for n, x, y in zip(axis.role_names, s[:, 0].tolist(), (s[:, 1] if s.shape[1] > 1 else torch.zeros(len(s))).tolist()):
+        for n, x, y in zip(
+            axis.role_names, s[:, 0].tolist(), (s[:, 1] if s.shape[1] > 1 else torch.zeros(len(s))).tolist()
+        ):
             ax.annotate(n, (x, y), fontsize=5, alpha=0.8)
-    ax.scatter([d[0]], [d[1] if len(d) > 1 else 0], marker="*", s=180, color="gold", edgecolor="black", label="default Assistant", zorder=5)
-    ax.set_xlabel(f"PC1 ({float(p.explained[0]):.0%}; cos with axis {float(cosine(axis.vectors[i], p.components[0])):+.2f})")
+    ax.scatter(
+        [d[0]],
+        [d[1] if len(d) > 1 else 0],
+        marker="*",
+        s=180,
+        color="gold",
+        edgecolor="black",
+        label="default Assistant",
+        zorder=5,
+    )
+    ax.set_xlabel(
+        f"PC1 ({float(p.explained[0]):.0%}; cos with axis {float(cosine(axis.vectors[i], p.components[0])):+.2f})"
+    )
     ax.set_ylabel(f"PC2 ({float(p.explained[1]) if len(p.explained) > 1 else 0:.0%})")
     pl._title(ax, f"roles on PC1/PC2 at {axis.hook(layer)} - {tag}")
     ax.legend(fontsize=6, ncol=2)
@@ -1621,7 +2015,12 @@ def plot_compare(path: Path, cmp: dict[str, Any], tag: str) -> str:
     fig, ax = plt.subplots(figsize=(7, 3.4))
     ax.plot(cmp["axis_cosine"], marker="o", ms=3, label="cos(base axis, post axis)")
     for j in range(len(cmp["pc_cosines"][0])):
-        ax.plot([x[j] if j < len(x) else float("nan") for x in cmp["pc_cosines"]], ms=3, marker="s", label=f"|cos PC{j + 1}|")
+        ax.plot(
+            [x[j] if j < len(x) else float("nan") for x in cmp["pc_cosines"]],
+            ms=3,
+            marker="s",
+            label=f"|cos PC{j + 1}|",
+        )
     ax.plot(cmp["role_cosine_centred_mean"], marker="^", ms=3, label="role vectors, centred (mean cos)")
     ax.set_xlabel("layer L (blocks.L.hook_resid_post)")
     pl._title(ax, f"base vs post-trained: {cmp['models']['base']} vs {cmp['models']['post']} - {tag}")
@@ -1632,17 +2031,36 @@ def plot_compare(path: Path, cmp: dict[str, Any], tag: str) -> str:
 # ================================================================================================================
 # Orchestrator
 # ================================================================================================================
-def run_axis(model: Any, out_dir: str | Path, *, n_roles: int | None = 24, n_questions: int | None = 8,
-             max_new_tokens: int = 40, batch_size: int = 16, judge: Any = "auto", library: RoleLibrary | None = None,
-             extra_roles: str | Path | Sequence[str | Path] = (), instructions: Literal["cycle", "all"] = "cycle",
-             layer: int | None = None, alphas: Sequence[float] = (-4.0, -2.0, 0.0, 2.0, 4.0),
-             steer_system_prompts: Sequence[str | None] | None = None, n_identity_questions: int | None = 8,
-             drift_turns: int | None = 6, drift_scripts: Sequence[str] | None = None,
-             cap_layers: Sequence[int] | None = None, cap_percentile: float = 25.0,
-             prefill_axis: AssistantAxis | None = None, prefill_alphas: Sequence[float] | None = None,
-             compare_with: AssistantAxis | None = None, sae: Any = None, responses: Sequence[str] | None = None,
-             seed: int = 0, generation_dtype: str = "float32", capture_dtype: str = "float32",
-             progress: bool = True) -> dict[str, Any]:
+def run_axis(
+    model: Any,
+    out_dir: str | Path,
+    *,
+    n_roles: int | None = 24,
+    n_questions: int | None = 8,
+    max_new_tokens: int = 40,
+    batch_size: int = 16,
+    judge: Any = "auto",
+    library: RoleLibrary | None = None,
+    extra_roles: str | Path | Sequence[str | Path] = (),
+    instructions: Literal["cycle", "all"] = "cycle",
+    layer: int | None = None,
+    alphas: Sequence[float] = (-4.0, -2.0, 0.0, 2.0, 4.0),
+    steer_system_prompts: Sequence[str | None] | None = None,
+    n_identity_questions: int | None = 8,
+    drift_turns: int | None = 6,
+    drift_scripts: Sequence[str] | None = None,
+    cap_layers: Sequence[int] | None = None,
+    cap_percentile: float = 25.0,
+    prefill_axis: AssistantAxis | None = None,
+    prefill_alphas: Sequence[float] | None = None,
+    compare_with: AssistantAxis | None = None,
+    sae: Any = None,
+    responses: Sequence[str] | None = None,
+    seed: int = 0,
+    generation_dtype: str = "float32",
+    capture_dtype: str = "float32",
+    progress: bool = True,
+) -> dict[str, Any]:
     """The whole Assistant-axis experiment on one model, at a chosen scale; writes ``out_dir`` (axis, responses,
     figures, ``summary.json``) and returns the results.
 
@@ -1657,33 +2075,59 @@ def run_axis(model: Any, out_dir: str | Path, *, n_roles: int | None = 24, n_que
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     lib = library or load_role_library(extra_roles)
-    cfg = AxisConfig(n_roles=n_roles, n_questions=n_questions, instructions=instructions, max_new_tokens=max_new_tokens,
-                     batch_size=batch_size, seed=seed, generation_dtype=generation_dtype, capture_dtype=capture_dtype)
+    cfg = AxisConfig(
+        n_roles=n_roles,
+        n_questions=n_questions,
+        instructions=instructions,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+        generation_dtype=generation_dtype,
+        capture_dtype=capture_dtype,
+    )
     timings: dict[str, float] = {}
     if progress:
-        print(f"[axis] collecting role vectors on {model.name} ({model.stage}): {cfg.n_roles or len(lib.roles)} roles x "
-              f"{cfg.n_questions or len(lib.questions)} questions + default Assistant ...", flush=True)
+        print(
+            f"[axis] collecting role vectors on {model.name} ({model.stage}): {cfg.n_roles or len(lib.roles)} roles x "
+            f"{cfg.n_questions or len(lib.questions)} questions + default Assistant ...",
+            flush=True,
+        )
     axis, rows = collect_axis(model, lib, cfg, judge=judge, out_dir=out, responses=responses, progress=progress)
     timings["collect"] = time.time() - t0
     axis_path = axis.save(out / "axis.safetensors")
     L = axis.index(layer)
     hook = axis.hooks[L]
-    tag = (f"{model.name} ({model.stage}); {len(axis.role_names)} roles x {len(axis.extra['questions'])} questions, "
-           f"{axis.extra['judge']}")
+    tag = (
+        f"{model.name} ({model.stage}); {len(axis.role_names)} roles x {len(axis.extra['questions'])} questions, "
+        f"{axis.extra['judge']}"
+    )
     an = axis.analysis(hook)
     per_layer = axis.per_layer()
-    figures = [plot_explained_variance(out / "explained_variance.png", axis, tag, hook),
-               plot_pc_scatter(out / "pc1_pc2.png", axis, tag, hook),
-               plot_layers(out / "axis_layers.png", axis, tag),
-               plot_ranked_roles(out / "roles_ranked.png", axis, tag, hook)]
-    results: dict[str, Any] = {"axis_file": str(axis_path), "hook": hook, "analysis": an, "per_layer": per_layer,
-                               "counts": {k: axis.extra[k] for k in ("n_jobs", "n_default", "n_role_responses", "n_kept",
-                                                                     "score_counts", "dropped_roles")},
-                               "ranked_roles": axis.ranked_roles(hook), "paper": PAPER}
+    figures = [
+        plot_explained_variance(out / "explained_variance.png", axis, tag, hook),
+        plot_pc_scatter(out / "pc1_pc2.png", axis, tag, hook),
+        plot_layers(out / "axis_layers.png", axis, tag),
+        plot_ranked_roles(out / "roles_ranked.png", axis, tag, hook),
+    ]
+    results: dict[str, Any] = {
+        "axis_file": str(axis_path),
+        "hook": hook,
+        "analysis": an,
+        "per_layer": per_layer,
+        "counts": {
+            k: axis.extra[k]
+            for k in ("n_jobs", "n_default", "n_role_responses", "n_kept", "score_counts", "dropped_roles")
+        },
+        "ranked_roles": axis.ranked_roles(hook),
+        "paper": PAPER,
+    }
     if progress:
-        print(f"[axis] {hook}: cos(axis, PC1) {an['axis_pc1_cosine']:+.2f}; {an['pcs_for_70pct']} PCs for 70%; "
-              f"default at PC1 percentile {an['default_pc1_percentile']:.2f}; top roles {an['top_roles'][:4]}; "
-              f"bottom {an['bottom_roles'][:4]}", flush=True)
+        print(
+            f"[axis] {hook}: cos(axis, PC1) {an['axis_pc1_cosine']:+.2f}; {an['pcs_for_70pct']} PCs for 70%; "
+            f"default at PC1 percentile {an['default_pc1_percentile']:.2f}; top roles {an['top_roles'][:4]}; "
+            f"bottom {an['bottom_roles'][:4]}",
+            flush=True,
+        )
     # steering
     t = time.time()
     if steer_system_prompts is None:
@@ -1691,58 +2135,112 @@ def run_axis(model: Any, out_dir: str | Path, *, n_roles: int | None = 24, n_que
         steer_system_prompts = (None, fant.instructions[1] if fant else None)
         steer_system_prompts = tuple(dict.fromkeys(steer_system_prompts))
     qs = spread(lib.identity_questions, n_identity_questions)
-    sw = axis_steering_sweep(model, axis, layer=hook, alphas=alphas, questions=qs, system_prompts=steer_system_prompts,
-                             max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
-                             ai_terms=lib.ai_terms or _DEFAULT_AI_TERMS, progress=progress)
+    sw = axis_steering_sweep(
+        model,
+        axis,
+        layer=hook,
+        alphas=alphas,
+        questions=qs,
+        system_prompts=steer_system_prompts,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+        ai_terms=lib.ai_terms or _DEFAULT_AI_TERMS,
+        progress=progress,
+    )
     timings["steer"] = time.time() - t
     figures.append(plot_steering(out / "steering.png", sw, tag))
     with open(out / "steering.jsonl", "w") as f:
         for r in sw["rows"]:
             for x in r["responses"]:
                 f.write(json.dumps({"system_prompt": r["system_prompt"], "alpha": r["alpha"], **x}) + "\n")
-    results["steering"] = {**sw, "rows": [{k: v for k, v in r.items() if k != "responses"} | {"examples": r["responses"][:3]}
-                                          for r in sw["rows"]]}
+    results["steering"] = {
+        **sw,
+        "rows": [
+            {k: v for k, v in r.items() if k != "responses"} | {"examples": r["responses"][:3]} for r in sw["rows"]
+        ],
+    }
     # drift, uncapped and capped
     if drift_turns != 0 and lib.scripts:
         t = time.time()
         scripts = [lib.script(s) for s in drift_scripts] if drift_scripts else list(lib.scripts)
-        kw = dict(layers=[hook], n_turns=drift_turns, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
-                  progress=progress)
+        kw = dict(
+            layers=[hook],
+            n_turns=drift_turns,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+        )
         d0 = drift(model, axis, scripts, **kw)
         d1 = drift(model, axis, scripts, capped=True, cap_layers=cap_layers, percentile=cap_percentile, **kw)
         timings["drift"] = time.time() - t
         tau = axis.tau(hook, cap_percentile) if L in [axis.index(x) for x in d1["cap_layers"]] else None
         figures.append(plot_drift(out / "drift.png", {"uncapped": d0}, tag, tau=axis.tau(hook, cap_percentile)))
-        figures.append(plot_drift(out / "drift_capped.png", {"uncapped": d0, f"capped L{d1['cap_layers'][0]}-{d1['cap_layers'][-1]}": d1}, tag, tau=tau))
+        figures.append(
+            plot_drift(
+                out / "drift_capped.png",
+                {"uncapped": d0, f"capped L{d1['cap_layers'][0]}-{d1['cap_layers'][-1]}": d1},
+                tag,
+                tau=tau,
+            )
+        )
         (out / "drift.json").write_text(json.dumps({"uncapped": d0, "capped": d1}, indent=1))
 
         def summ(d: dict[str, Any]) -> dict[str, Any]:
             per = {n: s["projection"][hook] for n, s in d["scripts"].items()}
-            return {"per_script": per, "first_turn_mean": sum(v[0] for v in per.values()) / len(per),
-                    "last_turn_mean": sum(v[-1] for v in per.values()) / len(per),
-                    "change_per_script": {n: v[-1] - v[0] for n, v in per.items()},
-                    "ai_fraction_of_replies": sum(identifies_as_ai(r) for s in d["scripts"].values() for r in s["responses"])
-                    / max(1, sum(len(s["responses"]) for s in d["scripts"].values()))}
+            return {
+                "per_script": per,
+                "first_turn_mean": sum(v[0] for v in per.values()) / len(per),
+                "last_turn_mean": sum(v[-1] for v in per.values()) / len(per),
+                "change_per_script": {n: v[-1] - v[0] for n, v in per.items()},
+                "ai_fraction_of_replies": sum(
+                    identifies_as_ai(r) for s in d["scripts"].values() for r in s["responses"]
+                )
+                / max(1, sum(len(s["responses"]) for s in d["scripts"].values())),
+            }
 
-        results["drift"] = {"hook": hook, "n_turns": d0["n_turns"], "uncapped": summ(d0), "capped": summ(d1),
-                            "cap_layers": d1["cap_layers"], "cap_percentile": cap_percentile,
-                            "tau": {axis.hook(x): axis.tau(x, cap_percentile) for x in d1["cap_layers"]},
-                            "cap_stats": d1["cap_stats"],
-                            "examples": {n: {"uncapped": d0["scripts"][n]["responses"][-1],
-                                             "capped": d1["scripts"][n]["responses"][-1]} for n in d0["scripts"]},
-                            "readback": "per-turn projections read without hooks: capping acts through the text"}
+        results["drift"] = {
+            "hook": hook,
+            "n_turns": d0["n_turns"],
+            "uncapped": summ(d0),
+            "capped": summ(d1),
+            "cap_layers": d1["cap_layers"],
+            "cap_percentile": cap_percentile,
+            "tau": {axis.hook(x): axis.tau(x, cap_percentile) for x in d1["cap_layers"]},
+            "cap_stats": d1["cap_stats"],
+            "examples": {
+                n: {"uncapped": d0["scripts"][n]["responses"][-1], "capped": d1["scripts"][n]["responses"][-1]}
+                for n in d0["scripts"]
+            },
+            "readback": "per-turn projections read without hooks: capping acts through the text",
+        }
     # base-model prefill test
     if model.stage == "base" and lib.prefills:
         t = time.time()
         pa = prefill_axis if prefill_axis is not None else axis
-        src = "post-trained axis " + pa.model if prefill_axis is not None else "its own axis (no post-trained axis given)"
+        src = (
+            "post-trained axis " + pa.model if prefill_axis is not None else "its own axis (no post-trained axis given)"
+        )
         if pa.vectors.shape[-1] == model.d_model:
-            pf = prefill_test(model, pa, layer=hook if hook in pa.hooks else None,
-                              alphas=prefill_alphas or alphas, library=lib, seed=seed, progress=progress)
+            pf = prefill_test(
+                model,
+                pa,
+                layer=hook if hook in pa.hooks else None,
+                alphas=prefill_alphas or alphas,
+                library=lib,
+                seed=seed,
+                progress=progress,
+            )
             pf["axis"] = src
             figures.append(plot_prefill(out / "prefill.png", pf, f"{tag}; steered with {src}"))
-            results["prefill"] = {**pf, "rows": [{k: v for k, v in r.items() if k != "completions"}
-                                                 | {"examples": r["completions"][:4]} for r in pf["rows"]]}
+            results["prefill"] = {
+                **pf,
+                "rows": [
+                    {k: v for k, v in r.items() if k != "completions"} | {"examples": r["completions"][:4]}
+                    for r in pf["rows"]
+                ],
+            }
             with open(out / "prefill.jsonl", "w") as f:
                 for r in pf["rows"]:
                     for c in r["completions"]:
@@ -1762,12 +2260,25 @@ def run_axis(model: Any, out_dir: str | Path, *, n_roles: int | None = 24, n_que
             b, p = (axis, compare_with) if model.stage == "base" else (compare_with, axis)
             results["features_across_stages"] = axis_features_across_stages(b, p, sae)
     timings["total"] = time.time() - t0
-    write_summary(out, "axis run", inputs={"model": model.info, "config": cfg.to_dict(), "judge": axis.extra["judge"],
-                                           "layer": hook, "alphas": list(alphas), "drift_turns": drift_turns,
-                                           "cap_layers": cap_layers, "cap_percentile": cap_percentile,
-                                           "library": list(lib.sources), "prefill_axis": getattr(prefill_axis, "model", None),
-                                           "compare_with": getattr(compare_with, "model", None)},
-                  results=results, timings={**timings, **{f"collect_{k}": v for k, v in axis.extra["timings"].items()}},
-                  figures=figures)
+    write_summary(
+        out,
+        "axis run",
+        inputs={
+            "model": model.info,
+            "config": cfg.to_dict(),
+            "judge": axis.extra["judge"],
+            "layer": hook,
+            "alphas": list(alphas),
+            "drift_turns": drift_turns,
+            "cap_layers": cap_layers,
+            "cap_percentile": cap_percentile,
+            "library": list(lib.sources),
+            "prefill_axis": getattr(prefill_axis, "model", None),
+            "compare_with": getattr(compare_with, "model", None),
+        },
+        results=results,
+        timings={**timings, **{f"collect_{k}": v for k, v in axis.extra["timings"].items()}},
+        figures=figures,
+    )
     results["axis"] = axis
     return results

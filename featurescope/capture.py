@@ -67,7 +67,7 @@ class Activations:
     def per_prompt(self, hook: str, i: int) -> Tensor:
         if self.offsets is None:
             return self.data[hook][i]
-        return self.data[hook][self.offsets[i]: self.offsets[i + 1]]
+        return self.data[hook][self.offsets[i] : self.offsets[i + 1]]
 
     def __repr__(self) -> str:
         shapes = {h: tuple(t.shape) for h, t in self.data.items()}
@@ -115,7 +115,8 @@ def check_request(model: Model, prompts: Sequence[FormattedPrompt], hooks: Seque
         if reduction == "response_mean" and not bool(p.response_mask.any()):
             raise PromptError(
                 f"prompt {i} has no response tokens; reduction='response_mean' needs conversations that end with an "
-                "assistant message (use 'last_prompt' or 'prompt_mean' for prompts alone)")
+                "assistant message (use 'last_prompt' or 'prompt_mean' for prompts alone)"
+            )
     return checked
 
 
@@ -191,10 +192,26 @@ def capture(
         from .store import ActivationStore
 
         st = store if isinstance(store, ActivationStore) else ActivationStore(store)
-        return st.capture(model, fprompts, hook_list, reduction=reduction, batch_size=batch_size, dtype=out_dtype,
-                          progress=progress, fwd_hooks=fwd_hooks)
-    return capture_prompts(model, fprompts, hook_list, reduction=reduction, batch_size=batch_size, dtype=out_dtype,
-                           progress=progress, fwd_hooks=fwd_hooks)
+        return st.capture(
+            model,
+            fprompts,
+            hook_list,
+            reduction=reduction,
+            batch_size=batch_size,
+            dtype=out_dtype,
+            progress=progress,
+            fwd_hooks=fwd_hooks,
+        )
+    return capture_prompts(
+        model,
+        fprompts,
+        hook_list,
+        reduction=reduction,
+        batch_size=batch_size,
+        dtype=out_dtype,
+        progress=progress,
+        fwd_hooks=fwd_hooks,
+    )
 
 
 def capture_prompts(
@@ -217,14 +234,19 @@ def capture_prompts(
     pad_id = tok.pad_token_id if tok is not None and tok.pad_token_id is not None else 0
     bos_id = getattr(tok, "bos_token_id", None)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     stop = stop_layer(hooks, model.n_layers)
     results: dict[str, list[Tensor]] = {h: [] for h in hooks}
     counts_all: list[Tensor] = []
     done_idx: list[int] = []
     t0 = time.perf_counter()
     n_tokens = 0
-    bar = tqdm(total=len(prompts), desc=desc or f"capture {model.name}", unit="prompt", disable=not progress or len(batches) < 2)
+    bar = tqdm(
+        total=len(prompts),
+        desc=desc or f"capture {model.name}",
+        unit="prompt",
+        disable=not progress or len(batches) < 2,
+    )
     device = model.device
     for b in batches:
         batch = [prompts[i] for i in b]
@@ -280,8 +302,11 @@ def capture_prompts(
         starts = torch.cat([torch.zeros(1, dtype=torch.long), lens_sorted.cumsum(0)])
         for h in hooks:
             flat = cat(results[h])
-            data[h] = flat if identity else torch.cat(
-                [flat[starts[inv[i]]: starts[inv[i] + 1]] for i in range(len(prompts))])
+            data[h] = (
+                flat
+                if identity
+                else torch.cat([flat[starts[inv[i]] : starts[inv[i] + 1]] for i in range(len(prompts))])
+            )
         lens_orig = torch.tensor([len(p) for p in prompts])
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), lens_orig.cumsum(0)])
         role_ids = torch.cat([p.role_ids for p in prompts])
@@ -290,6 +315,18 @@ def capture_prompts(
             data[h] = cat(results[h]) if identity else cat(results[h])[inv]
         if counts_all:
             counts = cat(counts_all) if identity else cat(counts_all)[inv]
-    stats = {"seconds": elapsed, "tokens": n_tokens, "tokens_per_s": n_tokens / max(elapsed, 1e-9), "stop_at_layer": stop}
-    return Activations(hooks=list(hooks), reduction=reduction, data=data, offsets=offsets, role_ids=role_ids,
-                       counts=counts, stats=stats)
+    stats = {
+        "seconds": elapsed,
+        "tokens": n_tokens,
+        "tokens_per_s": n_tokens / max(elapsed, 1e-9),
+        "stop_at_layer": stop,
+    }
+    return Activations(
+        hooks=list(hooks),
+        reduction=reduction,
+        data=data,
+        offsets=offsets,
+        role_ids=role_ids,
+        counts=counts,
+        stats=stats,
+    )

@@ -33,8 +33,17 @@ class FeatureStats:
     hists: Tensor  # [n_feat, bins]
 
 
-def feature_stats(model: Any, sae: Any, tokens: Tensor, features: Sequence[int], hook: str | None = None, *,
-                  n_top: int = 8, batch_size: int = 16, bins: int = 24) -> FeatureStats:
+def feature_stats(
+    model: Any,
+    sae: Any,
+    tokens: Tensor,
+    features: Sequence[int],
+    hook: str | None = None,
+    *,
+    n_top: int = 8,
+    batch_size: int = 16,
+    bins: int = 24,
+) -> FeatureStats:
     """One pass over ``tokens`` (``[n, context]``) collecting, for each feature, its top activations (value, row,
     position), firing count and a log-histogram of its non-zero activations. BOS positions are skipped."""
     from .capture import capture
@@ -52,10 +61,19 @@ def feature_stats(model: Any, sae: Any, tokens: Tensor, features: Sequence[int],
     hists = torch.zeros((F, bins))
     n_tok = 0
     for i in range(0, len(tokens), batch_size):
-        rows = tokens[i: i + batch_size]
-        prompts = [FormattedPrompt(text="", tokens=r, role_ids=torch.zeros(len(r), dtype=torch.long),
-                                   last_prompt_index=len(r) - 1, kind="transcript", messages=[], has_response=False)
-                   for r in rows]
+        rows = tokens[i : i + batch_size]
+        prompts = [
+            FormattedPrompt(
+                text="",
+                tokens=r,
+                role_ids=torch.zeros(len(r), dtype=torch.long),
+                last_prompt_index=len(r) - 1,
+                kind="transcript",
+                messages=[],
+                has_response=False,
+            )
+            for r in rows
+        ]
         acts = capture(model, prompts, [h], reduction="all", batch_size=batch_size, progress=False)[h]
         with torch.no_grad():
             f = sae.encode(acts.to(sae.W_dec.dtype))[:, feats].float()  # [B*P, F]
@@ -89,8 +107,10 @@ def logit_effects(model: Any, direction: Tensor, k: int = 8) -> tuple[list[tuple
     tok = model.tokenizer
     up = logits.topk(k)
     down = (-logits).topk(k)
-    return ([(tok.decode([int(i)]), float(v)) for v, i in zip(up.values, up.indices)],
-            [(tok.decode([int(i)]), -float(v)) for v, i in zip(down.values, down.indices)])
+    return (
+        [(tok.decode([int(i)]), float(v)) for v, i in zip(up.values, up.indices)],
+        [(tok.decode([int(i)]), -float(v)) for v, i in zip(down.values, down.indices)],
+    )
 
 
 @dataclasses.dataclass
@@ -139,8 +159,10 @@ class FeatureCard:
                 title = f" title='{v:.2f}'" if v > 0 else ""
                 spans.append(f"<span style='{style}'{title}>{html.escape(t).replace(chr(10), '&#8629;')}</span>")
             src = f" <small>[{html.escape(c['source'])}]</small>" if c.get("source") else ""
-            return (f"<div style='font-family:monospace;font-size:11px;margin:2px 0'>{''.join(spans)} "
-                    f"<i>({c['max']:.2f})</i>{src}</div>")
+            return (
+                f"<div style='font-family:monospace;font-size:11px;margin:2px 0'>{''.join(spans)} "
+                f"<i>({c['max']:.2f})</i>{src}</div>"
+            )
 
         head = f"feature {self.feature}" + (f" &middot; {html.escape(self.label)}" if self.label else "")
         link = f" &middot; <a href='{self.neuronpedia}'>Neuronpedia</a>" if self.neuronpedia else ""
@@ -153,7 +175,8 @@ class FeatureCard:
             f"{score} &middot; density {self.density:.2e}{link}</small></div>"
             f"<div style='display:flex;gap:8px'><div style='flex:1'>{''.join(ctx_html(c) for c in self.contexts)}</div>"
             f"<img src='data:image/png;base64,{self._hist_png()}'/></div>"
-            f"<div><small>promotes: {promoted}<br/>suppresses: {suppressed}</small></div></div>")
+            f"<div><small>promotes: {promoted}<br/>suppresses: {suppressed}</small></div></div>"
+        )
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -164,9 +187,20 @@ def neuronpedia_url(sae: Any, feature: int) -> str | None:
     return f"https://www.neuronpedia.org/{np_id}/{feature}" if np_id else None
 
 
-def make_cards(model: Any, sae: Any, tokens: Tensor, features: Sequence[int], *, scores: Sequence[float] | None = None,
-               sae_name: str = "sae", hook: str | None = None, n_contexts: int = 5, window: int = 12,
-               stats: FeatureStats | None = None, sources: Sequence[tuple[int, str]] | None = None) -> list[FeatureCard]:
+def make_cards(
+    model: Any,
+    sae: Any,
+    tokens: Tensor,
+    features: Sequence[int],
+    *,
+    scores: Sequence[float] | None = None,
+    sae_name: str = "sae",
+    hook: str | None = None,
+    n_contexts: int = 5,
+    window: int = 12,
+    stats: FeatureStats | None = None,
+    sources: Sequence[tuple[int, str]] | None = None,
+) -> list[FeatureCard]:
     """Feature cards for ``features`` from one pass over ``tokens``. ``sources`` = [(first row, label), ...] names
     where the rows come from (e.g. ``[(0, "held-out corpus"), (256, "evil responses")]``); each context says it."""
     h = hook or sae.cfg.metadata.hook_name
@@ -187,11 +221,22 @@ def make_cards(model: Any, sae: Any, tokens: Tensor, features: Sequence[int], *,
                 ctx["source"] = [label for first, label in sources if int(r) >= first][-1]
             contexts.append(ctx)
         up, down = logit_effects(model, sae.W_dec[f].detach())
-        cards.append(FeatureCard(feature=int(f), sae_name=sae_name, hook=h, model=model.name,
-                                 density=float(st.fire_counts[j]) / max(st.n_tokens, 1), contexts=contexts,
-                                 hist_edges=st.hist_edges.tolist(), hist=st.hists[j].tolist(), promoted=up,
-                                 suppressed=down, neuronpedia=neuronpedia_url(sae, int(f)),
-                                 score=None if scores is None else float(scores[j])))
+        cards.append(
+            FeatureCard(
+                feature=int(f),
+                sae_name=sae_name,
+                hook=h,
+                model=model.name,
+                density=float(st.fire_counts[j]) / max(st.n_tokens, 1),
+                contexts=contexts,
+                hist_edges=st.hist_edges.tolist(),
+                hist=st.hists[j].tolist(),
+                promoted=up,
+                suppressed=down,
+                neuronpedia=neuronpedia_url(sae, int(f)),
+                score=None if scores is None else float(scores[j]),
+            )
+        )
     return cards
 
 

@@ -51,15 +51,20 @@ def _analysis_figures(ax: Any, out: Path, hook: str) -> list[str]:
     from . import axis as A
 
     tag = _tag(ax)
-    return [A.plot_explained_variance(out / "explained_variance.png", ax, tag, hook),
-            A.plot_pc_scatter(out / "pc1_pc2.png", ax, tag, hook), A.plot_layers(out / "axis_layers.png", ax, tag),
-            A.plot_ranked_roles(out / "roles_ranked.png", ax, tag, hook)]
+    return [
+        A.plot_explained_variance(out / "explained_variance.png", ax, tag, hook),
+        A.plot_pc_scatter(out / "pc1_pc2.png", ax, tag, hook),
+        A.plot_layers(out / "axis_layers.png", ax, tag),
+        A.plot_ranked_roles(out / "roles_ranked.png", ax, tag, hook),
+    ]
 
 
 def _print_analysis(a: dict[str, Any]) -> None:
-    print(f"{a['hook']}: cos(axis, PC1) {a['axis_pc1_cosine']:+.2f}; {a['pcs_for_70pct']} PCs reach 70%; default "
-          f"Assistant at PC1 percentile {a['default_pc1_percentile']:.2f}\n  most Assistant-like: "
-          f"{', '.join(a['top_roles'][:6])}\n  least: {', '.join(a['bottom_roles'][:6])}")
+    print(
+        f"{a['hook']}: cos(axis, PC1) {a['axis_pc1_cosine']:+.2f}; {a['pcs_for_70pct']} PCs reach 70%; default "
+        f"Assistant at PC1 percentile {a['default_pc1_percentile']:.2f}\n  most Assistant-like: "
+        f"{', '.join(a['top_roles'][:6])}\n  least: {', '.join(a['bottom_roles'][:6])}"
+    )
 
 
 def cmd_axis(args: argparse.Namespace) -> int:
@@ -76,40 +81,68 @@ def cmd_axis(args: argparse.Namespace) -> int:
 
     if args.action == "roles":
         counts = lib.category_counts()
-        info = {"n_roles": len(lib.roles), "n_instructions_each": A.N_INSTRUCTIONS, "categories": counts,
-                "n_default_prompts": len(lib.default_prompts), "n_questions": len(lib.questions),
-                "n_identity_questions": len(lib.identity_questions), "n_prefills": len(lib.prefills),
-                "scripts": [s.name for s in lib.scripts], "sources": list(lib.sources)}
+        info = {
+            "n_roles": len(lib.roles),
+            "n_instructions_each": A.N_INSTRUCTIONS,
+            "categories": counts,
+            "n_default_prompts": len(lib.default_prompts),
+            "n_questions": len(lib.questions),
+            "n_identity_questions": len(lib.identity_questions),
+            "n_prefills": len(lib.prefills),
+            "scripts": [s.name for s in lib.scripts],
+            "sources": list(lib.sources),
+        }
         if args.json:
-            print(json.dumps({**info, "roles": [{"name": r.name, "category": r.category} for r in lib.roles]}, indent=2))
+            print(
+                json.dumps({**info, "roles": [{"name": r.name, "category": r.category} for r in lib.roles]}, indent=2)
+            )
         else:
-            print(f"{len(lib.roles)} roles x {A.N_INSTRUCTIONS} instructions, {len(lib.default_prompts)} default "
-                  f"prompts, {len(lib.questions)} questions, {len(lib.scripts)} drift scripts (from {', '.join(lib.sources)})")
+            print(
+                f"{len(lib.roles)} roles x {A.N_INSTRUCTIONS} instructions, {len(lib.default_prompts)} default "
+                f"prompts, {len(lib.questions)} questions, {len(lib.scripts)} drift scripts (from {', '.join(lib.sources)})"
+            )
             for c, k in counts.items():
                 print(f"  {c:13s} {k:3d}  {', '.join(r.name for r in lib.roles if r.category == c)[:100]}")
         if out is not None:
-            write_summary(out, "axis roles", inputs={"extra_roles": args.extra_roles}, results=info,
-                          timings={"total": time.time() - t0})
+            write_summary(
+                out,
+                "axis roles",
+                inputs={"extra_roles": args.extra_roles},
+                results=info,
+                timings={"total": time.time() - t0},
+            )
         return 0
 
     if args.action == "compare":
         _need(args, "base", "post")
         b, p = A.AssistantAxis.load(args.base), A.AssistantAxis.load(args.post)
         cmp = A.compare_axes(b, p)
-        fig = A.plot_compare(out / "compare.png", cmp, f"{len(cmp['hooks'])} layers, {cmp['n_common_roles']} common roles")
+        fig = A.plot_compare(
+            out / "compare.png", cmp, f"{len(cmp['hooks'])} layers, {cmp['n_common_roles']} common roles"
+        )
         if args.sae:  # both axes in one SAE's features: how many top features the stages share
             from .saes import load_sae
 
             cmp["features"] = {"sae": args.sae, **A.axis_features_across_stages(b, p, load_sae(args.sae, args.sae_id))}
-            print(f"{cmp['features']['hook']} in SAE {args.sae}: top-20 feature overlap (Jaccard) " + ", ".join(
-                f"{m} {o['jaccard']:.2f}" for m, o in cmp["features"]["overlap"].items()))
+            print(
+                f"{cmp['features']['hook']} in SAE {args.sae}: top-20 feature overlap (Jaccard) "
+                + ", ".join(f"{m} {o['jaccard']:.2f}" for m, o in cmp["features"]["overlap"].items())
+            )
         m = cmp["middle"]
-        print(f"{m['hook']}: cos(base axis, post axis) {m['axis_cosine']:+.3f}; top PC |cos| "
-              f"{', '.join(f'{x:.2f}' for x in m['pc_cosines'])} (paper 0.93/0.87/0.83); role vectors raw "
-              f"{m['role_cosine_raw_mean']:.3f}, centred {m['role_cosine_centred_mean']:.3f}; post default on base "
-              f"axis at {m['post_default_on_base_axis']:.2f} (0 = base roles, 1 = base default)")
-        write_summary(out, "axis compare", inputs={"base": args.base, "post": args.post, "sae": args.sae}, results=cmp,
-                      timings={"total": time.time() - t0}, figures=[fig])
+        print(
+            f"{m['hook']}: cos(base axis, post axis) {m['axis_cosine']:+.3f}; top PC |cos| "
+            f"{', '.join(f'{x:.2f}' for x in m['pc_cosines'])} (paper 0.93/0.87/0.83); role vectors raw "
+            f"{m['role_cosine_raw_mean']:.3f}, centred {m['role_cosine_centred_mean']:.3f}; post default on base "
+            f"axis at {m['post_default_on_base_axis']:.2f} (0 = base roles, 1 = base default)"
+        )
+        write_summary(
+            out,
+            "axis compare",
+            inputs={"base": args.base, "post": args.post, "sae": args.sae},
+            results=cmp,
+            timings={"total": time.time() - t0},
+            figures=[fig],
+        )
         print(f"summary: {out / 'summary.json'}")
         return 0
 
@@ -120,9 +153,19 @@ def cmd_axis(args: argparse.Namespace) -> int:
         a = ax.analysis(hook)
         _print_analysis(a)
         figs = _analysis_figures(ax, out, hook)
-        write_summary(out, "axis analyze", inputs={"axis": args.axis, "model": ax.model, "stage": ax.stage, "layer": hook},
-                      results={"analysis": a, "per_layer": ax.per_layer(), "ranked_roles": ax.ranked_roles(hook),
-                               "paper": A.PAPER}, timings={"total": time.time() - t0}, figures=figs)
+        write_summary(
+            out,
+            "axis analyze",
+            inputs={"axis": args.axis, "model": ax.model, "stage": ax.stage, "layer": hook},
+            results={
+                "analysis": a,
+                "per_layer": ax.per_layer(),
+                "ranked_roles": ax.ranked_roles(hook),
+                "paper": A.PAPER,
+            },
+            timings={"total": time.time() - t0},
+            figures=figs,
+        )
         print(f"summary: {out / 'summary.json'}")
         return 0
 
@@ -140,23 +183,46 @@ def cmd_axis(args: argparse.Namespace) -> int:
             from .saes import load_sae
 
             sae = load_sae(args.sae, args.sae_id)
-        res = A.run_axis(model, out, n_roles=args.n_roles, n_questions=args.n_questions,
-                         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, judge=args.judge, library=lib,
-                         instructions=args.instructions, layer=args.layer, alphas=_floats(args.alphas),
-                         n_identity_questions=args.n_identity_questions,
-                         drift_turns=args.turns, drift_scripts=args.scripts.split(",") if args.scripts else None,
-                         cap_layers=_ints(args.cap_layers), cap_percentile=args.percentile, prefill_axis=pa,
-                         compare_with=cw, sae=sae, seed=args.seed, generation_dtype=args.generation_dtype,
-                         capture_dtype=args.capture_dtype)
+        res = A.run_axis(
+            model,
+            out,
+            n_roles=args.n_roles,
+            n_questions=args.n_questions,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+            judge=args.judge,
+            library=lib,
+            instructions=args.instructions,
+            layer=args.layer,
+            alphas=_floats(args.alphas),
+            n_identity_questions=args.n_identity_questions,
+            drift_turns=args.turns,
+            drift_scripts=args.scripts.split(",") if args.scripts else None,
+            cap_layers=_ints(args.cap_layers),
+            cap_percentile=args.percentile,
+            prefill_axis=pa,
+            compare_with=cw,
+            sae=sae,
+            seed=args.seed,
+            generation_dtype=args.generation_dtype,
+            capture_dtype=args.capture_dtype,
+        )
         _print_analysis(res["analysis"])
         print(f"summary: {out / 'summary.json'}")
         return 0
 
     if args.action == "collect":
-        cfg = A.AxisConfig(n_roles=args.n_roles, n_questions=args.n_questions, instructions=args.instructions,
-                           max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
-                           reduction=args.reduction, generation_dtype=args.generation_dtype,
-                           capture_dtype=args.capture_dtype)
+        cfg = A.AxisConfig(
+            n_roles=args.n_roles,
+            n_questions=args.n_questions,
+            instructions=args.instructions,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            reduction=args.reduction,
+            generation_dtype=args.generation_dtype,
+            capture_dtype=args.capture_dtype,
+        )
         responses = None
         if args.responses_from:
             rows = [json.loads(x) for x in Path(args.responses_from).read_text().splitlines() if x.strip()]
@@ -167,13 +233,30 @@ def cmd_axis(args: argparse.Namespace) -> int:
         a = ax.analysis(hook)
         _print_analysis(a)
         figs = _analysis_figures(ax, out, hook)
-        write_summary(out, "axis collect", inputs={"model": model.info, "config": cfg.to_dict(), "judge": ax.extra["judge"],
-                                                   "responses_from": args.responses_from, "library": list(lib.sources)},
-                      results={"axis_file": str(path), "analysis": a, "per_layer": ax.per_layer(),
-                               "counts": {k: ax.extra[k] for k in ("n_jobs", "n_default", "n_role_responses", "n_kept",
-                                                                   "score_counts", "dropped_roles")},
-                               "ranked_roles": ax.ranked_roles(hook), "paper": A.PAPER},
-                      timings={"load_model": t_load, **ax.extra["timings"], "total": time.time() - t0}, figures=figs)
+        write_summary(
+            out,
+            "axis collect",
+            inputs={
+                "model": model.info,
+                "config": cfg.to_dict(),
+                "judge": ax.extra["judge"],
+                "responses_from": args.responses_from,
+                "library": list(lib.sources),
+            },
+            results={
+                "axis_file": str(path),
+                "analysis": a,
+                "per_layer": ax.per_layer(),
+                "counts": {
+                    k: ax.extra[k]
+                    for k in ("n_jobs", "n_default", "n_role_responses", "n_kept", "score_counts", "dropped_roles")
+                },
+                "ranked_roles": ax.ranked_roles(hook),
+                "paper": A.PAPER,
+            },
+            timings={"load_model": t_load, **ax.extra["timings"], "total": time.time() - t0},
+            figures=figs,
+        )
         print(f"axis: {path}\nsummary: {out / 'summary.json'}")
         return 0
 
@@ -185,49 +268,110 @@ def cmd_axis(args: argparse.Namespace) -> int:
     if args.action == "steer":
         qs = A.spread(lib.identity_questions, args.n_questions)
         sps = [None] + list(args.system_prompt or [])
-        sw = A.axis_steering_sweep(model, ax, layer=hook, alphas=_floats(args.alphas), questions=qs, system_prompts=sps,
-                                   max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
-                                   ai_terms=lib.ai_terms)
+        sw = A.axis_steering_sweep(
+            model,
+            ax,
+            layer=hook,
+            alphas=_floats(args.alphas),
+            questions=qs,
+            system_prompts=sps,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            ai_terms=lib.ai_terms,
+        )
         fig = A.plot_steering(out / "steering.png", sw, tag)
         with open(out / "steering.jsonl", "w") as f:
             for r in sw["rows"]:
                 for x in r["responses"]:
                     f.write(json.dumps({"system_prompt": r["system_prompt"], "alpha": r["alpha"], **x}) + "\n")
-        write_summary(out, "axis steer", inputs={"model": model.info, "axis": args.axis, "layer": hook,
-                                                 "alphas": sw["alphas"], "system_prompts": sps},
-                      results=sw, timings={"load_model": t_load, "total": time.time() - t0}, figures=[fig])
+        write_summary(
+            out,
+            "axis steer",
+            inputs={
+                "model": model.info,
+                "axis": args.axis,
+                "layer": hook,
+                "alphas": sw["alphas"],
+                "system_prompts": sps,
+            },
+            results=sw,
+            timings={"load_model": t_load, "total": time.time() - t0},
+            figures=[fig],
+        )
     elif args.action in ("drift", "cap"):
         scripts = [lib.script(s) for s in args.scripts.split(",")] if args.scripts else list(lib.scripts)
-        kw = dict(layers=[hook], n_turns=args.turns, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                  seed=args.seed)
+        kw = dict(
+            layers=[hook],
+            n_turns=args.turns,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
         cap_layers = _ints(args.cap_layers)
         runs: dict[str, Any] = {}
         if args.action == "cap" or not args.capped:
             runs["uncapped"] = A.drift(model, ax, scripts, **kw)
         if args.action == "cap" or args.capped:
-            runs["capped"] = A.drift(model, ax, scripts, capped=True, cap_layers=cap_layers, percentile=args.percentile, **kw)
+            runs["capped"] = A.drift(
+                model, ax, scripts, capped=True, cap_layers=cap_layers, percentile=args.percentile, **kw
+            )
         tau = ax.tau(hook, args.percentile, "tokens" if ax.token_quantiles is not None else "responses")
         fig = A.plot_drift(out / ("drift.png" if args.action == "drift" else "drift_capped.png"), runs, tag, tau=tau)
         (out / "drift.json").write_text(json.dumps(runs, indent=1))
-        res = {k: {"per_script": {n: s["projection"][hook] for n, s in r["scripts"].items()},
-                   "last_replies": {n: s["responses"][-1] for n, s in r["scripts"].items()},
-                   **({"cap_stats": r["cap_stats"], "cap_layers": r["cap_layers"]} if r.get("capped") else {})}
-               for k, r in runs.items()}
+        res = {
+            k: {
+                "per_script": {n: s["projection"][hook] for n, s in r["scripts"].items()},
+                "last_replies": {n: s["responses"][-1] for n, s in r["scripts"].items()},
+                **({"cap_stats": r["cap_stats"], "cap_layers": r["cap_layers"]} if r.get("capped") else {}),
+            }
+            for k, r in runs.items()
+        }
         for k, r in res.items():
             for n, v in r["per_script"].items():
                 print(f"  [{k}] {n:26s} " + " ".join(f"{x:+.2f}" for x in v))
-        write_summary(out, f"axis {args.action}", inputs={"model": model.info, "axis": args.axis, "layer": hook,
-                                                          "turns": args.turns, "scripts": [s.name for s in scripts],
-                                                          "cap_layers": cap_layers, "percentile": args.percentile},
-                      results={**res, "tau_at_layer": tau}, timings={"load_model": t_load, "total": time.time() - t0},
-                      figures=[fig])
+        write_summary(
+            out,
+            f"axis {args.action}",
+            inputs={
+                "model": model.info,
+                "axis": args.axis,
+                "layer": hook,
+                "turns": args.turns,
+                "scripts": [s.name for s in scripts],
+                "cap_layers": cap_layers,
+                "percentile": args.percentile,
+            },
+            results={**res, "tau_at_layer": tau},
+            timings={"load_model": t_load, "total": time.time() - t0},
+            figures=[fig],
+        )
     elif args.action == "prefill":
-        pf = A.prefill_test(model, ax, layer=hook, alphas=_floats(args.alphas), library=lib, n_samples=args.samples,
-                            batch_size=args.batch_size, seed=args.seed)
+        pf = A.prefill_test(
+            model,
+            ax,
+            layer=hook,
+            alphas=_floats(args.alphas),
+            library=lib,
+            n_samples=args.samples,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
         fig = A.plot_prefill(out / "prefill.png", pf, tag)
-        write_summary(out, "axis prefill", inputs={"model": model.info, "axis": args.axis, "layer": hook,
-                                                   "alphas": pf["alphas"], "samples": args.samples},
-                      results=pf, timings={"load_model": t_load, "total": time.time() - t0}, figures=[fig])
+        write_summary(
+            out,
+            "axis prefill",
+            inputs={
+                "model": model.info,
+                "axis": args.axis,
+                "layer": hook,
+                "alphas": pf["alphas"],
+                "samples": args.samples,
+            },
+            results=pf,
+            timings={"load_model": t_load, "total": time.time() - t0},
+            figures=[fig],
+        )
     elif args.action == "decompose":
         _need(args, "sae")
         from . import corpus
@@ -238,52 +382,103 @@ def cmd_axis(args: argparse.Namespace) -> int:
         h = check_sae(sae, model, allow_other_model=args.allow_other_model)
         dec = A.decompose_axis(ax, sae, layer=h, k=args.k)
         corpus.ensure_installed()
-        toks = corpus.token_sequences(model.tokenizer, corpus.documents("heldout"), max_sequences=args.card_sequences, seed=2)
+        toks = corpus.token_sequences(
+            model.tokenizer, corpus.documents("heldout"), max_sequences=args.card_sequences, seed=2
+        )
         top = dec["cosine"]
-        cards = make_cards(model, sae, toks, top.indices[: args.cards].tolist(), scores=top.scores[: args.cards].tolist(),
-                           sae_name=str(args.sae), hook=h)
+        cards = make_cards(
+            model,
+            sae,
+            toks,
+            top.indices[: args.cards].tolist(),
+            scores=top.scores[: args.cards].tolist(),
+            sae_name=str(args.sae),
+            hook=h,
+        )
         title = f"Assistant axis of {ax.model} ({ax.stage}) at {h} in features of SAE {args.sae}, read on {model.name}"
-        (out / "cards.html").write_text("<html><meta charset='utf-8'><body>" + cards_html(cards, title) + "</body></html>")
+        (out / "cards.html").write_text(
+            "<html><meta charset='utf-8'><body>" + cards_html(cards, title) + "</body></html>"
+        )
         for m, d in dec.items():
             print(f"{m:12s} top features {d.top(5)}  k for 50%/90%: {d.k_for(0.5)}/{d.k_for(0.9)}")
-        write_summary(out, "axis decompose", inputs={"model": model.info, "axis": args.axis, "sae": args.sae, "hook": h},
-                      results={"decompositions": {m: d.to_dict(args.k) for m, d in dec.items()},
-                               "cards": [c.to_dict() for c in cards]},
-                      timings={"load_model": t_load, "total": time.time() - t0}, figures=["cards.html"])
+        write_summary(
+            out,
+            "axis decompose",
+            inputs={"model": model.info, "axis": args.axis, "sae": args.sae, "hook": h},
+            results={
+                "decompositions": {m: d.to_dict(args.k) for m, d in dec.items()},
+                "cards": [c.to_dict() for c in cards],
+            },
+            timings={"load_model": t_load, "total": time.time() - t0},
+            figures=["cards.html"],
+        )
     print(f"summary: {out / 'summary.json'}")
     return 0
 
 
 def register(sub: Any) -> None:
-    a = sub.add_parser("axis", help="the Assistant axis (Lu et al.): roles | collect | analyze | steer | drift | cap | "
-                                    "prefill | compare | decompose | run")
-    a.add_argument("action", choices=ACTIONS, help="run = collect, analyze, steer, drift (+ capping) and, on a base "
-                                                   "checkpoint, the prefill test, at a small scale")
+    a = sub.add_parser(
+        "axis",
+        help="the Assistant axis (Lu et al.): roles | collect | analyze | steer | drift | cap | "
+        "prefill | compare | decompose | run",
+    )
+    a.add_argument(
+        "action",
+        choices=ACTIONS,
+        help="run = collect, analyze, steer, drift (+ capping) and, on a base "
+        "checkpoint, the prefill test, at a small scale",
+    )
     a.add_argument("--model", help="checkpoint (offline:smollm2-135m-instruct, offline:gemma-3-270m, a folder, ...)")
     a.add_argument("--out", help="run folder (summary.json, figures, axis.safetensors)")
     a.add_argument("--axis", help="axis file written by `axis collect` / `axis run` (axis.safetensors)")
     a.add_argument("--extra-roles", action="append", help="user role YAML merged with the shipped library (repeatable)")
     a.add_argument("--json", action="store_true", help="machine-readable output (roles)")
-    a.add_argument("--n-roles", type=int, default=24, help="roles to use, spread over categories (collect/run; 0 = all)")
-    a.add_argument("--n-questions", type=int, default=8, help="shared questions per role (collect/run; 0 = all); "
-                                                               "identity questions (steer)")
-    a.add_argument("--n-identity-questions", type=int, default=8, help="'Who are you?'-style questions per steering "
-                                                                       "point (run)")
-    a.add_argument("--instructions", default="cycle", choices=["cycle", "all"],
-                   help="cycle: one of the 5 prompts per question; all: every prompt x every question")
+    a.add_argument(
+        "--n-roles", type=int, default=24, help="roles to use, spread over categories (collect/run; 0 = all)"
+    )
+    a.add_argument(
+        "--n-questions",
+        type=int,
+        default=8,
+        help="shared questions per role (collect/run; 0 = all); identity questions (steer)",
+    )
+    a.add_argument(
+        "--n-identity-questions", type=int, default=8, help="'Who are you?'-style questions per steering point (run)"
+    )
+    a.add_argument(
+        "--instructions",
+        default="cycle",
+        choices=["cycle", "all"],
+        help="cycle: one of the 5 prompts per question; all: every prompt x every question",
+    )
     a.add_argument("--reduction", default="response_mean", choices=["response_mean", "prompt_mean"])
     a.add_argument("--max-new-tokens", type=int, default=40)
     a.add_argument("--batch-size", type=int, default=16)
-    a.add_argument("--generation-dtype", default="float32", choices=["float32", "bfloat16"],
-                   help="collect/run: generate the role answers with a bfloat16 copy of the model (~2.5x faster on a "
-                        "CPU with AVX-512 BF16; greedy text may differ)")
-    a.add_argument("--capture-dtype", default="float32", choices=["float32", "bfloat16"],
-                   help="collect/run: run the activation capture in bfloat16 (~2.7x faster here; role vectors agree "
-                        "with float32 to cosine 0.9998; means are accumulated in float32)")
-    a.add_argument("--judge", default="auto", choices=["auto", "embedding", "llm", "none"],
-                   help="role-adherence judge (auto: LLM when FEATURESCOPE_JUDGE_URL is set, else the offline proxy)")
-    a.add_argument("--responses-from", help="responses.jsonl of another collect run with the same roles and questions "
-                                            "(read this model on those answers instead of generating)")
+    a.add_argument(
+        "--generation-dtype",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="collect/run: generate the role answers with a bfloat16 copy of the model (~2.5x faster on a "
+        "CPU with AVX-512 BF16; greedy text may differ)",
+    )
+    a.add_argument(
+        "--capture-dtype",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="collect/run: run the activation capture in bfloat16 (~2.7x faster here; role vectors agree "
+        "with float32 to cosine 0.9998; means are accumulated in float32)",
+    )
+    a.add_argument(
+        "--judge",
+        default="auto",
+        choices=["auto", "embedding", "llm", "none"],
+        help="role-adherence judge (auto: LLM when FEATURESCOPE_JUDGE_URL is set, else the offline proxy)",
+    )
+    a.add_argument(
+        "--responses-from",
+        help="responses.jsonl of another collect run with the same roles and questions "
+        "(read this model on those answers instead of generating)",
+    )
     a.add_argument("--layer", type=int, default=None, help="layer for analysis / steering / drift (default: middle)")
     a.add_argument("--alphas", default="-4,-2,0,2,4", help="steering coefficients in units of the axis")
     a.add_argument("--system-prompt", action="append", help="also steer under this system prompt (steer; repeatable)")
@@ -295,7 +490,9 @@ def register(sub: Any) -> None:
     a.add_argument("--samples", type=int, default=1, help="sampled completions per prefill (prefill; 1 = greedy)")
     a.add_argument("--base", help="base-checkpoint axis file (compare)")
     a.add_argument("--post", help="post-trained axis file (compare)")
-    a.add_argument("--prefill-axis", help="run on a base checkpoint: steer the prefill test with this (post-trained) axis")
+    a.add_argument(
+        "--prefill-axis", help="run on a base checkpoint: steer the prefill test with this (post-trained) axis"
+    )
     a.add_argument("--compare-with", help="run: an axis of the other stage of the same model, for cross-stage numbers")
     a.add_argument("--sae", help="SAE folder or sae-lens release (decompose, run; compare: both axes in its features)")
     a.add_argument("--sae-id")

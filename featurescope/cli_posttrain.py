@@ -14,11 +14,23 @@ def cmd_posttrain(args: argparse.Namespace) -> int:
 
     d = PosttrainConfig()
     cfg = PosttrainConfig(
-        base=args.base, data=args.data or d.data, heldout=args.heldout or d.heldout, epochs=args.epochs, lr=args.lr,
-        batch_size=args.batch_size, max_len=args.max_len, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
-        seed=args.seed, steer_vector=args.steer_vector, steer_layer=args.steer_layer, steer_alpha=args.steer_alpha,
-        eval_max_new_tokens=args.eval_max_new_tokens, max_dialogues=args.max_dialogues,
-        baseline_adapter=args.baseline_adapter, base_eval=not args.no_base_eval,
+        base=args.base,
+        data=args.data or d.data,
+        heldout=args.heldout or d.heldout,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        max_len=args.max_len,
+        lora_r=args.lora_r,
+        lora_alpha=2 * args.lora_r,
+        seed=args.seed,
+        steer_vector=args.steer_vector,
+        steer_layer=args.steer_layer,
+        steer_alpha=args.steer_alpha,
+        eval_max_new_tokens=args.eval_max_new_tokens,
+        max_dialogues=args.max_dialogues,
+        baseline_adapter=args.baseline_adapter,
+        base_eval=not args.no_base_eval,
         **({"warmup_steps": args.warmup_steps} if args.warmup_steps is not None else {}),
     )
     res = posttrain(cfg, args.out, device=args.device, evaluate=not args.no_eval)
@@ -26,12 +38,16 @@ def cmd_posttrain(args: argparse.Namespace) -> int:
     for name in ("adapter", "adapter-preventative"):
         if name in res and "eval" in res[name]:
             e = res[name]["eval"]["chat"]
-            print(f"{name}: assistant format {e['assistant_format_fraction']:.2f}, calls itself an AI "
-                  f"{e['identity_ai_fraction']:.2f} (final loss {res[name]['final_loss']:.3f})")
+            print(
+                f"{name}: assistant format {e['assistant_format_fraction']:.2f}, calls itself an AI "
+                f"{e['identity_ai_fraction']:.2f} (final loss {res[name]['final_loss']:.3f})"
+            )
     if "base_eval" in res:
         b = res["base_eval"]
-        print(f"base: assistant format (chat template) {b['chat']['assistant_format_fraction']:.2f}, calls itself an AI "
-              f"{b['chat']['identity_ai_fraction']:.2f} (chat) / {b['transcript']['identity_ai_fraction']:.2f} (transcript)")
+        print(
+            f"base: assistant format (chat template) {b['chat']['assistant_format_fraction']:.2f}, calls itself an AI "
+            f"{b['chat']['identity_ai_fraction']:.2f} (chat) / {b['transcript']['identity_ai_fraction']:.2f} (transcript)"
+        )
     if args.ship:
         if SHIPPED_ADAPTER.exists():
             shutil.rmtree(SHIPPED_ADAPTER)
@@ -42,8 +58,11 @@ def cmd_posttrain(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("posttrain", help="LoRA SFT of the offline base into an Assistant (peft), with evaluation and "
-                                         "optional preventative steering")
+    p = sub.add_parser(
+        "posttrain",
+        help="LoRA SFT of the offline base into an Assistant (peft), with evaluation and "
+        "optional preventative steering",
+    )
     p.add_argument("--base", default="offline:gemma-3-270m")
     p.add_argument("--data", help="dialogue .jsonl or folder of sft-*.jsonl shards (default: the shipped dialogues)")
     p.add_argument("--heldout", help="held-out prompts .jsonl (default: the shipped heldout.jsonl)")
@@ -58,8 +77,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steer-vector", help="persona vector .safetensors to add during training (preventative steering)")
     p.add_argument("--steer-layer", type=int, help="block whose output gets steer_alpha * v")
     p.add_argument("--steer-alpha", type=float, default=5.0)
-    p.add_argument("--baseline-adapter", help="with --steer-vector: an adapter trained by the same recipe without "
-                                              "steering, used as the 'without' arm instead of training it again")
+    p.add_argument(
+        "--baseline-adapter",
+        help="with --steer-vector: an adapter trained by the same recipe without "
+        "steering, used as the 'without' arm instead of training it again",
+    )
     p.add_argument("--no-base-eval", action="store_true", help="skip the base model's format / identity evaluation")
     p.add_argument("--eval-max-new-tokens", type=int, default=96)
     p.add_argument("--device")

@@ -23,12 +23,24 @@ def cmd_stages(args: argparse.Namespace) -> int:
     parts = _csv(args.parts) or PARTS
     skip = set(_csv(args.skip))
     parts = tuple(p for p in parts if p not in skip)
-    cfg = StagesConfig(parts=parts, seed=args.seed, context=args.context, plain_rows=args.plain_rows,
-                       chat_dialogues=args.chat_dialogues, max_new_tokens=args.max_new_tokens, ce_rows=args.ce_rows,
-                       reuse_threshold=args.threshold, n_cards=args.cards, traits=_csv(args.traits),
-                       persona_questions=args.persona_questions, persona_kind=args.persona_kind,
-                       persona_format=args.persona_format, block_rows=args.block_rows, block_cols=args.block_cols,
-                       match_dtype=args.match_dtype)
+    cfg = StagesConfig(
+        parts=parts,
+        seed=args.seed,
+        context=args.context,
+        plain_rows=args.plain_rows,
+        chat_dialogues=args.chat_dialogues,
+        max_new_tokens=args.max_new_tokens,
+        ce_rows=args.ce_rows,
+        reuse_threshold=args.threshold,
+        n_cards=args.cards,
+        traits=_csv(args.traits),
+        persona_questions=args.persona_questions,
+        persona_kind=args.persona_kind,
+        persona_format=args.persona_format,
+        block_rows=args.block_rows,
+        block_cols=args.block_cols,
+        match_dtype=args.match_dtype,
+    )
     base_sae = load_sae(args.base_sae, args.base_sae_id)
     post_sae = load_sae(args.post_sae, args.post_sae_id)
     base = load_model(args.base, device=args.device)
@@ -45,18 +57,33 @@ def cmd_stages(args: argparse.Namespace) -> int:
     if args.persona_base or args.persona_post:
         if not (args.persona_base and args.persona_post):
             raise FeaturescopeError("--persona-base and --persona-post go together (folders of persona extract output)")
-        vectors = load_persona_vectors(args.persona_base, args.persona_post, list(cfg.traits) or list_traits(),
-                                       kind=args.persona_vector_kind)
-    names = (f"{args.base_sae}" + (f"/{args.base_sae_id}" if args.base_sae_id else ""),
-             f"{args.post_sae}" + (f"/{args.post_sae_id}" if args.post_sae_id else ""))
+        vectors = load_persona_vectors(
+            args.persona_base, args.persona_post, list(cfg.traits) or list_traits(), kind=args.persona_vector_kind
+        )
+    names = (
+        f"{args.base_sae}" + (f"/{args.base_sae_id}" if args.base_sae_id else ""),
+        f"{args.post_sae}" + (f"/{args.post_sae_id}" if args.post_sae_id else ""),
+    )
     control = None
     if args.control_sae:
         from .saes import check_sae
 
         control = load_sae(args.control_sae, args.control_sae_id)
         check_sae(control, base, hook)
-    res = run_stages(base, post, base_sae, post_sae, hook, args.out, config=cfg, crosscoder=args.crosscoder,
-                     persona_vectors=vectors, sae_names=names, progress=not args.quiet, control_sae=control)
+    res = run_stages(
+        base,
+        post,
+        base_sae,
+        post_sae,
+        hook,
+        args.out,
+        config=cfg,
+        crosscoder=args.crosscoder,
+        persona_vectors=vectors,
+        sae_names=names,
+        progress=not args.quiet,
+        control_sae=control,
+    )
     _print(res)
     print(f"summary: {Path(args.out) / 'summary.json'}")
     return 0
@@ -68,17 +95,23 @@ def _print(res: dict[str, Any]) -> None:
         for sk in ("base_sae", "post_sae"):
             for mk in ("base_model", "post_model"):
                 for set_k, m in tr[sk][mk].items():
-                    print(f"{sk:9s} on {mk:10s} {set_k:5s}: FVE {m['fraction_variance_explained']:.3f}  "
-                          f"CE recovered {m.get('ce_loss_recovered', float('nan')):.3f}  L0 {m['l0']:.1f}")
+                    print(
+                        f"{sk:9s} on {mk:10s} {set_k:5s}: FVE {m['fraction_variance_explained']:.3f}  "
+                        f"CE recovered {m.get('ce_loss_recovered', float('nan')):.3f}  L0 {m['l0']:.1f}"
+                    )
     mt = res.get("matching")
     if mt:
         bl = ", ".join(f"{k} {v['fraction_post_reused']:.1%}" for k, v in mt["baselines"].items())
-        print(f"post latents reused (best cos >= {mt['threshold']}): {mt['fraction_post_reused']:.1%} "
-              f"(baselines: {bl}); base latents kept: {mt['fraction_base_kept']:.1%}; new: {mt['n_new']}")
+        print(
+            f"post latents reused (best cos >= {mt['threshold']}): {mt['fraction_post_reused']:.1%} "
+            f"(baselines: {bl}); base latents kept: {mt['fraction_base_kept']:.1%}; new: {mt['n_new']}"
+        )
         if "seed" in mt["baselines"]:
-            print(f"  a second base-model SAE (other seed) reuses {mt['baselines']['seed']['fraction_post_reused']:.1%}"
-                  f" of its latents: post reuse relative to that ceiling "
-                  f"{mt['fraction_post_reused_relative_to_seed_ceiling']:.2f}")
+            print(
+                f"  a second base-model SAE (other seed) reuses {mt['baselines']['seed']['fraction_post_reused']:.1%}"
+                f" of its latents: post reuse relative to that ceiling "
+                f"{mt['fraction_post_reused_relative_to_seed_ceiling']:.2f}"
+            )
     sh = res.get("activation_shift")
     if sh:
         for sk in ("base_sae", "post_sae"):
@@ -88,16 +121,21 @@ def _print(res: dict[str, Any]) -> None:
     pe = res.get("persona")
     if pe:
         for t, v in pe["traits"].items():
-            print(f"persona {t:14s} cos(base, post) at layer {pe['layer']}: {v['cosine_at_layer']:+.3f}; top-"
-                  f"{pe['top_k']} base-SAE feature Jaccard {v['top_features_base_sae']['jaccard']:.2f}")
+            print(
+                f"persona {t:14s} cos(base, post) at layer {pe['layer']}: {v['cosine_at_layer']:+.3f}; top-"
+                f"{pe['top_k']} base-SAE feature Jaccard {v['top_features_base_sae']['jaccard']:.2f}"
+            )
     cc = res.get("crosscoder")
     if cc:
         print(f"crosscoder: {json.dumps(cc.get('counts', cc.get('status')))}")
 
 
 def register(sub: Any) -> None:
-    s = sub.add_parser("stages", help="feature reuse across training stages: SAE transfer, feature matching, "
-                                      "activation shift, persona vectors, crosscoder diff")
+    s = sub.add_parser(
+        "stages",
+        help="feature reuse across training stages: SAE transfer, feature matching, "
+        "activation shift, persona vectors, crosscoder diff",
+    )
     s.add_argument("--base", default="offline:gemma-3-270m", help="base checkpoint")
     s.add_argument("--post", default="offline:gemma-3-270m-sft", help="post-trained checkpoint (same tokenizer)")
     s.add_argument("--base-sae", required=True, help="SAE folder, or sae-lens release (with --base-sae-id)")
@@ -107,10 +145,13 @@ def register(sub: Any) -> None:
     s.add_argument("--layer", type=int, help="residual layer (blocks.L.hook_resid_post); default: the base SAE's hook")
     s.add_argument("--hook", help="explicit hook name (overrides --layer)")
     s.add_argument("--out", required=True, help="run folder (summary.json, figures, cards.html)")
-    s.add_argument("--parts", help=f"comma-separated subset of transfer,matching,shift,persona,crosscoder (default all)")
+    s.add_argument("--parts", help="comma-separated subset of transfer,matching,shift,persona,crosscoder (default all)")
     s.add_argument("--skip", help="comma-separated parts to leave out")
-    s.add_argument("--control-sae", help="a second SAE of the BASE model at the same hook (same recipe, other seed): "
-                                         "the reuse ceiling when only the SAE's training run differs")
+    s.add_argument(
+        "--control-sae",
+        help="a second SAE of the BASE model at the same hook (same recipe, other seed): "
+        "the reuse ceiling when only the SAE's training run differs",
+    )
     s.add_argument("--control-sae-id")
     s.add_argument("--threshold", type=float, default=0.7, help="decoder cosine at which a latent counts as reused")
     s.add_argument("--context", type=int, default=128)
@@ -122,17 +163,28 @@ def register(sub: Any) -> None:
     s.add_argument("--traits", help="comma-separated traits (default: all shipped)")
     s.add_argument("--persona-questions", type=int, default=5, help="extraction questions per instruction pair")
     s.add_argument("--persona-kind", default="prompt_mean", choices=["prompt_mean", "last_prompt"])
-    s.add_argument("--persona-format", default="own", choices=["own", "post"],
-                   help="own: each model its own prompt format; post: both on the post model's token ids")
+    s.add_argument(
+        "--persona-format",
+        default="own",
+        choices=["own", "post"],
+        help="own: each model its own prompt format; post: both on the post model's token ids",
+    )
     s.add_argument("--persona-base", help="folder of persona vectors of the base model (persona extract output)")
     s.add_argument("--persona-post", help="folder of persona vectors of the post-trained model")
     s.add_argument("--persona-vector-kind", default="response_mean")
-    s.add_argument("--crosscoder", help="crosscoder checkpoint (.safetensors/.pt; dictionary_learning or W_enc/W_dec "
-                                        "layout, model 0 = base) to classify and check with Latent Scaling")
+    s.add_argument(
+        "--crosscoder",
+        help="crosscoder checkpoint (.safetensors/.pt; dictionary_learning or W_enc/W_dec "
+        "layout, model 0 = base) to classify and check with Latent Scaling",
+    )
     s.add_argument("--block-rows", type=int, help="matching tile rows (default: 1024 on CPU, 8192 on GPU)")
     s.add_argument("--block-cols", type=int, help="matching tile columns (default: 16384 on CPU, 65536 on GPU)")
-    s.add_argument("--match-dtype", default="float32", choices=["float32", "bfloat16"],
-                   help="matmul dtype for feature matching (bfloat16 for 1M-latent dictionaries on a GPU)")
+    s.add_argument(
+        "--match-dtype",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="matmul dtype for feature matching (bfloat16 for 1M-latent dictionaries on a GPU)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device")
     s.add_argument("--quiet", action="store_true")

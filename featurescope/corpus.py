@@ -38,10 +38,15 @@ class Source:
 
 
 SOURCES: dict[str, Source] = {
-    "python-docs": Source("python-docs", "python3.11-doc", "/usr/share/doc/python3.11/html/_sources",
-                          "PSF Documentation licence (Python Software Foundation License Version 2)"),
-    "fortunes": Source("fortunes", "fortunes", "/usr/share/games/fortunes",
-                       "BSD (fortune-mod); see /usr/share/doc/fortunes/copyright"),
+    "python-docs": Source(
+        "python-docs",
+        "python3.11-doc",
+        "/usr/share/doc/python3.11/html/_sources",
+        "PSF Documentation licence (Python Software Foundation License Version 2)",
+    ),
+    "fortunes": Source(
+        "fortunes", "fortunes", "/usr/share/games/fortunes", "BSD (fortune-mod); see /usr/share/doc/fortunes/copyright"
+    ),
     "dialogues": Source("dialogues", None, str(DATA / "dialogues"), "Apache-2.0 (written for featurescope)"),
 }
 DEFAULT_SOURCES = ("python-docs", "fortunes", "dialogues")
@@ -66,7 +71,8 @@ def ensure_installed(sources: Sequence[str] = DEFAULT_SOURCES) -> None:
             f"{', '.join(SOURCES[s].path for s in sources if SOURCES[s].package in still)}): install them with "
             f"`sudo apt-get install {' '.join(p for p in still if p)}` (scripts/setup.sh does this when run as root), "
             "or copy a tokenised corpus cache from a machine that has them into the featurescope cache's corpus/ "
-            "folder")
+            "folder"
+        )
 
 
 def _docs_python(src: Source) -> Iterator[tuple[str, str]]:
@@ -114,8 +120,11 @@ def _split_of(doc_id: str, heldout_fraction: float) -> str:
     return "heldout" if h < heldout_fraction else "train"
 
 
-def documents(split: Literal["train", "heldout", "all"] = "train", sources: Sequence[str] = DEFAULT_SOURCES,
-              heldout_fraction: float = 0.03) -> list[tuple[str, str]]:
+def documents(
+    split: Literal["train", "heldout", "all"] = "train",
+    sources: Sequence[str] = DEFAULT_SOURCES,
+    heldout_fraction: float = 0.03,
+) -> list[tuple[str, str]]:
     """(doc id, text) pairs of the corpus, in a fixed order."""
     out = []
     for s in sources:
@@ -123,16 +132,23 @@ def documents(split: Literal["train", "heldout", "all"] = "train", sources: Sequ
             raise FeaturescopeError(f"unknown corpus source {s!r}; known: {', '.join(SOURCES)}")
         src = SOURCES[s]
         if not Path(src.path).exists():
-            raise FeaturescopeError(f"corpus source {s} is missing ({src.path}); "
-                                    f"install the Debian package {src.package} (sudo apt-get install {src.package})")
+            raise FeaturescopeError(
+                f"corpus source {s} is missing ({src.path}); "
+                f"install the Debian package {src.package} (sudo apt-get install {src.package})"
+            )
         for doc_id, text in _READERS[s](src):
             if split == "all" or _split_of(doc_id, heldout_fraction) == split:
                 out.append((doc_id, text))
     return out
 
 
-def token_sequences(tokenizer: Any, docs: Sequence[tuple[str, str]], context_size: int = 128,
-                    max_sequences: int | None = None, seed: int = 0) -> torch.Tensor:
+def token_sequences(
+    tokenizer: Any,
+    docs: Sequence[tuple[str, str]],
+    context_size: int = 128,
+    max_sequences: int | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
     """Pack documents into ``[n, context_size]`` token rows, each starting with BOS (documents joined by BOS),
     shuffled with ``seed``."""
     bos = tokenizer.bos_token_id
@@ -158,20 +174,29 @@ CORPUS_VERSION = 1
 
 
 def _tokenizer_key(tokenizer: Any) -> str:
-    probe = tokenizer("The quick brown fox, naïvely: def f(x): return x ** 2  # 日本", add_special_tokens=False)["input_ids"]
+    probe = tokenizer("The quick brown fox, naïvely: def f(x): return x ** 2  # 日本", add_special_tokens=False)[
+        "input_ids"
+    ]
     return f"{type(tokenizer).__name__}-{len(tokenizer)}-{tokenizer.bos_token_id}-{hashlib.sha1(str(probe).encode()).hexdigest()[:10]}"
 
 
-def sequence_cache_path(tokenizer: Any, split: str, context_size: int, seed: int,
-                        sources: Sequence[str] = DEFAULT_SOURCES) -> Path:
+def sequence_cache_path(
+    tokenizer: Any, split: str, context_size: int, seed: int, sources: Sequence[str] = DEFAULT_SOURCES
+) -> Path:
     from .models import cache_dir
 
     key = f"{CORPUS_VERSION}|{_tokenizer_key(tokenizer)}|{split}|{'+'.join(sources)}|{context_size}|{seed}"
     return cache_dir() / "corpus" / f"{split}-{context_size}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
 
 
-def sequences(tokenizer: Any, split: Literal["train", "heldout"] = "train", context_size: int = 128,
-              max_sequences: int | None = None, seed: int = 0, sources: Sequence[str] = DEFAULT_SOURCES) -> torch.Tensor:
+def sequences(
+    tokenizer: Any,
+    split: Literal["train", "heldout"] = "train",
+    context_size: int = 128,
+    max_sequences: int | None = None,
+    seed: int = 0,
+    sources: Sequence[str] = DEFAULT_SOURCES,
+) -> torch.Tensor:
     """:func:`token_sequences` of the whole ``split``, tokenized once and cached (int32) in the featurescope cache,
     then cut to ``max_sequences`` rows. The cache also lets a machine without the Debian packages (a GPU box) train
     on the same rows: copy the file."""
@@ -181,13 +206,16 @@ def sequences(tokenizer: Any, split: Literal["train", "heldout"] = "train", cont
         try:
             rows = torch.load(path, weights_only=True)
         except Exception as e:  # noqa: BLE001 - torch raises several types for a corrupt or foreign file
-            raise FeaturescopeError(f"corpus cache {path} is unreadable or not a plain tensor ({type(e).__name__}); "
-                                    "delete it to rebuild it") from e
+            raise FeaturescopeError(
+                f"corpus cache {path} is unreadable or not a plain tensor ({type(e).__name__}); delete it to rebuild it"
+            ) from e
         if not isinstance(rows, torch.Tensor) or rows.ndim != 2:
             raise FeaturescopeError(f"corpus cache {path} does not hold a 2-D token tensor; delete it to rebuild it")
     else:
         ensure_installed(sources)
-        rows = token_sequences(tokenizer, documents(split, sources), context_size=context_size, seed=seed).to(torch.int32)
+        rows = token_sequences(tokenizer, documents(split, sources), context_size=context_size, seed=seed).to(
+            torch.int32
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save(rows, tmp)

@@ -46,20 +46,27 @@ class Decomposition:
         return int(hit[0]) + 1 if len(hit) else None
 
     def to_dict(self, k: int = 20) -> dict[str, Any]:
-        return {"method": self.method, "top": self.top(k),
-                "fraction_explained": [round(float(x), 4) for x in self.fraction_explained[:k]],
-                "k_for_50pct": self.k_for(0.5), "k_for_90pct": self.k_for(0.9)}
+        return {
+            "method": self.method,
+            "top": self.top(k),
+            "fraction_explained": [round(float(x), 4) for x in self.fraction_explained[:k]],
+            "k_for_50pct": self.k_for(0.5),
+            "k_for_90pct": self.k_for(0.9),
+        }
 
 
-def decoder_cosines(direction: Float[Tensor, "*layer d"], W_dec: Float[Tensor, "*layer n d"]) -> Float[Tensor, "*layer n"]:
+def decoder_cosines(
+    direction: Float[Tensor, "*layer d"], W_dec: Float[Tensor, "*layer n d"]
+) -> Float[Tensor, "*layer n"]:
     """Cosine of the direction(s) with every decoder row; batched over a leading layer axis when given."""
     v = torch.nn.functional.normalize(direction.float(), dim=-1)
     W = torch.nn.functional.normalize(W_dec.float(), dim=-1)
     return torch.einsum("...nd,...d->...n", W, v)
 
 
-def fraction_explained(direction: Float[Tensor, " d"], W_dec: Float[Tensor, "n d"], order: Int[Tensor, " k"],
-                       max_k: int = 100) -> Float[Tensor, " k"]:
+def fraction_explained(
+    direction: Float[Tensor, " d"], W_dec: Float[Tensor, "n d"], order: Int[Tensor, " k"], max_k: int = 100
+) -> Float[Tensor, " k"]:
     """Fraction of ||v||^2 captured by the least-squares fit of v on the span of the first 1..k decoder rows in
     ``order`` (incremental Gram-Schmidt, so all k cost one pass)."""
     v = direction.double()
@@ -84,8 +91,12 @@ def fraction_explained(direction: Float[Tensor, " d"], W_dec: Float[Tensor, "n d
 def _decomp(method: str, scores: Tensor, direction: Tensor, W_dec: Tensor, k: int, by_abs: bool) -> Decomposition:
     key = scores.abs() if by_abs else scores
     order = key.argsort(descending=True)[: max(k, 1)]
-    return Decomposition(method=method, indices=order, scores=scores[order],
-                         fraction_explained=fraction_explained(direction, W_dec, order, max_k=k))
+    return Decomposition(
+        method=method,
+        indices=order,
+        scores=scores[order],
+        fraction_explained=fraction_explained(direction, W_dec, order, max_k=k),
+    )
 
 
 def by_cosine(direction: Float[Tensor, " d"], W_dec: Float[Tensor, "n d"], k: int = 100) -> Decomposition:
@@ -99,30 +110,50 @@ def by_encoding(sae: Any, mean_pos: Float[Tensor, " d"], mean_neg: Float[Tensor,
     return _decomp("encode", f[0].float(), (mean_pos - mean_neg).float(), sae.W_dec.detach().float(), k, by_abs=False)
 
 
-def by_attribution(feature_acts_pos: Float[Tensor, "n_pos n"], feature_acts_neg: Float[Tensor, "n_neg n"],
-                   W_dec: Float[Tensor, "n d"], direction: Float[Tensor, " d"], k: int = 100) -> Decomposition:
+def by_attribution(
+    feature_acts_pos: Float[Tensor, "n_pos n"],
+    feature_acts_neg: Float[Tensor, "n_neg n"],
+    W_dec: Float[Tensor, "n d"],
+    direction: Float[Tensor, " d"],
+    k: int = 100,
+) -> Decomposition:
     """Delta mean feature activation x (decoder row . unit direction)."""
     scores = attribution_scores(feature_acts_pos, feature_acts_neg, W_dec, direction)
     return _decomp("attribution", scores, direction.float(), W_dec.float(), k, by_abs=False)
 
 
-def attribution_scores(feature_acts_pos: Float[Tensor, "n_pos n"], feature_acts_neg: Float[Tensor, "n_neg n"],
-                       W_dec: Float[Tensor, "n d"], direction: Float[Tensor, " d"]) -> Float[Tensor, " n"]:
+def attribution_scores(
+    feature_acts_pos: Float[Tensor, "n_pos n"],
+    feature_acts_neg: Float[Tensor, "n_neg n"],
+    W_dec: Float[Tensor, "n d"],
+    direction: Float[Tensor, " d"],
+) -> Float[Tensor, " n"]:
     delta = feature_acts_pos.float().mean(0) - feature_acts_neg.float().mean(0)
     return delta * (W_dec.float() @ torch.nn.functional.normalize(direction.float(), dim=0))
 
 
-def by_selectivity(feature_acts_pos: Float[Tensor, "n_pos n"], feature_acts_neg: Float[Tensor, "n_neg n"],
-                   W_dec: Float[Tensor, "n d"], direction: Float[Tensor, " d"], k: int = 100) -> Decomposition:
+def by_selectivity(
+    feature_acts_pos: Float[Tensor, "n_pos n"],
+    feature_acts_neg: Float[Tensor, "n_neg n"],
+    W_dec: Float[Tensor, "n d"],
+    direction: Float[Tensor, " d"],
+    k: int = 100,
+) -> Decomposition:
     """Firing rate on trait tokens minus firing rate on baseline tokens (per feature)."""
     scores = feature_acts_pos.gt(0).float().mean(0) - feature_acts_neg.gt(0).float().mean(0)
     return _decomp("selectivity", scores, direction.float(), W_dec.float(), k, by_abs=False)
 
 
-def decompose(direction: Float[Tensor, " d"], sae: Any, *, pos_acts: Float[Tensor, "n_pos d"] | None = None,
-              neg_acts: Float[Tensor, "n_neg d"] | None = None, k: int = 100,
-              methods: Sequence[Method] = ("cosine", "encode", "attribution"),
-              max_density: float | None = None) -> dict[str, Decomposition]:
+def decompose(
+    direction: Float[Tensor, " d"],
+    sae: Any,
+    *,
+    pos_acts: Float[Tensor, "n_pos d"] | None = None,
+    neg_acts: Float[Tensor, "n_neg d"] | None = None,
+    k: int = 100,
+    methods: Sequence[Method] = ("cosine", "encode", "attribution"),
+    max_density: float | None = None,
+) -> dict[str, Decomposition]:
     """The decompositions of ``direction`` named in ``methods`` (all but ``cosine`` need the activations of the two
     response sets; ``selectivity`` needs them per token).
 
@@ -156,12 +187,15 @@ def decompose(direction: Float[Tensor, " d"], sae: Any, *, pos_acts: Float[Tenso
                 order = masked.argsort(descending=True)[: min(max(k, 1), n_keep)]
                 out["attribution_sparse"] = Decomposition(
                     method=f"attribution (features firing on <= {max_density:.0%} of response tokens)",
-                    indices=order, scores=scores[order],
-                    fraction_explained=fraction_explained(direction.float(), W_dec, order, max_k=k))
+                    indices=order,
+                    scores=scores[order],
+                    fraction_explained=fraction_explained(direction.float(), W_dec, order, max_k=k),
+                )
     return out
 
 
-def response_density(feature_acts_pos: Float[Tensor, "n_pos n"], feature_acts_neg: Float[Tensor, "n_neg n"]
-                     ) -> Float[Tensor, " n"]:
+def response_density(
+    feature_acts_pos: Float[Tensor, "n_pos n"], feature_acts_neg: Float[Tensor, "n_neg n"]
+) -> Float[Tensor, " n"]:
     """Fraction of the response tokens (both sets) on which each feature fires."""
     return torch.cat([feature_acts_pos, feature_acts_neg]).gt(0).float().mean(0)

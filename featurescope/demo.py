@@ -51,8 +51,12 @@ def run_demo(out: Path, quick: bool = False) -> dict:
         model = load_model(name)
         timings[f"load {name}"] = time.time() - t
         t = time.time()
-        gens = generate(model, [[{"role": "user", "content": q}] for q in questions], max_new_tokens=24 if quick else 40,
-                        batch_size=8)
+        gens = generate(
+            model,
+            [[{"role": "user", "content": q}] for q in questions],
+            max_new_tokens=24 if quick else 40,
+            batch_size=8,
+        )
         timings[f"generate {name}"] = time.time() - t
         kept = [g for g in gens if g.formatted is not None]
         t = time.time()
@@ -62,23 +66,31 @@ def run_demo(out: Path, quick: bool = False) -> dict:
         timings[f"capture {name}"] = time.time() - t
         norms = {h: round(float(resp[h].norm(dim=-1).mean()), 2) for h in hooks}
         # How different do response tokens look from the last prompt token, layer by layer?
-        cos = {h: round(float(torch.nn.functional.cosine_similarity(resp[h], last[h], dim=-1).mean()), 3) for h in hooks}
+        cos = {
+            h: round(float(torch.nn.functional.cosine_similarity(resp[h], last[h], dim=-1).mean()), 3) for h in hooks
+        }
         results[name] = {
             "info": model.info.to_dict(),
             "format": kept[0].formatted.kind if kept else None,
             "example_prompt": gens[0].prompt.text,
-            "responses": [{"question": q, "response": g.response, "stopped": g.stopped} for q, g in zip(questions, gens)],
+            "responses": [
+                {"question": q, "response": g.response, "stopped": g.stopped} for q, g in zip(questions, gens)
+            ],
             "capture_tokens_per_s": round(resp.stats["tokens_per_s"], 1),
             "response_mean_norm_per_layer": norms,
             "cos_response_vs_last_prompt_per_layer": cos,
         }
-        print(f"\n== {name}  ({model.info.backend}, {model.stage}, {model.n_layers} layers, d_model {model.d_model}, "
-              f"prompt format: {results[name]['format']})")
+        print(
+            f"\n== {name}  ({model.info.backend}, {model.stage}, {model.n_layers} layers, d_model {model.d_model}, "
+            f"prompt format: {results[name]['format']})"
+        )
         for q, g in zip(questions, gens):
             print(f"  Q: {q}\n  A: {g.response[:100]!r}")
         mid = hooks[len(hooks) // 2]
-        print(f"  captured {len(hooks)} layers x {len(kept)} responses at {resp.stats['tokens_per_s']:.0f} tok/s; "
-              f"{mid}: mean response norm {norms[mid]}, cos(response mean, last prompt token) {cos[mid]}")
+        print(
+            f"  captured {len(hooks)} layers x {len(kept)} responses at {resp.stats['tokens_per_s']:.0f} tok/s; "
+            f"{mid}: mean response norm {norms[mid]}, cos(response mean, last prompt token) {cos[mid]}"
+        )
         del model
     persona_dir = out / "persona-evil"
     t = time.time()
@@ -90,17 +102,31 @@ def run_demo(out: Path, quick: bool = False) -> dict:
 
         print("\n== persona vectors (Chen et al.): trait 'evil' on", DEFAULT_POST_TRAINED)
         model = load_model(DEFAULT_POST_TRAINED)
-        cfg = ExtractionConfig(n_questions=3 if quick else 10, n_pairs=2 if quick else 5, max_new_tokens=24 if quick else 40)
-        res = run_persona(model, "evil", default_judge(), persona_dir, extraction=cfg,
-                          layers=[8, 15] if quick else list(range(3, model.n_layers, 3)),
-                          alphas=(-8.0, 0.0, 8.0) if quick else (-12.0, -8.0, -4.0, 0.0, 4.0, 8.0, 12.0),
-                          n_eval_questions=2 if quick else 6, n_monitor_questions=1 if quick else 2,
-                          progress=not quick)
-        results["persona-evil"] = {"chosen_layer": res["chosen_layer"], "counts": res["counts"],
-                                   "steering": [(r["alpha"], round(r["trait_score"], 1)) for r in res["steering"]["rows"]],
-                                   "monitor_r": res["monitor"]["r_samples"],
-                                   "flagging": res["flagging"].get("per_dataset")}
-        print(f"  chosen layer {res['chosen_layer']}; steering (alpha, trait score): {results['persona-evil']['steering']}")
+        cfg = ExtractionConfig(
+            n_questions=3 if quick else 10, n_pairs=2 if quick else 5, max_new_tokens=24 if quick else 40
+        )
+        res = run_persona(
+            model,
+            "evil",
+            default_judge(),
+            persona_dir,
+            extraction=cfg,
+            layers=[8, 15] if quick else list(range(3, model.n_layers, 3)),
+            alphas=(-8.0, 0.0, 8.0) if quick else (-12.0, -8.0, -4.0, 0.0, 4.0, 8.0, 12.0),
+            n_eval_questions=2 if quick else 6,
+            n_monitor_questions=1 if quick else 2,
+            progress=not quick,
+        )
+        results["persona-evil"] = {
+            "chosen_layer": res["chosen_layer"],
+            "counts": res["counts"],
+            "steering": [(r["alpha"], round(r["trait_score"], 1)) for r in res["steering"]["rows"]],
+            "monitor_r": res["monitor"]["r_samples"],
+            "flagging": res["flagging"].get("per_dataset"),
+        }
+        print(
+            f"  chosen layer {res['chosen_layer']}; steering (alpha, trait score): {results['persona-evil']['steering']}"
+        )
         del model
     timings["persona"] = time.time() - t
     # --quick (tests) keeps only the cheap SAE part; the full demo runs stages and the axis too.
@@ -122,8 +148,13 @@ def run_demo(out: Path, quick: bool = False) -> dict:
                 results[part] = "done" if rc == 0 else f"failed (exit {rc})"
         timings[part] = time.time() - t
     timings["total"] = time.time() - t0
-    path = write_summary(out, "demo", inputs={"models": [DEFAULT_BASE, post_model()], "questions": questions,
-                                              "quick": quick}, results=results, timings=timings)
+    path = write_summary(
+        out,
+        "demo",
+        inputs={"models": [DEFAULT_BASE, post_model()], "questions": questions, "quick": quick},
+        results=results,
+        timings=timings,
+    )
     t = time.time()
     _cli(["report", str(out), "--out", str(out / "report.html"), "--title", "featurescope demo (offline default)"])
     print(f"\nsummary: {path}; report: {out / 'report.html'}  ({time.time() - t0:.0f}s, report {time.time() - t:.0f}s)")
@@ -161,27 +192,89 @@ def _decompose_part(folder: Path, quick: bool, dry: bool) -> int | str:
     sae = SAES / "gemma-3-270m" / "layer_2_resid_post"
     if dry:
         return _missing(SHIPPED_VECTOR, sae / "cfg.json")
-    return _cli(["decompose", "--model", DEFAULT_BASE, "--vector", str(SHIPPED_VECTOR), "--sae", str(sae),
-                 "--k", "50", "--cards", "4" if quick else "8", "--card-sequences", "64" if quick else "192",
-                 "--out", str(folder)])
+    return _cli(
+        [
+            "decompose",
+            "--model",
+            DEFAULT_BASE,
+            "--vector",
+            str(SHIPPED_VECTOR),
+            "--sae",
+            str(sae),
+            "--k",
+            "50",
+            "--cards",
+            "4" if quick else "8",
+            "--card-sequences",
+            "64" if quick else "192",
+            "--out",
+            str(folder),
+        ]
+    )
 
 
 def _stages_part(folder: Path, quick: bool, dry: bool) -> int | str:
     b, p = SAES / "gemma-3-270m" / "layer_9_resid_post", SAES / "gemma-3-270m-sft" / "layer_9_resid_post"
     if dry:
         return _missing(ADAPTER / "adapter_config.json", b / "cfg.json", p / "cfg.json")
-    return _cli(["stages", "--base", DEFAULT_BASE, "--post", POST_GEMMA, "--base-sae", str(b), "--post-sae", str(p),
-                 "--layer", "9", "--plain-rows", "8" if quick else "24", "--chat-dialogues", "6" if quick else "16",
-                 "--max-new-tokens", "24" if quick else "40", "--ce-rows", "2" if quick else "6",
-                 "--cards", "2" if quick else "4", "--traits", "evil", "--persona-questions", "2" if quick else "4",
-                 "--out", str(folder)])
+    return _cli(
+        [
+            "stages",
+            "--base",
+            DEFAULT_BASE,
+            "--post",
+            POST_GEMMA,
+            "--base-sae",
+            str(b),
+            "--post-sae",
+            str(p),
+            "--layer",
+            "9",
+            "--plain-rows",
+            "8" if quick else "24",
+            "--chat-dialogues",
+            "6" if quick else "16",
+            "--max-new-tokens",
+            "24" if quick else "40",
+            "--ce-rows",
+            "2" if quick else "6",
+            "--cards",
+            "2" if quick else "4",
+            "--traits",
+            "evil",
+            "--persona-questions",
+            "2" if quick else "4",
+            "--out",
+            str(folder),
+        ]
+    )
 
 
 def _axis_part(folder: Path, quick: bool, dry: bool) -> int | str:
     if dry:
         return ""
-    return _cli(["axis", "run", "--model", post_model(), "--n-roles", "8" if quick else "16",
-                 "--n-questions", "3" if quick else "6", "--n-identity-questions", "3" if quick else "6",
-                 "--max-new-tokens", "24" if quick else "32", "--alphas=" + ("-4,0,4" if quick else "-4,-2,0,2,4"),
-                 "--turns", "2" if quick else "4", "--scripts", "coding_help,emotional_support" if quick else
-                 "coding_help,emotional_support,model_nature_philosophy,roleplay_request", "--out", str(folder)])
+    return _cli(
+        [
+            "axis",
+            "run",
+            "--model",
+            post_model(),
+            "--n-roles",
+            "8" if quick else "16",
+            "--n-questions",
+            "3" if quick else "6",
+            "--n-identity-questions",
+            "3" if quick else "6",
+            "--max-new-tokens",
+            "24" if quick else "32",
+            "--alphas=" + ("-4,0,4" if quick else "-4,-2,0,2,4"),
+            "--turns",
+            "2" if quick else "4",
+            "--scripts",
+            "coding_help,emotional_support"
+            if quick
+            else "coding_help,emotional_support,model_nature_philosophy,roleplay_request",
+            "--out",
+            str(folder),
+        ]
+    )

@@ -122,7 +122,7 @@ class FormattedPrompt:
         """Tokens of the *final* assistant message (the response being studied)."""
         m = torch.zeros(len(self), dtype=torch.bool)
         if self.has_response:
-            m[self.last_prompt_index + 1:] = self.role_ids[self.last_prompt_index + 1:] == ROLE_IDS["assistant"]
+            m[self.last_prompt_index + 1 :] = self.role_ids[self.last_prompt_index + 1 :] == ROLE_IDS["assistant"]
         return m
 
     @property
@@ -158,7 +158,12 @@ def _model_tokenizer(model_or_tok: Any) -> tuple[Any, str, bool, int | None]:
         info = model_or_tok.info
         return tok, info.stage, info.has_chat_template, info.n_ctx or None
     tok = model_or_tok
-    return tok, "post-trained" if getattr(tok, "chat_template", None) else "base", bool(getattr(tok, "chat_template", None)), None
+    return (
+        tok,
+        "post-trained" if getattr(tok, "chat_template", None) else "base",
+        bool(getattr(tok, "chat_template", None)),
+        None,
+    )
 
 
 def format_conversation(
@@ -184,7 +189,8 @@ def format_conversation(
         if not getattr(tok, "chat_template", None):
             raise ChatTemplateError(
                 "chat formatting was asked of a model without a chat template; use kind='transcript' (the base-model "
-                "framing) or load a post-trained checkpoint")
+                "framing) or load a post-trained checkpoint"
+            )
         text, spans, prompt_chars = _render_chat(tok, msgs, add_generation_prompt)
         add_special = False  # the template writes its own BOS
     elif kind == "transcript":
@@ -205,15 +211,22 @@ def format_conversation(
             last_prompt = i
         if b <= a:
             continue
-        for (s, e, role) in spans:
+        for s, e, role in spans:
             if a < e and b > s:
                 role_ids[i] = ROLE_IDS[role]
                 break
     if last_prompt < 0:
         raise PromptError("could not locate the end of the prompt in the tokenized text")
     has_response = msgs[-1].role == "assistant"
-    return FormattedPrompt(text=text, tokens=ids, role_ids=role_ids, last_prompt_index=last_prompt, kind=kind,
-                           messages=list(msgs), has_response=has_response)
+    return FormattedPrompt(
+        text=text,
+        tokens=ids,
+        role_ids=role_ids,
+        last_prompt_index=last_prompt,
+        kind=kind,
+        messages=list(msgs),
+        has_response=has_response,
+    )
 
 
 def _locate(text: str, msgs: Sequence[Message], start: int = 0) -> list[tuple[int, int, str]]:
@@ -261,8 +274,9 @@ def _bos_text(tok: Any) -> str:
     return bos if probe and probe[0] == tok.bos_token_id else ""
 
 
-def _render_transcript(tok: Any, msgs: list[Message], fmt: TranscriptFormat,
-                       add_generation_prompt: bool | None) -> tuple[str, list, int]:
+def _render_transcript(
+    tok: Any, msgs: list[Message], fmt: TranscriptFormat, add_generation_prompt: bool | None
+) -> tuple[str, list, int]:
     spans: list[tuple[int, int, str]] = []
     text = _bos_text(tok)
     system = msgs[0].content.strip() if msgs[0].role == "system" else ""
@@ -305,7 +319,9 @@ def prompts_hash(prompts: Sequence[FormattedPrompt]) -> str:
     return h.hexdigest()
 
 
-def pad_batch(prompts: Sequence[FormattedPrompt], pad_id: int) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
+def pad_batch(
+    prompts: Sequence[FormattedPrompt], pad_id: int
+) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
     """Right-pad a batch. Causal attention means right padding never changes the real tokens' activations, so no
     attention mask is needed. Returns (tokens, role_ids with -1 on padding, lengths)."""
     n = max(len(p) for p in prompts)

@@ -19,8 +19,15 @@ from tqdm.auto import tqdm
 
 from .configs import Config
 from .errors import PromptError
+from .formatting import (
+    DEFAULT_TRANSCRIPT,
+    FormattedPrompt,
+    Message,
+    TranscriptFormat,
+    as_conversation,
+    format_conversation,
+)
 from .measures import degenerate_fraction
-from .formatting import DEFAULT_TRANSCRIPT, FormattedPrompt, Message, TranscriptFormat, as_conversation, format_conversation
 from .models import Model
 
 
@@ -85,7 +92,13 @@ def generate(
     """
     if config is not None:
         max_new_tokens, do_sample, temperature, top_p, seed, batch_size = (
-            config.max_new_tokens, config.do_sample, config.temperature, config.top_p, config.seed, config.batch_size)
+            config.max_new_tokens,
+            config.do_sample,
+            config.temperature,
+            config.top_p,
+            config.seed,
+            config.batch_size,
+        )
     if isinstance(conversations, (str, dict)) or (conversations and isinstance(conversations[0], Message)):
         conversations = [conversations]  # type: ignore[list-item]
     if not conversations:
@@ -102,7 +115,9 @@ def generate(
     n_ctx = model.info.n_ctx
     for i, p in enumerate(prompts):
         if n_ctx and len(p) + max_new_tokens > n_ctx:
-            raise PromptError(f"prompt {i} ({len(p)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the context ({n_ctx})")
+            raise PromptError(
+                f"prompt {i} ({len(p)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the context ({n_ctx})"
+            )
     stops = stop_token_ids(model)
     stop_strings: tuple[str, ...] = ()
     if prompts[0].kind == "transcript":
@@ -114,11 +129,25 @@ def generate(
             stops = sorted(set(stops) | {int(sep[0])})
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[Generation | None] = [None] * len(prompts)
-    bar = tqdm(total=len(prompts), desc=f"generate {model.name}", unit="prompt", disable=not progress or len(prompts) <= batch_size)
+    bar = tqdm(
+        total=len(prompts),
+        desc=f"generate {model.name}",
+        unit="prompt",
+        disable=not progress or len(prompts) <= batch_size,
+    )
     for bi in range(0, len(order), batch_size):
-        idx = order[bi: bi + batch_size]
-        new = _generate_batch(model, [prompts[i] for i in idx], max_new_tokens=max_new_tokens, do_sample=do_sample,
-                              temperature=temperature, top_p=top_p, seed=seed + bi, stops=stops, fwd_hooks=fwd_hooks)
+        idx = order[bi : bi + batch_size]
+        new = _generate_batch(
+            model,
+            [prompts[i] for i in idx],
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed + bi,
+            stops=stops,
+            fwd_hooks=fwd_hooks,
+        )
         for i, toks in zip(idx, new):
             out[i] = _finish(model, convs[i], prompts[i], toks, stops, stop_strings, kind, transcript)
         bar.update(len(idx))
@@ -129,13 +158,25 @@ def generate(
             f"{model.name}: {degenerate_fraction([g.response for g in result]):.0%} of {len(result)} unsteered answers "
             f"look degenerate (e.g. {result[0].response[:40]!r}): decoding is probably broken. Check the installed "
             "versions with `python -m featurescope.versions` (known upstream breaks are listed there) and install "
-            "the locked set with scripts/setup.sh.", RuntimeWarning, stacklevel=2)
+            "the locked set with scripts/setup.sh.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return result
 
 
-def _generate_batch(model: Model, prompts: list[FormattedPrompt], *, max_new_tokens: int, do_sample: bool,
-                    temperature: float, top_p: float | None, seed: int, stops: list[int],
-                    fwd_hooks: Sequence[tuple[str, Callable]]) -> list[list[int]]:
+def _generate_batch(
+    model: Model,
+    prompts: list[FormattedPrompt],
+    *,
+    max_new_tokens: int,
+    do_sample: bool,
+    temperature: float,
+    top_p: float | None,
+    seed: int,
+    stops: list[int],
+    fwd_hooks: Sequence[tuple[str, Callable]],
+) -> list[list[int]]:
     """Left-padded batched generation; returns the new token ids of each row (pads removed)."""
     tl = model.tl
     tok = model.tokenizer
@@ -144,12 +185,20 @@ def _generate_batch(model: Model, prompts: list[FormattedPrompt], *, max_new_tok
     toks = torch.full((len(prompts), n), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), n), dtype=torch.long)
     for i, p in enumerate(prompts):
-        toks[i, n - len(p):] = p.tokens
-        mask[i, n - len(p):] = 1
+        toks[i, n - len(p) :] = p.tokens
+        mask[i, n - len(p) :] = 1
     torch.manual_seed(seed)
-    kw: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
-                              top_p=top_p, stop_at_eos=True, eos_token_id=stops if len(stops) > 1 else stops[0],
-                              use_past_kv_cache=True, verbose=False, return_type="tokens")
+    kw: dict[str, Any] = dict(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature,
+        top_p=top_p,
+        stop_at_eos=True,
+        eos_token_id=stops if len(stops) > 1 else stops[0],
+        use_past_kv_cache=True,
+        verbose=False,
+        return_type="tokens",
+    )
     device = model.device
     with torch.inference_mode(), tl.hooks(fwd_hooks=list(fwd_hooks)):
         if model.is_bridge:
@@ -167,8 +216,16 @@ def _generate_batch(model: Model, prompts: list[FormattedPrompt], *, max_new_tok
     return [res[i, n:].tolist() for i in range(len(prompts))]
 
 
-def _finish(model: Model, msgs: list[Message], prompt: FormattedPrompt, new: list[int], stops: list[int],
-            stop_strings: Sequence[str], kind: str, transcript: TranscriptFormat) -> Generation:
+def _finish(
+    model: Model,
+    msgs: list[Message],
+    prompt: FormattedPrompt,
+    new: list[int],
+    stops: list[int],
+    stop_strings: Sequence[str],
+    kind: str,
+    transcript: TranscriptFormat,
+) -> Generation:
     stopped = False
     cut = len(new)
     for j, t in enumerate(new):
@@ -183,5 +240,6 @@ def _finish(model: Model, msgs: list[Message], prompt: FormattedPrompt, new: lis
     response = text.strip()
     full_msgs = list(msgs) + [Message("assistant", response)]
     formatted = format_conversation(model, full_msgs, kind=prompt.kind, transcript=transcript) if response else None
-    return Generation(messages=full_msgs, prompt=prompt, response=response, formatted=formatted, new_tokens=cut,
-                      stopped=stopped)
+    return Generation(
+        messages=full_msgs, prompt=prompt, response=response, formatted=formatted, new_tokens=cut, stopped=stopped
+    )

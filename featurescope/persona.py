@@ -39,11 +39,15 @@ VectorKind = Literal["response_mean", "prompt_mean", "last_prompt"]
 # ----------------------------------------------------------------------------------------------------------------
 # Pure functions over tensors
 # ----------------------------------------------------------------------------------------------------------------
-def mean_difference(pos: Float[Tensor, "n_pos layer d"], neg: Float[Tensor, "n_neg layer d"]) -> Float[Tensor, "layer d"]:
+def mean_difference(
+    pos: Float[Tensor, "n_pos layer d"], neg: Float[Tensor, "n_neg layer d"]
+) -> Float[Tensor, "layer d"]:
     """mean(pos) - mean(neg), per layer. Needs at least one example on each side."""
     if pos.shape[0] == 0 or neg.shape[0] == 0:
-        raise FeaturescopeError(f"cannot take a mean difference with {pos.shape[0]} positive and {neg.shape[0]} "
-                                "negative examples; loosen the judge thresholds or add questions")
+        raise FeaturescopeError(
+            f"cannot take a mean difference with {pos.shape[0]} positive and {neg.shape[0]} "
+            "negative examples; loosen the judge thresholds or add questions"
+        )
     return pos.float().mean(0) - neg.float().mean(0)
 
 
@@ -53,8 +57,9 @@ def project(acts: Float[Tensor, "n d"], vector: Float[Tensor, " d"]) -> Float[Te
     return acts.float() @ (v / v.norm().clamp(min=1e-12))
 
 
-def separation(pos: Float[Tensor, "n_pos layer d"], neg: Float[Tensor, "n_neg layer d"],
-               vectors: Float[Tensor, "layer d"]) -> dict[str, list[float]]:
+def separation(
+    pos: Float[Tensor, "n_pos layer d"], neg: Float[Tensor, "n_neg layer d"], vectors: Float[Tensor, "layer d"]
+) -> dict[str, list[float]]:
     """Per layer: mean projection of each side onto that layer's vector, their gap, and Cohen's d."""
     out: dict[str, list[float]] = {"pos_mean": [], "neg_mean": [], "gap": [], "cohens_d": []}
     for L in range(vectors.shape[0]):
@@ -96,7 +101,11 @@ class PersonaVector:
 
     def at(self, hook_or_layer: str | int) -> Float[Tensor, " d"]:
         if isinstance(hook_or_layer, int):
-            hook = f"blocks.{hook_or_layer % len(self.hooks)}.hook_resid_post" if hook_or_layer < 0 else f"blocks.{hook_or_layer}.hook_resid_post"
+            hook = (
+                f"blocks.{hook_or_layer % len(self.hooks)}.hook_resid_post"
+                if hook_or_layer < 0
+                else f"blocks.{hook_or_layer}.hook_resid_post"
+            )
         else:
             hook = hook_or_layer
         if hook not in self.hooks:
@@ -119,22 +128,36 @@ class PersonaVector:
         if self.d_model != model.d_model:
             raise FeaturescopeError(
                 f"the {self.trait} vector was extracted on {self.model} (width {self.d_model}), but {model.name} has "
-                f"d_model {model.d_model}: extract a vector on this model")
+                f"d_model {model.d_model}: extract a vector on this model"
+            )
         if hook is not None and hook not in self.hooks:
-            raise FeaturescopeError(f"the {self.trait} vector has no direction at {hook!r} (it has {self.hooks[0]} .. "
-                                    f"{self.hooks[-1]})")
+            raise FeaturescopeError(
+                f"the {self.trait} vector has no direction at {hook!r} (it has {self.hooks[0]} .. {self.hooks[-1]})"
+            )
         if not allow_other_model and self.model != model.name:
             raise FeaturescopeError(
                 f"the {self.trait} vector was extracted on {self.model}, not {model.name}; pass allow_other_model "
-                "(--allow-other-model) to use it on another checkpoint of the same width on purpose")
+                "(--allow-other-model) to use it on another checkpoint of the same width on purpose"
+            )
 
     def metadata(self) -> dict[str, Any]:
-        return {"trait": self.trait, "hooks": self.hooks, "kind": self.kind, "model": self.model, "stage": self.stage,
-                "n_pos": self.n_pos, "n_neg": self.n_neg, "thresholds": self.thresholds, "extra": self.extra}
+        return {
+            "trait": self.trait,
+            "hooks": self.hooks,
+            "kind": self.kind,
+            "model": self.model,
+            "stage": self.stage,
+            "n_pos": self.n_pos,
+            "n_neg": self.n_neg,
+            "thresholds": self.thresholds,
+            "extra": self.extra,
+        }
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        atomic_save_tensors(path, {"vectors": self.vectors.float()}, metadata={"featurescope": json.dumps(self.metadata())})
+        atomic_save_tensors(
+            path, {"vectors": self.vectors.float()}, metadata={"featurescope": json.dumps(self.metadata())}
+        )
         return path
 
     @classmethod
@@ -157,30 +180,38 @@ class PersonaVector:
         if unknown:
             raise FeaturescopeError(f"{path}: unknown persona-vector metadata {sorted(unknown)}")
         if vectors.ndim != 2 or len(meta.get("hooks", [])) != vectors.shape[0]:
-            raise FeaturescopeError(f"{path}: {vectors.shape[0] if vectors.ndim else 0} vectors for "
-                                    f"{len(meta.get('hooks', []))} hooks")
+            raise FeaturescopeError(
+                f"{path}: {vectors.shape[0] if vectors.ndim else 0} vectors for {len(meta.get('hooks', []))} hooks"
+            )
         return cls(vectors=vectors, **meta)
 
     def __repr__(self) -> str:
-        return (f"PersonaVector({self.trait!r}, kind={self.kind}, model={self.model!r}, layers={len(self.hooks)}, "
-                f"d={self.vectors.shape[-1]}, n_pos={self.n_pos}, n_neg={self.n_neg})")
+        return (
+            f"PersonaVector({self.trait!r}, kind={self.kind}, model={self.model!r}, layers={len(self.hooks)}, "
+            f"d={self.vectors.shape[-1]}, n_pos={self.n_pos}, n_neg={self.n_neg})"
+        )
 
     def _repr_html_(self) -> str:
         norms = self.norms
         mx = max(norms) or 1.0
         bars = "".join(
             f"<tr><td>{h}</td><td><div style='background:#c0392b;height:10px;width:{200 * n / mx:.0f}px'></div></td>"
-            f"<td>{n:.2f}</td></tr>" for h, n in zip(self.hooks, norms))
-        return (f"<div><b>persona vector: {self.trait}</b> ({self.kind}) on <code>{self.model}</code> ({self.stage}); "
-                f"kept {self.n_pos} positive / {self.n_neg} negative responses"
-                f"<table><tr><th>hook</th><th colspan=2>norm</th></tr>{bars}</table></div>")
+            f"<td>{n:.2f}</td></tr>"
+            for h, n in zip(self.hooks, norms)
+        )
+        return (
+            f"<div><b>persona vector: {self.trait}</b> ({self.kind}) on <code>{self.model}</code> ({self.stage}); "
+            f"kept {self.n_pos} positive / {self.n_neg} negative responses"
+            f"<table><tr><th>hook</th><th colspan=2>norm</th></tr>{bars}</table></div>"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Steering
 # ----------------------------------------------------------------------------------------------------------------
-def steering_hook(vector: Float[Tensor, " d"], alpha: float,
-                  positions: Literal["all", "response"] = "all") -> Callable[[Tensor, Any], Tensor]:
+def steering_hook(
+    vector: Float[Tensor, " d"], alpha: float, positions: Literal["all", "response"] = "all"
+) -> Callable[[Tensor, Any], Tensor]:
     """A TransformerLens hook adding ``alpha * vector`` to the activation.
 
     ``positions="all"`` steers every position; ``"response"`` steers only the last position of each forward pass:
@@ -203,8 +234,14 @@ def steering_hook(vector: Float[Tensor, " d"], alpha: float,
 
 
 @contextlib.contextmanager
-def steer(model: Model, vector: Float[Tensor, " d"] | PersonaVector, alpha: float, *, hook: str | int | None = None,
-          positions: Literal["all", "response"] = "all") -> Iterator[None]:
+def steer(
+    model: Model,
+    vector: Float[Tensor, " d"] | PersonaVector,
+    alpha: float,
+    *,
+    hook: str | int | None = None,
+    positions: Literal["all", "response"] = "all",
+) -> Iterator[None]:
     """Context manager: every forward pass (capture, generate, ``model.tl(...)``) inside it is steered by
     ``alpha * vector`` at ``hook`` (a hook name or a layer index for its ``hook_resid_post``). The hook is removed on
     exit and on error."""
@@ -226,8 +263,14 @@ def steer(model: Model, vector: Float[Tensor, " d"] | PersonaVector, alpha: floa
 # ----------------------------------------------------------------------------------------------------------------
 # Monitoring and data flagging
 # ----------------------------------------------------------------------------------------------------------------
-def monitor(model: Model, conversations: Sequence[Any], vector: Float[Tensor, " d"], hook: str,
-            batch_size: int = 16, progress: bool = False) -> Float[Tensor, " n"]:
+def monitor(
+    model: Model,
+    conversations: Sequence[Any],
+    vector: Float[Tensor, " d"],
+    hook: str,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> Float[Tensor, " n"]:
     """Projection of the last prompt token (before the model answers) onto the persona vector."""
     acts = capture(model, conversations, [hook], reduction="last_prompt", batch_size=batch_size, progress=progress)
     return project(acts[hook], vector)
@@ -249,9 +292,17 @@ def check_flag_rows(rows: Sequence[Any], source: str = "dataset") -> list[dict[s
     return list(rows)
 
 
-def projection_difference(model: Model, rows: Sequence[dict[str, str]], vector: Float[Tensor, " d"], hook: str, *,
-                          own_responses: Sequence[str] | None = None, max_new_tokens: int = 64,
-                          batch_size: int = 8, progress: bool = False) -> dict[str, Any]:
+def projection_difference(
+    model: Model,
+    rows: Sequence[dict[str, str]],
+    vector: Float[Tensor, " d"],
+    hook: str,
+    *,
+    own_responses: Sequence[str] | None = None,
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Chen et al.'s data-flagging score. For each ``{"prompt", "response"}`` row: mean projection of the dataset
     response's tokens minus that of the model's own (greedy) response to the same prompt. Positive = the data would
     push the model toward the trait."""
@@ -267,8 +318,12 @@ def projection_difference(model: Model, rows: Sequence[dict[str, str]], vector: 
     d = capture(model, data_convs, [hook], reduction="response_mean", batch_size=batch_size, progress=progress)
     o = capture(model, own_convs, [hook], reduction="response_mean", batch_size=batch_size, progress=progress)
     pd_ = project(d[hook], vector) - project(o[hook], vector)
-    return {"projection_difference": pd_, "data_projection": project(d[hook], vector),
-            "own_projection": project(o[hook], vector), "own_responses": list(own_responses)}
+    return {
+        "projection_difference": pd_,
+        "data_projection": project(d[hook], vector),
+        "own_projection": project(o[hook], vector),
+        "own_responses": list(own_responses),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -287,9 +342,16 @@ class ExtractionConfig:
 
 
 def vectors_from_conversations(
-    model: Model, pos: Sequence[Any], neg: Sequence[Any], hooks: Sequence[str], *, trait: str,
-    kinds: Sequence[str] = ("response_mean", "prompt_mean", "last_prompt"), batch_size: int = 16,
-    thresholds: dict[str, float] | None = None, extra: dict[str, Any] | None = None,
+    model: Model,
+    pos: Sequence[Any],
+    neg: Sequence[Any],
+    hooks: Sequence[str],
+    *,
+    trait: str,
+    kinds: Sequence[str] = ("response_mean", "prompt_mean", "last_prompt"),
+    batch_size: int = 16,
+    thresholds: dict[str, float] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[dict[str, PersonaVector], dict[str, dict[str, Tensor]]]:
     """Persona vectors from already-chosen trait-expressing (``pos``) and non-expressing (``neg``) conversations,
     each ending with the assistant response. Returns the vectors per kind and the ``[n, layer, d]`` activations."""
@@ -302,15 +364,30 @@ def vectors_from_conversations(
             side_acts[side] = a.stacked().transpose(0, 1)  # [n, layer, d]
         acts_by_kind[kind] = side_acts
         vectors[kind] = PersonaVector(
-            trait=trait, vectors=mean_difference(side_acts["pos"], side_acts["neg"]), hooks=list(hooks), kind=kind,
-            model=model.name, stage=model.stage, n_pos=len(pos), n_neg=len(neg), thresholds=dict(thresholds or {}),
-            extra=dict(extra or {}))
+            trait=trait,
+            vectors=mean_difference(side_acts["pos"], side_acts["neg"]),
+            hooks=list(hooks),
+            kind=kind,
+            model=model.name,
+            stage=model.stage,
+            n_pos=len(pos),
+            n_neg=len(neg),
+            thresholds=dict(thresholds or {}),
+            extra=dict(extra or {}),
+        )
     return vectors, acts_by_kind
 
 
-def extract(model: Model, trait: Any, judge: Any, *, config: ExtractionConfig = ExtractionConfig(),
-            hooks: Sequence[str] | None = None, progress: bool = True,
-            answers_path: str | Path | None = None) -> dict[str, Any]:
+def extract(
+    model: Model,
+    trait: Any,
+    judge: Any,
+    *,
+    config: ExtractionConfig = ExtractionConfig(),
+    hooks: Sequence[str] | None = None,
+    progress: bool = True,
+    answers_path: str | Path | None = None,
+) -> dict[str, Any]:
     """Run Chen et al.'s extraction pipeline for ``trait`` on ``model``.
 
     For every instruction pair and extraction question, generate a response under the positive and the negative
@@ -332,15 +409,41 @@ def extract(model: Model, trait: Any, judge: Any, *, config: ExtractionConfig = 
     for pi, pair in enumerate(pairs):
         for q in questions:
             for side, instr in (("pos", pair.pos), ("neg", pair.neg)):
-                jobs.append({"pair": pi, "side": side, "question": q, "instruction": instr,
-                             "messages": [Message("system", instr), Message("user", q)]})
-    gens = generate(model, [j["messages"] for j in jobs], max_new_tokens=config.max_new_tokens,
-                    batch_size=config.batch_size, seed=config.seed, progress=progress)
+                jobs.append(
+                    {
+                        "pair": pi,
+                        "side": side,
+                        "question": q,
+                        "instruction": instr,
+                        "messages": [Message("system", instr), Message("user", q)],
+                    }
+                )
+    gens = generate(
+        model,
+        [j["messages"] for j in jobs],
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        progress=progress,
+    )
     t_gen = time.time() - t0
     if answers_path is not None:
-        atomic_write_text(Path(answers_path), "".join(
-            json.dumps({"pair": j["pair"], "side": j["side"], "question": j["question"], "instruction": j["instruction"],
-                        "response": g.response}) + "\n" for j, g in zip(jobs, gens)))
+        atomic_write_text(
+            Path(answers_path),
+            "".join(
+                json.dumps(
+                    {
+                        "pair": j["pair"],
+                        "side": j["side"],
+                        "question": j["question"],
+                        "instruction": j["instruction"],
+                        "response": g.response,
+                    }
+                )
+                + "\n"
+                for j, g in zip(jobs, gens)
+            ),
+        )
     try:
         scores = judge.score_many(tr, [j["question"] for j in jobs], [g.response for g in gens])
     except FeaturescopeError as e:
@@ -360,18 +463,35 @@ def extract(model: Model, trait: Any, judge: Any, *, config: ExtractionConfig = 
         raise FeaturescopeError(
             f"{tr.name}: kept {len(kept['pos'])} positive and {len(kept['neg'])} negative responses out of "
             f"{len(jobs) // 2} each; lower the thresholds (pos {config.pos_threshold}, neg {config.neg_threshold}, "
-            f"coherence {config.coherence_threshold}) or use a stronger judge")
+            f"coherence {config.coherence_threshold}) or use a stronger judge"
+        )
     formatted = {side: [gens[i].formatted for i in idx] for side, idx in kept.items()}
     vectors, acts_by_kind = vectors_from_conversations(
-        model, formatted["pos"], formatted["neg"], hooks, trait=tr.name, batch_size=config.batch_size * 2,
+        model,
+        formatted["pos"],
+        formatted["neg"],
+        hooks,
+        trait=tr.name,
+        batch_size=config.batch_size * 2,
         thresholds={"pos": config.pos_threshold, "neg": config.neg_threshold, "coherence": config.coherence_threshold},
-        extra={"judge": getattr(judge, "name", type(judge).__name__), "n_questions": len(questions),
-               "n_pairs": len(pairs), "max_new_tokens": config.max_new_tokens, "seed": config.seed})
-    sep = separation(acts_by_kind["response_mean"]["pos"], acts_by_kind["response_mean"]["neg"],
-                     vectors["response_mean"].vectors)
-    return {"vectors": vectors, "responses": jobs, "separation": sep,
-            "counts": {"generated_per_side": len(jobs) // 2, "kept_pos": len(kept["pos"]), "kept_neg": len(kept["neg"])},
-            "timings": {"generate": t_gen, "judge": t_judge, "total": time.time() - t0}}
+        extra={
+            "judge": getattr(judge, "name", type(judge).__name__),
+            "n_questions": len(questions),
+            "n_pairs": len(pairs),
+            "max_new_tokens": config.max_new_tokens,
+            "seed": config.seed,
+        },
+    )
+    sep = separation(
+        acts_by_kind["response_mean"]["pos"], acts_by_kind["response_mean"]["neg"], vectors["response_mean"].vectors
+    )
+    return {
+        "vectors": vectors,
+        "responses": jobs,
+        "separation": sep,
+        "counts": {"generated_per_side": len(jobs) // 2, "kept_pos": len(kept["pos"]), "kept_neg": len(kept["neg"])},
+        "timings": {"generate": t_gen, "judge": t_judge, "total": time.time() - t0},
+    }
 
 
 def load_written(path: str | Path) -> list[dict[str, str]]:
@@ -394,8 +514,15 @@ def load_written(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
-def extract_written(model: Model, trait: str, rows: Sequence[dict[str, str]], *, hooks: Sequence[str] | None = None,
-                    batch_size: int = 16, source: str = "") -> dict[str, Any]:
+def extract_written(
+    model: Model,
+    trait: str,
+    rows: Sequence[dict[str, str]],
+    *,
+    hooks: Sequence[str] | None = None,
+    batch_size: int = 16,
+    source: str = "",
+) -> dict[str, Any]:
     """Persona vectors from *written* trait-expressing and non-expressing answers (teacher-forced extraction).
 
     Chen et al. generate the responses with the model itself; a small model often cannot express a trait (the
@@ -406,28 +533,58 @@ def extract_written(model: Model, trait: str, rows: Sequence[dict[str, str]], *,
     "what does it do when asked to express it". Returns the same structure as :func:`extract` (no judge)."""
     hooks = list(hooks) if hooks is not None else default_hooks(model)
     t0 = time.time()
-    jobs = [{"pair": r.get("id", str(i)), "side": side, "question": r["question"], "instruction": None,
-             "response": r[side], "kept": True,
-             "messages": [Message("user", r["question"]), Message("assistant", r[side])]}
-            for i, r in enumerate(rows) for side in ("pos", "neg")]
+    jobs = [
+        {
+            "pair": r.get("id", str(i)),
+            "side": side,
+            "question": r["question"],
+            "instruction": None,
+            "response": r[side],
+            "kept": True,
+            "messages": [Message("user", r["question"]), Message("assistant", r[side])],
+        }
+        for i, r in enumerate(rows)
+        for side in ("pos", "neg")
+    ]
     convs = {side: [j["messages"] for j in jobs if j["side"] == side] for side in ("pos", "neg")}
     vectors, acts_by_kind = vectors_from_conversations(
-        model, convs["pos"], convs["neg"], hooks, trait=trait, batch_size=batch_size,
-        extra={"responses": "written", "source": str(source), "n_pairs": len(rows)})
-    sep = separation(acts_by_kind["response_mean"]["pos"], acts_by_kind["response_mean"]["neg"],
-                     vectors["response_mean"].vectors)
-    return {"vectors": vectors, "responses": jobs, "separation": sep,
-            "counts": {"written_pairs": len(rows), "kept_pos": len(rows), "kept_neg": len(rows)},
-            "timings": {"capture": time.time() - t0, "total": time.time() - t0}}
+        model,
+        convs["pos"],
+        convs["neg"],
+        hooks,
+        trait=trait,
+        batch_size=batch_size,
+        extra={"responses": "written", "source": str(source), "n_pairs": len(rows)},
+    )
+    sep = separation(
+        acts_by_kind["response_mean"]["pos"], acts_by_kind["response_mean"]["neg"], vectors["response_mean"].vectors
+    )
+    return {
+        "vectors": vectors,
+        "responses": jobs,
+        "separation": sep,
+        "counts": {"written_pairs": len(rows), "kept_pos": len(rows), "kept_neg": len(rows)},
+        "timings": {"capture": time.time() - t0, "total": time.time() - t0},
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Sweeps and experiments built on the pieces above
 # ----------------------------------------------------------------------------------------------------------------
-def steering_sweep(model: Model, vector: PersonaVector, trait: Any, judge: Any, *, hook: str | int,
-                   alphas: Sequence[float] = (-8.0, -4.0, 0.0, 4.0, 8.0), n_questions: int | None = 10,
-                   max_new_tokens: int = 48, positions: Literal["all", "response"] = "all", batch_size: int = 8,
-                   progress: bool = True) -> dict[str, Any]:
+def steering_sweep(
+    model: Model,
+    vector: PersonaVector,
+    trait: Any,
+    judge: Any,
+    *,
+    hook: str | int,
+    alphas: Sequence[float] = (-8.0, -4.0, 0.0, 4.0, 8.0),
+    n_questions: int | None = 10,
+    max_new_tokens: int = 48,
+    positions: Literal["all", "response"] = "all",
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Generate answers to the trait's held-out questions under ``alpha * v`` for each alpha; judge trait score and
     coherence, and the log-prob per token of the steered text under the unsteered model."""
     from .traits import Trait, load_trait
@@ -437,16 +594,29 @@ def steering_sweep(model: Model, vector: PersonaVector, trait: Any, judge: Any, 
     rows = []
     for a in alphas:
         with steer(model, vector, a, hook=hook, positions=positions):
-            gens = generate(model, [[Message("user", q)] for q in qs], max_new_tokens=max_new_tokens,
-                            batch_size=batch_size, progress=False)
+            gens = generate(
+                model,
+                [[Message("user", q)] for q in qs],
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                progress=False,
+            )
         scores = judge.score_many(tr, qs, [g.response for g in gens])
         lp = unsteered_logprob(model, [g for g in gens if g.formatted is not None])
-        rows.append({"alpha": a, "trait_score": sum(s.trait for s in scores) / len(scores),
-                     "coherence": sum(s.coherence for s in scores) / len(scores), "logprob_per_token": lp,
-                     "examples": [g.response for g in gens[:3]]})
+        rows.append(
+            {
+                "alpha": a,
+                "trait_score": sum(s.trait for s in scores) / len(scores),
+                "coherence": sum(s.coherence for s in scores) / len(scores),
+                "logprob_per_token": lp,
+                "examples": [g.response for g in gens[:3]],
+            }
+        )
         if progress:
-            print(f"  alpha {a:+.1f}: trait {rows[-1]['trait_score']:.1f}  coherence {rows[-1]['coherence']:.1f}  "
-                  f"logprob/token {lp:.2f}")
+            print(
+                f"  alpha {a:+.1f}: trait {rows[-1]['trait_score']:.1f}  coherence {rows[-1]['coherence']:.1f}  "
+                f"logprob/token {lp:.2f}"
+            )
     return {"hook": hook if isinstance(hook, str) else model.resid_hook(hook), "questions": qs, "rows": rows}
 
 
@@ -466,8 +636,17 @@ def unsteered_logprob(model: Model, gens: Sequence[Any]) -> float:
     return total / max(n, 1)
 
 
-def monitor_correlation(model: Model, vector: PersonaVector, trait: Any, judge: Any, *, hook: str | int,
-                        n_questions: int | None = 5, max_new_tokens: int = 48, batch_size: int = 8) -> dict[str, Any]:
+def monitor_correlation(
+    model: Model,
+    vector: PersonaVector,
+    trait: Any,
+    judge: Any,
+    *,
+    hook: str | int,
+    n_questions: int | None = 5,
+    max_new_tokens: int = 48,
+    batch_size: int = 8,
+) -> dict[str, Any]:
     """Chen et al.'s monitoring experiment: system prompts graded from trait-suppressing to trait-eliciting; the
     last-prompt-token projection onto the vector vs the judged trait score of the response (Pearson r)."""
     from .traits import Trait, load_trait
@@ -483,17 +662,37 @@ def monitor_correlation(model: Model, vector: PersonaVector, trait: Any, judge: 
     proj = monitor(model, convs, v, h, batch_size=batch_size)
     gens = generate(model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
     scores = [s.trait for s in judge.score_many(tr, [c[-1].content for c in convs], [g.response for g in gens])]
-    per_level = [{"level": lv, "projection": float(proj[[i for i, x in enumerate(levels) if x == lv]].mean()),
-                  "trait_score": sum(s for s, x in zip(scores, levels) if x == lv) / len(qs)}
-                 for lv in range(len(tr.monitor_prompts))]
-    return {"hook": h, "r_samples": pearson(proj, scores),
-            "r_levels": pearson([p["projection"] for p in per_level], [p["trait_score"] for p in per_level]),
-            "per_level": per_level, "n": len(convs)}
+    per_level = [
+        {
+            "level": lv,
+            "projection": float(proj[[i for i, x in enumerate(levels) if x == lv]].mean()),
+            "trait_score": sum(s for s, x in zip(scores, levels) if x == lv) / len(qs),
+        }
+        for lv in range(len(tr.monitor_prompts))
+    ]
+    return {
+        "hook": h,
+        "r_samples": pearson(proj, scores),
+        "r_levels": pearson([p["projection"] for p in per_level], [p["trait_score"] for p in per_level]),
+        "per_level": per_level,
+        "n": len(convs),
+    }
 
 
-def choose_layer(model: Model, vector: PersonaVector, trait: Any, judge: Any, *, layers: Sequence[int] | None = None,
-                 alpha: float = 8.0, n_questions: int = 5, max_new_tokens: int = 40, min_coherence: float = 50.0,
-                 batch_size: int = 8, progress: bool = True) -> dict[str, Any]:
+def choose_layer(
+    model: Model,
+    vector: PersonaVector,
+    trait: Any,
+    judge: Any,
+    *,
+    layers: Sequence[int] | None = None,
+    alpha: float = 8.0,
+    n_questions: int = 5,
+    max_new_tokens: int = 40,
+    min_coherence: float = 50.0,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Pick the steering layer as Chen et al. do: steer the held-out questions with ``+alpha * v_L`` at each
     candidate layer and keep the layer whose steered answers gain the most trait score over the unsteered ones
     (among layers whose answers stay coherent). Default candidates: every other layer."""
@@ -508,7 +707,9 @@ def choose_layer(model: Model, vector: PersonaVector, trait: Any, judge: Any, *,
         s = judge.score_many(tr, qs, [g.response for g in gens])
         return sum(x.trait for x in s) / len(s), sum(x.coherence for x in s) / len(s)
 
-    base_t, base_c = judged(generate(model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False))
+    base_t, base_c = judged(
+        generate(model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
+    )
     rows = []
     for L in cands:
         with steer(model, vector, alpha, hook=model.resid_hook(L)):
@@ -518,8 +719,14 @@ def choose_layer(model: Model, vector: PersonaVector, trait: Any, judge: Any, *,
             print(f"  layer {L:2d}: trait {t:5.1f} (effect {t - base_t:+5.1f})  coherence {c:5.1f}")
     ok = [r for r in rows if r["coherence"] >= min_coherence] or rows
     best = max(ok, key=lambda r: r["effect"])
-    return {"best_layer": best["layer"], "alpha": alpha, "baseline": {"trait_score": base_t, "coherence": base_c},
-            "rows": rows, "min_coherence": min_coherence, "questions": qs}
+    return {
+        "best_layer": best["layer"],
+        "alpha": alpha,
+        "baseline": {"trait_score": base_t, "coherence": base_c},
+        "rows": rows,
+        "min_coherence": min_coherence,
+        "questions": qs,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -530,23 +737,40 @@ FLAG_DEMO = Path(__file__).parent / "data" / "flagging" / "demo.jsonl"
 
 def _write_layer_table(path: Path, sep: dict[str, list[float]], lc: dict[str, Any], tag: str) -> None:
     eff = {r["layer"]: r for r in lc["rows"]}
-    lines = [f"# Layer profile: {tag}", "", f"Chosen layer (largest steering effect with coherence >= "
-             f"{lc['min_coherence']:.0f}, alpha {lc['alpha']}): **{lc['best_layer']}**", "",
-             "| layer | hook | pos mean proj | neg mean proj | gap | Cohen's d | steering effect | steered coherence |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Layer profile: {tag}",
+        "",
+        f"Chosen layer (largest steering effect with coherence >= "
+        f"{lc['min_coherence']:.0f}, alpha {lc['alpha']}): **{lc['best_layer']}**",
+        "",
+        "| layer | hook | pos mean proj | neg mean proj | gap | Cohen's d | steering effect | steered coherence |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for L in range(len(sep["cohens_d"])):
         e = eff.get(L)
-        lines.append(f"| {L} | blocks.{L}.hook_resid_post | {sep['pos_mean'][L]:.2f} | {sep['neg_mean'][L]:.2f} | "
-                     f"{sep['gap'][L]:.2f} | {sep['cohens_d'][L]:.2f} | "
-                     f"{'' if e is None else format(e['effect'], '+.1f')} | {'' if e is None else format(e['coherence'], '.1f')} |")
+        lines.append(
+            f"| {L} | blocks.{L}.hook_resid_post | {sep['pos_mean'][L]:.2f} | {sep['neg_mean'][L]:.2f} | "
+            f"{sep['gap'][L]:.2f} | {sep['cohens_d'][L]:.2f} | "
+            f"{'' if e is None else format(e['effect'], '+.1f')} | {'' if e is None else format(e['coherence'], '.1f')} |"
+        )
     path.write_text("\n".join(lines) + "\n")
 
 
-def run_persona(model: Model, trait: Any, judge: Any, out: str | Path, *,
-                extraction: ExtractionConfig = ExtractionConfig(), layers: Sequence[int] | None = None,
-                alpha: float = 8.0, alphas: Sequence[float] = (-12.0, -8.0, -4.0, 0.0, 4.0, 8.0, 12.0),
-                n_eval_questions: int = 8, n_monitor_questions: int = 3, flag_dataset: str | Path | None = FLAG_DEMO,
-                progress: bool = True) -> dict[str, Any]:
+def run_persona(
+    model: Model,
+    trait: Any,
+    judge: Any,
+    out: str | Path,
+    *,
+    extraction: ExtractionConfig = ExtractionConfig(),
+    layers: Sequence[int] | None = None,
+    alpha: float = 8.0,
+    alphas: Sequence[float] = (-12.0, -8.0, -4.0, 0.0, 4.0, 8.0, 12.0),
+    n_eval_questions: int = 8,
+    n_monitor_questions: int = 3,
+    flag_dataset: str | Path | None = FLAG_DEMO,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Run Chen et al.'s full loop for one trait on one model and write vectors, figures and ``summary.json``."""
     from . import plots
     from .runs import write_summary
@@ -567,35 +791,78 @@ def run_persona(model: Model, trait: Any, judge: Any, out: str | Path, *,
         for r in ex["responses"]:
             f.write(json.dumps({k: v for k, v in r.items() if k != "messages"}) + "\n")
     v = ex["vectors"]["response_mean"]
-    figures = [plots.layer_profile(out / "separation.png", {"Cohen's d, pos vs neg response projection": ex["separation"]["cohens_d"]},
-                                   f"projection separation per layer - {tag}", "Cohen's d")]
+    figures = [
+        plots.layer_profile(
+            out / "separation.png",
+            {"Cohen's d, pos vs neg response projection": ex["separation"]["cohens_d"]},
+            f"projection separation per layer - {tag}",
+            "Cohen's d",
+        )
+    ]
     t = time.time()
     if progress:
         print(f"[persona] choosing the layer by steering effect (alpha {alpha}) ...", flush=True)
-    lc = choose_layer(model, v, tr, judge, layers=layers, alpha=alpha, n_questions=min(5, n_eval_questions),
-                      max_new_tokens=extraction.max_new_tokens, progress=progress)
+    lc = choose_layer(
+        model,
+        v,
+        tr,
+        judge,
+        layers=layers,
+        alpha=alpha,
+        n_questions=min(5, n_eval_questions),
+        max_new_tokens=extraction.max_new_tokens,
+        progress=progress,
+    )
     timings["choose_layer"] = time.time() - t
     best = lc["best_layer"]
     eff = [float("nan")] * model.n_layers
     for r in lc["rows"]:
         eff[r["layer"]] = r["effect"]
-    figures.append(plots.layer_profile(out / "layer_choice.png", {f"trait-score gain when steering with +{alpha} v": eff},
-                                       f"steering effect per layer - {tag}", "trait score gain", mark=best))
+    figures.append(
+        plots.layer_profile(
+            out / "layer_choice.png",
+            {f"trait-score gain when steering with +{alpha} v": eff},
+            f"steering effect per layer - {tag}",
+            "trait score gain",
+            mark=best,
+        )
+    )
     t = time.time()
     if progress:
         print(f"[persona] steering sweep at layer {best} ...", flush=True)
-    sw = steering_sweep(model, v, tr, judge, hook=best, alphas=alphas, n_questions=n_eval_questions,
-                        max_new_tokens=extraction.max_new_tokens, progress=progress)
+    sw = steering_sweep(
+        model,
+        v,
+        tr,
+        judge,
+        hook=best,
+        alphas=alphas,
+        n_questions=n_eval_questions,
+        max_new_tokens=extraction.max_new_tokens,
+        progress=progress,
+    )
     timings["steer"] = time.time() - t
-    figures.append(plots.steering_curve(out / "steering.png", [r["alpha"] for r in sw["rows"]],
-                                        [r["trait_score"] for r in sw["rows"]], [r["coherence"] for r in sw["rows"]],
-                                        f"steering at blocks.{best}.hook_resid_post - {tag}"))
+    figures.append(
+        plots.steering_curve(
+            out / "steering.png",
+            [r["alpha"] for r in sw["rows"]],
+            [r["trait_score"] for r in sw["rows"]],
+            [r["coherence"] for r in sw["rows"]],
+            f"steering at blocks.{best}.hook_resid_post - {tag}",
+        )
+    )
     t = time.time()
-    mon = monitor_correlation(model, v, tr, judge, hook=best, n_questions=n_monitor_questions,
-                              max_new_tokens=extraction.max_new_tokens)
+    mon = monitor_correlation(
+        model, v, tr, judge, hook=best, n_questions=n_monitor_questions, max_new_tokens=extraction.max_new_tokens
+    )
     timings["monitor"] = time.time() - t
-    figures.append(plots.monitor_scatter(out / "monitor.png", mon["per_level"],
-                                         f"monitoring at layer {best}: r = {mon['r_levels']:.2f} (level means) - {tag}"))
+    figures.append(
+        plots.monitor_scatter(
+            out / "monitor.png",
+            mon["per_level"],
+            f"monitoring at layer {best}: r = {mon['r_levels']:.2f} (level means) - {tag}",
+        )
+    )
     flag: dict[str, Any] = {}
     if flag_dataset is not None:
         t = time.time()
@@ -605,25 +872,60 @@ def run_persona(model: Model, trait: Any, judge: Any, out: str | Path, *,
         per: dict[str, list[float]] = {}
         for r, d in zip(rows, fr["projection_difference"].tolist()):
             per.setdefault(str(r.get("dataset", "all")), []).append(d)
-        flag = {"dataset": str(flag_dataset), "per_dataset": {k: sum(x) / len(x) for k, x in per.items()},
-                "per_sample": [{"id": r.get("id"), "dataset": r.get("dataset"), "projection_difference": d}
-                               for r, d in zip(rows, fr["projection_difference"].tolist())]}
+        flag = {
+            "dataset": str(flag_dataset),
+            "per_dataset": {k: sum(x) / len(x) for k, x in per.items()},
+            "per_sample": [
+                {"id": r.get("id"), "dataset": r.get("dataset"), "projection_difference": d}
+                for r, d in zip(rows, fr["projection_difference"].tolist())
+            ],
+        }
         laden = [d for r, d in zip(rows, fr["projection_difference"].tolist()) if r.get("trait") == tr.name]
         neutral = [d for r, d in zip(rows, fr["projection_difference"].tolist()) if not r.get("trait_laden")]
         if laden and neutral:  # AUROC of "this trait's laden rows" vs neutral rows
-            flag["auroc_trait_vs_neutral"] = sum((a > b) + 0.5 * (a == b) for a in laden for b in neutral) / (len(laden) * len(neutral))
+            flag["auroc_trait_vs_neutral"] = sum((a > b) + 0.5 * (a == b) for a in laden for b in neutral) / (
+                len(laden) * len(neutral)
+            )
         ranked = sorted(flag["per_dataset"].items(), key=lambda kv: -kv[1])
-        figures.append(plots.bars(out / "flagging.png", [k for k, _ in ranked], [x for _, x in ranked],
-                                  f"data flagging at layer {best} - {tag}", "mean projection difference"))
+        figures.append(
+            plots.bars(
+                out / "flagging.png",
+                [k for k, _ in ranked],
+                [x for _, x in ranked],
+                f"data flagging at layer {best} - {tag}",
+                "mean projection difference",
+            )
+        )
         timings["flag"] = time.time() - t
     timings["total"] = time.time() - t0
     if flag:
         flag["ranking"] = sorted(flag["per_sample"], key=lambda r: -r["projection_difference"])
     _write_layer_table(out / "layers.md", ex["separation"], lc, tag)
-    results = {"counts": ex["counts"], "separation": ex["separation"], "vector_norms": v.norms, "files": files,
-               "layer_choice": lc, "chosen_layer": best, "steering": sw, "monitor": mon, "flagging": flag}
-    write_summary(out, "persona run", inputs={"model": model.info, "trait": tr.name, "judge": getattr(judge, "name", "?"),
-                                              "extraction": dataclasses.asdict(extraction), "alpha": alpha,
-                                              "alphas": list(alphas), "layers": layers},
-                  results=results, timings={**timings, "extract_generate": ex["timings"]["generate"]}, figures=figures)
+    results = {
+        "counts": ex["counts"],
+        "separation": ex["separation"],
+        "vector_norms": v.norms,
+        "files": files,
+        "layer_choice": lc,
+        "chosen_layer": best,
+        "steering": sw,
+        "monitor": mon,
+        "flagging": flag,
+    }
+    write_summary(
+        out,
+        "persona run",
+        inputs={
+            "model": model.info,
+            "trait": tr.name,
+            "judge": getattr(judge, "name", "?"),
+            "extraction": dataclasses.asdict(extraction),
+            "alpha": alpha,
+            "alphas": list(alphas),
+            "layers": layers,
+        },
+        results=results,
+        timings={**timings, "extract_generate": ex["timings"]["generate"]},
+        figures=figures,
+    )
     return results

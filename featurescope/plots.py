@@ -30,8 +30,14 @@ def _save(fig: Any, path: Path) -> str:
     return path.name
 
 
-def layer_profile(path: Path, series: dict[str, Sequence[float]], title: str, ylabel: str,
-                  mark: int | None = None, xlabel: str = "layer L (blocks.L.hook_resid_post)") -> str:
+def layer_profile(
+    path: Path,
+    series: dict[str, Sequence[float]],
+    title: str,
+    ylabel: str,
+    mark: int | None = None,
+    xlabel: str = "layer L (blocks.L.hook_resid_post)",
+) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.4))
     for k, v in series.items():
@@ -45,8 +51,9 @@ def layer_profile(path: Path, series: dict[str, Sequence[float]], title: str, yl
     return _save(fig, path)
 
 
-def steering_curve(path: Path, alphas: Sequence[float], trait: Sequence[float], coherence: Sequence[float],
-                   title: str) -> str:
+def steering_curve(
+    path: Path, alphas: Sequence[float], trait: Sequence[float], coherence: Sequence[float], title: str
+) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ax.plot(alphas, trait, marker="o", label="trait score (judge)")

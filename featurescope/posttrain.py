@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .configs import Config
 from .errors import DataError, FeaturescopeError
+from .measures import identifies_as_ai
 
 DIALOGUES = Path(__file__).parent / "data" / "dialogues"
 
@@ -56,7 +57,6 @@ GEMMA_CHAT_TEMPLATE = (
 )
 
 ROLES = ("system", "user", "assistant")
-_AI_RE = re.compile(r"\b(AI|A\.I\.|artificial intelligence|assistant|language model|chatbot|chat bot|LLM)\b", re.I)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +110,12 @@ def read_dialogues(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     return rows
 
 
-def validate_dialogues(rows: Sequence[tuple[str, dict[str, Any]]], tokenizer: Any = None,
-                       max_len: int | None = None, require_assistant: bool = True) -> None:
+def validate_dialogues(
+    rows: Sequence[tuple[str, dict[str, Any]]],
+    tokenizer: Any = None,
+    max_len: int | None = None,
+    require_assistant: bool = True,
+) -> None:
     """Refuse a dataset row with an unknown role, an empty turn, a misplaced system turn, no assistant turn, or a
     turn longer than ``max_len`` tokens. Errors name the row (``file:line``)."""
     for where, row in rows:
@@ -130,7 +134,9 @@ def validate_dialogues(rows: Sequence[tuple[str, dict[str, Any]]], tokenizer: An
             if tokenizer is not None and max_len is not None:
                 n = len(tokenizer(content, add_special_tokens=False)["input_ids"])
                 if n > max_len:
-                    raise DataError(f"row {where}: message {j} ({role}) is {n} tokens, over the context length {max_len}")
+                    raise DataError(
+                        f"row {where}: message {j} ({role}) is {n} tokens, over the context length {max_len}"
+                    )
         turns = [m["role"] for m in msgs if m["role"] != "system"]
         for a, b in zip(turns, turns[1:]):
             if a == b:
@@ -148,8 +154,9 @@ def ensure_chat_template(tokenizer: Any) -> Any:
     return tokenizer
 
 
-def sft_example(tokenizer: Any, messages: Sequence[dict[str, str]], max_len: int
-                ) -> tuple[Int[Tensor, " pos"], Int[Tensor, " pos"]]:
+def sft_example(
+    tokenizer: Any, messages: Sequence[dict[str, str]], max_len: int
+) -> tuple[Int[Tensor, " pos"], Int[Tensor, " pos"]]:
     """(input ids, labels) of one dialogue in its chat template: labels are ``-100`` except on assistant tokens and
     the token that closes each assistant turn (``<end_of_turn>``), so the model learns both to answer and to stop.
     Dialogues longer than ``max_len`` are cut at ``max_len`` tokens."""
@@ -181,8 +188,10 @@ def length_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[l
     rng = random.Random(seed)
     idx = list(range(len(lengths)))
     rng.shuffle(idx)
-    chunks = [sorted(idx[i: i + batch_size * 16], key=lambda j: lengths[j]) for i in range(0, len(idx), batch_size * 16)]
-    batches = [c[i: i + batch_size] for c in chunks for i in range(0, len(c), batch_size)]
+    chunks = [
+        sorted(idx[i : i + batch_size * 16], key=lambda j: lengths[j]) for i in range(0, len(idx), batch_size * 16)
+    ]
+    batches = [c[i : i + batch_size] for c in chunks for i in range(0, len(c), batch_size)]
     rng.shuffle(batches)
     return batches
 
@@ -201,8 +210,9 @@ def assistant_format_ok(new_tokens: Sequence[int], end_of_turn_id: int, start_of
 
 
 def calls_itself_ai(text: str) -> bool:
-    """Does a self-description say it is an AI / assistant / language model?"""
-    return bool(_AI_RE.search(text))
+    """Does a self-description say it is an AI / assistant / language model? (Negation-aware: "I'm not an AI" is
+    no; the one definition is :func:`featurescope.measures.identifies_as_ai`, shared with the Assistant axis.)"""
+    return identifies_as_ai(text)
 
 
 def mean_projection(h: Float[Tensor, "n d"], v: Float[Tensor, " d"]) -> float:
@@ -243,22 +253,37 @@ def _lr_at(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
 
 
-def train_adapter(hf: Any, tokenizer: Any, examples: Sequence[tuple[Tensor, Tensor]], cfg: PosttrainConfig,
-                  out_dir: Path, *, device: str, steer: tuple[Tensor, int] | None = None, progress: bool = True
-                  ) -> tuple[Any, dict[str, Any]]:
+def train_adapter(
+    hf: Any,
+    tokenizer: Any,
+    examples: Sequence[tuple[Tensor, Tensor]],
+    cfg: PosttrainConfig,
+    out_dir: Path,
+    *,
+    device: str,
+    steer: tuple[Tensor, int] | None = None,
+    progress: bool = True,
+) -> tuple[Any, dict[str, Any]]:
     """LoRA SFT of ``hf`` (peft); saves the adapter (fp16) to ``out_dir``; returns the peft model and the loss curve."""
     from peft import LoraConfig, get_peft_model
     from tqdm.auto import tqdm
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    token_ids = sorted({tokenizer.convert_tokens_to_ids(t) for t in cfg.train_tokens}, key=lambda i: (i is None, i or 0))
+    token_ids = sorted(
+        {tokenizer.convert_tokens_to_ids(t) for t in cfg.train_tokens}, key=lambda i: (i is None, i or 0)
+    )
     unk = tokenizer.unk_token_id
     if any(i is None or i < 0 or (unk is not None and i == unk) for i in token_ids):
         raise FeaturescopeError(f"train_tokens {cfg.train_tokens} are not all single tokens of this tokenizer")
-    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM",
-                      **({"trainable_token_indices": {_embedding_name(hf): token_ids}} if token_ids else {}))
+    lcfg = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.target_modules),
+        task_type="CAUSAL_LM",
+        **({"trainable_token_indices": {_embedding_name(hf): token_ids}} if token_ids else {}),
+    )
     model = get_peft_model(hf, lcfg)
     model.to(device)
     model.train()
@@ -300,8 +325,12 @@ def train_adapter(hf: Any, tokenizer: Any, examples: Sequence[tuple[Tensor, Tens
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     _compact_adapter(out_dir)
-    return model, {"losses": losses, "steps": step, "steps_per_epoch": steps_per_epoch,
-                   "trainable_parameters": int(sum(p.numel() for p in params))}
+    return model, {
+        "losses": losses,
+        "steps": step,
+        "steps_per_epoch": steps_per_epoch,
+        "trainable_parameters": int(sum(p.numel() for p in params)),
+    }
 
 
 def _embedding_name(hf: Any) -> str:
@@ -313,8 +342,12 @@ def _embedding_name(hf: Any) -> str:
     raise FeaturescopeError("could not find the input embedding module")
 
 
-def sft_loss(model: Any, input_ids: Int[Tensor, "batch pos"], attention_mask: Int[Tensor, "batch pos"],
-             labels: Int[Tensor, "batch pos"]) -> Tensor:
+def sft_loss(
+    model: Any,
+    input_ids: Int[Tensor, "batch pos"],
+    attention_mask: Int[Tensor, "batch pos"],
+    labels: Int[Tensor, "batch pos"],
+) -> Tensor:
     """Next-token cross-entropy on the supervised positions only. The unembedding is applied to those positions
     alone: with Gemma's 262k-token vocabulary it is most of a forward pass, and prompt tokens need no logits.
     Equals the mean loss ``model(..., labels=labels)`` computes."""
@@ -337,8 +370,16 @@ def _compact_adapter(folder: Path) -> None:
     save_file({k: v.to(torch.float16).contiguous() for k, v in w.items()}, str(f))
 
 
-def generate_answers(hf: Any, tokenizer: Any, conversations: Sequence[Sequence[dict[str, str]]], *, kind: str,
-                     device: str, max_new_tokens: int, batch_size: int = 16) -> list[dict[str, Any]]:
+def generate_answers(
+    hf: Any,
+    tokenizer: Any,
+    conversations: Sequence[Sequence[dict[str, str]]],
+    *,
+    kind: str,
+    device: str,
+    max_new_tokens: int,
+    batch_size: int = 16,
+) -> list[dict[str, Any]]:
     """Greedy answers of ``hf`` to each conversation (chat template or plain transcript), with their new tokens."""
     from .formatting import format_conversation
 
@@ -349,16 +390,22 @@ def generate_answers(hf: Any, tokenizer: Any, conversations: Sequence[Sequence[d
     out = []
     hf.eval()
     for i in range(0, len(prompts), batch_size):
-        chunk = prompts[i: i + batch_size]
+        chunk = prompts[i : i + batch_size]
         n = max(len(p) for p in chunk)
         ids = torch.full((len(chunk), n), pad, dtype=torch.long)
         att = torch.zeros((len(chunk), n), dtype=torch.long)
         for j, p in enumerate(chunk):  # left padding for generation
-            ids[j, n - len(p):] = p.tokens
-            att[j, n - len(p):] = 1
+            ids[j, n - len(p) :] = p.tokens
+            att[j, n - len(p) :] = 1
         with torch.no_grad():
-            gen = hf.generate(input_ids=ids.to(device), attention_mask=att.to(device), max_new_tokens=max_new_tokens,
-                              do_sample=False, eos_token_id=stops, pad_token_id=pad)
+            gen = hf.generate(
+                input_ids=ids.to(device),
+                attention_mask=att.to(device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=stops,
+                pad_token_id=pad,
+            )
         for j, p in enumerate(chunk):
             new = gen[j, n:].tolist()
             text = tokenizer.decode(new, skip_special_tokens=True)
@@ -368,52 +415,79 @@ def generate_answers(hf: Any, tokenizer: Any, conversations: Sequence[Sequence[d
     return out
 
 
-def evaluate_assistant(hf: Any, tokenizer: Any, heldout: Sequence[dict[str, Any]], *, kind: str, device: str,
-                       max_new_tokens: int) -> dict[str, Any]:
+def evaluate_assistant(
+    hf: Any, tokenizer: Any, heldout: Sequence[dict[str, Any]], *, kind: str, device: str, max_new_tokens: int
+) -> dict[str, Any]:
     """Fraction of held-out prompts answered in the Assistant format (stop at end of turn) and fraction of identity
     prompts answered with 'I am an AI / assistant / language model'."""
     eot = tokenizer.convert_tokens_to_ids("<end_of_turn>")
     sot = tokenizer.convert_tokens_to_ids("<start_of_turn>")
-    answers = generate_answers(hf, tokenizer, [r["messages"] for r in heldout], kind=kind, device=device,
-                               max_new_tokens=max_new_tokens)
+    answers = generate_answers(
+        hf, tokenizer, [r["messages"] for r in heldout], kind=kind, device=device, max_new_tokens=max_new_tokens
+    )
     for r, a in zip(heldout, answers):
         a["id"], a["kind"] = r.get("id"), r.get("kind", "general")
         a["format_ok"] = assistant_format_ok(a["new_tokens"], eot, sot) if kind == "chat" else None
         a["calls_itself_ai"] = calls_itself_ai(a["text"])
         del a["new_tokens"]
     ident = [a for a in answers if a["kind"] == "identity"]
-    res: dict[str, Any] = {"format": kind, "n": len(answers), "n_identity": len(ident),
-                           "identity_ai_fraction": sum(a["calls_itself_ai"] for a in ident) / max(len(ident), 1)}
+    res: dict[str, Any] = {
+        "format": kind,
+        "n": len(answers),
+        "n_identity": len(ident),
+        "identity_ai_fraction": sum(a["calls_itself_ai"] for a in ident) / max(len(ident), 1),
+    }
     if kind == "chat":
         res["assistant_format_fraction"] = sum(a["format_ok"] for a in answers) / max(len(answers), 1)
     res["answers"] = answers
     return res
 
 
-def trait_projection(hf: Any, tokenizer: Any, questions: Sequence[str], v: Tensor, layer: int, *, device: str,
-                     max_new_tokens: int = 48) -> dict[str, float]:
+def trait_projection(
+    hf: Any, tokenizer: Any, questions: Sequence[str], v: Tensor, layer: int, *, device: str, max_new_tokens: int = 48
+) -> dict[str, float]:
     """Mean projection on unit ``v`` (at ``blocks.layer.hook_resid_post`` = HF ``hidden_states[layer+1]``) of the
     model's own chat answers to ``questions``: over response tokens and at the last prompt token."""
     from .formatting import format_conversation
 
-    answers = generate_answers(hf, tokenizer, [[{"role": "user", "content": q}] for q in questions], kind="chat",
-                               device=device, max_new_tokens=max_new_tokens)
+    answers = generate_answers(
+        hf,
+        tokenizer,
+        [[{"role": "user", "content": q}] for q in questions],
+        kind="chat",
+        device=device,
+        max_new_tokens=max_new_tokens,
+    )
     resp, last = [], []
     for q, a in zip(questions, answers):
         msgs = [{"role": "user", "content": q}, {"role": "assistant", "content": a["text"] or "..."}]
         fp = format_conversation(tokenizer, msgs, kind="chat")
         with torch.no_grad():
-            hs = hf(input_ids=fp.tokens[None].to(device), output_hidden_states=True).hidden_states[layer + 1][0].float().cpu()
+            hs = (
+                hf(input_ids=fp.tokens[None].to(device), output_hidden_states=True)
+                .hidden_states[layer + 1][0]
+                .float()
+                .cpu()
+            )
         m = fp.response_mask
         if m.any():
             resp.append(hs[m].mean(0))
         last.append(hs[fp.last_prompt_index])
-    return {"response_mean": mean_projection(torch.stack(resp), v) if resp else float("nan"),
-            "last_prompt": mean_projection(torch.stack(last), v), "n": len(questions)}
+    return {
+        "response_mean": mean_projection(torch.stack(resp), v) if resp else float("nan"),
+        "last_prompt": mean_projection(torch.stack(last), v),
+        "n": len(questions),
+    }
 
 
-def posttrain(cfg: PosttrainConfig, out_dir: str | Path, *, device: str | None = None, progress: bool = True,
-              evaluate: bool = True) -> dict[str, Any]:
+def posttrain(
+    cfg: PosttrainConfig,
+    out_dir: str | Path,
+    *,
+    device: str | None = None,
+    progress: bool = True,
+    evaluate: bool = True,
+) -> dict[str, Any]:
     """Train the adapter (and, with a steering vector, a second one trained under preventative steering), evaluate
     base vs post-trained on held-out prompts, and write ``summary.json``, the loss curve and the adapter(s)."""
     from . import plots
@@ -425,12 +499,13 @@ def posttrain(cfg: PosttrainConfig, out_dir: str | Path, *, device: str | None =
     t0 = time.time()
     out = Path(out_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if not cfg.base.startswith(OFFLINE_PREFIX) or cfg.base[len(OFFLINE_PREFIX):] not in OFFLINE_MODELS:
+    if not cfg.base.startswith(OFFLINE_PREFIX) or cfg.base[len(OFFLINE_PREFIX) :] not in OFFLINE_MODELS:
         raise FeaturescopeError(f"posttrain works on an offline base checkpoint here; got {cfg.base!r}")
-    spec = OFFLINE_MODELS[cfg.base[len(OFFLINE_PREFIX):]]
+    spec = OFFLINE_MODELS[cfg.base[len(OFFLINE_PREFIX) :]]
     if cfg.baseline_adapter and not cfg.steer_vector:
-        raise FeaturescopeError("baseline_adapter is the unsteered arm of a preventative-steering run: give "
-                                "steer_vector too")
+        raise FeaturescopeError(
+            "baseline_adapter is the unsteered arm of a preventative-steering run: give steer_vector too"
+        )
     if cfg.baseline_adapter and not (Path(cfg.baseline_adapter) / "adapter_config.json").exists():
         raise FeaturescopeError(f"no peft adapter at {cfg.baseline_adapter} (adapter_config.json missing)")
 
@@ -452,10 +527,16 @@ def posttrain(cfg: PosttrainConfig, out_dir: str | Path, *, device: str | None =
     n_tok = sum(len(x) for x, _ in examples)
     n_sup = sum(int((y != -100).sum()) for _, y in examples)
     timings: dict[str, float] = {}
-    results: dict[str, Any] = {"dataset": {"dialogues": len(examples), "available": n_available, "tokens": n_tok, "supervised_tokens": n_sup,
-                                           "with_system_prompt": sum(r["messages"][0]["role"] == "system" for _, r in rows),
-                                           "multi_turn": sum(sum(m["role"] == "assistant" for m in r["messages"]) > 1
-                                                             for _, r in rows)}}
+    results: dict[str, Any] = {
+        "dataset": {
+            "dialogues": len(examples),
+            "available": n_available,
+            "tokens": n_tok,
+            "supervised_tokens": n_sup,
+            "with_system_prompt": sum(r["messages"][0]["role"] == "system" for _, r in rows),
+            "multi_turn": sum(sum(m["role"] == "assistant" for m in r["messages"]) > 1 for _, r in rows),
+        }
+    }
     steer = None
     if cfg.steer_vector:
         if cfg.steer_layer is None:
@@ -467,10 +548,14 @@ def posttrain(cfg: PosttrainConfig, out_dir: str | Path, *, device: str | None =
     if evaluate and cfg.base_eval:
         t = time.time()
         hf.to(device)
-        results["base_eval"] = {"chat": evaluate_assistant(hf, tok, heldout, kind="chat", device=device,
-                                                           max_new_tokens=cfg.eval_max_new_tokens),
-                                "transcript": evaluate_assistant(hf, tok, heldout, kind="transcript", device=device,
-                                                                 max_new_tokens=cfg.eval_max_new_tokens)}
+        results["base_eval"] = {
+            "chat": evaluate_assistant(
+                hf, tok, heldout, kind="chat", device=device, max_new_tokens=cfg.eval_max_new_tokens
+            ),
+            "transcript": evaluate_assistant(
+                hf, tok, heldout, kind="transcript", device=device, max_new_tokens=cfg.eval_max_new_tokens
+            ),
+        }
         timings["eval_base"] = time.time() - t
     runs = [("adapter", None)] + ([("adapter-preventative", steer)] if steer else [])
     figs = []
@@ -485,34 +570,53 @@ def posttrain(cfg: PosttrainConfig, out_dir: str | Path, *, device: str | None =
             results[name] = {"reused": str(cfg.baseline_adapter)}
             prev = Path(cfg.baseline_adapter) / "posttrain_summary.json"
             if prev.exists():
-                results[name]["final_loss"] = json.loads(prev.read_text()).get("results", {}).get(
-                    "adapter", {}).get("final_loss")
+                results[name]["final_loss"] = (
+                    json.loads(prev.read_text()).get("results", {}).get("adapter", {}).get("final_loss")
+                )
         else:
-            peft_model, tr = train_adapter(hf, tok, examples, cfg, out / name, device=device, steer=st,
-                                           progress=progress)
+            peft_model, tr = train_adapter(
+                hf, tok, examples, cfg, out / name, device=device, steer=st, progress=progress
+            )
             timings[f"train_{name}"] = time.time() - t
             results[name] = {k: v for k, v in tr.items() if k != "losses"}
             results[name]["final_loss"] = sum(tr["losses"][-20:]) / len(tr["losses"][-20:])
             results[name]["size_bytes"] = sum(f.stat().st_size for f in (out / name).iterdir())
-            figs.append(plots.layer_profile(out / f"loss_{name}.png", {"training loss (assistant tokens)": tr["losses"]},
-                                            f"LoRA SFT of {cfg.base} on {len(examples)} dialogues ({name})", "loss",
-                                            xlabel="step"))
+            figs.append(
+                plots.layer_profile(
+                    out / f"loss_{name}.png",
+                    {"training loss (assistant tokens)": tr["losses"]},
+                    f"LoRA SFT of {cfg.base} on {len(examples)} dialogues ({name})",
+                    "loss",
+                    xlabel="step",
+                )
+            )
         if evaluate:
             t = time.time()
             merged = peft_model.merge_and_unload()
-            results[name]["eval"] = {"chat": evaluate_assistant(merged, tok, heldout, kind="chat", device=device,
-                                                                max_new_tokens=cfg.eval_max_new_tokens)}
+            results[name]["eval"] = {
+                "chat": evaluate_assistant(
+                    merged, tok, heldout, kind="chat", device=device, max_new_tokens=cfg.eval_max_new_tokens
+                )
+            }
             if steer is not None:
                 trait = load_trait(PersonaVector.load(cfg.steer_vector).trait)
-                results[name]["trait_projection"] = trait_projection(merged, tok, trait.eval_questions[:20], steer[0],
-                                                                     steer[1], device=device)
+                results[name]["trait_projection"] = trait_projection(
+                    merged, tok, trait.eval_questions[:20], steer[0], steer[1], device=device
+                )
             timings[f"eval_{name}"] = time.time() - t
     if evaluate and steer is not None:
         base_hf, _ = fresh()
         base_hf.to(device)
         trait = load_trait(PersonaVector.load(cfg.steer_vector).trait)
-        results["base_trait_projection"] = trait_projection(base_hf, tok, trait.eval_questions[:20], steer[0], steer[1],
-                                                            device=device)
-    write_summary(out, "posttrain", inputs={"config": cfg.to_dict(), "device": device},
-                  results=results, timings={**timings, "total": time.time() - t0}, figures=[Path(f).name for f in figs])
+        results["base_trait_projection"] = trait_projection(
+            base_hf, tok, trait.eval_questions[:20], steer[0], steer[1], device=device
+        )
+    write_summary(
+        out,
+        "posttrain",
+        inputs={"config": cfg.to_dict(), "device": device},
+        results=results,
+        timings={**timings, "total": time.time() - t0},
+        figures=[Path(f).name for f in figs],
+    )
     return results

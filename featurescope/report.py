@@ -40,20 +40,23 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FeaturescopeError
+from .paper import NUMBERS
 
 #: Paper numbers the report prints next to ours.
+# (paper, number, what) per comparison, from featurescope.paper (the one home of published numbers).
 PAPER = {
-    "monitor_r": ("Chen et al. 2025", "r = 0.75-0.83", "last-prompt-token projection vs trait score of the response"),
-    "steering": ("Chen et al. 2025", "monotone in alpha", "trait score rises with the steering coefficient"),
-    "transfer": ("Kissane et al. 2024", "nearly as well",
-                 "base-model SAEs reconstruct the chat model's activations nearly as well as the base model's"),
-    "new_features": ("PSM", "< 1%", "of the post-trained model's features are new after post-training"),
-    "axis_pc1": ("Lu et al.", "> 0.71", "cos(Assistant axis, PC1 of the role vectors) at the middle layer"),
-    "axis_pcs": ("Lu et al.", "4 / 8 / 19", "PCs for 70% of role-vector variance (Gemma 2 27B / Qwen 3 32B / Llama 3.3 70B)"),
+    k: (NUMBERS[k].paper.split(" (")[0], NUMBERS[k].text, NUMBERS[k].what)
+    for k in ("monitor_r", "steering", "transfer", "new_features", "axis_pc1", "axis_pcs")
 }
 
-_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-                ".svg": "image/svg+xml", ".webp": "image/webp"}
+_IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".svg": "image/svg+xml",
+    ".webp": "image/webp",
+}
 _MAX_ASSET_BYTES = 8 << 20  # figures larger than this are listed, not embedded
 _SKIP_COMMANDS = {"report"}
 
@@ -104,7 +107,9 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
             found.append(p.parent)
             continue
         for root, dirs, files in os.walk(p):
-            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")) and d not in ("activations", "__pycache__"))
+            dirs[:] = sorted(
+                d for d in dirs if not d.startswith((".", "_")) and d not in ("activations", "__pycache__")
+            )
             if "summary.json" in files:
                 found.append(Path(root))
     out, seen = [], set()
@@ -128,8 +133,8 @@ def safetensors_header(path: str | Path) -> dict[str, Any]:
 def _persona_profile(files: Mapping[str, str], run_dir: Path) -> dict[str, Any] | None:
     """Per-layer norms of each persona vector kind, and per-layer cosines of the kinds with response_mean."""
     try:
-        from safetensors.torch import load_file
         import torch
+        from safetensors.torch import load_file
     except Exception:  # pragma: no cover - torch is a dependency
         return None
     vecs = {}
@@ -148,7 +153,9 @@ def _persona_profile(files: Mapping[str, str], run_dir: Path) -> dict[str, Any] 
     if ref is not None:
         prof["cos_with_response_mean"] = {
             k: [round(float(x), 4) for x in torch.nn.functional.cosine_similarity(v, ref, dim=-1)]
-            for k, v in vecs.items() if k != "response_mean" and v.shape == ref.shape}
+            for k, v in vecs.items()
+            if k != "response_mean" and v.shape == ref.shape
+        }
     return prof
 
 
@@ -174,8 +181,11 @@ def load_run(folder: str | Path) -> Run:
             hdr = safetensors_header(p)
         except Exception:
             continue
-        run.tensors[p.name] = {k: {"dtype": v.get("dtype"), "shape": v.get("shape")} for k, v in hdr.items()
-                               if k != "__metadata__" and isinstance(v, dict)}
+        run.tensors[p.name] = {
+            k: {"dtype": v.get("dtype"), "shape": v.get("shape")}
+            for k, v in hdr.items()
+            if k != "__metadata__" and isinstance(v, dict)
+        }
     files = run.results.get("files")
     if run.command in ("persona run", "persona extract") and isinstance(files, dict):
         prof = _persona_profile(files, d)
@@ -341,9 +351,18 @@ def _tick(v: float, span: float) -> str:
     return f"{v:,.{dec}f}" if abs(v) >= 1000 else f"{v:.{dec}f}"
 
 
-def svg_lines(series: Mapping[str, Sequence[Any]], *, title: str = "", xlabel: str = "layer", ylabel: str = "",
-              xs: Sequence[float] | None = None, mark: float | None = None, hline: float | None = None,
-              width: int = 560, height: int = 220) -> str:
+def svg_lines(
+    series: Mapping[str, Sequence[Any]],
+    *,
+    title: str = "",
+    xlabel: str = "layer",
+    ylabel: str = "",
+    xs: Sequence[float] | None = None,
+    mark: float | None = None,
+    hline: float | None = None,
+    width: int = 560,
+    height: int = 220,
+) -> str:
     """A small inline SVG line chart (no JavaScript, no external resources); None / NaN points are gaps."""
     clean = {k: [_num(v) for v in vals] for k, vals in series.items() if vals}
     pts = [v for vals in clean.values() for v in vals if v is not None]
@@ -368,27 +387,41 @@ def svg_lines(series: Mapping[str, Sequence[Any]], *, title: str = "", xlabel: s
     def Y(y: float) -> float:
         return T + (1 - (y - y0) / (y1 - y0)) * ph
 
-    parts = [f"<svg class='chart' width='{width}' height='{height}' "
-             f"viewBox='0 0 {width} {height}' role='img' aria-label='{esc(title or ylabel)}'>",
-             f"<rect x='{L}' y='{T}' width='{pw}' height='{ph}' fill='#fafafa' stroke='#ccc'/>"]
+    parts = [
+        f"<svg class='chart' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' role='img' aria-label='{esc(title or ylabel)}'>",
+        f"<rect x='{L}' y='{T}' width='{pw}' height='{ph}' fill='#fafafa' stroke='#ccc'/>",
+    ]
     if title:
         parts.append(f"<text x='{L}' y='14' font-size='11' fill='#333'>{esc(title[:110])}</text>")
     for i in range(5):
         yv = y0 + (y1 - y0) * i / 4
-        parts.append(f"<line x1='{L}' x2='{L + pw}' y1='{Y(yv):.1f}' y2='{Y(yv):.1f}' stroke='#eee'/>"
-                     f"<text x='{L - 4}' y='{Y(yv) + 3:.1f}' font-size='9' text-anchor='end' fill='#555'>"
-                     f"{esc(_tick(yv, y1 - y0))}</text>")
+        parts.append(
+            f"<line x1='{L}' x2='{L + pw}' y1='{Y(yv):.1f}' y2='{Y(yv):.1f}' stroke='#eee'/>"
+            f"<text x='{L - 4}' y='{Y(yv) + 3:.1f}' font-size='9' text-anchor='end' fill='#555'>"
+            f"{esc(_tick(yv, y1 - y0))}</text>"
+        )
     ticks = sorted(set(int(round(x0 + (x1 - x0) * i / 6)) for i in range(7))) if x1 - x0 >= 6 else sorted(set(xv))
     for t in ticks:
-        parts.append(f"<text x='{X(t):.1f}' y='{T + ph + 12}' font-size='9' text-anchor='middle' fill='#555'>{esc(fmt(float(t)))}</text>")
-    parts.append(f"<text x='{L + pw / 2:.1f}' y='{height - 6}' font-size='10' text-anchor='middle' fill='#333'>{esc(xlabel)}</text>")
+        parts.append(
+            f"<text x='{X(t):.1f}' y='{T + ph + 12}' font-size='9' text-anchor='middle' fill='#555'>{esc(fmt(float(t)))}</text>"
+        )
+    parts.append(
+        f"<text x='{L + pw / 2:.1f}' y='{height - 6}' font-size='10' text-anchor='middle' fill='#333'>{esc(xlabel)}</text>"
+    )
     if ylabel:
-        parts.append(f"<text x='12' y='{T + ph / 2:.1f}' font-size='10' text-anchor='middle' fill='#333' "
-                     f"transform='rotate(-90 12 {T + ph / 2:.1f})'>{esc(ylabel[:40])}</text>")
+        parts.append(
+            f"<text x='12' y='{T + ph / 2:.1f}' font-size='10' text-anchor='middle' fill='#333' "
+            f"transform='rotate(-90 12 {T + ph / 2:.1f})'>{esc(ylabel[:40])}</text>"
+        )
     if hline is not None and y0 <= hline <= y1:
-        parts.append(f"<line x1='{L}' x2='{L + pw}' y1='{Y(hline):.1f}' y2='{Y(hline):.1f}' stroke='#999' stroke-dasharray='4 3'/>")
+        parts.append(
+            f"<line x1='{L}' x2='{L + pw}' y1='{Y(hline):.1f}' y2='{Y(hline):.1f}' stroke='#999' stroke-dasharray='4 3'/>"
+        )
     if mark is not None and x0 <= mark <= x1:
-        parts.append(f"<line x1='{X(mark):.1f}' x2='{X(mark):.1f}' y1='{T}' y2='{T + ph}' stroke='#555' stroke-dasharray='3 3'/>")
+        parts.append(
+            f"<line x1='{X(mark):.1f}' x2='{X(mark):.1f}' y1='{T}' y2='{T + ph}' stroke='#555' stroke-dasharray='3 3'/>"
+        )
     for j, (name, vals) in enumerate(clean.items()):
         col = _PALETTE[j % len(_PALETTE)]
         seg: list[str] = []
@@ -399,20 +432,32 @@ def svg_lines(series: Mapping[str, Sequence[Any]], *, title: str = "", xlabel: s
                 seg = []
                 continue
             seg.append(f"{X(xv[i]):.1f},{Y(v):.1f}")
-            parts.append(f"<circle cx='{X(xv[i]):.1f}' cy='{Y(v):.1f}' r='2.2' fill='{col}'><title>{esc(name)} "
-                         f"{esc(fmt(xv[i]))}: {esc(fmt(v))}</title></circle>")
+            parts.append(
+                f"<circle cx='{X(xv[i]):.1f}' cy='{Y(v):.1f}' r='2.2' fill='{col}'><title>{esc(name)} "
+                f"{esc(fmt(xv[i]))}: {esc(fmt(v))}</title></circle>"
+            )
         if len(seg) > 1:
             parts.append(f"<polyline fill='none' stroke='{col}' stroke-width='1.6' points='{' '.join(seg)}'/>")
         if lw:
             ly = T + 10 + 14 * j
-            parts.append(f"<line x1='{width - lw + 4}' x2='{width - lw + 18}' y1='{ly - 3}' y2='{ly - 3}' stroke='{col}' stroke-width='2'/>"
-                         f"<text x='{width - lw + 22}' y='{ly}' font-size='9' fill='#333'>{esc(name[:18])}</text>")
+            parts.append(
+                f"<line x1='{width - lw + 4}' x2='{width - lw + 18}' y1='{ly - 3}' y2='{ly - 3}' stroke='{col}' stroke-width='2'/>"
+                f"<text x='{width - lw + 22}' y='{ly}' font-size='9' fill='#333'>{esc(name[:18])}</text>"
+            )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def svg_bars(labels: Sequence[Any], values: Sequence[Any], *, title: str = "", ylabel: str = "",
-             width: int = 560, height: int = 200, mark: float | None = None) -> str:
+def svg_bars(
+    labels: Sequence[Any],
+    values: Sequence[Any],
+    *,
+    title: str = "",
+    ylabel: str = "",
+    width: int = 560,
+    height: int = 200,
+    mark: float | None = None,
+) -> str:
     """A small inline SVG bar chart; ``mark`` draws a dashed vertical line at that position along the x axis
     (in units of bar index, e.g. a threshold bin)."""
     vals = [_num(v) or 0.0 for v in values]
@@ -428,31 +473,41 @@ def svg_bars(labels: Sequence[Any], values: Sequence[Any], *, title: str = "", y
     def Y(y: float) -> float:
         return T + (1 - (y - lo) / (hi - lo)) * ph
 
-    parts = [f"<svg class='chart' width='{width}' height='{height}' "
-             f"viewBox='0 0 {width} {height}' role='img' aria-label='{esc(title or ylabel)}'>",
-             f"<rect x='{L}' y='{T}' width='{pw}' height='{ph}' fill='#fafafa' stroke='#ccc'/>"]
+    parts = [
+        f"<svg class='chart' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' role='img' aria-label='{esc(title or ylabel)}'>",
+        f"<rect x='{L}' y='{T}' width='{pw}' height='{ph}' fill='#fafafa' stroke='#ccc'/>",
+    ]
     if title:
         parts.append(f"<text x='{L}' y='14' font-size='11' fill='#333'>{esc(title[:110])}</text>")
     for i in range(5):
         yv = lo + (hi - lo) * i / 4
-        parts.append(f"<text x='{L - 4}' y='{Y(yv) + 3:.1f}' font-size='9' text-anchor='end' fill='#555'>"
-                     f"{esc(_tick(yv, hi - lo))}</text>")
+        parts.append(
+            f"<text x='{L - 4}' y='{Y(yv) + 3:.1f}' font-size='9' text-anchor='end' fill='#555'>"
+            f"{esc(_tick(yv, hi - lo))}</text>"
+        )
     every = max(1, len(vals) // 12)
     for i, (lab, v) in enumerate(zip(labels, vals)):
         x = L + i * bw
         y, h = (Y(v), Y(0) - Y(v)) if v >= 0 else (Y(0), Y(v) - Y(0))
         col = "#c0392b" if v >= 0 else "#2980b9"
-        parts.append(f"<rect x='{x + bw * 0.1:.1f}' y='{y:.1f}' width='{bw * 0.8:.1f}' height='{max(h, 0.5):.1f}' "
-                     f"fill='{col}'><title>{esc(lab)}: {esc(fmt(v))}</title></rect>")
+        parts.append(
+            f"<rect x='{x + bw * 0.1:.1f}' y='{y:.1f}' width='{bw * 0.8:.1f}' height='{max(h, 0.5):.1f}' "
+            f"fill='{col}'><title>{esc(lab)}: {esc(fmt(v))}</title></rect>"
+        )
         if i % every == 0:
-            parts.append(f"<text x='{x + bw / 2:.1f}' y='{T + ph + 12}' font-size='8' text-anchor='middle' "
-                         f"fill='#555'>{esc(str(lab)[:14])}</text>")
+            parts.append(
+                f"<text x='{x + bw / 2:.1f}' y='{T + ph + 12}' font-size='8' text-anchor='middle' "
+                f"fill='#555'>{esc(str(lab)[:14])}</text>"
+            )
     if mark is not None:
         xm = L + mark * bw
         parts.append(f"<line x1='{xm:.1f}' x2='{xm:.1f}' y1='{T}' y2='{T + ph}' stroke='#333' stroke-dasharray='3 3'/>")
     if ylabel:
-        parts.append(f"<text x='12' y='{T + ph / 2:.1f}' font-size='10' text-anchor='middle' fill='#333' "
-                     f"transform='rotate(-90 12 {T + ph / 2:.1f})'>{esc(ylabel[:40])}</text>")
+        parts.append(
+            f"<text x='12' y='{T + ph / 2:.1f}' font-size='10' text-anchor='middle' fill='#333' "
+            f"transform='rotate(-90 12 {T + ph / 2:.1f})'>{esc(ylabel[:40])}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -460,16 +515,20 @@ def svg_bars(labels: Sequence[Any], values: Sequence[Any], *, title: str = "", y
 _EXT_LINK = re.compile(r"<a\s+[^>]*?href\s*=\s*(['\"])(https?://[^'\"]*)\1[^>]*>(.*?)</a>", re.I | re.S)
 # attributes that make a browser fetch (or navigate to) something, with an external / protocol-relative URL,
 # quoted or not
-_EXT_ATTR = re.compile(r"(?<![\w-])(src|href|srcset|poster|action|formaction|background|data|xlink:href)\s*=\s*"
-                       r"(['\"]?)\s*(https?:|//|ftp:)", re.I)
+_EXT_ATTR = re.compile(
+    r"(?<![\w-])(src|href|srcset|poster|action|formaction|background|data|xlink:href)\s*=\s*"
+    r"(['\"]?)\s*(https?:|//|ftp:)",
+    re.I,
+)
 # a src that is neither a data: URI nor an in-page anchor would load a local file beside the report
 _LOCAL_SRC = re.compile(r"(?<![\w-])(src|srcset|poster|background)\s*=(?!\s*['\"]?\s*(?:data:|#))", re.I)
 _JS_URL = re.compile(r"(?<![\w-])(href|src|action|formaction|xlink:href)\s*=\s*(['\"]?)\s*(javascript|vbscript):", re.I)
 _EVENT_ATTR = re.compile(r"\s+on[a-z]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+)", re.I)
 _CSS_EXT = re.compile(r"@import\b[^;]*;?|url\(\s*(['\"]?)\s*(?:https?:|//|javascript:)", re.I)
 _SCRIPT = re.compile(r"<script\b.*?</script\s*>|<script\b[^>]*/?>|<noscript\b.*?</noscript\s*>", re.I | re.S)
-_EMBED_TAGS = re.compile(r"</?(iframe|frame|frameset|object|embed|applet|link|base|portal|audio|video|source|track)\b[^>]*>",
-                         re.I)
+_EMBED_TAGS = re.compile(
+    r"</?(iframe|frame|frameset|object|embed|applet|link|base|portal|audio|video|source|track)\b[^>]*>", re.I
+)
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.I | re.S)
 _HEAD_BITS = re.compile(r"</?(html|head|body)[^>]*>|<meta[^>]*>|<title>.*?</title>|<!doctype[^>]*>", re.I | re.S)
 
@@ -485,12 +544,19 @@ def sanitize_fragment(fragment: str) -> str:
     s = _EMBED_TAGS.sub("", s)
     s = _EVENT_ATTR.sub("", s)
     s = _JS_URL.sub(lambda m: f"data-blocked-{m.group(1).lower().replace(':', '-')}={m.group(2)}script-url-removed:", s)
-    s = _EXT_LINK.sub(lambda m: f"<span class='ext' title='{esc(m.group(2))}'>{m.group(3)} "
-                                f"<code>{esc(m.group(2))}</code></span>", s)
+    s = _EXT_LINK.sub(
+        lambda m: f"<span class='ext' title='{esc(m.group(2))}'>{m.group(3)} <code>{esc(m.group(2))}</code></span>", s
+    )
     s = _EXT_ATTR.sub(lambda m: f"data-ext-{m.group(1).lower().replace(':', '-')}={m.group(2)}{m.group(3)}", s)
     s = _LOCAL_SRC.sub(lambda m: f"data-local-{m.group(1).lower()}=", s)
-    return _CSS_EXT.sub(lambda m: "/* external import removed */" if m.group(0).lower().startswith("@import")
-                        else f"x-blocked-url({m.group(1) or ''}", s)
+    return _CSS_EXT.sub(
+        lambda m: (
+            "/* external import removed */"
+            if m.group(0).lower().startswith("@import")
+            else f"x-blocked-url({m.group(1) or ''}"
+        ),
+        s,
+    )
 
 
 def data_uri(name: str, data: bytes) -> str | None:
@@ -591,8 +657,10 @@ def provenance(run: Run | Mapping[str, Any]) -> dict[str, str]:
             if s:
                 models.append(s + (" (base checkpoint)" if k == "base" else ""))
     if cmd == "posttrain":
-        stages = ["base -> post-trained (LoRA SFT adapter" + (", and one with preventative steering)"
-                                                             if cfg.get("steer_vector") else ")")]
+        stages = [
+            "base -> post-trained (LoRA SFT adapter"
+            + (", and one with preventative steering)" if cfg.get("steer_vector") else ")")
+        ]
     if cmd == "axis compare":
         models = [f"base axis {inp.get('base', '?')}", f"post axis {inp.get('post', '?')}"]
         stages = ["base vs post-trained"]
@@ -602,8 +670,11 @@ def provenance(run: Run | Mapping[str, Any]) -> dict[str, str]:
     if cmd == "persona run" and res.get("chosen_layer") is not None:
         layer = f"blocks.{res['chosen_layer']}.hook_resid_post (chosen by steering effect)"
     if cmd == "posttrain":
-        layer = "all layers (LoRA)" + (f"; preventative steering at blocks.{cfg['steer_layer']}.hook_resid_post"
-                                       if cfg.get("steer_vector") and cfg.get("steer_layer") is not None else "")
+        layer = "all layers (LoRA)" + (
+            f"; preventative steering at blocks.{cfg['steer_layer']}.hook_resid_post"
+            if cfg.get("steer_vector") and cfg.get("steer_layer") is not None
+            else ""
+        )
     for src, k in ((inp, "hook"), (res, "hook"), (inp, "layer"), (inp, "hooks"), (inp, "layers")):
         if layer is None:
             layer = _hooks_str(src.get(k))
@@ -626,8 +697,11 @@ def provenance(run: Run | Mapping[str, Any]) -> dict[str, str]:
     if inp.get("trait"):
         ex = inp.get("extraction") if isinstance(inp.get("extraction"), Mapping) else cfg
         nq, npairs = ex.get("n_questions"), ex.get("n_pairs")
-        which = (f"{nq or 'all'} extraction questions x {npairs or 'all'} instruction pairs"
-                 if ex and ("n_questions" in ex or "n_pairs" in ex) else "extraction questions")
+        which = (
+            f"{nq or 'all'} extraction questions x {npairs or 'all'} instruction pairs"
+            if ex and ("n_questions" in ex or "n_pairs" in ex)
+            else "extraction questions"
+        )
         data.append(f"trait '{inp['trait']}' (shipped {which}; held-out questions for evaluation)")
     if inp.get("vector"):
         data.append(f"vector {inp['vector']}")
@@ -655,22 +729,31 @@ def provenance(run: Run | Mapping[str, Any]) -> dict[str, str]:
     if cmd.startswith("axis"):
         n_roles = get(res, "counts", "n_jobs")
         if cfg.get("n_roles") or n_roles:
-            data.append(f"role library: {cfg.get('n_roles') or 'all'} roles x {cfg.get('n_questions') or 'all'} questions")
+            data.append(
+                f"role library: {cfg.get('n_roles') or 'all'} roles x {cfg.get('n_questions') or 'all'} questions"
+            )
         if isinstance(inp.get("scripts"), list) and inp["scripts"]:
             data.append(f"drift scripts {', '.join(map(str, inp['scripts'][:6]))}")
     if isinstance(inp.get("questions"), list):
         data.append(f"{len(inp['questions'])} questions")
-    return {"model": "; ".join(models) or "-", "stage": "; ".join(dict.fromkeys(stages)) or "-",
-            "layer": layer or "-", "sae": "; ".join(saes) or "none", "data": "; ".join(data) or "-",
-            "created": str(r.summary.get("created") or "-")}
+    return {
+        "model": "; ".join(models) or "-",
+        "stage": "; ".join(dict.fromkeys(stages)) or "-",
+        "layer": layer or "-",
+        "sae": "; ".join(saes) or "none",
+        "data": "; ".join(data) or "-",
+        "created": str(r.summary.get("created") or "-"),
+    }
 
 
 PROV_KEYS = ("model", "stage", "layer", "sae", "data", "created")
 
 
 def provenance_text(p: Mapping[str, str]) -> str:
-    return (f"model: {p['model']} | stage: {p.get('stage', '-')} | layer: {p['layer']} | SAE: {p['sae']} | "
-            f"data: {p['data']} | created: {p['created']}")
+    return (
+        f"model: {p['model']} | stage: {p.get('stage', '-')} | layer: {p['layer']} | SAE: {p['sae']} | "
+        f"data: {p['data']} | created: {p['created']}"
+    )
 
 
 def provenance_html(p: Mapping[str, str]) -> str:
@@ -707,21 +790,27 @@ class Ctx:
             return ""
         self.used.add(name)
         if Path(name).suffix.lower() in (".html", ".htm"):
-            return (f"<div class='cards' id='run{self.index}-fig-{_slug(Path(name).stem)}'>"
-                    f"<p class='cap'>{esc(name)} - {esc(caption or 'feature cards')} | {esc(provenance_text(self.prov))}</p>"
-                    f"{sanitize_fragment(data.decode('utf-8', 'replace'))}</div>")
+            return (
+                f"<div class='cards' id='run{self.index}-fig-{_slug(Path(name).stem)}'>"
+                f"<p class='cap'>{esc(name)} - {esc(caption or 'feature cards')} | {esc(provenance_text(self.prov))}</p>"
+                f"{sanitize_fragment(data.decode('utf-8', 'replace'))}</div>"
+            )
         uri = data_uri(name, data)
         if uri is None:
             return ""
-        return (f"<figure><img alt='{esc(name)}' src='{uri}'/><figcaption><b>{esc(name)}</b>"
-                f"{' - ' + esc(caption) if caption else ''}<br/><small>{esc(provenance_text(self.prov))}</small>"
-                f"</figcaption></figure>")
+        return (
+            f"<figure><img alt='{esc(name)}' src='{uri}'/><figcaption><b>{esc(name)}</b>"
+            f"{' - ' + esc(caption) if caption else ''}<br/><small>{esc(provenance_text(self.prov))}</small>"
+            f"</figcaption></figure>"
+        )
 
     def chart(self, svg: str, caption: str) -> str:
         if not svg:
             return ""
-        return (f"<figure class='svg'>{svg}<figcaption>{esc(caption)}<br/><small>{esc(provenance_text(self.prov))}"
-                f"</small></figcaption></figure>")
+        return (
+            f"<figure class='svg'>{svg}<figcaption>{esc(caption)}<br/><small>{esc(provenance_text(self.prov))}"
+            f"</small></figcaption></figure>"
+        )
 
     def rest(self) -> str:
         """Every listed figure not embedded yet (and a note for listed ones that are missing)."""
@@ -731,8 +820,11 @@ class Ctx:
             out.append(f"<p class='note'>listed but not found in the run folder: {esc(', '.join(missing))}</p>")
         skipped = [n for n in self.run.figures if n in self.run.skipped]
         if skipped:
-            out.append("<p class='note'>not embedded (too large): "
-                       + esc(", ".join(f"{n} ({self.run.skipped[n] / 1e6:.1f} MB)" for n in skipped)) + "</p>")
+            out.append(
+                "<p class='note'>not embedded (too large): "
+                + esc(", ".join(f"{n} ({self.run.skipped[n] / 1e6:.1f} MB)" for n in skipped))
+                + "</p>"
+            )
         return "".join(out)
 
 
@@ -744,8 +836,11 @@ def numbers_html(nums: Sequence[Number]) -> str:
     if not nums:
         return ""
     has_paper = any(n.paper for n in nums)
-    rows = [[n.label, Raw(f"<b>{esc(fmt(n.value))}</b>" + (f" <small>{esc(n.note)}</small>" if n.note else ""))]
-            + ([n.paper or ""] if has_paper else []) for n in nums]
+    rows = [
+        [n.label, Raw(f"<b>{esc(fmt(n.value))}</b>" + (f" <small>{esc(n.note)}</small>" if n.note else ""))]
+        + ([n.paper or ""] if has_paper else [])
+        for n in nums
+    ]
     return table(rows, ["", "ours"] + (["paper"] if has_paper else []), cls="nums")
 
 
@@ -769,24 +864,41 @@ RENDERERS: dict[str, Renderer] = {}
 
 #: Sections in page order: id -> (title, one-line intro).
 SECTIONS: dict[str, tuple[str, str]] = {
-    "persona": ("Persona vectors (Chen et al. 2025)",
-                "Per trait: the vector's layer profile, the steering and monitoring curves, data flagging, and its "
-                "top SAE features with feature cards."),
-    "saes": ("Sparse autoencoders", "Training and evaluation of SAEs (fraction of variance explained, CE-loss "
-                                    "recovered, L0, dead latents)."),
-    "stages": ("Training stages: feature reuse across post-training",
-               "SAE transfer between base and post-trained activations (Kissane et al.), dictionary matching "
-               "(PSM's '< 1% new features'), new and shifted features, persona vectors across stages."),
-    "axis": ("The Assistant axis (Lu et al.)", "Persona space (PCA of role vectors), role ranking, steering, drift "
-                                               "over multi-turn scripts, activation capping, cross-stage comparison."),
+    "persona": (
+        "Persona vectors (Chen et al. 2025)",
+        "Per trait: the vector's layer profile, the steering and monitoring curves, data flagging, and its "
+        "top SAE features with feature cards.",
+    ),
+    "saes": (
+        "Sparse autoencoders",
+        "Training and evaluation of SAEs (fraction of variance explained, CE-loss recovered, L0, dead latents).",
+    ),
+    "stages": (
+        "Training stages: feature reuse across post-training",
+        "SAE transfer between base and post-trained activations (Kissane et al.), dictionary matching "
+        "(PSM's '< 1% new features'), new and shifted features, persona vectors across stages.",
+    ),
+    "axis": (
+        "The Assistant axis (Lu et al.)",
+        "Persona space (PCA of role vectors), role ranking, steering, drift "
+        "over multi-turn scripts, activation capping, cross-stage comparison.",
+    ),
     "posttrain": ("Post-training", "LoRA SFT of the base checkpoint into an Assistant and its evaluation."),
-    "foundation": ("Foundation: demo and captures", "Model loading, prompt formats, generation and activation capture."),
+    "foundation": (
+        "Foundation: demo and captures",
+        "Model loading, prompt formats, generation and activation capture.",
+    ),
     "other": ("Other runs", "Commands without a dedicated renderer: inputs, results and figures as written."),
 }
 
 
-def register(command: str, section: str, numbers: Callable[[Run], list[Number]], body: Callable[[Ctx], str],
-             title: Callable[[Run], str] | None = None) -> None:
+def register(
+    command: str,
+    section: str,
+    numbers: Callable[[Run], list[Number]],
+    body: Callable[[Ctx], str],
+    title: Callable[[Run], str] | None = None,
+) -> None:
     """Render runs of ``command`` (exact, or a prefix: 'axis' covers 'axis run', 'axis drift', ...) with these
     functions in section ``section`` (a key of :data:`SECTIONS`)."""
     if section not in SECTIONS:
@@ -811,15 +923,25 @@ def _generic_numbers(run: Run) -> list[Number]:
 
 
 def _inputs_table(run: Run) -> str:
-    rows = [(k, v) for k, v in flatten(run.inputs, max_items=40)
-            if not k.startswith(("model.weights_sha256", "base_model.weights_sha256", "post_model.weights_sha256"))]
+    rows = [
+        (k, v)
+        for k, v in flatten(run.inputs, max_items=40)
+        if not k.startswith(("model.weights_sha256", "base_model.weights_sha256", "post_model.weights_sha256"))
+    ]
     return details("inputs", table(rows, ["input", "value"])) if rows else ""
 
 
 def _tensors_table(run: Run) -> str:
-    rows = [(f, name, v.get("dtype"), "x".join(map(str, v.get("shape") or [])) or "scalar")
-            for f, ts in run.tensors.items() for name, v in list(ts.items())[:12]]
-    return details(f"tensors ({len(run.tensors)} .safetensors files)", table(rows, ["file", "tensor", "dtype", "shape"])) if rows else ""
+    rows = [
+        (f, name, v.get("dtype"), "x".join(map(str, v.get("shape") or [])) or "scalar")
+        for f, ts in run.tensors.items()
+        for name, v in list(ts.items())[:12]
+    ]
+    return (
+        details(f"tensors ({len(run.tensors)} .safetensors files)", table(rows, ["file", "tensor", "dtype", "shape"]))
+        if rows
+        else ""
+    )
 
 
 def _generic_body(ctx: Ctx) -> str:
@@ -860,8 +982,13 @@ def _persona_numbers(run: Run) -> list[Number]:
     res, n = run.results, []
     c = res.get("counts") or {}
     if c:
-        n.append(Number("responses kept (trait / baseline)", f"{c.get('kept_pos', '?')} / {c.get('kept_neg', '?')}",
-                        note=f"of {c.get('generated_per_side', '?')} per side"))
+        n.append(
+            Number(
+                "responses kept (trait / baseline)",
+                f"{c.get('kept_pos', '?')} / {c.get('kept_neg', '?')}",
+                note=f"of {c.get('generated_per_side', '?')} per side",
+            )
+        )
     d = get(res, "separation", "cohens_d")
     if d:
         best = max(range(len(d)), key=lambda i: d[i] if _num(d[i]) is not None else -1e9)
@@ -871,19 +998,34 @@ def _persona_numbers(run: Run) -> list[Number]:
     rows = _steer_rows(res.get("steering") or (res if run.command == "persona steer" else {}))
     if rows:
         mono = _monotone([r.get("alpha") for r in rows], [r.get("trait_score") for r in rows])
-        n.append(Number("steering: trait score at lowest / highest alpha",
-                        f"{fmt(rows[0].get('trait_score'))} / {fmt(rows[-1].get('trait_score'))}",
-                        paper=_paper("steering"), note=f"alpha {fmt(rows[0].get('alpha'))} .. {fmt(rows[-1].get('alpha'))};"
-                                                       f" monotone: {fmt(mono)}"))
+        n.append(
+            Number(
+                "steering: trait score at lowest / highest alpha",
+                f"{fmt(rows[0].get('trait_score'))} / {fmt(rows[-1].get('trait_score'))}",
+                paper=_paper("steering"),
+                note=f"alpha {fmt(rows[0].get('alpha'))} .. {fmt(rows[-1].get('alpha'))}; monotone: {fmt(mono)}",
+            )
+        )
     mon = res.get("monitor") or (res if run.command == "persona monitor" else {})
     if mon.get("r_samples") is not None or mon.get("r_levels") is not None:
-        n.append(Number("monitoring r (per response)", mon.get("r_samples"), paper=_paper("monitor_r"),
-                        note=f"n = {mon.get('n', '?')}"))
+        n.append(
+            Number(
+                "monitoring r (per response)",
+                mon.get("r_samples"),
+                paper=_paper("monitor_r"),
+                note=f"n = {mon.get('n', '?')}",
+            )
+        )
         n.append(Number("monitoring r (graded-level means)", mon.get("r_levels"), paper=_paper("monitor_r")))
     fl = res.get("flagging") or {}
     if fl.get("auroc_trait_vs_neutral") is not None:
-        n.append(Number("data flagging AUROC (trait-laden vs neutral)", fl["auroc_trait_vs_neutral"],
-                        paper="Chen et al. 2025: trait-laden data ranks first"))
+        n.append(
+            Number(
+                "data flagging AUROC (trait-laden vs neutral)",
+                fl["auroc_trait_vs_neutral"],
+                paper="Chen et al. 2025: trait-laden data ranks first",
+            )
+        )
     per = fl.get("per_dataset") or (res.get("per_dataset") if run.command == "persona flag" else None)
     if isinstance(per, Mapping) and per:
         top = max(per, key=lambda k: per[k] if _num(per[k]) is not None else -1e18)
@@ -894,21 +1036,33 @@ def _persona_numbers(run: Run) -> list[Number]:
 def _vector_profile(ctx: Ctx) -> str:
     prof = ctx.run.derived.get("vector_profile") or {}
     out = []
-    norms = prof.get("norm") or ({"response_mean": ctx.run.results.get("vector_norms")}
-                                 if ctx.run.results.get("vector_norms") else {})
+    norms = prof.get("norm") or (
+        {"response_mean": ctx.run.results.get("vector_norms")} if ctx.run.results.get("vector_norms") else {}
+    )
     mark = ctx.run.results.get("chosen_layer")  # dashed line: the steering layer (run) / best separation (extract)
     if mark is None:
         mark = ctx.run.results.get("best_separation_layer")
     if norms:
-        out.append(ctx.chart(svg_lines(norms, title="persona vector norm per layer", ylabel="||v_L||", mark=mark),
-                             "Layer profile of the persona vector: norm of mean(trait) - mean(baseline) per layer, "
-                             "for each vector kind (read from the run's .safetensors files)"
-                             + (f"; dashed: layer {mark} ({'chosen for steering' if ctx.run.results.get('chosen_layer') is not None else 'best separation'})"
-                                if mark is not None else "")))
+        out.append(
+            ctx.chart(
+                svg_lines(norms, title="persona vector norm per layer", ylabel="||v_L||", mark=mark),
+                "Layer profile of the persona vector: norm of mean(trait) - mean(baseline) per layer, "
+                "for each vector kind (read from the run's .safetensors files)"
+                + (
+                    f"; dashed: layer {mark} ({'chosen for steering' if ctx.run.results.get('chosen_layer') is not None else 'best separation'})"
+                    if mark is not None
+                    else ""
+                ),
+            )
+        )
     cos = prof.get("cos_with_response_mean")
     if cos:
-        out.append(ctx.chart(svg_lines(cos, title="cosine with the response_mean vector", ylabel="cosine", mark=mark),
-                             "Agreement of the prompt-side vectors with the response-mean vector, per layer"))
+        out.append(
+            ctx.chart(
+                svg_lines(cos, title="cosine with the response_mean vector", ylabel="cosine", mark=mark),
+                "Agreement of the prompt-side vectors with the response-mean vector, per layer",
+            )
+        )
     return "".join(out)
 
 
@@ -917,11 +1071,39 @@ def _layer_table(res: Mapping[str, Any]) -> str:
     d = sep.get("cohens_d") or []
     eff = {r.get("layer"): r for r in (get(res, "layer_choice", "rows") or []) if isinstance(r, Mapping)}
     norms = res.get("vector_norms") or []
-    rows = [[L, get(sep, "pos_mean", L), get(sep, "neg_mean", L), get(sep, "gap", L), d[L],
-             norms[L] if L < len(norms) else None, get(eff, L, "effect"), get(eff, L, "coherence")]
-            for L in range(len(d))]
-    return details("per-layer table", table(rows, ["layer", "pos mean proj", "neg mean proj", "gap", "Cohen's d",
-                                                   "||v||", "steering effect", "steered coherence"])) if rows else ""
+    rows = [
+        [
+            L,
+            get(sep, "pos_mean", L),
+            get(sep, "neg_mean", L),
+            get(sep, "gap", L),
+            d[L],
+            norms[L] if L < len(norms) else None,
+            get(eff, L, "effect"),
+            get(eff, L, "coherence"),
+        ]
+        for L in range(len(d))
+    ]
+    return (
+        details(
+            "per-layer table",
+            table(
+                rows,
+                [
+                    "layer",
+                    "pos mean proj",
+                    "neg mean proj",
+                    "gap",
+                    "Cohen's d",
+                    "||v||",
+                    "steering effect",
+                    "steered coherence",
+                ],
+            ),
+        )
+        if rows
+        else ""
+    )
 
 
 def _steering_block(ctx: Ctx, st: Mapping[str, Any]) -> str:
@@ -930,13 +1112,36 @@ def _steering_block(ctx: Ctx, st: Mapping[str, Any]) -> str:
         return ""
     out = [f"<h4>Steering at {esc(st.get('hook', '?'))}</h4>", ctx.figure("steering.png", "steering curve")]
     if "steering.png" not in ctx.run.assets:
-        out.append(ctx.chart(svg_lines({"trait score": [r.get("trait_score") for r in rows],
-                                        "coherence": [r.get("coherence") for r in rows]},
-                                       xs=[r.get("alpha") for r in rows], xlabel="alpha", ylabel="score 0-100",
-                                       title="steering curve"), "steering curve (from summary numbers)"))
-    out.append(table([[r.get("alpha"), r.get("trait_score"), r.get("coherence"), r.get("logprob_per_token"),
-                       (r.get("examples") or [""])[0]] for r in rows],
-                     ["alpha", "trait score", "coherence", "log-prob/token (unsteered)", "example answer"]))
+        out.append(
+            ctx.chart(
+                svg_lines(
+                    {
+                        "trait score": [r.get("trait_score") for r in rows],
+                        "coherence": [r.get("coherence") for r in rows],
+                    },
+                    xs=[r.get("alpha") for r in rows],
+                    xlabel="alpha",
+                    ylabel="score 0-100",
+                    title="steering curve",
+                ),
+                "steering curve (from summary numbers)",
+            )
+        )
+    out.append(
+        table(
+            [
+                [
+                    r.get("alpha"),
+                    r.get("trait_score"),
+                    r.get("coherence"),
+                    r.get("logprob_per_token"),
+                    (r.get("examples") or [""])[0],
+                ]
+                for r in rows
+            ],
+            ["alpha", "trait score", "coherence", "log-prob/token (unsteered)", "example answer"],
+        )
+    )
     return "".join(out)
 
 
@@ -944,18 +1149,35 @@ def _monitor_block(ctx: Ctx, mon: Mapping[str, Any]) -> str:
     if not mon or (mon.get("r_samples") is None and not mon.get("per_level")):
         return ""
     per = [p for p in (mon.get("per_level") or []) if isinstance(p, Mapping)]
-    out = [f"<h4>Monitoring at {esc(mon.get('hook', '?'))}</h4>",
-           f"<p>Pearson r between the last-prompt-token projection and the judged trait score: "
-           f"<b>{esc(fmt(mon.get('r_samples')))}</b> per response (n = {esc(mon.get('n', '?'))}), "
-           f"<b>{esc(fmt(mon.get('r_levels')))}</b> over graded-level means. Paper ({esc(_paper('monitor_r'))}).</p>",
-           ctx.figure("monitor.png", "projection vs trait score per graded system prompt")]
+    out = [
+        f"<h4>Monitoring at {esc(mon.get('hook', '?'))}</h4>",
+        f"<p>Pearson r between the last-prompt-token projection and the judged trait score: "
+        f"<b>{esc(fmt(mon.get('r_samples')))}</b> per response (n = {esc(mon.get('n', '?'))}), "
+        f"<b>{esc(fmt(mon.get('r_levels')))}</b> over graded-level means. Paper ({esc(_paper('monitor_r'))}).</p>",
+        ctx.figure("monitor.png", "projection vs trait score per graded system prompt"),
+    ]
     if per and "monitor.png" not in ctx.run.assets:
-        out.append(ctx.chart(svg_lines({"projection": [p.get("projection") for p in per]}, xlabel="system-prompt level",
-                                       ylabel="projection", title="last-prompt projection per level"),
-                             "monitoring (from summary numbers)"))
+        out.append(
+            ctx.chart(
+                svg_lines(
+                    {"projection": [p.get("projection") for p in per]},
+                    xlabel="system-prompt level",
+                    ylabel="projection",
+                    title="last-prompt projection per level",
+                ),
+                "monitoring (from summary numbers)",
+            )
+        )
     if per:
-        out.append(details("per level", table([[p.get("level"), p.get("projection"), p.get("trait_score")] for p in per],
-                                              ["level (suppress -> elicit)", "mean projection", "mean trait score"])))
+        out.append(
+            details(
+                "per level",
+                table(
+                    [[p.get("level"), p.get("projection"), p.get("trait_score")] for p in per],
+                    ["level (suppress -> elicit)", "mean projection", "mean trait score"],
+                ),
+            )
+        )
     return "".join(out)
 
 
@@ -964,8 +1186,11 @@ def _flag_block(ctx: Ctx, fl: Mapping[str, Any]) -> str:
     if not per:
         return ""
     ranked = sorted(per.items(), key=lambda kv: -(_num(kv[1]) or -1e18))
-    out = ["<h4>Data flagging</h4>", ctx.figure("flagging.png", "mean projection difference per dataset"),
-           table([[k, v] for k, v in ranked], ["dataset", "mean projection difference"])]
+    out = [
+        "<h4>Data flagging</h4>",
+        ctx.figure("flagging.png", "mean projection difference per dataset"),
+        table([[k, v] for k, v in ranked], ["dataset", "mean projection difference"]),
+    ]
     if fl.get("auroc_trait_vs_neutral") is not None:
         out.append(f"<p>AUROC (trait-laden vs neutral rows): <b>{esc(fmt(fl['auroc_trait_vs_neutral']))}</b></p>")
     return "".join(out)
@@ -975,13 +1200,20 @@ def _persona_body(ctx: Ctx) -> str:
     r, res = ctx.run, ctx.run.results
     out = []
     if r.command in ("persona run", "persona extract"):
-        out += ["<h4>Layer profile</h4>", _vector_profile(ctx),
-                ctx.figure("separation.png", "pos-vs-neg projection separation per layer"),
-                ctx.figure("layers.png", "projection separation per layer"),
-                ctx.figure("layer_choice.png", "steering effect per candidate layer"), _layer_table(res)]
+        out += [
+            "<h4>Layer profile</h4>",
+            _vector_profile(ctx),
+            ctx.figure("separation.png", "pos-vs-neg projection separation per layer"),
+            ctx.figure("layers.png", "projection separation per layer"),
+            ctx.figure("layer_choice.png", "steering effect per candidate layer"),
+            _layer_table(res),
+        ]
     if r.command == "persona run":
-        out += [_steering_block(ctx, res.get("steering") or {}), _monitor_block(ctx, res.get("monitor") or {}),
-                _flag_block(ctx, res.get("flagging") or {})]
+        out += [
+            _steering_block(ctx, res.get("steering") or {}),
+            _monitor_block(ctx, res.get("monitor") or {}),
+            _flag_block(ctx, res.get("flagging") or {}),
+        ]
     elif r.command == "persona steer":
         out.append(_steering_block(ctx, res))
     elif r.command == "persona monitor":
@@ -999,8 +1231,13 @@ def _decompose_numbers(run: Run) -> list[Number]:
         if not isinstance(d, Mapping):
             continue
         top = (d.get("top") or [[None, None]])[0]
-        n.append(Number(f"{m}: top feature (score)", f"{top[0]} ({fmt(top[1])})" if top and top[0] is not None else "-",
-                        note=f"k for 50% / 90% of the vector: {fmt(d.get('k_for_50pct'))} / {fmt(d.get('k_for_90pct'))}"))
+        n.append(
+            Number(
+                f"{m}: top feature (score)",
+                f"{top[0]} ({fmt(top[1])})" if top and top[0] is not None else "-",
+                note=f"k for 50% / 90% of the vector: {fmt(d.get('k_for_50pct'))} / {fmt(d.get('k_for_90pct'))}",
+            )
+        )
     return n
 
 
@@ -1015,7 +1252,11 @@ def _cards_from_dicts(cards: Sequence[Any]) -> str:
         if not isinstance(c, Mapping):
             continue
         try:
-            out.append(sanitize_fragment(FeatureCard(**{k: c[k] for k in c if k in FeatureCard.__dataclass_fields__}).to_html()))
+            out.append(
+                sanitize_fragment(
+                    FeatureCard(**{k: c[k] for k in c if k in FeatureCard.__dataclass_fields__}).to_html()
+                )
+            )
         except Exception:
             out.append(table([[k, v] for k, v in flatten(c, max_items=12)]))
     return "".join(out)
@@ -1032,19 +1273,39 @@ def _decompose_body(ctx: Ctx) -> str:
         for m, d in decs.items():
             heads += [f"{m} feature", f"{m} score"]
             cols.append(d.get("top") or [])
-        rows = [[i + 1] + [x for c in cols for x in ((c[i][0], c[i][1]) if i < len(c) else (None, None))] for i in range(k)]
+        rows = [
+            [i + 1] + [x for c in cols for x in ((c[i][0], c[i][1]) if i < len(c) else (None, None))] for i in range(k)
+        ]
         out.append(table(rows, heads))
-        out.append(table([[m, d.get("k_for_50pct"), d.get("k_for_90pct"), (d.get("fraction_explained") or [None])[-1]]
-                          for m, d in decs.items()], ["method", "k for 50%", "k for 90%", "fraction explained by top-k"]))
+        out.append(
+            table(
+                [
+                    [m, d.get("k_for_50pct"), d.get("k_for_90pct"), (d.get("fraction_explained") or [None])[-1]]
+                    for m, d in decs.items()
+                ],
+                ["method", "k for 50%", "k for 90%", "fraction explained by top-k"],
+            )
+        )
         fig = ctx.figure("fraction_explained.png", "fraction of ||v||^2 reconstructed by the top-k features")
-        out.append(fig or ctx.chart(svg_lines({m: d.get("fraction_explained") or [] for m, d in decs.items()},
-                                              xs=None, xlabel="k (top features, 0-based)", ylabel="fraction explained",
-                                              title="fraction of the vector explained by its top-k features"),
-                                    "fraction explained (from summary numbers)"))
+        out.append(
+            fig
+            or ctx.chart(
+                svg_lines(
+                    {m: d.get("fraction_explained") or [] for m, d in decs.items()},
+                    xs=None,
+                    xlabel="k (top features, 0-based)",
+                    ylabel="fraction explained",
+                    title="fraction of the vector explained by its top-k features",
+                ),
+                "fraction explained (from summary numbers)",
+            )
+        )
     cards = ctx.figure("cards.html", "feature cards of the top features")
     if not cards and res.get("cards"):
-        cards = (f"<div class='cards' id='run{ctx.index}-fig-cards'><p class='cap'>feature cards (rebuilt from summary.json)"
-                 f" | {esc(provenance_text(ctx.prov))}</p>{_cards_from_dicts(res['cards'][:12])}</div>")
+        cards = (
+            f"<div class='cards' id='run{ctx.index}-fig-cards'><p class='cap'>feature cards (rebuilt from summary.json)"
+            f" | {esc(provenance_text(ctx.prov))}</p>{_cards_from_dicts(res['cards'][:12])}</div>"
+        )
     out += [cards, _inputs_table(ctx.run)]
     return "".join(out)
 
@@ -1063,9 +1324,13 @@ def _sae_evals(run: Run) -> dict[str, Mapping[str, Any]]:
 def _sae_numbers(run: Run) -> list[Number]:
     n = []
     for h, ev in _sae_evals(run).items():
-        n.append(Number(f"{h}: FVE / CE recovered / L0 / dead",
-                        f"{fmt(ev.get('fraction_variance_explained'))} / {fmt(ev.get('ce_loss_recovered'))} / "
-                        f"{fmt(ev.get('l0'))} / {fmt(ev.get('dead_fraction'))}"))
+        n.append(
+            Number(
+                f"{h}: FVE / CE recovered / L0 / dead",
+                f"{fmt(ev.get('fraction_variance_explained'))} / {fmt(ev.get('ce_loss_recovered'))} / "
+                f"{fmt(ev.get('l0'))} / {fmt(ev.get('dead_fraction'))}",
+            )
+        )
     return n
 
 
@@ -1073,16 +1338,28 @@ def _sae_body(ctx: Ctx) -> str:
     evs = _sae_evals(ctx.run)
     out = []
     if evs:
-        out.append(table([[h] + [ev.get(k) for k in _SAE_METRICS] for h, ev in evs.items()],
-                         ["hook", "FVE", "CE-loss recovered", "L0", "dead fraction", "tokens"]))
+        out.append(
+            table(
+                [[h] + [ev.get(k) for k in _SAE_METRICS] for h, ev in evs.items()],
+                ["hook", "FVE", "CE-loss recovered", "L0", "dead fraction", "tokens"],
+            )
+        )
         for h, ev in evs.items():
             dh = ev.get("density_hist")
             if isinstance(dh, list) and dh:
                 edges = [-7 + 7 * i / len(dh) for i in range(len(dh))]
-                out.append(ctx.chart(svg_bars([fmt(e) for e in edges], dh, title=f"latent density histogram, {h}",
-                                              ylabel="latents"), f"log10 firing density of the latents at {h}"))
-        extra = [(f"{h}: {k}", v) for h, ev in evs.items() for k, v in ev.items()
-                 if k not in _SAE_METRICS and k != "density_hist" and not isinstance(v, (dict, list))]
+                out.append(
+                    ctx.chart(
+                        svg_bars([fmt(e) for e in edges], dh, title=f"latent density histogram, {h}", ylabel="latents"),
+                        f"log10 firing density of the latents at {h}",
+                    )
+                )
+        extra = [
+            (f"{h}: {k}", v)
+            for h, ev in evs.items()
+            for k, v in ev.items()
+            if k not in _SAE_METRICS and k != "density_hist" and not isinstance(v, (dict, list))
+        ]
         if extra:
             out.append(details("all metrics", table(extra, ["metric", "value"])))
     out.append(_inputs_table(ctx.run))
@@ -1097,8 +1374,14 @@ def _stages_numbers(run: Run) -> list[Number]:
         own = get(tr, "base_sae", "base_model", set_k, "fraction_variance_explained")
         other = get(tr, "base_sae", "post_model", set_k, "fraction_variance_explained")
         if own is not None and other is not None:
-            n.append(Number(f"base SAE FVE on base / post activations ({set_k})", f"{fmt(own)} / {fmt(other)}",
-                            paper=_paper("transfer"), note=f"difference {fmt(other - own)}"))
+            n.append(
+                Number(
+                    f"base SAE FVE on base / post activations ({set_k})",
+                    f"{fmt(own)} / {fmt(other)}",
+                    paper=_paper("transfer"),
+                    note=f"difference {fmt(other - own)}",
+                )
+            )
         ce_own = get(tr, "base_sae", "base_model", set_k, "ce_loss_recovered")
         ce_other = get(tr, "base_sae", "post_model", set_k, "ce_loss_recovered")
         if ce_own is not None and ce_other is not None:
@@ -1107,23 +1390,41 @@ def _stages_numbers(run: Run) -> list[Number]:
     if mt.get("fraction_post_reused") is not None:
         reused = mt["fraction_post_reused"]
         n_post = mt.get("n_post_latents")
-        n.append(Number("new features (post latents with no base match)", f"{(1 - reused) * 100:.1f}%",
-                        paper=_paper("new_features"),
-                        note=f"{fmt(mt.get('n_new'))} of {fmt(n_post)}; threshold cos {fmt(mt.get('threshold'))}"))
+        n.append(
+            Number(
+                "new features (post latents with no base match)",
+                f"{(1 - reused) * 100:.1f}%",
+                paper=_paper("new_features"),
+                note=f"{fmt(mt.get('n_new'))} of {fmt(n_post)}; threshold cos {fmt(mt.get('threshold'))}",
+            )
+        )
         rnd = get(mt, "baselines", "random", "fraction_post_reused")
-        n.append(Number("post latents reused (best decoder cos >= threshold)", f"{reused * 100:.1f}%",
-                        note=f"random-dictionary baseline {fmt(rnd * 100 if rnd is not None else None)}%"))
+        n.append(
+            Number(
+                "post latents reused (best decoder cos >= threshold)",
+                f"{reused * 100:.1f}%",
+                note=f"random-dictionary baseline {fmt(rnd * 100 if rnd is not None else None)}%",
+            )
+        )
         if mt.get("fraction_base_kept") is not None:
             n.append(Number("base latents kept", f"{mt['fraction_base_kept'] * 100:.1f}%"))
     for t, v in (get(res, "persona", "traits") or {}).items():
         if isinstance(v, Mapping) and v.get("cosine_at_layer") is not None:
-            n.append(Number(f"persona '{t}': cos(base, post) at layer {get(res, 'persona', 'layer')}",
-                            v["cosine_at_layer"],
-                            note=f"top-feature Jaccard {fmt(get(v, 'top_features_base_sae', 'jaccard'))}"))
+            n.append(
+                Number(
+                    f"persona '{t}': cos(base, post) at layer {get(res, 'persona', 'layer')}",
+                    v["cosine_at_layer"],
+                    note=f"top-feature Jaccard {fmt(get(v, 'top_features_base_sae', 'jaccard'))}",
+                )
+            )
     cc = res.get("crosscoder") or {}
     if cc.get("counts"):
-        n.append(Number("crosscoder latents (base-only / shared / post-only)",
-                        " / ".join(fmt(cc["counts"].get(k)) for k in ("base_only", "shared", "post_only"))))
+        n.append(
+            Number(
+                "crosscoder latents (base-only / shared / post-only)",
+                " / ".join(fmt(cc["counts"].get(k)) for k in ("base_only", "shared", "post_only")),
+            )
+        )
     return n
 
 
@@ -1133,8 +1434,17 @@ def _transfer_table(tr: Mapping[str, Any]) -> str:
         for mk in ("base_model", "post_model"):
             for set_k, m in (get(tr, sk, mk) or {}).items():
                 if isinstance(m, Mapping):
-                    rows.append([sk.replace("_", " "), mk.replace("_", " "), set_k, m.get("fraction_variance_explained"),
-                                 m.get("ce_loss_recovered"), m.get("l0"), m.get("dead_fraction")])
+                    rows.append(
+                        [
+                            sk.replace("_", " "),
+                            mk.replace("_", " "),
+                            set_k,
+                            m.get("fraction_variance_explained"),
+                            m.get("ce_loss_recovered"),
+                            m.get("l0"),
+                            m.get("dead_fraction"),
+                        ]
+                    )
     return table(rows, ["SAE", "activations of", "texts", "FVE", "CE-loss recovered", "L0", "dead"]) if rows else ""
 
 
@@ -1145,16 +1455,23 @@ def _shift_tables(sh: Mapping[str, Any]) -> str:
         if not isinstance(s, Mapping):
             continue
         for direction in ("up", "down"):
-            rows = [[r.get("latent"), r.get("freq_base"), r.get("freq_post"), r.get("delta_freq"), r.get("delta_mean")]
-                    for r in (s.get(direction) or [])[:10] if isinstance(r, Mapping)]
+            rows = [
+                [r.get("latent"), r.get("freq_base"), r.get("freq_post"), r.get("delta_freq"), r.get("delta_mean")]
+                for r in (s.get(direction) or [])[:10]
+                if isinstance(r, Mapping)
+            ]
             if rows:
-                out.append(f"<h5>{esc(sk.replace('_', ' '))}: most {'up' if direction == 'up' else 'down'}-regulated on "
-                           f"Assistant tokens</h5>" + table(rows, ["latent", "freq base", "freq post", "delta freq",
-                                                                   "delta mean"]))
+                out.append(
+                    f"<h5>{esc(sk.replace('_', ' '))}: most {'up' if direction == 'up' else 'down'}-regulated on "
+                    f"Assistant tokens</h5>"
+                    + table(rows, ["latent", "freq base", "freq post", "delta freq", "delta mean"])
+                )
         if s.get("frequency_correlation") is not None:
-            out.append(f"<p>{esc(sk.replace('_', ' '))}: firing-frequency correlation base vs post "
-                       f"{esc(fmt(s['frequency_correlation']))}; alive in both {esc(fmt(s.get('alive_both')))}, base only "
-                       f"{esc(fmt(s.get('alive_base_only')))}, post only {esc(fmt(s.get('alive_post_only')))}</p>")
+            out.append(
+                f"<p>{esc(sk.replace('_', ' '))}: firing-frequency correlation base vs post "
+                f"{esc(fmt(s['frequency_correlation']))}; alive in both {esc(fmt(s.get('alive_both')))}, base only "
+                f"{esc(fmt(s.get('alive_base_only')))}, post only {esc(fmt(s.get('alive_post_only')))}</p>"
+            )
     return "".join(out)
 
 
@@ -1163,21 +1480,30 @@ def _stages_body(ctx: Ctx) -> str:
     out = []
     tr = res.get("transfer")
     if isinstance(tr, Mapping):
-        out += [f"<h4 id='run{ctx.index}-transfer'>SAE transfer across stages</h4>",
-                f"<p>Paper ({esc(PAPER['transfer'][0])}): {esc(PAPER['transfer'][2])}.</p>", _transfer_table(tr),
-                ctx.figure("transfer.png", "FVE / CE-loss recovered of each SAE on each model's activations")]
+        out += [
+            f"<h4 id='run{ctx.index}-transfer'>SAE transfer across stages</h4>",
+            f"<p>Paper ({esc(PAPER['transfer'][0])}): {esc(PAPER['transfer'][2])}.</p>",
+            _transfer_table(tr),
+            ctx.figure("transfer.png", "FVE / CE-loss recovered of each SAE on each model's activations"),
+        ]
         if tr.get("note"):
             out.append(f"<p class='note'>{esc(tr['note'])}</p>")
     mt = res.get("matching")
     if isinstance(mt, Mapping):
         reused = mt.get("fraction_post_reused")
-        out += [f"<h4 id='run{ctx.index}-matching'>Feature matching between the dictionaries</h4>",
-                f"<p>{esc(fmt(mt.get('n_new')))} of {esc(fmt(mt.get('n_post_latents')))} post-trained latents have no "
-                f"base latent with decoder cosine >= {esc(fmt(mt.get('threshold')))}: <b>"
-                f"{esc(fmt((1 - reused) * 100 if reused is not None else None))}% new</b> (paper, {esc(_paper('new_features'))}).</p>",
-                table([[k, get(v, "fraction_post_reused"), get(v, "median_best_cos"), get(v, "what")]
-                       for k, v in (mt.get("baselines") or {}).items()],
-                      ["baseline", "fraction reused", "median best cos", "what"])]
+        out += [
+            f"<h4 id='run{ctx.index}-matching'>Feature matching between the dictionaries</h4>",
+            f"<p>{esc(fmt(mt.get('n_new')))} of {esc(fmt(mt.get('n_post_latents')))} post-trained latents have no "
+            f"base latent with decoder cosine >= {esc(fmt(mt.get('threshold')))}: <b>"
+            f"{esc(fmt((1 - reused) * 100 if reused is not None else None))}% new</b> (paper, {esc(_paper('new_features'))}).</p>",
+            table(
+                [
+                    [k, get(v, "fraction_post_reused"), get(v, "median_best_cos"), get(v, "what")]
+                    for k, v in (mt.get("baselines") or {}).items()
+                ],
+                ["baseline", "fraction reused", "median best cos", "what"],
+            ),
+        ]
         fig = ctx.figure("matching.png", "best decoder cosine histograms, with random baselines")
         hist = get(mt, "histograms", "post_to_base")
         if not fig and isinstance(hist, Mapping) and hist.get("counts"):
@@ -1187,38 +1513,79 @@ def _stages_body(ctx: Ctx) -> str:
             mark = None
             if thr is not None and len(edges) > 1:
                 mark = (thr - edges[0]) / (edges[1] - edges[0])
-            fig = ctx.chart(svg_bars(labels, hist["counts"], title="best decoder cosine, post -> base", ylabel="latents",
-                                     mark=mark), "matching histogram (from summary numbers); dashed: reuse threshold")
+            fig = ctx.chart(
+                svg_bars(
+                    labels, hist["counts"], title="best decoder cosine, post -> base", ylabel="latents", mark=mark
+                ),
+                "matching histogram (from summary numbers); dashed: reuse threshold",
+            )
         out.append(fig)
         if mt.get("new_latents"):
-            out.append(f"<p>New latents (most active first): {esc(', '.join(map(str, mt['new_latents'][:30])))}"
-                       f"{' ...' if len(mt['new_latents']) > 30 else ''}</p>")
+            out.append(
+                f"<p>New latents (most active first): {esc(', '.join(map(str, mt['new_latents'][:30])))}"
+                f"{' ...' if len(mt['new_latents']) > 30 else ''}</p>"
+            )
     sh = res.get("activation_shift")
     if isinstance(sh, Mapping):
-        out += [f"<h4 id='run{ctx.index}-shift'>Activation shift on Assistant tokens</h4>", _shift_tables(sh),
-                ctx.figure("shift_base_sae.png", "firing frequency base vs post, base SAE"),
-                ctx.figure("shift_post_sae.png", "firing frequency base vs post, post SAE")]
+        out += [
+            f"<h4 id='run{ctx.index}-shift'>Activation shift on Assistant tokens</h4>",
+            _shift_tables(sh),
+            ctx.figure("shift_base_sae.png", "firing frequency base vs post, base SAE"),
+            ctx.figure("shift_post_sae.png", "firing frequency base vs post, post SAE"),
+        ]
     cards = ctx.figure("cards.html", "new and shifted features")
     if not cards and isinstance(res.get("cards"), Mapping) and res["cards"]:
-        cards = (f"<div class='cards' id='run{ctx.index}-fig-cards'><p class='cap'>new and shifted features (from "
-                 f"summary.json; cards.html not found) | {esc(provenance_text(ctx.prov))}</p>"
-                 + "".join(f"<h5>{esc(t)}</h5>" + table([[c.get("feature"), c.get("density"),
-                                                          ", ".join(map(str, c.get("promoted") or []))]
-                                                         for c in cs if isinstance(c, Mapping)],
-                                                        ["feature", "density", "promotes"])
-                           for t, cs in res["cards"].items()) + "</div>")
+        cards = (
+            f"<div class='cards' id='run{ctx.index}-fig-cards'><p class='cap'>new and shifted features (from "
+            f"summary.json; cards.html not found) | {esc(provenance_text(ctx.prov))}</p>"
+            + "".join(
+                f"<h5>{esc(t)}</h5>"
+                + table(
+                    [
+                        [c.get("feature"), c.get("density"), ", ".join(map(str, c.get("promoted") or []))]
+                        for c in cs
+                        if isinstance(c, Mapping)
+                    ],
+                    ["feature", "density", "promotes"],
+                )
+                for t, cs in res["cards"].items()
+            )
+            + "</div>"
+        )
     if cards:
         out += [f"<h4 id='run{ctx.index}-cards'>New and shifted features (cards)</h4>", cards]
     pe = res.get("persona")
     if isinstance(pe, Mapping):
-        rows = [[t, v.get("cosine_at_layer"), v.get("norm_base"), v.get("norm_post"),
-                 get(v, "top_features_base_sae", "jaccard"), get(v, "top_features_post_sae", "jaccard"),
-                 get(v, "across_saes", "jaccard")] for t, v in (pe.get("traits") or {}).items() if isinstance(v, Mapping)]
-        out += [f"<h4 id='run{ctx.index}-persona'>Persona vectors across stages</h4>",
-                f"<p>{esc(pe.get('how', ''))}</p>",
-                table(rows, ["trait", f"cos(base, post) at layer {pe.get('layer')}", "||v|| base", "||v|| post",
-                             "top-feature Jaccard (base SAE)", "(post SAE)", "(across SAEs)"]),
-                ctx.figure("persona_cosine.png", "cosine between base and post-trained persona vectors per layer")]
+        rows = [
+            [
+                t,
+                v.get("cosine_at_layer"),
+                v.get("norm_base"),
+                v.get("norm_post"),
+                get(v, "top_features_base_sae", "jaccard"),
+                get(v, "top_features_post_sae", "jaccard"),
+                get(v, "across_saes", "jaccard"),
+            ]
+            for t, v in (pe.get("traits") or {}).items()
+            if isinstance(v, Mapping)
+        ]
+        out += [
+            f"<h4 id='run{ctx.index}-persona'>Persona vectors across stages</h4>",
+            f"<p>{esc(pe.get('how', ''))}</p>",
+            table(
+                rows,
+                [
+                    "trait",
+                    f"cos(base, post) at layer {pe.get('layer')}",
+                    "||v|| base",
+                    "||v|| post",
+                    "top-feature Jaccard (base SAE)",
+                    "(post SAE)",
+                    "(across SAEs)",
+                ],
+            ),
+            ctx.figure("persona_cosine.png", "cosine between base and post-trained persona vectors per layer"),
+        ]
     cc = res.get("crosscoder")
     if isinstance(cc, Mapping):
         out.append(f"<h4 id='run{ctx.index}-crosscoder'>Crosscoder</h4>")
@@ -1243,8 +1610,11 @@ def _axis_results(run: Run) -> dict[str, Any]:
     if cmd == "axis compare" and "middle" in res:
         return {"compare": res}
     if cmd in ("axis drift", "axis cap") and any(isinstance(res.get(k), Mapping) for k in ("uncapped", "capped")):
-        dr: dict[str, Any] = {"hook": inp.get("layer"), "cap_percentile": inp.get("percentile"),
-                              "tau_at_layer": res.get("tau_at_layer")}
+        dr: dict[str, Any] = {
+            "hook": inp.get("layer"),
+            "cap_percentile": inp.get("percentile"),
+            "tau_at_layer": res.get("tau_at_layer"),
+        }
         for k in ("uncapped", "capped"):
             v = res.get(k)
             if not isinstance(v, Mapping):
@@ -1270,26 +1640,44 @@ def _axis_numbers(run: Run) -> list[Number]:
     res, n = _axis_results(run), []
     an = _axis_analysis(res)
     if an.get("axis_pc1_cosine") is not None:
-        n.append(Number(f"cos(axis, PC1) at {an.get('hook', res.get('hook', '?'))}", an["axis_pc1_cosine"],
-                        paper=_paper("axis_pc1")))
+        n.append(
+            Number(
+                f"cos(axis, PC1) at {an.get('hook', res.get('hook', '?'))}",
+                an["axis_pc1_cosine"],
+                paper=_paper("axis_pc1"),
+            )
+        )
     if an.get("pcs_for_70pct") is not None:
         n.append(Number("PCs for 70% of role-vector variance", an["pcs_for_70pct"], paper=_paper("axis_pcs")))
     if an.get("default_pc1_percentile") is not None:
-        n.append(Number("default Assistant's percentile on PC1 among roles", an["default_pc1_percentile"],
-                        note="Lu et al.: the Assistant sits at one extreme"))
+        n.append(
+            Number(
+                "default Assistant's percentile on PC1 among roles",
+                an["default_pc1_percentile"],
+                note="Lu et al.: the Assistant sits at one extreme",
+            )
+        )
     rows = _steer_rows(res.get("steering") or {})
     if rows:
         nosys = [r for r in rows if not r.get("system_prompt")] or rows
-        n.append(Number("steering: identifies as AI at lowest / highest alpha",
-                        f"{fmt(nosys[0].get('ai_fraction'))} / {fmt(nosys[-1].get('ai_fraction'))}",
-                        note=f"alpha {fmt(nosys[0].get('alpha'))} .. {fmt(nosys[-1].get('alpha'))}"))
+        n.append(
+            Number(
+                "steering: identifies as AI at lowest / highest alpha",
+                f"{fmt(nosys[0].get('ai_fraction'))} / {fmt(nosys[-1].get('ai_fraction'))}",
+                note=f"alpha {fmt(nosys[0].get('alpha'))} .. {fmt(nosys[-1].get('alpha'))}",
+            )
+        )
     dr = res.get("drift")
     if isinstance(dr, Mapping):
         for k in ("uncapped", "capped"):
             v = dr.get(k)
             if isinstance(v, Mapping) and v.get("first_turn_mean") is not None:
-                n.append(Number(f"drift ({k}): mean projection first -> last turn",
-                                f"{fmt(v['first_turn_mean'])} -> {fmt(v.get('last_turn_mean'))}"))
+                n.append(
+                    Number(
+                        f"drift ({k}): mean projection first -> last turn",
+                        f"{fmt(v['first_turn_mean'])} -> {fmt(v.get('last_turn_mean'))}",
+                    )
+                )
     cmp = res.get("compare")
     if isinstance(cmp, Mapping) and isinstance(cmp.get("middle"), Mapping):
         m = cmp["middle"]
@@ -1312,17 +1700,37 @@ def _axis_body(ctx: Ctx) -> str:
             for x in ev:
                 s += _num(x) or 0.0
                 cum.append(s)
-            fig = ctx.chart(svg_lines({"explained": ev, "cumulative": cum}, xlabel="principal component (0-based)",
-                                      ylabel="fraction of variance", hline=0.7, title="role-vector PCA"),
-                            "explained variance (from summary numbers); dashed: 70%")
-        out += [fig, ctx.figure("pc1_pc2.png", "roles and the default Assistant on PC1 / PC2"),
-                ctx.figure("axis_layers.png", "axis profile per layer")]
+            fig = ctx.chart(
+                svg_lines(
+                    {"explained": ev, "cumulative": cum},
+                    xlabel="principal component (0-based)",
+                    ylabel="fraction of variance",
+                    hline=0.7,
+                    title="role-vector PCA",
+                ),
+                "explained variance (from summary numbers); dashed: 70%",
+            )
+        out += [
+            fig,
+            ctx.figure("pc1_pc2.png", "roles and the default Assistant on PC1 / PC2"),
+            ctx.figure("axis_layers.png", "axis profile per layer"),
+        ]
     pl = res.get("per_layer")
     if isinstance(pl, Mapping) and pl.get("axis_pc1_cosine") and "axis_layers.png" not in ctx.run.assets:
-        out.append(ctx.chart(svg_lines({"cos(axis, PC1)": pl["axis_pc1_cosine"],
-                                        "default PC1 percentile": pl.get("default_pc1_percentile") or []},
-                                       ylabel="", title="axis per layer", hline=0.71),
-                             "axis per layer (from summary numbers); dashed: Lu et al.'s 0.71"))
+        out.append(
+            ctx.chart(
+                svg_lines(
+                    {
+                        "cos(axis, PC1)": pl["axis_pc1_cosine"],
+                        "default PC1 percentile": pl.get("default_pc1_percentile") or [],
+                    },
+                    ylabel="",
+                    title="axis per layer",
+                    hline=0.71,
+                ),
+                "axis per layer (from summary numbers); dashed: Lu et al.'s 0.71",
+            )
+        )
     ranked = res.get("ranked_roles")
     if isinstance(ranked, list) and ranked:
         out.append(f"<h4 id='run{ctx.index}-roles'>Role ranking along the axis</h4>")
@@ -1331,45 +1739,96 @@ def _axis_body(ctx: Ctx) -> str:
         if top:
             rows = [[i + 1, *top[i][:3]] for i in range(min(8, len(top)))]
             if len(top) > 8:
-                rows += [["...", "", "", None]] + [[len(top) - j, *top[-1 - j][:3]] for j in reversed(range(min(5, len(top) - 8)))]
+                rows += [["...", "", "", None]] + [
+                    [len(top) - j, *top[-1 - j][:3]] for j in reversed(range(min(5, len(top) - 8)))
+                ]
             out.append(table(rows, ["rank", "role", "category", "projection"]))
     rows = _steer_rows(res.get("steering") or {})
     if rows:
-        out += [f"<h4 id='run{ctx.index}-steering'>Steering along the axis</h4>", ctx.figure("steering.png", "steering"),
-                table([[r.get("system_prompt") or "(none)", r.get("alpha"), r.get("ai_fraction"), r.get("coherence"),
-                        r.get("readback_projection")] for r in rows],
-                      ["system prompt", "alpha", "identifies as AI", "coherence", "read-back projection"])]
+        out += [
+            f"<h4 id='run{ctx.index}-steering'>Steering along the axis</h4>",
+            ctx.figure("steering.png", "steering"),
+            table(
+                [
+                    [
+                        r.get("system_prompt") or "(none)",
+                        r.get("alpha"),
+                        r.get("ai_fraction"),
+                        r.get("coherence"),
+                        r.get("readback_projection"),
+                    ]
+                    for r in rows
+                ],
+                ["system prompt", "alpha", "identifies as AI", "coherence", "read-back projection"],
+            ),
+        ]
     dr = res.get("drift")
     if isinstance(dr, Mapping):
         out.append(f"<h4 id='run{ctx.index}-drift'>Drift and capping</h4>")
-        out += [ctx.figure("drift.png", "per-turn projection over multi-turn scripts"),
-                ctx.figure("drift_capped.png", "uncapped vs capped")]
+        out += [
+            ctx.figure("drift.png", "per-turn projection over multi-turn scripts"),
+            ctx.figure("drift_capped.png", "uncapped vs capped"),
+        ]
         series = {}
         for k in ("uncapped", "capped"):
             for name, vals in (get(dr, k, "per_script") or {}).items():
                 series[f"{name} ({k})"] = vals
         if series and "drift.png" not in ctx.run.assets:
-            out.append(ctx.chart(svg_lines(dict(list(series.items())[:8]), xlabel="turn", ylabel="projection",
-                                           title="drift per script"), "drift (from summary numbers)"))
-        out.append(table([[k, get(dr, k, "first_turn_mean"), get(dr, k, "last_turn_mean"),
-                           get(dr, k, "ai_fraction_of_replies")] for k in ("uncapped", "capped") if isinstance(dr.get(k), Mapping)],
-                         ["", "first-turn mean projection", "last-turn mean projection", "replies identifying as AI"]))
+            out.append(
+                ctx.chart(
+                    svg_lines(
+                        dict(list(series.items())[:8]), xlabel="turn", ylabel="projection", title="drift per script"
+                    ),
+                    "drift (from summary numbers)",
+                )
+            )
+        out.append(
+            table(
+                [
+                    [
+                        k,
+                        get(dr, k, "first_turn_mean"),
+                        get(dr, k, "last_turn_mean"),
+                        get(dr, k, "ai_fraction_of_replies"),
+                    ]
+                    for k in ("uncapped", "capped")
+                    if isinstance(dr.get(k), Mapping)
+                ],
+                ["", "first-turn mean projection", "last-turn mean projection", "replies identifying as AI"],
+            )
+        )
         if dr.get("cap_layers") is not None:
-            out.append(f"<p>capping at layers {esc(fmt(dr.get('cap_layers')))}, tau = percentile "
-                       f"{esc(fmt(dr.get('cap_percentile')))} of the default Assistant's token projections</p>")
+            out.append(
+                f"<p>capping at layers {esc(fmt(dr.get('cap_layers')))}, tau = percentile "
+                f"{esc(fmt(dr.get('cap_percentile')))} of the default Assistant's token projections</p>"
+            )
     pf = res.get("prefill")
     if isinstance(pf, Mapping):
-        out += [f"<h4 id='run{ctx.index}-prefill'>Base-model prefill test</h4>", ctx.figure("prefill.png", "prefill test"),
-                table([[k, v] for k, v in flatten({k: v for k, v in pf.items() if k != "rows"}, max_items=20)])]
+        out += [
+            f"<h4 id='run{ctx.index}-prefill'>Base-model prefill test</h4>",
+            ctx.figure("prefill.png", "prefill test"),
+            table([[k, v] for k, v in flatten({k: v for k, v in pf.items() if k != "rows"}, max_items=20)]),
+        ]
     cmp = res.get("compare")
     if isinstance(cmp, Mapping):
-        out += [f"<h4 id='run{ctx.index}-compare'>Across stages</h4>", ctx.figure("compare.png", "base vs post-trained axes"),
-                table([[k, v] for k, v in flatten(cmp.get("middle") or {}, max_items=20)])]
+        out += [
+            f"<h4 id='run{ctx.index}-compare'>Across stages</h4>",
+            ctx.figure("compare.png", "base vs post-trained axes"),
+            table([[k, v] for k, v in flatten(cmp.get("middle") or {}, max_items=20)]),
+        ]
     dec = res.get("decomposition")
     if isinstance(dec, Mapping):
         out.append(f"<h4 id='run{ctx.index}-features'>SAE features of the axis</h4>")
-        out.append(table([[m, ", ".join(f"{t[0]} ({fmt(t[1])})" for t in (d.get("top") or [])[:8]), d.get("k_for_50pct")]
-                          for m, d in dec.items() if isinstance(d, Mapping)], ["method", "top features (score)", "k for 50%"]))
+        out.append(
+            table(
+                [
+                    [m, ", ".join(f"{t[0]} ({fmt(t[1])})" for t in (d.get("top") or [])[:8]), d.get("k_for_50pct")]
+                    for m, d in dec.items()
+                    if isinstance(d, Mapping)
+                ],
+                ["method", "top features (score)", "k for 50%"],
+            )
+        )
     if not out:
         out.append(_generic_body(ctx))
     else:
@@ -1383,13 +1842,21 @@ def _posttrain_numbers(run: Run) -> list[Number]:
     for name, v in res.items():
         e = get(v, "eval", "chat")
         if isinstance(e, Mapping):
-            n.append(Number(f"{name}: assistant format / calls itself an AI",
-                            f"{fmt(e.get('assistant_format_fraction'))} / {fmt(e.get('identity_ai_fraction'))}",
-                            note=f"final loss {fmt(get(v, 'final_loss'))}"))
+            n.append(
+                Number(
+                    f"{name}: assistant format / calls itself an AI",
+                    f"{fmt(e.get('assistant_format_fraction'))} / {fmt(e.get('identity_ai_fraction'))}",
+                    note=f"final loss {fmt(get(v, 'final_loss'))}",
+                )
+            )
     b = get(res, "base_eval", "chat")
     if isinstance(b, Mapping):
-        n.append(Number("base model: assistant format / calls itself an AI",
-                        f"{fmt(b.get('assistant_format_fraction'))} / {fmt(b.get('identity_ai_fraction'))}"))
+        n.append(
+            Number(
+                "base model: assistant format / calls itself an AI",
+                f"{fmt(b.get('assistant_format_fraction'))} / {fmt(b.get('identity_ai_fraction'))}",
+            )
+        )
     return n
 
 
@@ -1405,11 +1872,20 @@ def _demo_numbers(run: Run) -> list[Number]:
             n.append(Number(f"{name}: capture tokens/s", v["capture_tokens_per_s"], note=f"format {v.get('format')}"))
     pe = run.results.get("persona-evil")
     if isinstance(pe, Mapping):
-        n.append(Number("persona 'evil': chosen layer / monitor r", f"{fmt(pe.get('chosen_layer'))} / "
-                                                                    f"{fmt(pe.get('monitor_r'))}", paper=_paper("monitor_r")))
+        n.append(
+            Number(
+                "persona 'evil': chosen layer / monitor r",
+                f"{fmt(pe.get('chosen_layer'))} / {fmt(pe.get('monitor_r'))}",
+                paper=_paper("monitor_r"),
+            )
+        )
     if run.command == "capture":
-        n.append(Number("tokens captured (tokens/s)", f"{fmt(run.results.get('n_tokens'))} "
-                                                      f"({fmt(run.results.get('tokens_per_s'))})"))
+        n.append(
+            Number(
+                "tokens captured (tokens/s)",
+                f"{fmt(run.results.get('n_tokens'))} ({fmt(run.results.get('tokens_per_s'))})",
+            )
+        )
     return n
 
 
@@ -1418,20 +1894,40 @@ def _demo_body(ctx: Ctx) -> str:
     for name, v in ctx.run.results.items():
         if not (isinstance(v, Mapping) and "responses" in v):
             continue
-        out.append(f"<h4>{esc(name)}</h4><p>{esc(get(v, 'info', 'backend') or '')}, stage "
-                   f"{esc(get(v, 'info', 'stage') or '?')}, prompt format {esc(v.get('format'))}</p>")
-        out.append(table([[r.get("question"), r.get("response")] for r in v["responses"] if isinstance(r, Mapping)],
-                         ["question", "greedy response"]))
+        out.append(
+            f"<h4>{esc(name)}</h4><p>{esc(get(v, 'info', 'backend') or '')}, stage "
+            f"{esc(get(v, 'info', 'stage') or '?')}, prompt format {esc(v.get('format'))}</p>"
+        )
+        out.append(
+            table(
+                [[r.get("question"), r.get("response")] for r in v["responses"] if isinstance(r, Mapping)],
+                ["question", "greedy response"],
+            )
+        )
         norms = v.get("response_mean_norm_per_layer")
         cos = v.get("cos_response_vs_last_prompt_per_layer")
         if isinstance(norms, Mapping) and norms:
-            out.append(ctx.chart(svg_lines({"mean response norm": list(norms.values())}, ylabel="norm",
-                                           title=f"{name}: response-mean activation norm per layer"),
-                                 f"{name}: response-mean norm per layer"))
+            out.append(
+                ctx.chart(
+                    svg_lines(
+                        {"mean response norm": list(norms.values())},
+                        ylabel="norm",
+                        title=f"{name}: response-mean activation norm per layer",
+                    ),
+                    f"{name}: response-mean norm per layer",
+                )
+            )
         if isinstance(cos, Mapping) and cos:
-            out.append(ctx.chart(svg_lines({"cos": list(cos.values())}, ylabel="cosine",
-                                           title=f"{name}: cos(response mean, last prompt token) per layer"),
-                                 f"{name}: response vs last-prompt-token cosine per layer"))
+            out.append(
+                ctx.chart(
+                    svg_lines(
+                        {"cos": list(cos.values())},
+                        ylabel="cosine",
+                        title=f"{name}: cos(response mean, last prompt token) per layer",
+                    ),
+                    f"{name}: response vs last-prompt-token cosine per layer",
+                )
+            )
     if ctx.run.command == "capture" or not out:
         out.append(_generic_body(ctx))
     else:
@@ -1491,16 +1987,25 @@ span.ext code{font-size:10px;color:#777}
 
 def _overview(runs: Sequence[Run], items: Sequence[tuple[int, Run, Renderer, list[Number]]]) -> str:
     rows = []
-    for i, r, rend, nums in items:
+    for i, r, _rend, nums in items:
         p = provenance(r)
         head = nums[0] if nums else None
-        rows.append([Raw(f"<a href='#run{i}'>{i}</a>"), r.command, r.path, p["model"], p["created"],
-                     f"{head.label}: {fmt(head.value)}" if head else ""])
+        rows.append(
+            [
+                Raw(f"<a href='#run{i}'>{i}</a>"),
+                r.command,
+                r.path,
+                p["model"],
+                p["created"],
+                f"{head.label}: {fmt(head.value)}" if head else "",
+            ]
+        )
     return table(rows, ["#", "command", "folder", "model", "created", "headline"])
 
 
-def build_report(summaries: Sequence[Run | Mapping[str, Any]], *, title: str = "featurescope report",
-                 generated: str | None = None) -> str:
+def build_report(
+    summaries: Sequence[Run | Mapping[str, Any]], *, title: str = "featurescope report", generated: str | None = None
+) -> str:
     """The whole report as one HTML string (pure: no file or network access).
 
     ``summaries`` are :class:`Run` records (from :func:`load_runs`; they carry figure bytes) or bare summary dicts
@@ -1540,24 +2045,37 @@ def build_report(summaries: Sequence[Run | Mapping[str, Any]], *, title: str = "
                 try:
                     inner = rend.body(ctx)
                 except Exception as e:
-                    inner = (f"<p class='note'>the {esc(r.command)} renderer failed ({esc(type(e).__name__)}: {esc(e)});"
-                             f" generic view below</p>" + _generic_body(ctx))
+                    inner = (
+                        f"<p class='note'>the {esc(r.command)} renderer failed ({esc(type(e).__name__)}: {esc(e)});"
+                        f" generic view below</p>" + _generic_body(ctx)
+                    )
                 sec_html.append(
                     f"<article class='run' id='run{i}' data-command='{esc(r.command)}'>"
                     f"<h3>{i}. {esc(rtitle)}</h3>{provenance_html(ctx.prov)}"
                     f"<p class='note'>folder <code>{esc(r.path)}</code></p>{numbers_html(nums)}{inner}{ctx.rest()}"
                     f"{_tensors_table(r)}{json_details(r.results)}"
-                    f"{json_details(r.summary.get('timings_s') or {}, 'timings (s)')}</article>")
+                    f"{json_details(r.summary.get('timings_s') or {}, 'timings (s)')}</article>"
+                )
                 sub_toc.append(f"<li><a href='#run{i}'>{i}. {esc(rtitle)}</a></li>")
             if gkey:
                 sub_toc.append("</ul></li>")
         toc.append(f"<li><a href='#{sid}'>{esc(stitle)}</a> ({len(its)})<ul>{''.join(sub_toc)}</ul></li>")
-        body.append(f"<section class='sec' id='{sid}'><h2>{esc(stitle)}</h2><p class='intro'>{esc(intro)}</p>"
-                    f"{''.join(sec_html)}</section>")
+        body.append(
+            f"<section class='sec' id='{sid}'><h2>{esc(stitle)}</h2><p class='intro'>{esc(intro)}</p>"
+            f"{''.join(sec_html)}</section>"
+        )
     gen = generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    envs = {json.dumps({k: v for k, v in (r.summary.get("environment") or {}).items() if k in
-                        ("featurescope", "torch", "transformer_lens", "sae_lens", "platform")}, sort_keys=True)
-            for r in runs}
+    envs = {
+        json.dumps(
+            {
+                k: v
+                for k, v in (r.summary.get("environment") or {}).items()
+                if k in ("featurescope", "torch", "transformer_lens", "sae_lens", "platform")
+            },
+            sort_keys=True,
+        )
+        for r in runs
+    }
     env_txt = "; ".join(", ".join(f"{k} {v}" for k, v in json.loads(e).items()) for e in sorted(envs) if e != "{}")
     empty = "" if runs else "<p class='note' id='empty'>No runs found: no summary.json under the given folders.</p>"
     papers = table([[who, val, what] for who, val, what in PAPER.values()], ["paper", "number", "what"])
@@ -1573,18 +2091,29 @@ def build_report(summaries: Sequence[Run | Mapping[str, Any]], *, title: str = "
         f"<p class='note'>environment: {esc(env_txt or '-')}</p></section>"
         f"{''.join(body)}"
         f"<section class='sec' id='papers'><h2>Paper numbers quoted</h2>{papers}</section>"
-        "</main></body></html>")
+        "</main></body></html>"
+    )
 
 
-def build_markdown(summaries: Sequence[Run | Mapping[str, Any]], *, title: str = "featurescope report",
-                   html_name: str | None = None, figure_paths: Mapping[tuple[str, str], str] | None = None,
-                   generated: str | None = None) -> str:
+def build_markdown(
+    summaries: Sequence[Run | Mapping[str, Any]],
+    *,
+    title: str = "featurescope report",
+    html_name: str | None = None,
+    figure_paths: Mapping[tuple[str, str], str] | None = None,
+    generated: str | None = None,
+) -> str:
     """A Markdown summary (pure): per section and run, the provenance line and the key numbers next to the paper's.
     ``figure_paths`` maps (run path, figure name) to a link target (e.g. relative to the Markdown file)."""
     runs = sorted((_as_run(s) for s in summaries), key=lambda r: (str(r.summary.get("created") or ""), r.path))
     gen = generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    lines = [f"# {title}", "", f"{len(runs)} run(s); generated {gen}."
-             + (f" Full report with figures: [{html_name}]({html_name})." if html_name else ""), ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"{len(runs)} run(s); generated {gen}."
+        + (f" Full report with figures: [{html_name}]({html_name})." if html_name else ""),
+        "",
+    ]
     if not runs:
         lines += ["No runs found: no summary.json under the given folders.", ""]
     by_sec: dict[str, list[tuple[int, Run, Renderer]]] = {k: [] for k in SECTIONS}
@@ -1597,10 +2126,17 @@ def build_markdown(summaries: Sequence[Run | Mapping[str, Any]], *, title: str =
         lines += [f"## {SECTIONS.get(sid, (sid, ''))[0]}", ""]
         for i, r, rend in its:
             p = provenance(r)
-            lines += [f"### {i}. {(rend.title or _title_default)(r)}", "",
-                      f"- model: {p['model']}", f"- stage: {p['stage']}", f"- layer: {p['layer']}",
-                      f"- SAE: {p['sae']}", f"- data: {p['data']}",
-                      f"- created: {p['created']}; folder `{r.path}`", ""]
+            lines += [
+                f"### {i}. {(rend.title or _title_default)(r)}",
+                "",
+                f"- model: {p['model']}",
+                f"- stage: {p['stage']}",
+                f"- layer: {p['layer']}",
+                f"- SAE: {p['sae']}",
+                f"- data: {p['data']}",
+                f"- created: {p['created']}; folder `{r.path}`",
+                "",
+            ]
             try:
                 nums = rend.numbers(r)
             except Exception as e:
@@ -1623,8 +2159,13 @@ def build_markdown(summaries: Sequence[Run | Mapping[str, Any]], *, title: str =
 # ================================================================================================================
 # I/O edge: write the files
 # ================================================================================================================
-def write_report(paths: Sequence[str | Path], out: str | Path, *, title: str = "featurescope report",
-                 markdown: str | Path | None = None) -> dict[str, Any]:
+def write_report(
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    title: str = "featurescope report",
+    markdown: str | Path | None = None,
+) -> dict[str, Any]:
     """Load every run under ``paths``, write the HTML report to ``out`` and the Markdown summary beside it
     (``report.md``, or ``markdown``). Returns paths, run count and sizes."""
     out = Path(out)
@@ -1636,12 +2177,22 @@ def write_report(paths: Sequence[str | Path], out: str | Path, *, title: str = "
     out.write_text(page, encoding="utf-8")
     md_path = Path(markdown) if markdown else out.with_suffix(".md")
     md_dir = os.path.abspath(md_path.parent)
-    fig_paths = {(r.path, f): os.path.relpath(os.path.abspath(Path(r.path) / f), md_dir) for r in runs for f in r.figures}
-    md = build_markdown(runs, title=title, html_name=os.path.relpath(os.path.abspath(out), md_dir), figure_paths=fig_paths)
+    fig_paths = {
+        (r.path, f): os.path.relpath(os.path.abspath(Path(r.path) / f), md_dir) for r in runs for f in r.figures
+    }
+    md = build_markdown(
+        runs, title=title, html_name=os.path.relpath(os.path.abspath(out), md_dir), figure_paths=fig_paths
+    )
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text(md, encoding="utf-8")
-    return {"html": str(out), "markdown": str(md_path), "n_runs": len(runs), "bytes": len(page.encode()),
-            "commands": sorted({r.command for r in runs}), "runs": [r.path for r in runs]}
+    return {
+        "html": str(out),
+        "markdown": str(md_path),
+        "n_runs": len(runs),
+        "bytes": len(page.encode()),
+        "commands": sorted({r.command for r in runs}),
+        "runs": [r.path for r in runs],
+    }
 
 
 # ================================================================================================================
@@ -1649,8 +2200,14 @@ def write_report(paths: Sequence[str | Path], out: str | Path, *, title: str = "
 # ================================================================================================================
 def find_chromium() -> str | None:
     """A Chromium / Chrome executable: ``$FEATURESCOPE_CHROMIUM`` or the usual names on PATH."""
-    for name in (os.environ.get("FEATURESCOPE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
-                 "google-chrome-stable", "chrome"):
+    for name in (
+        os.environ.get("FEATURESCOPE_CHROMIUM"),
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+        "chrome",
+    ):
         if name:
             p = shutil.which(name)
             if p:
@@ -1658,9 +2215,19 @@ def find_chromium() -> str | None:
     return None
 
 
-_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-          "--disable-extensions", "--disable-background-networking", "--disable-sync", "--mute-audio",
-          "--disable-dev-shm-usage", "--hide-scrollbars"]
+_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-sync",
+    "--mute-audio",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+]
 
 
 class _CDP:
@@ -1720,8 +2287,14 @@ def _console_text(ev: dict[str, Any]) -> str:
     return json.dumps(p)[:300]
 
 
-def browser_check(path: str | Path, *, screenshot: str | Path | None = None, width: int = 1280,
-                  max_height: int = 2400, timeout: float = 90) -> dict[str, Any]:
+def browser_check(
+    path: str | Path,
+    *,
+    screenshot: str | Path | None = None,
+    width: int = 1280,
+    max_height: int = 2400,
+    timeout: float = 90,
+) -> dict[str, Any]:
     """Open ``path`` in headless Chromium and report what a reader's browser would see.
 
     Returns ``{"errors": [...], "warnings": [...], "requests": [every URL requested other than the page itself and
@@ -1741,8 +2314,18 @@ def browser_check(path: str | Path, *, screenshot: str | Path | None = None, wid
     except ImportError:
         return _browser_check_dump(exe, url, screenshot, width, max_height, timeout)
     with tempfile.TemporaryDirectory(prefix="fs-chromium-") as prof, tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([exe, *_FLAGS, "--remote-debugging-port=0", f"--user-data-dir={prof}",
-                                 f"--window-size={width},900", "about:blank"], stdout=subprocess.DEVNULL, stderr=log)
+        proc = subprocess.Popen(
+            [
+                exe,
+                *_FLAGS,
+                "--remote-debugging-port=0",
+                f"--user-data-dir={prof}",
+                f"--window-size={width},900",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         closed = False
         try:
             port_file = Path(prof) / "DevToolsActivePort"
@@ -1768,28 +2351,45 @@ def browser_check(path: str | Path, *, screenshot: str | Path | None = None, wid
             cdp = _CDP(ws)
             for m in ("Runtime.enable", "Log.enable", "Page.enable", "Network.enable"):
                 cdp.call(m)
-            cdp.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
-                                                            "mobile": False})
+            cdp.call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            )
             cdp.events.clear()
             cdp.call("Page.navigate", {"url": url})
             loaded = cdp.wait_event("Page.loadEventFired", timeout=max(5.0, end - time.time()))
             cdp.drain(0.5)
-            info = cdp.call("Runtime.evaluate", {"returnByValue": True, "expression": (
-                "JSON.stringify({ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),"
-                " title: document.title, height: document.documentElement.scrollHeight,"
-                " images: Array.from(document.images).map(i => i.complete && i.naturalWidth > 0),"
-                " svgs: document.querySelectorAll('svg').length,"
-                " text: document.body ? document.body.innerText.length : 0})")})
+            info = cdp.call(
+                "Runtime.evaluate",
+                {
+                    "returnByValue": True,
+                    "expression": (
+                        "JSON.stringify({ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),"
+                        " title: document.title, height: document.documentElement.scrollHeight,"
+                        " images: Array.from(document.images).map(i => i.complete && i.naturalWidth > 0),"
+                        " svgs: document.querySelectorAll('svg').length,"
+                        " text: document.body ? document.body.innerText.length : 0})"
+                    ),
+                },
+            )
             page = json.loads(get(info, "result", "value") or "{}")
             shot = None
             if screenshot:
                 h = int(min(max(page.get("height") or 900, 300), max_height))
-                cdp.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": h, "deviceScaleFactor": 1,
-                                                                "mobile": False})
+                cdp.call(
+                    "Emulation.setDeviceMetricsOverride",
+                    {"width": width, "height": h, "deviceScaleFactor": 1, "mobile": False},
+                )
                 cdp.drain(0.3)
-                img = cdp.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False,
-                                                          "clip": {"x": 0, "y": 0, "width": width, "height": h,
-                                                                   "scale": 1}}, timeout=60)
+                img = cdp.call(
+                    "Page.captureScreenshot",
+                    {
+                        "format": "png",
+                        "captureBeyondViewport": False,
+                        "clip": {"x": 0, "y": 0, "width": width, "height": h, "scale": 1},
+                    },
+                    timeout=60,
+                )
                 shot = Path(screenshot)
                 shot.parent.mkdir(parents=True, exist_ok=True)
                 shot.write_bytes(base64.b64decode(img["data"]))
@@ -1799,8 +2399,13 @@ def browser_check(path: str | Path, *, screenshot: str | Path | None = None, wid
                 if m == "Runtime.exceptionThrown":
                     errors.append(_console_text(ev))
                 elif m == "Runtime.consoleAPICalled":
-                    (errors if p.get("type") in ("error", "assert") else
-                     warnings if p.get("type") == "warning" else []).append(_console_text(ev))
+                    (
+                        errors
+                        if p.get("type") in ("error", "assert")
+                        else warnings
+                        if p.get("type") == "warning"
+                        else []
+                    ).append(_console_text(ev))
                 elif m == "Log.entryAdded":
                     lvl = get(p, "entry", "level")
                     (errors if lvl == "error" else warnings if lvl == "warning" else []).append(_console_text(ev))
@@ -1829,32 +2434,65 @@ def browser_check(path: str | Path, *, screenshot: str | Path | None = None, wid
                     proc.kill()
                     proc.wait(timeout=10)
     imgs = page.get("images") or []
-    return {"method": "devtools", "errors": errors, "warnings": warnings, "requests": requests,
-            "ids": page.get("ids") or [], "title": page.get("title"), "height": page.get("height"),
-            "images": {"n": len(imgs), "broken": sum(1 for x in imgs if not x)}, "svgs": page.get("svgs"),
-            "text_chars": page.get("text"), "screenshot": str(shot) if shot else None}
+    return {
+        "method": "devtools",
+        "errors": errors,
+        "warnings": warnings,
+        "requests": requests,
+        "ids": page.get("ids") or [],
+        "title": page.get("title"),
+        "height": page.get("height"),
+        "images": {"n": len(imgs), "broken": sum(1 for x in imgs if not x)},
+        "svgs": page.get("svgs"),
+        "text_chars": page.get("text"),
+        "screenshot": str(shot) if shot else None,
+    }
 
 
-def _browser_check_dump(exe: str, url: str, screenshot: str | Path | None, width: int, max_height: int,
-                        timeout: float) -> dict[str, Any]:
+def _browser_check_dump(
+    exe: str, url: str, screenshot: str | Path | None, width: int, max_height: int, timeout: float
+) -> dict[str, Any]:
     """Fallback without a websocket client: ``--dump-dom`` plus Chromium's own console log lines on stderr."""
     with tempfile.TemporaryDirectory(prefix="fs-chromium-") as prof:
-        p = subprocess.run([exe, *_FLAGS, f"--user-data-dir={prof}", "--enable-logging=stderr", "--v=0",
-                            "--dump-dom", url], capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(
+            [exe, *_FLAGS, f"--user-data-dir={prof}", "--enable-logging=stderr", "--v=0", "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         errors = [ln for ln in p.stderr.splitlines() if ":CONSOLE" in ln and re.search(r"Uncaught|Error|Failed", ln)]
         shot = None
         if screenshot:
             shot = Path(screenshot).resolve()
             shot.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([exe, *_FLAGS, f"--user-data-dir={prof}", f"--screenshot={shot}",
-                            f"--window-size={width},{max_height}", url], capture_output=True, timeout=timeout)
+            subprocess.run(
+                [
+                    exe,
+                    *_FLAGS,
+                    f"--user-data-dir={prof}",
+                    f"--screenshot={shot}",
+                    f"--window-size={width},{max_height}",
+                    url,
+                ],
+                capture_output=True,
+                timeout=timeout,
+            )
     ids = re.findall(r"\sid=\"([^\"]+)\"", p.stdout)
     imgs = re.findall(r"<img\b", p.stdout)
     # no request log without the DevTools protocol: list what the DOM would fetch (external or local files)
     requests = [u for u in re.findall(r"\s(?:src|srcset|poster)=\"([^\"]*)\"", p.stdout) if not u.startswith("data:")]
     requests += re.findall(r"\shref=\"((?:https?:)?//[^\"]*)\"", p.stdout)
     title = re.search(r"<title>(.*?)</title>", p.stdout, re.S)
-    return {"method": "dump-dom", "errors": errors, "warnings": [], "requests": requests, "ids": ids,
-            "title": html.unescape(title.group(1)) if title else None,
-            "height": None, "images": {"n": len(imgs), "broken": None}, "svgs": p.stdout.count("<svg"),
-            "text_chars": len(p.stdout), "screenshot": str(shot) if shot else None}
+    return {
+        "method": "dump-dom",
+        "errors": errors,
+        "warnings": [],
+        "requests": requests,
+        "ids": ids,
+        "title": html.unescape(title.group(1)) if title else None,
+        "height": None,
+        "images": {"n": len(imgs), "broken": None},
+        "svgs": p.stdout.count("<svg"),
+        "text_chars": len(p.stdout),
+        "screenshot": str(shot) if shot else None,
+    }

@@ -31,8 +31,15 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def write_summary(run_dir: str | Path, command: str, *, inputs: dict[str, Any], results: dict[str, Any],
-                  timings: dict[str, float], figures: list[str] | None = None) -> Path:
+def write_summary(
+    run_dir: str | Path,
+    command: str,
+    *,
+    inputs: dict[str, Any],
+    results: dict[str, Any],
+    timings: dict[str, float],
+    figures: list[str] | None = None,
+) -> Path:
     """Write ``run_dir/summary.json`` atomically and return its path."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,9 @@ class SAEMismatchError(FeaturescopeError):
     """An SAE does not fit the model or hook it is used with."""
 
 
-def load_sae(release_or_path: str | os.PathLike, sae_id: str | None = None, *, device: str = "cpu",
-             dtype: str = "float32") -> Any:
+def load_sae(
+    release_or_path: str | os.PathLike, sae_id: str | None = None, *, device: str = "cpu", dtype: str = "float32"
+) -> Any:
     """Load an SAE from a local sae-lens folder (``cfg.json`` + safetensors) or by sae-lens release and id."""
     from sae_lens import SAE
 
@@ -37,11 +38,15 @@ def load_sae(release_or_path: str | os.PathLike, sae_id: str | None = None, *, d
         try:
             return SAE.load_from_disk(str(p), device=device, dtype=dtype)
         except Exception as e:  # noqa: BLE001 - sae-lens raises many types for a bad folder; say which folder
-            raise FeaturescopeError(f"{p}: sae-lens could not load this SAE folder ({type(e).__name__}: "
-                                    f"{str(e).splitlines()[0][:200] if str(e) else ''})") from e
+            raise FeaturescopeError(
+                f"{p}: sae-lens could not load this SAE folder ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200] if str(e) else ''})"
+            ) from e
     if sae_id is None:
-        raise FeaturescopeError(f"{release_or_path!r} is not a local SAE folder; for a registry SAE pass the sae-lens "
-                                "release and its sae_id (e.g. 'gemma-scope-2-270m-pt-res', 'layer_9_width_16k_l0_medium')")
+        raise FeaturescopeError(
+            f"{release_or_path!r} is not a local SAE folder; for a registry SAE pass the sae-lens "
+            "release and its sae_id (e.g. 'gemma-scope-2-270m-pt-res', 'layer_9_width_16k_l0_medium')"
+        )
     release = str(release_or_path)
     known = registry_releases()
     if release not in known:
@@ -54,8 +59,10 @@ def load_sae(release_or_path: str | os.PathLike, sae_id: str | None = None, *, d
         return SAE.from_pretrained(release, sae_id, device=device, dtype=dtype)
     except Exception as e:  # network errors, unknown ids
         if not hub_reachable():
-            raise OfflineError(f"SAE {release}/{sae_id} must be downloaded from the Hugging Face hub, which cannot be "
-                               "reached from here; use a local SAE folder (e.g. the project's saes/)") from e
+            raise OfflineError(
+                f"SAE {release}/{sae_id} must be downloaded from the Hugging Face hub, which cannot be "
+                "reached from here; use a local SAE folder (e.g. the project's saes/)"
+            ) from e
         raise
 
 
@@ -92,8 +99,9 @@ def safetensors_shapes(path: Path) -> dict[str, list[int]]:
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise FeaturescopeError(f"{path}: not a safetensors file (bad entry {k!r})") from e
     if 8 + n + end != size:
-        raise FeaturescopeError(f"{path}: truncated or padded safetensors file ({size} bytes, header says "
-                                f"{8 + n + end})")
+        raise FeaturescopeError(
+            f"{path}: truncated or padded safetensors file ({size} bytes, header says {8 + n + end})"
+        )
     return shapes
 
 
@@ -121,8 +129,10 @@ def check_sae_folder(folder: str | os.PathLike) -> dict[str, Any]:
     want = {"W_enc": [d_in, d_sae], "W_dec": [d_sae, d_in], "b_dec": [d_in], "b_enc": [d_sae]}
     for k, shape in want.items():
         if k in shapes and shapes[k] != shape:
-            raise FeaturescopeError(f"{p}: cfg.json says d_in={d_in}, d_sae={d_sae}, but {SAE_WEIGHTS} has {k} of "
-                                    f"shape {shapes[k]} (expected {shape})")
+            raise FeaturescopeError(
+                f"{p}: cfg.json says d_in={d_in}, d_sae={d_sae}, but {SAE_WEIGHTS} has {k} of "
+                f"shape {shapes[k]} (expected {shape})"
+            )
     if "W_dec" not in shapes:
         raise FeaturescopeError(f"{w}: no W_dec tensor (tensors: {', '.join(sorted(shapes)) or 'none'})")
     return cfg
@@ -157,7 +167,8 @@ def check_sae(sae: Any, model: Any, hook: str | None = None, *, allow_other_mode
     if m and not allow_other_model and not _same_model(m, model):
         raise SAEMismatchError(
             f"the SAE was trained on {m!r}, not {model.name!r}; pass allow_other_model=True to evaluate transfer "
-            "across checkpoints on purpose")
+            "across checkpoints on purpose"
+        )
     return h
 
 
@@ -174,8 +185,9 @@ def _outlier_mask(acts: Float[Tensor, "n d"], quantile: float) -> Tensor:
     return norms <= torch.quantile(norms, 1 - quantile)
 
 
-def reconstruction_metrics(sae: Any, acts: Float[Tensor, "n d"], *, outlier_quantile: float = 0.01,
-                           batch_size: int = 4096) -> dict[str, Any]:
+def reconstruction_metrics(
+    sae: Any, acts: Float[Tensor, "n d"], *, outlier_quantile: float = 0.01, batch_size: int = 4096
+) -> dict[str, Any]:
     """Fraction of variance explained, MSE, L0 and per-latent firing counts of ``sae`` on ``acts`` (tokens x d)."""
     keep = _outlier_mask(acts, outlier_quantile)
     x_all = acts[keep]
@@ -187,21 +199,28 @@ def reconstruction_metrics(sae: Any, acts: Float[Tensor, "n d"], *, outlier_quan
     sst = float(((x_all.float() - mean) ** 2).sum())
     with torch.no_grad():
         for i in range(0, len(x_all), batch_size):
-            x = x_all[i: i + batch_size].to(sae.W_dec.dtype).to(sae.W_dec.device)
+            x = x_all[i : i + batch_size].to(sae.W_dec.dtype).to(sae.W_dec.device)
             f = sae.encode(x)
             r = sae.decode(f)
             sse += float(((r.float() - x.float()) ** 2).sum())
-            active = (f != 0)
+            active = f != 0
             l0 += float(active.sum())
             fires += active.sum(0).cpu()
     n = max(len(x_all), 1)
-    return {"fraction_variance_explained": 1 - sse / sst if sst > 0 else float("nan"), "mse": sse / (n * acts.shape[-1]),
-            "l0": l0 / n, "dead_fraction": float((fires == 0).float().mean()), "n_tokens": int(n),
-            "n_excluded_outliers": int((~keep).sum()), "firing_counts": fires}
+    return {
+        "fraction_variance_explained": 1 - sse / sst if sst > 0 else float("nan"),
+        "mse": sse / (n * acts.shape[-1]),
+        "l0": l0 / n,
+        "dead_fraction": float((fires == 0).float().mean()),
+        "n_tokens": int(n),
+        "n_excluded_outliers": int((~keep).sum()),
+        "firing_counts": fires,
+    }
 
 
-def ce_loss_recovered(sae: Any, model: Any, tokens: Int[Tensor, "batch pos"], hook: str | None = None,
-                      exclude_special: bool = True) -> dict[str, float]:
+def ce_loss_recovered(
+    sae: Any, model: Any, tokens: Int[Tensor, "batch pos"], hook: str | None = None, exclude_special: bool = True
+) -> dict[str, float]:
     """CE-loss recovered when the SAE's reconstruction is spliced in, via sae-lens' ``get_recons_loss``."""
     from sae_lens.evals import get_recons_loss
     from sae_lens.training.activation_scaler import ActivationScaler
@@ -209,16 +228,33 @@ def ce_loss_recovered(sae: Any, model: Any, tokens: Int[Tensor, "batch pos"], ho
     h = hook or sae_hook(sae)
     ignore = None
     if exclude_special and model.tokenizer is not None:
-        ignore = sorted({t for t in (model.tokenizer.bos_token_id, model.tokenizer.pad_token_id,
-                                      model.tokenizer.eos_token_id) if t is not None})
+        ignore = sorted(
+            {
+                t
+                for t in (model.tokenizer.bos_token_id, model.tokenizer.pad_token_id, model.tokenizer.eos_token_id)
+                if t is not None
+            }
+        )
     with torch.no_grad():
-        m = get_recons_loss(sae, model.tl, ActivationScaler(), tokens.to(model.device), compute_kl=False,
-                            compute_ce_loss=True, ignore_tokens=ignore, hook_name=h)
+        m = get_recons_loss(
+            sae,
+            model.tl,
+            ActivationScaler(),
+            tokens.to(model.device),
+            compute_kl=False,
+            compute_ce_loss=True,
+            ignore_tokens=ignore,
+            hook_name=h,
+        )
     clean = float(m["ce_loss_without_sae"].mean())
     spliced = float(m["ce_loss_with_sae"].mean())
     zero = float(m["ce_loss_with_ablation"].mean())
-    return {"ce_clean": clean, "ce_with_sae": spliced, "ce_zero_ablation": zero,
-            "ce_loss_recovered": (zero - spliced) / (zero - clean) if zero != clean else float("nan")}
+    return {
+        "ce_clean": clean,
+        "ce_with_sae": spliced,
+        "ce_zero_ablation": zero,
+        "ce_loss_recovered": (zero - spliced) / (zero - clean) if zero != clean else float("nan"),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -233,13 +269,29 @@ def newest_checkpoint(root: str | Path) -> str | None:
     return str(max(cands, key=lambda p: (int(p.name), p.stat().st_mtime))) if cands else None
 
 
-def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: torch.Tensor, d_sae: int = 4096,
-               k: int = 64, training_tokens: int = 2_000_000, lr: float = 4e-4, batch_size_tokens: int = 4096,
-               store_batch_size_prompts: int = 16, n_batches_in_buffer: int = 16, seed: int = 42,
-               n_checkpoints: int = 4, resume: bool = True, dtype: str = "float32",
-               normalize_activations: str = "expected_average_only_in", init_b_dec: str = "mean",
-               lr_warm_up_steps: int = 100, decoder_init_norm: float | None = 1.0,
-               dead_feature_window: int = 50) -> dict[str, Path]:
+def train_saes(
+    model: Any,
+    hooks: list[str],
+    out_dir: str | Path,
+    *,
+    tokens: torch.Tensor,
+    d_sae: int = 4096,
+    k: int = 64,
+    training_tokens: int = 2_000_000,
+    lr: float = 4e-4,
+    batch_size_tokens: int = 4096,
+    store_batch_size_prompts: int = 16,
+    n_batches_in_buffer: int = 16,
+    seed: int = 42,
+    n_checkpoints: int = 4,
+    resume: bool = True,
+    dtype: str = "float32",
+    normalize_activations: str = "expected_average_only_in",
+    init_b_dec: str = "mean",
+    lr_warm_up_steps: int = 100,
+    decoder_init_norm: float | None = 1.0,
+    dead_feature_window: int = 50,
+) -> dict[str, Path]:
     """Train one BatchTopK SAE per hook, all from the same forward passes (sae-lens ``MultiSAETrainingRunner``).
 
     BatchTopK (Bussmann et al. 2024) is the default because it sets L0 directly (``k``) instead of through an L1
@@ -268,10 +320,18 @@ def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: tor
     ckpt_root = out / "checkpoints"
     resume_from = newest_checkpoint(ckpt_root) if resume else None
     cfg = MultiSAETrainingRunnerConfig(
-        saes={names[h]: BatchTopKTrainingSAEConfig(d_in=model.d_model, d_sae=d_sae, k=k, dtype=dtype,
-                                                   device=str(model.device),
-                                                   normalize_activations=normalize_activations,
-                                                   decoder_init_norm=decoder_init_norm) for h in hooks},
+        saes={
+            names[h]: BatchTopKTrainingSAEConfig(
+                d_in=model.d_model,
+                d_sae=d_sae,
+                k=k,
+                dtype=dtype,
+                device=str(model.device),
+                normalize_activations=normalize_activations,
+                decoder_init_norm=decoder_init_norm,
+            )
+            for h in hooks
+        },
         hook_names={names[h]: h for h in hooks},
         model_name=model.info.name,
         dataset_path="featurescope.corpus",
@@ -282,8 +342,10 @@ def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: tor
         store_batch_size_prompts=store_batch_size_prompts,
         # sae-lens' mixing buffer holds n_batches_in_buffer x context_size tokens and must exceed a training batch
         # (a larger buffer mixes more documents per batch; on a GPU memory allows 32 batches' worth)
-        n_batches_in_buffer=max(n_batches_in_buffer, (32 if str(model.device).startswith("cuda") else 4)
-                                * batch_size_tokens // int(tokens.shape[1])),
+        n_batches_in_buffer=max(
+            n_batches_in_buffer,
+            (32 if str(model.device).startswith("cuda") else 4) * batch_size_tokens // int(tokens.shape[1]),
+        ),
         lr=lr,
         lr_warm_up_steps=lr_warm_up_steps,
         dead_feature_window=dead_feature_window,
@@ -313,7 +375,7 @@ def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: tor
             sae_cfg = cfg.saes[names[h]]
             sae = get_sae_training_class(sae_cfg.architecture())[0](sae_cfg)
             mean, mean_norm = stats[h]
-            scale = (model.d_model ** 0.5) / mean_norm if normalize_activations == "expected_average_only_in" else 1.0
+            scale = (model.d_model**0.5) / mean_norm if normalize_activations == "expected_average_only_in" else 1.0
             with torch.no_grad():
                 sae.b_dec.copy_((mean * scale).to(sae.b_dec.dtype))
             saes[names[h]] = sae
@@ -324,7 +386,7 @@ def train_saes(model: Any, hooks: list[str], out_dir: str | Path, *, tokens: tor
     return {h: out / "final" / names[h] for h in hooks}
 
 
-def non_special_mask(tokenizer: Any, tokens: Int[Tensor, "..."]) -> Tensor:
+def non_special_mask(tokenizer: Any, tokens: Int[Tensor, ...]) -> Tensor:
     """True where ``tokens`` is neither BOS nor padding (the positions SAE training and evaluation use)."""
     keep = torch.ones_like(tokens, dtype=torch.bool)
     for t in {tokenizer.bos_token_id, tokenizer.pad_token_id} - {None}:
@@ -333,8 +395,9 @@ def non_special_mask(tokenizer: Any, tokens: Int[Tensor, "..."]) -> Tensor:
 
 
 @torch.no_grad()
-def activation_stats(model: Any, hooks: list[str], tokens: Int[Tensor, "batch pos"], batch_size: int = 16
-                     ) -> dict[str, tuple[Float[Tensor, " d"], float]]:
+def activation_stats(
+    model: Any, hooks: list[str], tokens: Int[Tensor, "batch pos"], batch_size: int = 16
+) -> dict[str, tuple[Float[Tensor, " d"], float]]:
     """Mean activation and mean norm at each hook over ``tokens`` (BOS / pad positions excluded, as in training)."""
     from .capture import stop_layer
 
@@ -343,7 +406,7 @@ def activation_stats(model: Any, hooks: list[str], tokens: Int[Tensor, "batch po
     n = 0
     stop = stop_layer(hooks, model.n_layers)
     for i in range(0, len(tokens), batch_size):
-        rows = tokens[i: i + batch_size].to(model.device)
+        rows = tokens[i : i + batch_size].to(model.device)
         keep = non_special_mask(model.tokenizer, rows)
         _, cache = model.tl.run_with_cache(rows, names_filter=hooks, stop_at_layer=stop)
         for h in hooks:
@@ -354,29 +417,57 @@ def activation_stats(model: Any, hooks: list[str], tokens: Int[Tensor, "batch po
     return {h: ((sums[h] / max(n, 1)).float(), norms[h] / max(n, 1)) for h in hooks}
 
 
-def evaluate_sae(sae: Any, model: Any, tokens: torch.Tensor, hook: str | None = None, *, batch_size: int = 16,
-                 outlier_quantile: float = 0.01, allow_other_model: bool = False, ce_batches: int = 8) -> dict[str, Any]:
+def evaluate_sae(
+    sae: Any,
+    model: Any,
+    tokens: torch.Tensor,
+    hook: str | None = None,
+    *,
+    batch_size: int = 16,
+    outlier_quantile: float = 0.01,
+    allow_other_model: bool = False,
+    ce_batches: int = 8,
+) -> dict[str, Any]:
     """All metrics of ``sae`` on ``model``'s activations over ``tokens`` (``[n, context]`` rows starting with BOS):
     variance explained / L0 / dead fraction (BOS excluded, top 1% norms excluded) and CE-loss recovered."""
     from .capture import capture
     from .formatting import FormattedPrompt
 
     h = check_sae(sae, model, hook, allow_other_model=allow_other_model)
-    prompts = [FormattedPrompt(text="", tokens=row, role_ids=torch.zeros(len(row), dtype=torch.long),
-                               last_prompt_index=len(row) - 1, kind="transcript", messages=[], has_response=False)
-               for row in tokens]
+    prompts = [
+        FormattedPrompt(
+            text="",
+            tokens=row,
+            role_ids=torch.zeros(len(row), dtype=torch.long),
+            last_prompt_index=len(row) - 1,
+            kind="transcript",
+            messages=[],
+            has_response=False,
+        )
+        for row in tokens
+    ]
     acts = capture(model, prompts, [h], reduction="all", batch_size=batch_size, progress=False)[h]
     keep = non_special_mask(model.tokenizer, tokens.reshape(-1))
     rec = reconstruction_metrics(sae, acts[keep], outlier_quantile=outlier_quantile)
     fires = rec.pop("firing_counts")
-    ce = [ce_loss_recovered(sae, model, tokens[i: i + batch_size], h)
-          for i in range(0, min(len(tokens), ce_batches * batch_size), batch_size)]
+    ce = [
+        ce_loss_recovered(sae, model, tokens[i : i + batch_size], h)
+        for i in range(0, min(len(tokens), ce_batches * batch_size), batch_size)
+    ]
     ce_mean = {k: sum(c[k] for c in ce) / len(ce) for k in ce[0]}
-    ce_mean["ce_loss_recovered"] = ((ce_mean["ce_zero_ablation"] - ce_mean["ce_with_sae"])
-                                    / (ce_mean["ce_zero_ablation"] - ce_mean["ce_clean"]))
-    return {"hook": h, "model": model.name, **rec, **ce_mean, "n_special_excluded": int((~keep).sum()),
-            "density_hist": torch.histc((fires.float() / max(rec["n_tokens"], 1)).clamp(min=1e-7).log10(),
-                                        bins=20, min=-7, max=0).tolist()}
+    ce_mean["ce_loss_recovered"] = (ce_mean["ce_zero_ablation"] - ce_mean["ce_with_sae"]) / (
+        ce_mean["ce_zero_ablation"] - ce_mean["ce_clean"]
+    )
+    return {
+        "hook": h,
+        "model": model.name,
+        **rec,
+        **ce_mean,
+        "n_special_excluded": int((~keep).sum()),
+        "density_hist": torch.histc(
+            (fires.float() / max(rec["n_tokens"], 1)).clamp(min=1e-7).log10(), bins=20, min=-7, max=0
+        ).tolist(),
+    }
 
 
 def compact(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16) -> Path:

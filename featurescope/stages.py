@@ -52,7 +52,8 @@ CROSSCODER_STATUS = (
     "2.13.0+cpu with torch 2.14.1 plus ~3 GB of CUDA wheels (via its pin nnsight>=0.3,<0.4, which requires "
     "torchvision and diffusers); sae-lens 6.54, transformer-lens 3.9 and eai-sparsify 1.3 have no crosscoder. "
     "featurescope therefore analyses a crosscoder trained elsewhere (load_crosscoder: dictionary_learning CrossCoder "
-    "or Kissane/Nanda-style state dicts) and does not train one.")
+    "or Kissane/Nanda-style state dicts) and does not train one."
+)
 
 
 class StagesError(FeaturescopeError):
@@ -149,10 +150,17 @@ def default_blocks(device: str | torch.device) -> tuple[int, int]:
     return (8192, 65536) if str(device).startswith("cuda") else (1024, 16384)
 
 
-def match_dictionaries(a: Float[Tensor, "n d"], b: Float[Tensor, "m d"], *, both: bool = True,
-                       block_rows: int | None = None, block_cols: int | None = None,
-                       device: str | torch.device | None = None, dtype: torch.dtype | str = torch.float32,
-                       progress: bool = False) -> Matching:
+def match_dictionaries(
+    a: Float[Tensor, "n d"],
+    b: Float[Tensor, "m d"],
+    *,
+    both: bool = True,
+    block_rows: int | None = None,
+    block_cols: int | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str = torch.float32,
+    progress: bool = False,
+) -> Matching:
     """Best cosine (signed: a latent and its negation are different features) of every row of ``a`` with any row of
     ``b`` and, with ``both``, of every row of ``b`` with any row of ``a`` - from one pass of tiled matmuls.
 
@@ -162,12 +170,15 @@ def match_dictionaries(a: Float[Tensor, "n d"], b: Float[Tensor, "m d"], *, both
     width 2304 is 4.6 PFLOP). Rows with zero norm get cosine 0 with everything.
     """
     if a.ndim != 2 or b.ndim != 2:
-        raise DictionaryMismatchError(f"dictionaries must be [latents, d_model] matrices, got {tuple(a.shape)} and "
-                                      f"{tuple(b.shape)}")
+        raise DictionaryMismatchError(
+            f"dictionaries must be [latents, d_model] matrices, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     if a.shape[1] != b.shape[1]:
-        raise DictionaryMismatchError(f"the dictionaries have different widths: d_model {a.shape[1]} vs {b.shape[1]} "
-                                      "(they must decode into the same activation space, i.e. the same hook of two "
-                                      "checkpoints of one architecture)")
+        raise DictionaryMismatchError(
+            f"the dictionaries have different widths: d_model {a.shape[1]} vs {b.shape[1]} "
+            "(they must decode into the same activation space, i.e. the same hook of two "
+            "checkpoints of one architecture)"
+        )
     if len(a) == 0 or len(b) == 0:
         raise DictionaryMismatchError("a dictionary has no latents")
     if device is None:
@@ -191,23 +202,23 @@ def match_dictionaries(a: Float[Tensor, "n d"], b: Float[Tensor, "m d"], *, both
     bar = tqdm(total=n_tiles, desc="match dictionaries", unit="tile", disable=not progress or n_tiles < 4)
     with torch.no_grad():
         for i in range(0, n, br):
-            Ai = A[i: i + br]
+            Ai = A[i : i + br]
             for j in range(0, m, bc):
-                Bj = B[j: j + bc]
+                Bj = B[j : j + bc]
                 S = buf[: len(Ai) * len(Bj)].view(len(Ai), len(Bj))
                 torch.mm(Ai, Bj.T, out=S)
                 v, k = S.max(dim=1)  # along the contiguous axis: as cheap as the max alone
                 v = v.float()
-                upd = v > a_best[i: i + br]
-                a_best[i: i + br] = torch.where(upd, v, a_best[i: i + br])
-                a_idx[i: i + br] = torch.where(upd, k + j, a_idx[i: i + br])
+                upd = v > a_best[i : i + br]
+                a_best[i : i + br] = torch.where(upd, v, a_best[i : i + br])
+                a_idx[i : i + br] = torch.where(upd, k + j, a_idx[i : i + br])
                 if b_best is not None and b_blk is not None:
                     # max over the strided axis *with* indices is ~10x slower than amax on CPU: keep only the value
                     # and the row block here, and recover the argmax afterwards (one tile-row of extra matmul)
                     cv = S.amax(dim=0).float()
-                    cupd = cv > b_best[j: j + bc]
-                    b_best[j: j + bc] = torch.where(cupd, cv, b_best[j: j + bc])
-                    b_blk[j: j + bc] = torch.where(cupd, torch.full_like(b_blk[j: j + bc], i), b_blk[j: j + bc])
+                    cupd = cv > b_best[j : j + bc]
+                    b_best[j : j + bc] = torch.where(cupd, cv, b_best[j : j + bc])
+                    b_blk[j : j + bc] = torch.where(cupd, torch.full_like(b_blk[j : j + bc], i), b_blk[j : j + bc])
                 bar.update(1)
         bar.close()
         b_idx = None
@@ -216,14 +227,19 @@ def match_dictionaries(a: Float[Tensor, "n d"], b: Float[Tensor, "m d"], *, both
             for i in range(0, n, br):
                 cols = (b_blk == i).nonzero().flatten()
                 for c in range(0, len(cols), bc):
-                    cc = cols[c: c + bc]
-                    v, k = torch.mm(B[cc], A[i: i + br].T).max(dim=1)
+                    cc = cols[c : c + bc]
+                    v, k = torch.mm(B[cc], A[i : i + br].T).max(dim=1)
                     b_idx[cc] = k + i
                     b_best[cc] = v.float()
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
-    return Matching(a_best.cpu(), a_idx.cpu(), None if b_best is None else b_best.cpu(),
-                    None if b_idx is None else b_idx.cpu(), seconds=time.perf_counter() - t0)
+    return Matching(
+        a_best.cpu(),
+        a_idx.cpu(),
+        None if b_best is None else b_best.cpu(),
+        None if b_idx is None else b_idx.cpu(),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def random_unit_dictionary(n: int, d: int, seed: int = 0) -> Float[Tensor, "n d"]:
@@ -255,11 +271,21 @@ def cosine_histogram(best_cos: Float[Tensor, " n"], bins: int = 50) -> dict[str,
     return {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def matching_report(post_W: Float[Tensor, "n_post d"], base_W: Float[Tensor, "n_base d"], *, threshold: float = 0.7,
-                    baselines: Sequence[str] = ("random", "rotated"), seed: int = 0, bins: int = 50,
-                    block_rows: int | None = None, block_cols: int | None = None, device: str | None = None,
-                    dtype: str = "float32", progress: bool = False, control_W: Tensor | None = None
-                    ) -> tuple[dict[str, Any], Matching, dict[str, Tensor]]:
+def matching_report(
+    post_W: Float[Tensor, "n_post d"],
+    base_W: Float[Tensor, "n_base d"],
+    *,
+    threshold: float = 0.7,
+    baselines: Sequence[str] = ("random", "rotated"),
+    seed: int = 0,
+    bins: int = 50,
+    block_rows: int | None = None,
+    block_cols: int | None = None,
+    device: str | None = None,
+    dtype: str = "float32",
+    progress: bool = False,
+    control_W: Tensor | None = None,
+) -> tuple[dict[str, Any], Matching, dict[str, Tensor]]:
     """Match the post-trained dictionary against the base one (both directions) and against each baseline
     dictionary of the base's shape. Returns (report, matching, baseline best cosines of the post latents).
 
@@ -267,13 +293,17 @@ def matching_report(post_W: Float[Tensor, "n_post d"], base_W: Float[Tensor, "n_
     best cosines with the base dictionary are the ceiling of "reuse" when nothing changed but the SAE's training
     run (two SAEs of one model do not learn identical dictionaries); reported as baseline ``seed`` next to the
     lower baselines, and the post dictionary's reuse is also given relative to it."""
-    kw: dict[str, Any] = dict(block_rows=block_rows, block_cols=block_cols, device=device, dtype=dtype,
-                              progress=progress)
+    kw: dict[str, Any] = dict(
+        block_rows=block_rows, block_cols=block_cols, device=device, dtype=dtype, progress=progress
+    )
     m = match_dictionaries(post_W, base_W, both=True, **kw)
     base_line: dict[str, Tensor] = {}
     for bl in baselines:
-        ref = (random_unit_dictionary(base_W.shape[0], base_W.shape[1], seed) if bl == "random"
-               else rotated_dictionary(base_W, seed))
+        ref = (
+            random_unit_dictionary(base_W.shape[0], base_W.shape[1], seed)
+            if bl == "random"
+            else rotated_dictionary(base_W, seed)
+        )
         base_line[bl] = match_dictionaries(post_W, ref, both=False, **kw).a_to_b_cos
     if control_W is not None:
         if control_W.shape[1] != base_W.shape[1]:
@@ -284,28 +314,40 @@ def matching_report(post_W: Float[Tensor, "n_post d"], base_W: Float[Tensor, "n_
     lost = (m.b_to_a_cos < threshold).nonzero().flatten()
     rep = {
         "threshold": threshold,
-        "n_post_latents": int(post_W.shape[0]), "n_base_latents": int(base_W.shape[0]),
+        "n_post_latents": int(post_W.shape[0]),
+        "n_base_latents": int(base_W.shape[0]),
         "fraction_post_reused": reuse_fraction(m.a_to_b_cos, threshold),
         "fraction_base_kept": reuse_fraction(m.b_to_a_cos, threshold),
-        "n_new": int(len(new)), "n_lost": int(len(lost)),
+        "n_new": int(len(new)),
+        "n_lost": int(len(lost)),
         "median_best_cos_post_to_base": float(m.a_to_b_cos.median()),
         "median_best_cos_base_to_post": float(m.b_to_a_cos.median()),
-        "baselines": {bl: {"fraction_post_reused": reuse_fraction(c, threshold), "median_best_cos": float(c.median()),
-                           "max_best_cos": float(c.max()),
-                           "what": {"random": "random unit directions, same count and width as the base dictionary",
-                                    "rotated": "the base dictionary under a random rotation",
-                                    "seed": "a second SAE of the BASE model (same recipe, other seed) matched "
-                                            "against the base SAE: the ceiling when only the SAE run differs"}[bl]}
-                      for bl, c in base_line.items()},
-        "histograms": {"post_to_base": cosine_histogram(m.a_to_b_cos, bins),
-                       "base_to_post": cosine_histogram(m.b_to_a_cos, bins),
-                       **{f"post_to_{bl}": cosine_histogram(c, bins) for bl, c in base_line.items()}},
+        "baselines": {
+            bl: {
+                "fraction_post_reused": reuse_fraction(c, threshold),
+                "median_best_cos": float(c.median()),
+                "max_best_cos": float(c.max()),
+                "what": {
+                    "random": "random unit directions, same count and width as the base dictionary",
+                    "rotated": "the base dictionary under a random rotation",
+                    "seed": "a second SAE of the BASE model (same recipe, other seed) matched "
+                    "against the base SAE: the ceiling when only the SAE run differs",
+                }[bl],
+            }
+            for bl, c in base_line.items()
+        },
+        "histograms": {
+            "post_to_base": cosine_histogram(m.a_to_b_cos, bins),
+            "base_to_post": cosine_histogram(m.b_to_a_cos, bins),
+            **{f"post_to_{bl}": cosine_histogram(c, bins) for bl, c in base_line.items()},
+        },
         "seconds": m.seconds,
     }
     if "seed" in base_line:
         ceil = reuse_fraction(base_line["seed"], threshold)
-        rep["fraction_post_reused_relative_to_seed_ceiling"] = (rep["fraction_post_reused"] / ceil if ceil > 0
-                                                                else float("nan"))
+        rep["fraction_post_reused_relative_to_seed_ceiling"] = (
+            rep["fraction_post_reused"] / ceil if ceil > 0 else float("nan")
+        )
     return rep, m, base_line
 
 
@@ -322,22 +364,24 @@ class FeatureActivity:
     n_tokens: int
 
 
-def encode_stats(encode: Callable[[Tensor], Tensor], acts: Float[Tensor, "n d"], n_latents: int, *,
-                 batch_size: int = 1024) -> FeatureActivity:
+def encode_stats(
+    encode: Callable[[Tensor], Tensor], acts: Float[Tensor, "n d"], n_latents: int, *, batch_size: int = 1024
+) -> FeatureActivity:
     """Firing frequency and mean activation of every latent of ``encode`` (e.g. ``sae.encode``) over ``acts``."""
     fires = torch.zeros(n_latents, dtype=torch.float64)
     total = torch.zeros(n_latents, dtype=torch.float64)
     with torch.no_grad():
         for i in range(0, len(acts), batch_size):
-            f = encode(acts[i: i + batch_size]).float()
+            f = encode(acts[i : i + batch_size]).float()
             fires += (f > 0).sum(0).double().cpu()
             total += f.sum(0).double().cpu()
     n = max(len(acts), 1)
     return FeatureActivity((fires / n).float(), (total / n).float(), (total / fires.clamp(min=1)).float(), len(acts))
 
 
-def activation_shift(base: FeatureActivity, post: FeatureActivity, *, k: int = 20,
-                     rank_by: str = "frequency") -> dict[str, Any]:
+def activation_shift(
+    base: FeatureActivity, post: FeatureActivity, *, k: int = 20, rank_by: str = "frequency"
+) -> dict[str, Any]:
     """Most up- and down-regulated latents from ``base`` to ``post`` activity (same latents, same tokens), ranked by
     the change in firing frequency (scale-free) or in mean activation."""
     if len(base.frequency) != len(post.frequency):
@@ -350,17 +394,31 @@ def activation_shift(base: FeatureActivity, post: FeatureActivity, *, k: int = 2
     down = (-key).topk(k).indices
 
     def rows(idx: Tensor) -> list[dict[str, Any]]:
-        return [{"latent": int(i), "freq_base": float(base.frequency[i]), "freq_post": float(post.frequency[i]),
-                 "mean_base": float(base.mean[i]), "mean_post": float(post.mean[i]),
-                 "delta_freq": float(d_freq[i]), "delta_mean": float(d_mean[i])} for i in idx]
+        return [
+            {
+                "latent": int(i),
+                "freq_base": float(base.frequency[i]),
+                "freq_post": float(post.frequency[i]),
+                "mean_base": float(base.mean[i]),
+                "mean_post": float(post.mean[i]),
+                "delta_freq": float(d_freq[i]),
+                "delta_mean": float(d_mean[i]),
+            }
+            for i in idx
+        ]
 
     alive_b, alive_p = base.frequency > 0, post.frequency > 0
-    return {"rank_by": rank_by, "n_tokens": {"base": base.n_tokens, "post": post.n_tokens},
-            "up": rows(up[key[up] > 0]), "down": rows(down[key[down] < 0]),
-            "alive_base_only": int((alive_b & ~alive_p).sum()), "alive_post_only": int((alive_p & ~alive_b).sum()),
-            "alive_both": int((alive_b & alive_p).sum()),
-            "frequency_correlation": _pearson(base.frequency, post.frequency),
-            "mean_abs_delta_freq": float(d_freq.abs().mean())}
+    return {
+        "rank_by": rank_by,
+        "n_tokens": {"base": base.n_tokens, "post": post.n_tokens},
+        "up": rows(up[key[up] > 0]),
+        "down": rows(down[key[down] < 0]),
+        "alive_base_only": int((alive_b & ~alive_p).sum()),
+        "alive_post_only": int((alive_p & ~alive_b).sum()),
+        "alive_both": int((alive_b & alive_p).sum()),
+        "frequency_correlation": _pearson(base.frequency, post.frequency),
+        "mean_abs_delta_freq": float(d_freq.abs().mean()),
+    }
 
 
 def _pearson(x: Tensor, y: Tensor) -> float:
@@ -389,15 +447,23 @@ def feature_overlap(a: Sequence[int], b: Sequence[int]) -> dict[str, Any]:
     return {"jaccard": len(sa & sb) / max(len(sa | sb), 1), "shared": sorted(sa & sb), "n": max(len(sa), len(sb))}
 
 
-def matched_overlap(top_base: Sequence[int], top_post: Sequence[int], base_to_post_idx: Int[Tensor, " n_base"],
-                    base_to_post_cos: Float[Tensor, " n_base"], threshold: float) -> dict[str, Any]:
+def matched_overlap(
+    top_base: Sequence[int],
+    top_post: Sequence[int],
+    base_to_post_idx: Int[Tensor, " n_base"],
+    base_to_post_cos: Float[Tensor, " n_base"],
+    threshold: float,
+) -> dict[str, Any]:
     """Overlap of a base-SAE feature list and a post-SAE feature list, via the decoder matching (a base feature
     counts as its best post match when their cosine clears ``threshold``)."""
     mapped = [int(base_to_post_idx[i]) for i in top_base if float(base_to_post_cos[i]) >= threshold]
     sp = set(top_post)
     hit = sorted({m for m in mapped if m in sp})
-    return {"fraction_of_base_top_matched": len(mapped) / max(len(top_base), 1),
-            "fraction_of_post_top_hit": len(hit) / max(len(sp), 1), "shared_post_latents": hit}
+    return {
+        "fraction_of_base_top_matched": len(mapped) / max(len(top_base), 1),
+        "fraction_of_post_top_hit": len(hit) / max(len(sp), 1),
+        "shared_post_latents": hit,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -411,13 +477,17 @@ def relative_decoder_norm(d_base: Float[Tensor, "n d"], d_post: Float[Tensor, "n
     return npost / (nb + npost).clamp(min=1e-12)
 
 
-def classify_latents(r: Float[Tensor, " n"], base_only_max: float = 0.1,
-                     post_only_min: float = 0.9) -> dict[str, Int[Tensor, " k"]]:
+def classify_latents(
+    r: Float[Tensor, " n"], base_only_max: float = 0.1, post_only_min: float = 0.9
+) -> dict[str, Int[Tensor, " k"]]:
     """Split latents by relative norm: base-only (r < base_only_max), post-only (r > post_only_min), shared."""
     base_only = r < base_only_max
     post_only = r > post_only_min
-    return {"base_only": base_only.nonzero().flatten(), "post_only": post_only.nonzero().flatten(),
-            "shared": (~base_only & ~post_only).nonzero().flatten()}
+    return {
+        "base_only": base_only.nonzero().flatten(),
+        "post_only": post_only.nonzero().flatten(),
+        "shared": (~base_only & ~post_only).nonzero().flatten(),
+    }
 
 
 @dataclasses.dataclass
@@ -432,16 +502,25 @@ class ScalingSums:
         den = self.den.clamp(min=1e-30)
         b_err, b_rec = self.num_err / den, self.num_rec / den
         dead = self.den <= 0
-        out = {"beta_error_base": b_err[0], "beta_error_post": b_err[1], "beta_recon_base": b_rec[0],
-               "beta_recon_post": b_rec[1]}
+        out = {
+            "beta_error_base": b_err[0],
+            "beta_error_post": b_err[1],
+            "beta_recon_base": b_rec[0],
+            "beta_recon_post": b_rec[1],
+        }
         out = {k: torch.where(dead, torch.full_like(v, float("nan")), v) for k, v in out.items()}
         out["nu_error"] = out["beta_error_base"] / out["beta_error_post"]
         out["nu_recon"] = out["beta_recon_base"] / out["beta_recon_post"]
         return out
 
 
-def latent_scaling_sums(f: Float[Tensor, "n k"], direction: Float[Tensor, "k d"], acts: Float[Tensor, "2 n d"],
-                        recon: Float[Tensor, "2 n d"], own_decoder: Float[Tensor, "2 k d"]) -> ScalingSums:
+def latent_scaling_sums(
+    f: Float[Tensor, "n k"],
+    direction: Float[Tensor, "k d"],
+    acts: Float[Tensor, "2 n d"],
+    recon: Float[Tensor, "2 n d"],
+    own_decoder: Float[Tensor, "2 k d"],
+) -> ScalingSums:
     """Sufficient statistics of the Latent Scaling fits for one chunk of tokens.
 
     For latent j with activation f_j(x) and direction d_j (the post-trained decoder row, Minder et al.), and model m
@@ -468,8 +547,13 @@ def latent_scaling_sums(f: Float[Tensor, "n k"], direction: Float[Tensor, "k d"]
     return ScalingSums(num_err, num_rec, dn2 * f2)
 
 
-def latent_scaling(f: Float[Tensor, "n k"], direction: Float[Tensor, "k d"], acts: Float[Tensor, "2 n d"],
-                   recon: Float[Tensor, "2 n d"], own_decoder: Float[Tensor, "2 k d"]) -> dict[str, Tensor]:
+def latent_scaling(
+    f: Float[Tensor, "n k"],
+    direction: Float[Tensor, "k d"],
+    acts: Float[Tensor, "2 n d"],
+    recon: Float[Tensor, "2 n d"],
+    own_decoder: Float[Tensor, "2 k d"],
+) -> dict[str, Tensor]:
     """Latent Scaling betas and nu ratios in one call (see :func:`latent_scaling_sums`)."""
     return latent_scaling_sums(f, direction, acts, recon, own_decoder).betas()
 
@@ -528,8 +612,10 @@ def load_crosscoder(path: str | Path, *, base_index: int = 0) -> CrosscoderWeigh
         W_enc, b_enc, b_dec = sd["W_enc"], sd["b_enc"], sd["b_dec"]
         W_dec = einops.rearrange(sd["W_dec"], "n m d -> m n d")
     else:
-        raise StagesError(f"{p}: not a crosscoder state dict I know (keys {sorted(sd)[:8]}...); expected "
-                          "dictionary_learning's encoder.weight/decoder.weight or W_enc/W_dec/b_enc/b_dec")
+        raise StagesError(
+            f"{p}: not a crosscoder state dict I know (keys {sorted(sd)[:8]}...); expected "
+            "dictionary_learning's encoder.weight/decoder.weight or W_enc/W_dec/b_enc/b_dec"
+        )
     if W_dec.ndim != 3 or W_dec.shape[0] != 2 or W_enc.shape[0] != 2:
         raise StagesError(f"{p}: expected a crosscoder over 2 models, got decoder shape {tuple(W_dec.shape)}")
     k = sd.get("k")
@@ -538,21 +624,36 @@ def load_crosscoder(path: str | Path, *, base_index: int = 0) -> CrosscoderWeigh
         thr = thr.expand(W_dec.shape[1])
     if thr is not None and bool((thr < 0).all()):
         thr = None  # dictionary_learning stores threshold = -1 until it is calibrated
-    return CrosscoderWeights(W_enc=W_enc[order].float(), b_enc=b_enc.float(), W_dec=W_dec[order].float(),
-                             b_dec=b_dec[order].float(), threshold=None if thr is None else thr.float(),
-                             k=None if k is None else int(k), source=str(p))
+    return CrosscoderWeights(
+        W_enc=W_enc[order].float(),
+        b_enc=b_enc.float(),
+        W_dec=W_dec[order].float(),
+        b_dec=b_dec[order].float(),
+        threshold=None if thr is None else thr.float(),
+        k=None if k is None else int(k),
+        source=str(p),
+    )
 
 
-def crosscoder_report(cc: CrosscoderWeights, acts_base: Float[Tensor, "n d"], acts_post: Float[Tensor, "n d"], *,
-                      base_only_max: float = 0.1, post_only_min: float = 0.9, nu_max: float = 0.2,
-                      batch_size: int = 1024, progress: bool = False) -> tuple[dict[str, Any], dict[str, Tensor]]:
+def crosscoder_report(
+    cc: CrosscoderWeights,
+    acts_base: Float[Tensor, "n d"],
+    acts_post: Float[Tensor, "n d"],
+    *,
+    base_only_max: float = 0.1,
+    post_only_min: float = 0.9,
+    nu_max: float = 0.2,
+    batch_size: int = 1024,
+    progress: bool = False,
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Relative-norm classes and Latent Scaling of every post-only latent (and of the shared ones, as the reference
     distribution) over paired activations of the two models on the same tokens."""
     if acts_base.shape != acts_post.shape:
         raise StageMismatchError(f"paired activations must match: {tuple(acts_base.shape)} vs {tuple(acts_post.shape)}")
     if acts_base.shape[-1] != cc.W_dec.shape[-1]:
-        raise DictionaryMismatchError(f"the crosscoder decodes d_model {cc.W_dec.shape[-1]}, activations have "
-                                      f"{acts_base.shape[-1]}")
+        raise DictionaryMismatchError(
+            f"the crosscoder decodes d_model {cc.W_dec.shape[-1]}, activations have {acts_base.shape[-1]}"
+        )
     r = relative_decoder_norm(cc.W_dec[0], cc.W_dec[1])
     cls = classify_latents(r, base_only_max, post_only_min)
     test = torch.cat([cls["post_only"], cls["shared"]])
@@ -562,7 +663,7 @@ def crosscoder_report(cc: CrosscoderWeights, acts_base: Float[Tensor, "n d"], ac
     fires = torch.zeros(cc.n_latents)
     with torch.no_grad():
         for i in tqdm(range(0, len(acts_base), batch_size), desc="latent scaling", disable=not progress):
-            x = torch.stack([acts_base[i: i + batch_size], acts_post[i: i + batch_size]], 1).float()
+            x = torch.stack([acts_base[i : i + batch_size], acts_post[i : i + batch_size]], 1).float()
             f = cc.encode(x)
             fires += (f > 0).sum(0).float()
             rec = cc.decode(f)
@@ -576,7 +677,8 @@ def crosscoder_report(cc: CrosscoderWeights, acts_base: Float[Tensor, "n d"], ac
     true_post = (nu_e < nu_max) & (nu_r < nu_max)
     dead = torch.isnan(nu_e) | torch.isnan(nu_r)
     rep = {
-        "n_latents": cc.n_latents, "source": cc.source,
+        "n_latents": cc.n_latents,
+        "source": cc.source,
         "thresholds": {"base_only_r_below": base_only_max, "post_only_r_above": post_only_min, "nu_max": nu_max},
         "counts": {k: int(len(v)) for k, v in cls.items()},
         "post_only_passing_latent_scaling": int(true_post.sum()),
@@ -634,9 +736,16 @@ def heldout_dialogues(n: int | None = None) -> list[list[dict[str, str]]]:
     return [r["messages"] for r in rows[:n]]
 
 
-def prepare_chat_rows(post_model: Any, *, n_dialogues: int = 60, max_new_tokens: int = 48, context: int = 128,
-                      conversations: Sequence[Any] | None = None, batch_size: int = 8,
-                      progress: bool = True) -> tuple[TokenRows, list[dict[str, Any]]]:
+def prepare_chat_rows(
+    post_model: Any,
+    *,
+    n_dialogues: int = 60,
+    max_new_tokens: int = 48,
+    context: int = 128,
+    conversations: Sequence[Any] | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> tuple[TokenRows, list[dict[str, Any]]]:
     """Chat-formatted rows in the post-trained model's template. ``conversations`` ending with an assistant turn are
     used as they are; otherwise the post-trained model answers the held-out prompts (greedy) first."""
     from .formatting import format_conversation
@@ -646,10 +755,14 @@ def prepare_chat_rows(post_model: Any, *, n_dialogues: int = 60, max_new_tokens:
         prompts = heldout_dialogues(n_dialogues)
         gens = generate(post_model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
         fps = [g.formatted for g in gens if g.formatted is not None]
-        rows = [{"prompt": p[-1]["content"], "response": g.response, "new_tokens": g.new_tokens, "stopped": g.stopped}
-                for p, g in zip(prompts, gens)]
-        src = (f"featurescope/data/dialogues/heldout.jsonl ({len(prompts)} prompts) with greedy responses of "
-               f"{post_model.name} (max {max_new_tokens} new tokens)")
+        rows = [
+            {"prompt": p[-1]["content"], "response": g.response, "new_tokens": g.new_tokens, "stopped": g.stopped}
+            for p, g in zip(prompts, gens)
+        ]
+        src = (
+            f"featurescope/data/dialogues/heldout.jsonl ({len(prompts)} prompts) with greedy responses of "
+            f"{post_model.name} (max {max_new_tokens} new tokens)"
+        )
     else:
         fps = [format_conversation(post_model, c, kind="chat") for c in conversations]
         rows = [{"messages": [dataclasses.asdict(m) for m in fp.messages]} for fp in fps]
@@ -657,8 +770,10 @@ def prepare_chat_rows(post_model: Any, *, n_dialogues: int = 60, max_new_tokens:
     if not fps:
         raise StagesError("no chat conversations to evaluate on (every generated response was empty)")
     packed = pack_conversations(fps, context, post_model.tokenizer.bos_token_id)
-    packed.description = (f"{src}; formatted with {post_model.name}'s chat template; {packed.description}; the base "
-                          "model is evaluated on these same token ids")
+    packed.description = (
+        f"{src}; formatted with {post_model.name}'s chat template; {packed.description}; the base "
+        "model is evaluated on these same token ids"
+    )
     return packed, rows
 
 
@@ -670,26 +785,38 @@ def prepare_plain_rows(tokenizer: Any, *, n_rows: int = 48, context: int = 128, 
         toks = corpus.sequences(tokenizer, "heldout", context_size=context, max_sequences=n_rows, seed=seed)
     else:
         corpus.ensure_installed()
-        toks = corpus.token_sequences(tokenizer, corpus.documents("heldout"), context_size=context,
-                                      max_sequences=n_rows, seed=seed)
-    return TokenRows(toks.long(), torch.zeros_like(toks, dtype=torch.long),
-                     f"{len(toks)} held-out rows of {context} tokens of the offline corpus (python-docs, fortunes, "
-                     f"dialogues; seed {seed})")
+        toks = corpus.token_sequences(
+            tokenizer, corpus.documents("heldout"), context_size=context, max_sequences=n_rows, seed=seed
+        )
+    return TokenRows(
+        toks.long(),
+        torch.zeros_like(toks, dtype=torch.long),
+        f"{len(toks)} held-out rows of {context} tokens of the offline corpus (python-docs, fortunes, "
+        f"dialogues; seed {seed})",
+    )
 
 
 def check_pair(base_model: Any, post_model: Any, hook: str) -> None:
     """Both checkpoints must share the tokenizer (to evaluate on the same token ids), the width and the hook."""
     if base_model.d_model != post_model.d_model:
-        raise StageMismatchError(f"{base_model.name} has d_model {base_model.d_model} but {post_model.name} has "
-                                 f"{post_model.d_model}: not two checkpoints of one architecture")
+        raise StageMismatchError(
+            f"{base_model.name} has d_model {base_model.d_model} but {post_model.name} has "
+            f"{post_model.d_model}: not two checkpoints of one architecture"
+        )
     if base_model.n_layers != post_model.n_layers:
-        raise StageMismatchError(f"{base_model.name} has {base_model.n_layers} layers, {post_model.name} "
-                                 f"{post_model.n_layers}")
+        raise StageMismatchError(
+            f"{base_model.name} has {base_model.n_layers} layers, {post_model.name} {post_model.n_layers}"
+        )
     tb, tp = base_model.tokenizer, post_model.tokenizer
     probe = "The Assistant said: hello, world! 42 <start_of_turn>"
-    if len(tb) != len(tp) or tb(probe, add_special_tokens=False)["input_ids"] != tp(probe, add_special_tokens=False)["input_ids"]:
-        raise StageMismatchError(f"{base_model.name} and {post_model.name} tokenize differently; the stages comparison "
-                                 "evaluates both on the same token ids and needs one tokenizer")
+    if (
+        len(tb) != len(tp)
+        or tb(probe, add_special_tokens=False)["input_ids"] != tp(probe, add_special_tokens=False)["input_ids"]
+    ):
+        raise StageMismatchError(
+            f"{base_model.name} and {post_model.name} tokenize differently; the stages comparison "
+            "evaluates both on the same token ids and needs one tokenizer"
+        )
     base_model.check_hook(hook)
     post_model.check_hook(hook)
 
@@ -700,8 +827,18 @@ def capture_rows(model: Any, rows: TokenRows, hook: str, batch_size: int = 16) -
     from .capture import capture
     from .formatting import FormattedPrompt
 
-    prompts = [FormattedPrompt(text="", tokens=t, role_ids=r, last_prompt_index=len(t) - 1, kind="transcript",
-                               messages=[], has_response=False) for t, r in zip(rows.tokens, rows.role_ids)]
+    prompts = [
+        FormattedPrompt(
+            text="",
+            tokens=t,
+            role_ids=r,
+            last_prompt_index=len(t) - 1,
+            kind="transcript",
+            messages=[],
+            has_response=False,
+        )
+        for t, r in zip(rows.tokens, rows.role_ids)
+    ]
     acts = capture(model, prompts, [hook], reduction="all", batch_size=batch_size, progress=False)[hook]
     flat = rows.tokens.reshape(-1)
     keep = torch.ones(len(flat), dtype=torch.bool)
@@ -713,9 +850,18 @@ def capture_rows(model: Any, rows: TokenRows, hook: str, batch_size: int = 16) -
 # ----------------------------------------------------------------------------------------------------------------
 # SAE transfer (drives the models)
 # ----------------------------------------------------------------------------------------------------------------
-def transfer_metrics(sae: Any, model: Any, rows: TokenRows, acts: Float[Tensor, "n d"], keep: Bool[Tensor, " n"],
-                     hook: str, *, ce_rows: int = 12, ce_batch: int = 4,
-                     outlier_quantile: float = 0.01) -> dict[str, Any]:
+def transfer_metrics(
+    sae: Any,
+    model: Any,
+    rows: TokenRows,
+    acts: Float[Tensor, "n d"],
+    keep: Bool[Tensor, " n"],
+    hook: str,
+    *,
+    ce_rows: int = 12,
+    ce_batch: int = 4,
+    outlier_quantile: float = 0.01,
+) -> dict[str, Any]:
     """:func:`featurescope.saes.reconstruction_metrics` on the kept activations and
     :func:`featurescope.saes.ce_loss_recovered` on the first ``ce_rows`` rows (averaged over batches as
     :func:`featurescope.saes.evaluate_sae` does). CE batches are small: sae-lens holds three full-vocabulary logit
@@ -727,8 +873,10 @@ def transfer_metrics(sae: Any, model: Any, rows: TokenRows, acts: Float[Tensor, 
     rec.pop("firing_counts")
     out: dict[str, Any] = {**rec, "n_special_excluded": int((~keep).sum())}
     if ce_rows > 0:
-        ce = [ce_loss_recovered(sae, model, rows.tokens[i: min(i + ce_batch, ce_rows)], hook)
-              for i in range(0, min(ce_rows, len(rows.tokens)), ce_batch)]
+        ce = [
+            ce_loss_recovered(sae, model, rows.tokens[i : min(i + ce_batch, ce_rows)], hook)
+            for i in range(0, min(ce_rows, len(rows.tokens)), ce_batch)
+        ]
         m = {k: sum(c[k] for c in ce) / len(ce) for k in ("ce_clean", "ce_with_sae", "ce_zero_ablation")}
         den = m["ce_zero_ablation"] - m["ce_clean"]
         m["ce_loss_recovered"] = (m["ce_zero_ablation"] - m["ce_with_sae"]) / den if den != 0 else float("nan")
@@ -750,9 +898,17 @@ def trait_prompt_pairs(trait: Any, n_questions: int) -> tuple[list[list[dict[str
     return pos, neg
 
 
-def prompt_persona_vectors(base_model: Any, post_model: Any, traits: Sequence[str], *, n_questions: int = 5,
-                           kind: str = "prompt_mean", fmt: str = "own", batch_size: int = 16,
-                           progress: bool = True) -> dict[str, dict[str, Tensor]]:
+def prompt_persona_vectors(
+    base_model: Any,
+    post_model: Any,
+    traits: Sequence[str],
+    *,
+    n_questions: int = 5,
+    kind: str = "prompt_mean",
+    fmt: str = "own",
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict[str, dict[str, Tensor]]:
     """Prompt-side persona vectors (mean over prompt tokens, or the last prompt token, of the positive-instruction
     prompts minus the negative ones; Chen et al.'s prompt-based variant) at every layer of both models.
     ``fmt="own"``: each model in its own format (chat template / base transcript), as ``persona extract`` does;
@@ -778,8 +934,9 @@ def prompt_persona_vectors(base_model: Any, post_model: Any, traits: Sequence[st
     return out
 
 
-def load_persona_vectors(base_dir: str | Path, post_dir: str | Path, traits: Sequence[str],
-                         kind: str = "response_mean") -> dict[str, dict[str, Tensor]]:
+def load_persona_vectors(
+    base_dir: str | Path, post_dir: str | Path, traits: Sequence[str], kind: str = "response_mean"
+) -> dict[str, dict[str, Tensor]]:
     """Persona vectors written by ``featurescope persona extract/run`` (``{trait}.{kind}.safetensors``) for both
     stages; traits missing on either side are skipped."""
     from .persona import PersonaVector
@@ -794,8 +951,16 @@ def load_persona_vectors(base_dir: str | Path, post_dir: str | Path, traits: Seq
     return out
 
 
-def persona_report(vectors: Mapping[str, Mapping[str, Tensor]], layer: int, base_W: Tensor, post_W: Tensor,
-                   matching: Matching | None, *, k: int = 20, threshold: float = 0.7) -> dict[str, Any]:
+def persona_report(
+    vectors: Mapping[str, Mapping[str, Tensor]],
+    layer: int,
+    base_W: Tensor,
+    post_W: Tensor,
+    matching: Matching | None,
+    *,
+    k: int = 20,
+    threshold: float = 0.7,
+) -> dict[str, Any]:
     """Per trait: cosine between stages per layer; at ``layer``, the overlap of the top-k decoder-cosine features of
     the two vectors in the base SAE, in the post SAE, and across the two SAEs through the decoder matching."""
     from .decompose import by_cosine
@@ -809,11 +974,14 @@ def persona_report(vectors: Mapping[str, Mapping[str, Tensor]], layer: int, base
         r: dict[str, Any] = {
             "cosine_per_layer": [round(float(c), 4) for c in cos],
             "cosine_at_layer": float(cos[layer]),
-            "norm_base": float(vb.norm()), "norm_post": float(vp.norm()),
+            "norm_base": float(vb.norm()),
+            "norm_post": float(vp.norm()),
             "top_features_base_sae": {"base_vector": tb_b, "post_vector": tp_b, **feature_overlap(tb_b, tp_b)},
             "top_features_post_sae": {"base_vector": tb_p, "post_vector": tp_p, **feature_overlap(tb_p, tp_p)},
-            "k_for_50pct": {"base_vector_in_base_sae": by_cosine(vb, base_W, k=k).k_for(0.5),
-                            "post_vector_in_post_sae": by_cosine(vp, post_W, k=k).k_for(0.5)},
+            "k_for_50pct": {
+                "base_vector_in_base_sae": by_cosine(vb, base_W, k=k).k_for(0.5),
+                "post_vector_in_post_sae": by_cosine(vp, post_W, k=k).k_for(0.5),
+            },
         }
         if matching is not None and matching.b_to_a_idx is not None:
             r["across_saes"] = matched_overlap(tb_b, tp_p, matching.b_to_a_idx, matching.b_to_a_cos, threshold)
@@ -916,12 +1084,24 @@ def _sae_name(sae: Any, given: str | None) -> str:
     return f"{getattr(m, 'release', None) or m.model_name or 'sae'}/{getattr(m, 'sae_id', None) or m.hook_name}"
 
 
-def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, hook: str | int | None,
-               out_dir: str | Path, *, config: StagesConfig = StagesConfig(), crosscoder: Any = None,
-               conversations: Sequence[Any] | None = None, plain_rows: TokenRows | None = None,
-               persona_vectors: Mapping[str, Mapping[str, Tensor]] | None = None,
-               sae_names: tuple[str | None, str | None] = (None, None), progress: bool = True,
-               command: str = "stages", control_sae: Any = None) -> dict[str, Any]:
+def run_stages(
+    base_model: Any,
+    post_model: Any,
+    base_sae: Any,
+    post_sae: Any,
+    hook: str | int | None,
+    out_dir: str | Path,
+    *,
+    config: StagesConfig = StagesConfig(),
+    crosscoder: Any = None,
+    conversations: Sequence[Any] | None = None,
+    plain_rows: TokenRows | None = None,
+    persona_vectors: Mapping[str, Mapping[str, Tensor]] | None = None,
+    sae_names: tuple[str | None, str | None] = (None, None),
+    progress: bool = True,
+    command: str = "stages",
+    control_sae: Any = None,
+) -> dict[str, Any]:
     """Run the cross-stage analysis (module docstring) and write ``out_dir/summary.json``, figures and ``cards.html``.
 
     ``hook`` is a hook name or a residual layer (default: the base SAE's own hook). ``crosscoder`` is a path for
@@ -956,25 +1136,38 @@ def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, h
 
     layer = hook_layer(hook)
     names = {"base": _sae_name(base_sae, sae_names[0]), "post": _sae_name(post_sae, sae_names[1])}
-    tag = (f"{hook} | base {base_model.name} ({base_model.stage}), SAE {names['base']} | post {post_model.name} "
-           f"({post_model.stage}), SAE {names['post']}")
+    tag = (
+        f"{hook} | base {base_model.name} ({base_model.stage}), SAE {names['base']} | post {post_model.name} "
+        f"({post_model.stage}), SAE {names['post']}"
+    )
     results: dict[str, Any] = {"hook": hook, "layer": layer, "sae_names": names}
     figures: list[str] = []
     card_sections: list[str] = []
 
     # -- texts and activations (shared by transfer, shift, crosscoder) -----------------------------------------
     # texts are needed by transfer, shift and crosscoder, and by matching for ranking / carding the new latents
-    need_acts = (bool({"transfer", "shift"} & set(cfg.parts)) or ("crosscoder" in cfg.parts and crosscoder is not None)
-                 or ("matching" in cfg.parts and cfg.n_cards > 0))
+    need_acts = (
+        bool({"transfer", "shift"} & set(cfg.parts))
+        or ("crosscoder" in cfg.parts and crosscoder is not None)
+        or ("matching" in cfg.parts and cfg.n_cards > 0)
+    )
     rows: dict[str, TokenRows] = {}
     acts: dict[tuple[str, str], tuple[Tensor, Tensor, Tensor]] = {}
     if need_acts:
         t = time.time()
-        rows["plain"] = plain_rows if plain_rows is not None else prepare_plain_rows(
-            post_model.tokenizer, n_rows=cfg.plain_rows, context=cfg.context, seed=cfg.seed + 1)
-        chat, responses = prepare_chat_rows(post_model, n_dialogues=cfg.chat_dialogues,
-                                            max_new_tokens=cfg.max_new_tokens, context=cfg.context,
-                                            conversations=conversations, progress=progress)
+        rows["plain"] = (
+            plain_rows
+            if plain_rows is not None
+            else prepare_plain_rows(post_model.tokenizer, n_rows=cfg.plain_rows, context=cfg.context, seed=cfg.seed + 1)
+        )
+        chat, responses = prepare_chat_rows(
+            post_model,
+            n_dialogues=cfg.chat_dialogues,
+            max_new_tokens=cfg.max_new_tokens,
+            context=cfg.context,
+            conversations=conversations,
+            progress=progress,
+        )
         rows["chat"] = chat
         (out / "responses.jsonl").write_text("\n".join(json.dumps(r) for r in responses) + "\n")
         timings["texts"] = time.time() - t
@@ -983,12 +1176,20 @@ def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, h
             for stage, model in (("base", base_model), ("post", post_model)):
                 acts[(stage, set_k)] = capture_rows(model, r, hook, cfg.batch_size)
         timings["capture"] = time.time() - t
-        results["texts"] = {k: {"description": r.description, "rows": int(r.tokens.shape[0]),
-                                "context": int(r.tokens.shape[1]), "tokens": int(r.tokens.numel()),
-                                "assistant_tokens": int((r.role_ids == 3).sum())} for k, r in rows.items()}
+        results["texts"] = {
+            k: {
+                "description": r.description,
+                "rows": int(r.tokens.shape[0]),
+                "context": int(r.tokens.shape[1]),
+                "tokens": int(r.tokens.numel()),
+                "assistant_tokens": int((r.role_ids == 3).sum()),
+            }
+            for k, r in rows.items()
+        }
         results["texts"]["format"] = (
             "plain: corpus rows, identical token ids for both models; chat: the post-trained model's chat template, "
-            "and the base model reads the same token ids (not its own transcript framing) so the texts are identical")
+            "and the base model reads the same token ids (not its own transcript framing) so the texts are identical"
+        )
 
     saes = {"base_sae": base_sae, "post_sae": post_sae}
     models = {"base_model": base_model, "post_model": post_model}
@@ -1001,23 +1202,53 @@ def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, h
             tr[sk] = {}
             for mk, model in models.items():
                 stage = mk.split("_")[0]
-                tr[sk][mk] = {set_k: transfer_metrics(sae, model, rows[set_k], acts[(stage, set_k)][0],
-                                                      acts[(stage, set_k)][2], hook, ce_rows=cfg.ce_rows,
-                                                      ce_batch=cfg.ce_batch,
-                                                      outlier_quantile=cfg.outlier_quantile)
-                              for set_k in rows}
-        deltas = {sk: {set_k: {
-            "fve_other_minus_own": tr[sk]["post_model" if sk == "base_sae" else "base_model"][set_k]["fraction_variance_explained"]
-            - tr[sk]["base_model" if sk == "base_sae" else "post_model"][set_k]["fraction_variance_explained"],
-            "ce_recovered_other_minus_own": tr[sk]["post_model" if sk == "base_sae" else "base_model"][set_k].get("ce_loss_recovered", float("nan"))
-            - tr[sk]["base_model" if sk == "base_sae" else "post_model"][set_k].get("ce_loss_recovered", float("nan"))}
-            for set_k in rows} for sk in saes}
-        results["transfer"] = {**tr, "deltas": deltas,
-                               "note": "BOS/padding and the top 1% activation norms excluded from FVE/L0 (Kissane et "
-                                       "al.); CE-loss recovered = (CE_zero_abl - CE_sae) / (CE_zero_abl - CE_clean) "
-                                       f"on the first {cfg.ce_rows} rows of each set (sae-lens get_recons_loss)"}
-        figures.append(_fig_transfer(out / "transfer.png", tr, f"SAE transfer across stages at {tag}; texts: held-out "
-                                     "corpus (plain) and held-out dialogues in the post model's chat template (chat)"))
+                tr[sk][mk] = {
+                    set_k: transfer_metrics(
+                        sae,
+                        model,
+                        rows[set_k],
+                        acts[(stage, set_k)][0],
+                        acts[(stage, set_k)][2],
+                        hook,
+                        ce_rows=cfg.ce_rows,
+                        ce_batch=cfg.ce_batch,
+                        outlier_quantile=cfg.outlier_quantile,
+                    )
+                    for set_k in rows
+                }
+        deltas = {
+            sk: {
+                set_k: {
+                    "fve_other_minus_own": tr[sk]["post_model" if sk == "base_sae" else "base_model"][set_k][
+                        "fraction_variance_explained"
+                    ]
+                    - tr[sk]["base_model" if sk == "base_sae" else "post_model"][set_k]["fraction_variance_explained"],
+                    "ce_recovered_other_minus_own": tr[sk]["post_model" if sk == "base_sae" else "base_model"][
+                        set_k
+                    ].get("ce_loss_recovered", float("nan"))
+                    - tr[sk]["base_model" if sk == "base_sae" else "post_model"][set_k].get(
+                        "ce_loss_recovered", float("nan")
+                    ),
+                }
+                for set_k in rows
+            }
+            for sk in saes
+        }
+        results["transfer"] = {
+            **tr,
+            "deltas": deltas,
+            "note": "BOS/padding and the top 1% activation norms excluded from FVE/L0 (Kissane et "
+            "al.); CE-loss recovered = (CE_zero_abl - CE_sae) / (CE_zero_abl - CE_clean) "
+            f"on the first {cfg.ce_rows} rows of each set (sae-lens get_recons_loss)",
+        }
+        figures.append(
+            _fig_transfer(
+                out / "transfer.png",
+                tr,
+                f"SAE transfer across stages at {tag}; texts: held-out "
+                "corpus (plain) and held-out dialogues in the post model's chat template (chat)",
+            )
+        )
         timings["transfer"] = time.time() - t
 
     # -- 2. feature matching ---------------------------------------------------------------------------------
@@ -1025,12 +1256,19 @@ def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, h
     new_latents: list[int] = []
     if "matching" in cfg.parts or "persona" in cfg.parts:
         t = time.time()
-        rep, matching, base_line = matching_report(post_W, base_W, threshold=cfg.reuse_threshold,
-                                                   baselines=cfg.baselines, seed=cfg.seed, bins=cfg.hist_bins,
-                                                   block_rows=cfg.block_rows, block_cols=cfg.block_cols,
-                                                   dtype=cfg.match_dtype, progress=progress,
-                                                   control_W=None if control_sae is None
-                                                   else control_sae.W_dec.detach().float().cpu())
+        rep, matching, base_line = matching_report(
+            post_W,
+            base_W,
+            threshold=cfg.reuse_threshold,
+            baselines=cfg.baselines,
+            seed=cfg.seed,
+            bins=cfg.hist_bins,
+            block_rows=cfg.block_rows,
+            block_cols=cfg.block_cols,
+            dtype=cfg.match_dtype,
+            progress=progress,
+            control_W=None if control_sae is None else control_sae.W_dec.detach().float().cpu(),
+        )
         assert matching.b_to_a_cos is not None
         new = (matching.a_to_b_cos < cfg.reuse_threshold).nonzero().flatten()
         # rank new latents by how often they fire in the post-trained model (dead ones are not interesting)
@@ -1045,17 +1283,31 @@ def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, h
         rep["lost_base_latents"] = (matching.b_to_a_cos < cfg.reuse_threshold).nonzero().flatten().tolist()[:500]
         from .store import atomic_save_tensors
 
-        atomic_save_tensors(out / "matching.safetensors", {
-            "post_to_base_cos": matching.a_to_b_cos.contiguous(), "post_to_base_idx": matching.a_to_b_idx.contiguous(),
-            "base_to_post_cos": matching.b_to_a_cos.contiguous(), "base_to_post_idx": matching.b_to_a_idx.contiguous(),
-            **{f"post_to_{k}_cos": v.contiguous() for k, v in base_line.items()}})
+        atomic_save_tensors(
+            out / "matching.safetensors",
+            {
+                "post_to_base_cos": matching.a_to_b_cos.contiguous(),
+                "post_to_base_idx": matching.a_to_b_idx.contiguous(),
+                "base_to_post_cos": matching.b_to_a_cos.contiguous(),
+                "base_to_post_idx": matching.b_to_a_idx.contiguous(),
+                **{f"post_to_{k}_cos": v.contiguous() for k, v in base_line.items()},
+            },
+        )
         if "matching" in cfg.parts:
             results["matching"] = rep
-            figures.append(_fig_hist(out / "matching.png", {
-                "post -> base": matching.a_to_b_cos, "base -> post": matching.b_to_a_cos,
-                **{f"post -> {k} baseline": v for k, v in base_line.items()}}, cfg.reuse_threshold,
-                f"best decoder cosine between dictionaries at {tag}; reused: post {rep['fraction_post_reused']:.1%} "
-                f"vs random {rep['baselines'].get('random', {}).get('fraction_post_reused', float('nan')):.1%}"))
+            figures.append(
+                _fig_hist(
+                    out / "matching.png",
+                    {
+                        "post -> base": matching.a_to_b_cos,
+                        "base -> post": matching.b_to_a_cos,
+                        **{f"post -> {k} baseline": v for k, v in base_line.items()},
+                    },
+                    cfg.reuse_threshold,
+                    f"best decoder cosine between dictionaries at {tag}; reused: post {rep['fraction_post_reused']:.1%} "
+                    f"vs random {rep['baselines'].get('random', {}).get('fraction_post_reused', float('nan')):.1%}",
+                )
+            )
         timings["matching"] = time.time() - t
 
     # -- 3. activation shift on Assistant tokens ---------------------------------------------------------------
@@ -1064,7 +1316,7 @@ def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, h
         t = time.time()
         sh: dict[str, Any] = {}
         for sk, sae in saes.items():
-            enc = (lambda s: (lambda x: s.encode(x.to(s.W_dec.dtype))))(sae)
+            enc = (lambda s: lambda x: s.encode(x.to(s.W_dec.dtype)))(sae)
             n_lat = int(sae.W_dec.shape[0])
             act = {}
             for stage in ("base", "post"):
@@ -1075,24 +1327,41 @@ def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, h
             sh[sk] = s
             from .store import atomic_save_tensors
 
-            atomic_save_tensors(out / f"activity_{sk}.safetensors", {
-                f"{k}_{stage}": getattr(act[stage], k).contiguous() for stage in act
-                for k in ("frequency", "mean", "mean_when_active")})
-            figures.append(_fig_shift(out / f"shift_{sk}.png", act["base"], act["post"], s,
-                                      f"latent firing frequency on Assistant-turn tokens (role 3) of the held-out "
-                                      f"dialogues, {names[sk.split('_')[0]]} ({sk.replace('_', ' ')}) at {hook}: "
-                                      f"{base_model.name} vs {post_model.name}"))
-            card_jobs.setdefault(("post", sk), {})[f"up-regulated ({sk.replace('_', ' ')}, cards on "
-                                                   f"{post_model.name})"] = [r["latent"] for r in s["up"][: cfg.n_cards]]
-            card_jobs.setdefault(("base", sk), {})[f"down-regulated ({sk.replace('_', ' ')}, cards on "
-                                                   f"{base_model.name})"] = [r["latent"] for r in s["down"][: cfg.n_cards]]
-        results["activation_shift"] = {**sh, "tokens": "Assistant-turn tokens (role_ids == 3) of the chat set, same "
-                                                       "token ids in both models"}
+            atomic_save_tensors(
+                out / f"activity_{sk}.safetensors",
+                {
+                    f"{k}_{stage}": getattr(act[stage], k).contiguous()
+                    for stage in act
+                    for k in ("frequency", "mean", "mean_when_active")
+                },
+            )
+            figures.append(
+                _fig_shift(
+                    out / f"shift_{sk}.png",
+                    act["base"],
+                    act["post"],
+                    s,
+                    f"latent firing frequency on Assistant-turn tokens (role 3) of the held-out "
+                    f"dialogues, {names[sk.split('_')[0]]} ({sk.replace('_', ' ')}) at {hook}: "
+                    f"{base_model.name} vs {post_model.name}",
+                )
+            )
+            card_jobs.setdefault(("post", sk), {})[
+                f"up-regulated ({sk.replace('_', ' ')}, cards on {post_model.name})"
+            ] = [r["latent"] for r in s["up"][: cfg.n_cards]]
+            card_jobs.setdefault(("base", sk), {})[
+                f"down-regulated ({sk.replace('_', ' ')}, cards on {base_model.name})"
+            ] = [r["latent"] for r in s["down"][: cfg.n_cards]]
+        results["activation_shift"] = {
+            **sh,
+            "tokens": "Assistant-turn tokens (role_ids == 3) of the chat set, same token ids in both models",
+        }
         timings["shift"] = time.time() - t
     if "matching" in cfg.parts and new_latents:
         card_jobs.setdefault(("post", "post_sae"), {})[
             f"new latents of the post SAE (best cosine < {cfg.reuse_threshold} with every base latent), most active "
-            "first"] = new_latents[: cfg.n_cards]
+            "first"
+        ] = new_latents[: cfg.n_cards]
 
     # -- cards (one pass per (model, SAE) over chat rows + some corpus rows) -----------------------------------
     card_dicts: dict[str, list[dict[str, Any]]] = {}
@@ -1111,34 +1380,58 @@ def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, h
                 cs = [by_f[f] for f in fl]
                 card_dicts[title] = [c.to_dict() for c in cs]
                 card_sections.append(cards_html(cs, title))
-        (out / "cards.html").write_text("<html><meta charset='utf-8'><body>"
-                                        f"<h2>{tag}</h2>" + "".join(card_sections) + "</body></html>")
+        (out / "cards.html").write_text(
+            f"<html><meta charset='utf-8'><body><h2>{tag}</h2>" + "".join(card_sections) + "</body></html>"
+        )
         figures.append("cards.html")
         timings["cards"] = time.time() - t
-    results["cards"] = {k: [{"feature": c["feature"], "density": c["density"],
-                             "promoted": [p[0] for p in c["promoted"][:5]]} for c in v] for k, v in card_dicts.items()}
+    results["cards"] = {
+        k: [
+            {"feature": c["feature"], "density": c["density"], "promoted": [p[0] for p in c["promoted"][:5]]} for c in v
+        ]
+        for k, v in card_dicts.items()
+    }
 
     # -- 4. persona vectors across stages ----------------------------------------------------------------------
     if "persona" in cfg.parts:
         t = time.time()
         traits = list(cfg.traits) or list_traits()
         if persona_vectors is None:
-            persona_vectors = prompt_persona_vectors(base_model, post_model, traits, n_questions=cfg.persona_questions,
-                                                     kind=cfg.persona_kind, fmt=cfg.persona_format,
-                                                     batch_size=cfg.batch_size, progress=progress)
-            how = (f"prompt-side vectors ({cfg.persona_kind}; {cfg.persona_questions} extraction questions x 5 "
-                   "instruction pairs per trait as system prompts, no generation or judge); format: "
-                   + ("each model its own (post: chat template, base: transcript)" if cfg.persona_format == "own"
-                      else "the post-trained model's token ids for both"))
+            persona_vectors = prompt_persona_vectors(
+                base_model,
+                post_model,
+                traits,
+                n_questions=cfg.persona_questions,
+                kind=cfg.persona_kind,
+                fmt=cfg.persona_format,
+                batch_size=cfg.batch_size,
+                progress=progress,
+            )
+            how = (
+                f"prompt-side vectors ({cfg.persona_kind}; {cfg.persona_questions} extraction questions x 5 "
+                "instruction pairs per trait as system prompts, no generation or judge); format: "
+                + (
+                    "each model its own (post: chat template, base: transcript)"
+                    if cfg.persona_format == "own"
+                    else "the post-trained model's token ids for both"
+                )
+            )
         else:
             how = "given vectors"
         assert layer is not None
-        pr = persona_report(persona_vectors, layer, base_W, post_W, matching, k=cfg.persona_top_k,
-                            threshold=cfg.reuse_threshold)
+        pr = persona_report(
+            persona_vectors, layer, base_W, post_W, matching, k=cfg.persona_top_k, threshold=cfg.reuse_threshold
+        )
         results["persona"] = {"how": how, "layer": layer, "top_k": cfg.persona_top_k, "traits": pr}
-        figures.append(_layer_fig(out / "persona_cosine.png", {t: v["cosine_per_layer"] for t, v in pr.items()},
-                                  f"cosine between base ({base_model.name}) and post-trained ({post_model.name}) "
-                                  f"persona vectors per layer; {how}", layer))
+        figures.append(
+            _layer_fig(
+                out / "persona_cosine.png",
+                {t: v["cosine_per_layer"] for t, v in pr.items()},
+                f"cosine between base ({base_model.name}) and post-trained ({post_model.name}) "
+                f"persona vectors per layer; {how}",
+                layer,
+            )
+        )
         timings["persona"] = time.time() - t
 
     # -- 5. crosscoder ----------------------------------------------------------------------------------------
@@ -1150,23 +1443,54 @@ def run_stages(base_model: Any, post_model: Any, base_sae: Any, post_sae: Any, h
             cc = crosscoder if isinstance(crosscoder, CrosscoderWeights) else load_crosscoder(crosscoder)
             ab = torch.cat([acts[("base", s)][0][acts[("base", s)][2]] for s in rows])
             ap = torch.cat([acts[("post", s)][0][acts[("post", s)][2]] for s in rows])
-            rep, ten = crosscoder_report(cc, ab, ap, base_only_max=cfg.base_only_max, post_only_min=cfg.post_only_min,
-                                         nu_max=cfg.nu_max, progress=progress)
+            rep, ten = crosscoder_report(
+                cc,
+                ab,
+                ap,
+                base_only_max=cfg.base_only_max,
+                post_only_min=cfg.post_only_min,
+                nu_max=cfg.nu_max,
+                progress=progress,
+            )
             results["crosscoder"] = {"status": "analysed", **rep, "why_none_is_trained": CROSSCODER_STATUS}
-            figures.append(_fig_crosscoder(out / "crosscoder.png", ten, rep["counts"]["post_only"],
-                                           f"crosscoder {cc.source or '(given)'} over {base_model.name} and "
-                                           f"{post_model.name} at {hook}; Latent Scaling on the chat + plain texts"))
+            figures.append(
+                _fig_crosscoder(
+                    out / "crosscoder.png",
+                    ten,
+                    rep["counts"]["post_only"],
+                    f"crosscoder {cc.source or '(given)'} over {base_model.name} and "
+                    f"{post_model.name} at {hook}; Latent Scaling on the chat + plain texts",
+                )
+            )
             timings["crosscoder"] = time.time() - t
 
     timings["total"] = time.time() - t_start
-    write_summary(out, command, inputs={
-        "base_model": base_model.info, "post_model": post_model.info, "hook": hook,
-        "base_sae": {"name": names["base"], "d_sae": int(base_W.shape[0]), "d_in": int(base_W.shape[1]),
-                     "trained_on": base_sae.cfg.metadata.model_name},
-        "post_sae": {"name": names["post"], "d_sae": int(post_W.shape[0]), "d_in": int(post_W.shape[1]),
-                     "trained_on": post_sae.cfg.metadata.model_name},
-        "config": cfg.to_dict(), "crosscoder": None if crosscoder is None else str(getattr(crosscoder, "source", crosscoder)),
-    }, results=results, timings=timings, figures=figures)
+    write_summary(
+        out,
+        command,
+        inputs={
+            "base_model": base_model.info,
+            "post_model": post_model.info,
+            "hook": hook,
+            "base_sae": {
+                "name": names["base"],
+                "d_sae": int(base_W.shape[0]),
+                "d_in": int(base_W.shape[1]),
+                "trained_on": base_sae.cfg.metadata.model_name,
+            },
+            "post_sae": {
+                "name": names["post"],
+                "d_sae": int(post_W.shape[0]),
+                "d_in": int(post_W.shape[1]),
+                "trained_on": post_sae.cfg.metadata.model_name,
+            },
+            "config": cfg.to_dict(),
+            "crosscoder": None if crosscoder is None else str(getattr(crosscoder, "source", crosscoder)),
+        },
+        results=results,
+        timings=timings,
+        figures=figures,
+    )
     results["figures"] = figures
     results["timings"] = timings
     return results

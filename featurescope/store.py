@@ -32,8 +32,17 @@ from .errors import CorruptStoreError, StoreMismatchError
 from .formatting import FormattedPrompt, prompts_hash
 
 FORMAT = "featurescope.activations/1"
-_REQUEST_KEYS = ("model", "model_sha256", "hooks", "reduction", "prompts_hash", "n_prompts", "shard_size", "dtype",
-                 "compute_dtype")
+_REQUEST_KEYS = (
+    "model",
+    "model_sha256",
+    "hooks",
+    "reduction",
+    "prompts_hash",
+    "n_prompts",
+    "shard_size",
+    "dtype",
+    "compute_dtype",
+)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -92,8 +101,11 @@ class ActivationStore:
         removed = []
         if self.path.is_dir():
             for f in self.path.iterdir():
-                if f.is_file() and f.name.startswith(".") and (f.name.startswith(".shard-") or
-                                                               f.name.startswith(".manifest.json.")):
+                if (
+                    f.is_file()
+                    and f.name.startswith(".")
+                    and (f.name.startswith(".shard-") or f.name.startswith(".manifest.json."))
+                ):
                     f.unlink(missing_ok=True)
                     removed.append(f)
         return removed
@@ -112,7 +124,9 @@ class ActivationStore:
         try:
             m = json.loads(self.manifest_path.read_text())
         except json.JSONDecodeError as e:
-            raise CorruptStoreError(f"{self.manifest_path} is not valid JSON ({e}); delete the folder and capture again") from e
+            raise CorruptStoreError(
+                f"{self.manifest_path} is not valid JSON ({e}); delete the folder and capture again"
+            ) from e
         if m.get("format") != FORMAT:
             raise StoreMismatchError(f"{self.path} is not a featurescope activation store (format {m.get('format')!r})")
         return m
@@ -124,8 +138,9 @@ class ActivationStore:
     def complete(self) -> bool:
         return self.exists() and bool(self.manifest().get("complete"))
 
-    def request_for(self, model: Any, prompts: Sequence[FormattedPrompt], hooks: Sequence[str], reduction: str,
-                    dtype: torch.dtype) -> dict[str, Any]:
+    def request_for(
+        self, model: Any, prompts: Sequence[FormattedPrompt], hooks: Sequence[str], reduction: str, dtype: torch.dtype
+    ) -> dict[str, Any]:
         return {
             "model": model.info.name,
             "model_sha256": model.info.weights_sha256,
@@ -145,16 +160,19 @@ class ActivationStore:
             if self.path.exists() and any(p for p in self.path.iterdir() if not p.name.startswith(".")):
                 raise StoreMismatchError(
                     f"{self.path} exists, is not empty, and has no manifest.json: not an activation store. "
-                    "Choose an empty or new folder.")
+                    "Choose an empty or new folder."
+                )
             return None
         m = self.manifest()
         diffs = [k for k in _REQUEST_KEYS if m.get("request", {}).get(k) != request.get(k)]
         if diffs:
-            detail = "; ".join(f"{k}: store has {_short(m['request'].get(k))}, request has {_short(request.get(k))}"
-                               for k in diffs)
+            detail = "; ".join(
+                f"{k}: store has {_short(m['request'].get(k))}, request has {_short(request.get(k))}" for k in diffs
+            )
             raise StoreMismatchError(
                 f"the activation store at {self.path} was written for a different request ({detail}). "
-                "Use another folder, or delete this one to start over.")
+                "Use another folder, or delete this one to start over."
+            )
         return m
 
     # -- shards -----------------------------------------------------------------------------------------------
@@ -174,7 +192,8 @@ class ActivationStore:
         if size != s["bytes"]:
             raise CorruptStoreError(
                 f"shard {p} is truncated or altered ({size} bytes, manifest says {s['bytes']}). Delete the shard "
-                "(or the whole store) and run the capture again to recompute it.")
+                "(or the whole store) and run the capture again to recompute it."
+            )
         if s.get("sha256") and sha256_file(p) != s["sha256"]:
             raise CorruptStoreError(f"shard {p} does not match its recorded SHA-256; it was altered after writing")
         return p
@@ -187,9 +206,19 @@ class ActivationStore:
             raise CorruptStoreError(f"shard {p} cannot be read: {e}") from e
 
     # -- capture ----------------------------------------------------------------------------------------------
-    def capture(self, model: Any, prompts: Sequence[FormattedPrompt], hooks: Sequence[str], *, reduction: str,
-                batch_size: int = 16, dtype: torch.dtype = torch.float32, progress: bool = True,
-                fwd_hooks: Sequence[tuple[str, Callable]] = (), stop_after_shards: int | None = None) -> Any:
+    def capture(
+        self,
+        model: Any,
+        prompts: Sequence[FormattedPrompt],
+        hooks: Sequence[str],
+        *,
+        reduction: str,
+        batch_size: int = 16,
+        dtype: torch.dtype = torch.float32,
+        progress: bool = True,
+        fwd_hooks: Sequence[tuple[str, Callable]] = (),
+        stop_after_shards: int | None = None,
+    ) -> Any:
         """Capture into this store shard by shard, skipping shards already finished. ``stop_after_shards``
         stops early (used to test resumption)."""
         from .capture import capture_prompts, check_request
@@ -198,13 +227,22 @@ class ActivationStore:
         request = self.request_for(model, prompts, hooks, reduction, dtype)
         m = self.check_request(request)
         if m is None:
-            m = {"format": FORMAT, "request": request, "shards": [], "complete": False, "model_info": model.info.to_dict()}
+            m = {
+                "format": FORMAT,
+                "request": request,
+                "shards": [],
+                "complete": False,
+                "model_info": model.info.to_dict(),
+            }
             self.path.mkdir(parents=True, exist_ok=True)
             self._write_manifest(m)
         missing = [s for s in m["shards"] if not (self.path / s["file"]).exists()]
         if missing:  # deleted shards are recomputed; truncated or altered ones still raise below
-            warnings.warn(f"{len(missing)} shard(s) listed in {self.manifest_path} are missing "
-                          f"({', '.join(s['file'] for s in missing[:3])}); recomputing them", stacklevel=2)
+            warnings.warn(
+                f"{len(missing)} shard(s) listed in {self.manifest_path} are missing "
+                f"({', '.join(s['file'] for s in missing[:3])}); recomputing them",
+                stacklevel=2,
+            )
             m["shards"] = [s for s in m["shards"] if s not in missing]
             m["complete"] = False
             self._write_manifest(m)
@@ -220,9 +258,17 @@ class ActivationStore:
             if stop_after_shards is not None and written >= stop_after_shards:
                 return None
             lo, hi = idx * self.shard_size, min(len(prompts), (idx + 1) * self.shard_size)
-            acts = capture_prompts(model, prompts[lo:hi], hooks, reduction=reduction, batch_size=batch_size,
-                                   dtype=dtype, progress=progress, fwd_hooks=fwd_hooks,
-                                   desc=f"capture shard {idx + 1}/{n_shards}")
+            acts = capture_prompts(
+                model,
+                prompts[lo:hi],
+                hooks,
+                reduction=reduction,
+                batch_size=batch_size,
+                dtype=dtype,
+                progress=progress,
+                fwd_hooks=fwd_hooks,
+                desc=f"capture shard {idx + 1}/{n_shards}",
+            )
             tensors = {f"act.{h}": t for h, t in acts.data.items()}
             if acts.offsets is not None:
                 tensors["offsets"] = acts.offsets
@@ -231,8 +277,9 @@ class ActivationStore:
                 tensors["counts"] = acts.counts
             p = self._shard_path(idx)
             atomic_save_tensors(p, tensors, metadata={"lo": str(lo), "hi": str(hi)})
-            m["shards"].append({"index": idx, "file": p.name, "lo": lo, "hi": hi, "bytes": p.stat().st_size,
-                                "sha256": sha256_file(p)})
+            m["shards"].append(
+                {"index": idx, "file": p.name, "lo": lo, "hi": hi, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            )
             m["shards"].sort(key=lambda s: s["index"])
             m["complete"] = len(m["shards"]) == n_shards
             self._write_manifest(m)
@@ -252,7 +299,8 @@ class ActivationStore:
             n = len(m["shards"])
             raise CorruptStoreError(
                 f"the activation store at {self.path} is incomplete ({n} shard(s) finished); run the same capture "
-                "again to resume it")
+                "again to resume it"
+            )
         req = m["request"]
         want = list(hooks) if hooks is not None else req["hooks"]
         unknown = [h for h in want if h not in req["hooks"]]

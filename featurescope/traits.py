@@ -43,10 +43,12 @@ class Trait(Config):
 
     def _repr_html_(self) -> str:
         pairs = "".join(f"<tr><td>{p.pos}</td><td>{p.neg}</td></tr>" for p in self.instructions)
-        return (f"<div><b>trait: {self.name}</b><p>{self.description}</p>"
-                f"<table><tr><th>positive instruction</th><th>negative instruction</th></tr>{pairs}</table>"
-                f"<p>{len(self.extraction_questions)} extraction questions, {len(self.eval_questions)} evaluation "
-                f"questions, {len(self.monitor_prompts)} monitor prompts</p></div>")
+        return (
+            f"<div><b>trait: {self.name}</b><p>{self.description}</p>"
+            f"<table><tr><th>positive instruction</th><th>negative instruction</th></tr>{pairs}</table>"
+            f"<p>{len(self.extraction_questions)} extraction questions, {len(self.eval_questions)} evaluation "
+            f"questions, {len(self.monitor_prompts)} monitor prompts</p></div>"
+        )
 
 
 def list_traits(search: str | Path | None = None) -> list[str]:
@@ -64,8 +66,10 @@ def load_trait(name_or_path: str | Path, search: str | Path | None = None) -> Tr
         cands.append(TRAITS_DIR / f"{name_or_path}.yaml")
         path = next((c for c in cands if c.exists()), cands[-1])
         if not path.exists():
-            raise DataError(f"unknown trait {str(name_or_path)!r}.{did_you_mean(str(name_or_path), list_traits(search))} "
-                            f"Shipped traits: {', '.join(list_traits())}; or pass a path to your own YAML file.")
+            raise DataError(
+                f"unknown trait {str(name_or_path)!r}.{did_you_mean(str(name_or_path), list_traits(search))} "
+                f"Shipped traits: {', '.join(list_traits())}; or pass a path to your own YAML file."
+            )
     if not path.exists():
         raise DataError(f"trait file {path} does not exist")
     try:
@@ -85,8 +89,10 @@ def parse_trait(raw: Any, source: str = "<dict>") -> Trait:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
     pairs_raw = raw["instructions"]
     if not isinstance(pairs_raw, list) or len(pairs_raw) != N_PAIRS:
-        raise DataError(f"{where}: 'instructions' must be a list of exactly {N_PAIRS} pos/neg pairs "
-                        f"(found {len(pairs_raw) if isinstance(pairs_raw, list) else type(pairs_raw).__name__})")
+        raise DataError(
+            f"{where}: 'instructions' must be a list of exactly {N_PAIRS} pos/neg pairs "
+            f"(found {len(pairs_raw) if isinstance(pairs_raw, list) else type(pairs_raw).__name__})"
+        )
     pairs = []
     for i, pr in enumerate(pairs_raw):
         if not isinstance(pr, dict) or not str(pr.get("pos", "")).strip() or not str(pr.get("neg", "")).strip():
@@ -106,8 +112,10 @@ def parse_trait(raw: Any, source: str = "<dict>") -> Trait:
         qs[key] = tuple(q.strip() for q in v)
     overlap = {q.lower() for q in qs["extraction_questions"]} & {q.lower() for q in qs["eval_questions"]}
     if overlap:
-        raise DataError(f"{where}: {len(overlap)} question(s) are both extraction and evaluation questions "
-                        f"(held-out questions must be new): {sorted(overlap)[:3]}")
+        raise DataError(
+            f"{where}: {len(overlap)} question(s) are both extraction and evaluation questions "
+            f"(held-out questions must be new): {sorted(overlap)[:3]}"
+        )
     rubric = str(raw["rubric"])
     for ph in ("{question}", "{answer}"):
         if ph not in rubric:
@@ -118,6 +126,13 @@ def parse_trait(raw: Any, source: str = "<dict>") -> Trait:
     unknown = set(raw) - set(REQUIRED) - {"monitor_prompts"}
     if unknown:
         raise DataError(f"{where}: unknown field(s) {sorted(unknown)}")
-    return Trait(name=str(raw["name"]).strip(), description=" ".join(str(raw["description"]).split()),
-                 instructions=tuple(pairs), extraction_questions=qs["extraction_questions"],
-                 eval_questions=qs["eval_questions"], rubric=rubric, monitor_prompts=tuple(monitor), source=source)
+    return Trait(
+        name=str(raw["name"]).strip(),
+        description=" ".join(str(raw["description"]).split()),
+        instructions=tuple(pairs),
+        extraction_questions=qs["extraction_questions"],
+        eval_questions=qs["eval_questions"],
+        rubric=rubric,
+        monitor_prompts=tuple(monitor),
+        source=source,
+    )

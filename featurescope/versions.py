@@ -73,14 +73,14 @@ KNOWN_BREAKS: tuple[KnownBreak, ...] = (
         package="transformers",
         broken_from=(5, 24),
         affects="cached generation through TransformerLens' TransformerBridge (offline:smollm2-135m-instruct, any "
-                "local or hub checkpoint booted as a bridge); HookedTransformer models (Gemma) are not affected",
+        "local or hub checkpoint booted as a bridge); HookedTransformer models (Gemma) are not affected",
         cause="transformers 5.24 passes the KV cache to attention layers as `cache=` (was `past_key_values=`, now a "
-              "deprecated alias); TransformerLens 3.9's AttentionBridge._update_kv_cache reads only "
-              "`past_key_values`, so the cache is never filled and each decode step attends to itself alone: greedy "
-              "answers become 'The-----'",
+        "deprecated alias); TransformerLens 3.9's AttentionBridge._update_kv_cache reads only "
+        "`past_key_values`, so the cache is never filled and each decode step attends to itself alone: greedy "
+        "answers become 'The-----'",
         fixed_when="TransformerLens' bridge reads `cache`",
         workaround="featurescope.models.bridge_kv_cache_compat copies `cache` to `past_key_values` with a forward "
-                   "pre-hook on each attention bridge of every bridge model featurescope loads",
+        "pre-hook on each attention bridge of every bridge model featurescope loads",
         with_package="transformer-lens",
         with_below=(3, 10),  # seen with 3.9.0; a later release is checked by the integration tests, not assumed
     ),
@@ -108,8 +108,12 @@ def environment() -> dict[str, object]:
     """The record written into every ``summary.json``: versions, platform, device and threads."""
     import torch
 
-    return {**versions(), "platform": platform.platform(), "cuda": torch.cuda.is_available(),
-            "threads": torch.get_num_threads()}
+    return {
+        **versions(),
+        "platform": platform.platform(),
+        "cuda": torch.cuda.is_available(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> int:
@@ -118,9 +122,11 @@ def main() -> int:
     found = known_breaks(vs)
     for b in found:
         head = "known upstream break (worked around)" if b.workaround else "KNOWN UPSTREAM BREAK"
-        print(f"{head}: {b.package} {'.'.join(map(str, b.broken_from))}+ affects {b.affects}.\n  cause: {b.cause}"
-              f"\n  {'workaround: ' + b.workaround if b.workaround else 'fixed when: ' + b.fixed_when}",
-              file=sys.stderr)
+        print(
+            f"{head}: {b.package} {'.'.join(map(str, b.broken_from))}+ affects {b.affects}.\n  cause: {b.cause}"
+            f"\n  {'workaround: ' + b.workaround if b.workaround else 'fixed when: ' + b.fixed_when}",
+            file=sys.stderr,
+        )
     return 1 if any(not b.workaround for b in found) else 0
 
 

@@ -33,8 +33,14 @@ def make_char_tokenizer(chat: bool = True, folder=None):
     tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tk.decoder = decoders.Fuse()
     tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])])
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-                                  unk_token="<unk>", additional_special_tokens=SPECIALS[3:])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        additional_special_tokens=SPECIALS[3:],
+    )
     if chat:
         tok.chat_template = CHAT_TEMPLATE
     if folder is not None:  # TransformerLens re-loads tokenizers by name_or_path, so give it a real folder
@@ -47,9 +53,20 @@ def make_tiny_tl(tokenizer, n_layers: int = 3, d_model: int = 32, seed: int = 0,
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     cfg = HookedTransformerConfig(
-        n_layers=n_layers, d_model=d_model, n_ctx=n_ctx, d_head=8, n_heads=4, d_mlp=4 * d_model,
-        d_vocab=len(tokenizer), act_fn="gelu", normalization_type="RMS", positional_embedding_type="rotary",
-        rotary_dim=8, seed=seed, device="cpu", default_prepend_bos=False,
+        n_layers=n_layers,
+        d_model=d_model,
+        n_ctx=n_ctx,
+        d_head=8,
+        n_heads=4,
+        d_mlp=4 * d_model,
+        d_vocab=len(tokenizer),
+        act_fn="gelu",
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        rotary_dim=8,
+        seed=seed,
+        device="cpu",
+        default_prepend_bos=False,
     )
     tl = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     tl.eval()
@@ -70,15 +87,18 @@ def char_tok_plain(tmp_path_factory):
 def tiny_chat(char_tok):
     import featurescope as fs
 
-    return fs.from_hooked_transformer(make_tiny_tl(char_tok), name="tiny-chat", stage="post-trained", tokenizer=char_tok)
+    return fs.from_hooked_transformer(
+        make_tiny_tl(char_tok), name="tiny-chat", stage="post-trained", tokenizer=char_tok
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_base(char_tok_plain):
     import featurescope as fs
 
-    return fs.from_hooked_transformer(make_tiny_tl(char_tok_plain, seed=1), name="tiny-base", stage="base",
-                                      tokenizer=char_tok_plain)
+    return fs.from_hooked_transformer(
+        make_tiny_tl(char_tok_plain, seed=1), name="tiny-base", stage="base", tokenizer=char_tok_plain
+    )
 
 
 @pytest.fixture(scope="session")
@@ -87,10 +107,19 @@ def tiny_hf_folder(tmp_path_factory, char_tok):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(char_tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      bos_token_id=char_tok.bos_token_id, eos_token_id=char_tok.eos_token_id,
-                      pad_token_id=char_tok.pad_token_id, tie_word_embeddings=False)
+    cfg = LlamaConfig(
+        vocab_size=len(char_tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=char_tok.bos_token_id,
+        eos_token_id=char_tok.eos_token_id,
+        pad_token_id=char_tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
     model = LlamaForCausalLM(cfg)
     d = tmp_path_factory.mktemp("tiny_llama")
     model.save_pretrained(d)

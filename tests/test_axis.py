@@ -28,9 +28,11 @@ def test_shipped_library_meets_the_issue_minimums():
 
 def test_user_roles_are_merged_and_validated(tmp_path):
     good = tmp_path / "mine.yaml"
-    good.write_text("roles:\n  - name: beekeeper\n    category: profession\n    instructions:\n"
-                    + "".join(f"      - 'You are a beekeeper, version {i}.'\n" for i in range(5))
-                    + "questions:\n  - 'What is the best thing about honey?'\n")
+    good.write_text(
+        "roles:\n  - name: beekeeper\n    category: profession\n    instructions:\n"
+        + "".join(f"      - 'You are a beekeeper, version {i}.'\n" for i in range(5))
+        + "questions:\n  - 'What is the best thing about honey?'\n"
+    )
     lib = A.load_role_library(good)
     base = A.load_role_library()
     assert lib.role("beekeeper").category == "profession" and len(lib.roles) == len(base.roles) + 1
@@ -64,7 +66,7 @@ def test_jobs_spread_over_categories_and_cycle_instructions():
     assert [m.role for m in defaults[0].messages()] == ["user"]  # "" = no system prompt
     assert [m.role for m in roles[0].messages()] == ["system", "user"]
     qs = lib.select_questions(6)
-    assert qs[0] == lib.questions[0] and len(set(qs)) == 6 and qs[-1] in lib.questions[-len(lib.questions) // 6:]
+    assert qs[0] == lib.questions[0] and len(set(qs)) == 6 and qs[-1] in lib.questions[-len(lib.questions) // 6 :]
     assert len(A.build_jobs(lib, A.AxisConfig(n_roles=2, n_questions=3, instructions="all"))) == 5 * 3 + 2 * 3 * 5
     assert A.build_jobs(lib, cfg) == jobs  # deterministic
 
@@ -102,11 +104,13 @@ class BagOfWords:
 def test_offline_role_judge_scores_follow_its_definition():
     j = A.EmbeddingRoleJudge(BagOfWords())
     job = A.Job("role", "pirate", "historical", 0, "You are a pirate on a ship at sea.", 0, "Who are you?")
-    answers = ["Arr, I sail my pirate ship on the wild sea, a pirate born and bred.",
-               "I am an AI, but today I am a pirate on my pirate ship at sea, sailing the sea.",
-               "As an AI language model I help with questions.",
-               "",
-               "I can't play a pirate, sorry."]
+    answers = [
+        "Arr, I sail my pirate ship on the wild sea, a pirate born and bred.",
+        "I am an AI, but today I am a pirate on my pirate ship at sea, sailing the sea.",
+        "As an AI language model I help with questions.",
+        "",
+        "I can't play a pirate, sorry.",
+    ]
     assert j.score_roles([job] * len(answers), answers) == [3, 2, 1, 0, 0]
     assert A.KeepAllJudge().score_roles([job, job], ["x", " "]) == [3, 0]
     assert isinstance(A.role_judge("none"), A.KeepAllJudge)
@@ -115,8 +119,9 @@ def test_offline_role_judge_scores_follow_its_definition():
 
 
 def test_keep_mask_falls_back_per_role():
-    jobs = [A.Job("default", "default", "default", 0, "", 0, "q")] + \
-        [A.Job("role", r, "profession", 0, "p", i, "q") for r in ("a", "b") for i in range(3)]
+    jobs = [A.Job("default", "default", "default", 0, "", 0, "q")] + [
+        A.Job("role", r, "profession", 0, "p", i, "q") for r in ("a", "b") for i in range(3)
+    ]
     scores = [3, 3, 3, 1, 2, 2, 0]
     keep, used = A.keep_mask(jobs, scores, [True] * 7, min_score=3, min_kept=2)
     assert used == {"a": 3, "b": 2} and keep.tolist() == [True, True, True, False, True, True, False]
@@ -146,9 +151,16 @@ def _planted(n_roles=30, d=16, n_layers=3, seed=0):
 def test_planted_direction_is_recovered_by_pca_and_the_axis():
     u, s, role_acts, default = _planted()
     names = [f"role{i}" for i in range(len(s))]
-    ax = A.AssistantAxis.from_activations(role_acts, torch.arange(len(s)), default,
-                                          hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)], role_names=names,
-                                          role_categories=["profession"] * len(s), model="planted", stage="post-trained")
+    ax = A.AssistantAxis.from_activations(
+        role_acts,
+        torch.arange(len(s)),
+        default,
+        hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
+        role_names=names,
+        role_categories=["profession"] * len(s),
+        model="planted",
+        stage="post-trained",
+    )
     p = ax.pca(1)
     assert float(A.cosine(p.components[0], u)) > 0.99  # oriented along the axis, so the sign is fixed too
     assert float(p.explained[0]) > 0.95 and p.n_for(0.7) == 1
@@ -198,10 +210,17 @@ def test_capping_floors_the_projection_and_keeps_the_orthogonal_part():
 
 def test_axis_save_load_roundtrip_and_html(tmp_path):
     u, s, role_acts, default = _planted(n_roles=6)
-    ax = A.AssistantAxis.from_activations(role_acts, torch.arange(6), default,
-                                          hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
-                                          role_names=[f"r{i}" for i in range(6)], role_categories=["mythical"] * 6,
-                                          model="planted", stage="base", extra={"judge": "none"})
+    ax = A.AssistantAxis.from_activations(
+        role_acts,
+        torch.arange(6),
+        default,
+        hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
+        role_names=[f"r{i}" for i in range(6)],
+        role_categories=["mythical"] * 6,
+        model="planted",
+        stage="base",
+        extra={"judge": "none"},
+    )
     ax.token_quantiles = torch.linspace(-1, 1, 101).expand(3, 101).clone()
     path = ax.save(tmp_path / "ax")
     assert path.name == "axis.safetensors" and path.with_suffix(".json").exists()
@@ -214,8 +233,9 @@ def test_axis_save_load_roundtrip_and_html(tmp_path):
     h = back._repr_html_()
     assert "planted" in h and "cos(axis, PC1)" in h and "blocks.2.hook_resid_post" in h
     with pytest.raises(FeaturescopeError, match="not an Assistant-axis file"):
-        fs.PersonaVector(trait="t", vectors=torch.zeros(1, 4), hooks=["h"], kind="k", model="m", stage="base",
-                         n_pos=1, n_neg=1).save(tmp_path / "pv.safetensors")
+        fs.PersonaVector(
+            trait="t", vectors=torch.zeros(1, 4), hooks=["h"], kind="k", model="m", stage="base", n_pos=1, n_neg=1
+        ).save(tmp_path / "pv.safetensors")
         A.AssistantAxis.load(tmp_path / "pv.safetensors")
     with pytest.raises(FeaturescopeError, match="no layer 7"):
         back.at(7)
@@ -223,8 +243,11 @@ def test_axis_save_load_roundtrip_and_html(tmp_path):
 
 def test_compare_axes_known_answers():
     u, s, role_acts, default = _planted()
-    kw = dict(hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)], role_names=[f"r{i}" for i in range(len(s))],
-              role_categories=["profession"] * len(s))
+    kw = dict(
+        hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
+        role_names=[f"r{i}" for i in range(len(s))],
+        role_categories=["profession"] * len(s),
+    )
     a = A.AssistantAxis.from_activations(role_acts, torch.arange(len(s)), default, model="base", stage="base", **kw)
     same = A.compare_axes(a, a)
     assert same["axis_cosine"] == pytest.approx([1.0] * 3, abs=1e-5)
@@ -233,14 +256,19 @@ def test_compare_axes_known_answers():
     assert same["post_default_percentile_on_base"] == [1.0] * 3
     # a post-trained model whose default Assistant sits at the base roles' mean: position 0 on the base axis
     roles_mean = role_acts.mean(0)
-    b = A.AssistantAxis.from_activations(role_acts, torch.arange(len(s)), roles_mean[None] - 0.5 * u, model="post",
-                                         stage="post-trained", **kw)
+    b = A.AssistantAxis.from_activations(
+        role_acts, torch.arange(len(s)), roles_mean[None] - 0.5 * u, model="post", stage="post-trained", **kw
+    )
     c = A.compare_axes(a, b)
     assert c["post_default_on_base_axis"][1] == pytest.approx(-0.5 / 3, abs=0.02)
     assert c["axis_cosine"][1] < -0.99  # b's "default" sits below its roles: its axis points the other way
     with pytest.raises(FeaturescopeError, match="different shapes"):
-        A.compare_axes(a, A.AssistantAxis.from_activations(role_acts[..., :8], torch.arange(len(s)), default[..., :8],
-                                                           model="x", stage="base", **kw))
+        A.compare_axes(
+            a,
+            A.AssistantAxis.from_activations(
+                role_acts[..., :8], torch.arange(len(s)), default[..., :8], model="x", stage="base", **kw
+            ),
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -259,13 +287,23 @@ def planted(char_tok):
 
 def _tiny_library(n_roles=8):
     cats = list(A.CATEGORIES)
-    roles = tuple(A.Role(f"role{i}", cats[i % len(cats)], tuple(f"Be role {i}, take {k}." for k in range(5)))
-                  for i in range(n_roles))
-    return A.RoleLibrary(roles=roles, default_prompts=("", "Be helpful."), questions=("Who?", "Why?", "How?"),
-                         prefills=("I am a", "Q: who?\nA: I'm a"), helpful_archetypes=("teacher",),
-                         fantastical_archetypes=("dragon",), identity_questions=("Who are you?", "What are you?"),
-                         scripts=(A.DriftScript("s1", "coding", "d", "low", ("Hi?", "More?", "Again?")),
-                                  A.DriftScript("s2", "emotional", "d", "high", ("Hey.", "And?", "So?"))))
+    roles = tuple(
+        A.Role(f"role{i}", cats[i % len(cats)], tuple(f"Be role {i}, take {k}." for k in range(5)))
+        for i in range(n_roles)
+    )
+    return A.RoleLibrary(
+        roles=roles,
+        default_prompts=("", "Be helpful."),
+        questions=("Who?", "Why?", "How?"),
+        prefills=("I am a", "Q: who?\nA: I'm a"),
+        helpful_archetypes=("teacher",),
+        fantastical_archetypes=("dragon",),
+        identity_questions=("Who are you?", "What are you?"),
+        scripts=(
+            A.DriftScript("s1", "coding", "d", "low", ("Hi?", "More?", "Again?")),
+            A.DriftScript("s2", "emotional", "d", "high", ("Hey.", "And?", "So?")),
+        ),
+    )
 
 
 def test_planted_role_direction_is_recovered_end_to_end(planted, tmp_path):
@@ -280,7 +318,9 @@ def test_planted_role_direction_is_recovered_end_to_end(planted, tmp_path):
         k = 9 if j.condition == "default" else int(j.role[4:])
         resp.append(f"Reply {j.question_index}: " + "!" * k + "." * (9 - k))
     hooks = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"]
-    ax, rows = A.collect_axis(model, lib, cfg, judge="none", out_dir=tmp_path, responses=resp, hooks=hooks, progress=False)
+    ax, rows = A.collect_axis(
+        model, lib, cfg, judge="none", out_dir=tmp_path, responses=resp, hooks=hooks, progress=False
+    )
     assert ax.role_names == [f"role{i}" for i in range(8)] and ax.role_counts.tolist() == [3] * 8
     for h in hooks:
         assert float(A.cosine(ax.at(h), u)) > 0.95, h
@@ -292,7 +332,9 @@ def test_planted_role_direction_is_recovered_end_to_end(planted, tmp_path):
     assert (tmp_path / "activations" / "response_mean" / "manifest.json").exists()
     assert len((tmp_path / "responses.jsonl").read_text().splitlines()) == len(jobs)
     # same request again: the store is complete, nothing recomputed; answers are identical
-    ax2, _ = A.collect_axis(model, lib, cfg, judge="none", out_dir=tmp_path, responses=resp, hooks=hooks, progress=False)
+    ax2, _ = A.collect_axis(
+        model, lib, cfg, judge="none", out_dir=tmp_path, responses=resp, hooks=hooks, progress=False
+    )
     torch.testing.assert_close(ax2.vectors, ax.vectors)
 
 
@@ -319,8 +361,9 @@ def test_bfloat16_generation_copy(planted, tmp_path):
     assert next(model.tl.parameters()).dtype == torch.float32 and b.tokenizer is model.tokenizer
     lib = _tiny_library(2)
     cfg = A.AxisConfig(n_questions=2, batch_size=4, max_new_tokens=3, generation_dtype="bfloat16")
-    ax, rows = A.collect_axis(model, lib, cfg, judge="none", out_dir=tmp_path, hooks=["blocks.0.hook_resid_post"],
-                              progress=False)
+    ax, rows = A.collect_axis(
+        model, lib, cfg, judge="none", out_dir=tmp_path, hooks=["blocks.0.hook_resid_post"], progress=False
+    )
     header = json.loads((tmp_path / "generations.jsonl").read_text().splitlines()[0])
     assert header["request"]["dtype"] == "bfloat16" and ax.vectors.dtype == torch.float32
     assert len(rows) == len(A.build_jobs(lib, cfg))
@@ -329,8 +372,16 @@ def test_bfloat16_generation_copy(planted, tmp_path):
     # bf16 capture of the same answers: recorded in the store's request, vectors close to the float32 ones
     resp = [r["response"] for r in rows]
     cfg2 = A.AxisConfig(n_questions=2, batch_size=4, max_new_tokens=3, capture_dtype="bfloat16")
-    ax2, _ = A.collect_axis(model, lib, cfg2, judge="none", out_dir=tmp_path / "b", responses=resp,
-                            hooks=["blocks.0.hook_resid_post"], progress=False)
+    ax2, _ = A.collect_axis(
+        model,
+        lib,
+        cfg2,
+        judge="none",
+        out_dir=tmp_path / "b",
+        responses=resp,
+        hooks=["blocks.0.hook_resid_post"],
+        progress=False,
+    )
     manifest = json.loads((tmp_path / "b" / "activations" / "response_mean" / "manifest.json").read_text())
     assert manifest["request"]["compute_dtype"] == "bfloat16" and ax2.vectors.dtype == torch.float32
     assert float(A.cosine(ax2.role_vectors[:, 0], ax.role_vectors[:, 0]).min()) > 0.99
@@ -338,8 +389,12 @@ def test_bfloat16_generation_copy(planted, tmp_path):
 
 def test_token_projections_match_capture_and_turn_means(planted):
     model, u = planted
-    conv = [fs.Message("user", "Hi!"), fs.Message("assistant", "Yo!!"), fs.Message("user", "And?"),
-            fs.Message("assistant", "Done!")]
+    conv = [
+        fs.Message("user", "Hi!"),
+        fs.Message("assistant", "Yo!!"),
+        fs.Message("user", "And?"),
+        fs.Message("assistant", "Done!"),
+    ]
     p = fs.format_conversation(model, conv)
     hooks = ["blocks.0.hook_resid_post", "blocks.2.hook_resid_post"]
     dirs = torch.stack([u, -u])
@@ -349,21 +404,31 @@ def test_token_projections_match_capture_and_turn_means(planted):
         torch.testing.assert_close(tp[0][:, k], full[h] @ A.unit(dirs[k]), atol=1e-4, rtol=1e-4)
     assert tp[1].shape[0] < tp[0].shape[0]
     spans = A.turn_spans(p.role_ids)
-    assert len(spans) == 2 and model.tokenizer.decode(p.tokens[spans[1][0]:spans[1][1]]) == "Done!"
+    assert len(spans) == 2 and model.tokenizer.decode(p.tokens[spans[1][0] : spans[1][1]]) == "Done!"
 
 
 def test_steer_axis_cap_context_and_drift(planted):
     model, u = planted
     lib = _tiny_library(4)
     acts = torch.randn(4, 3, 32)
-    ax = A.AssistantAxis.from_activations(acts, torch.arange(4), torch.randn(2, 3, 32) + 3 * u,
-                                          hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
-                                          role_names=[r.name for r in lib.roles], role_categories=[r.category for r in lib.roles],
-                                          model="planted", stage="post-trained")
+    ax = A.AssistantAxis.from_activations(
+        acts,
+        torch.arange(4),
+        torch.randn(2, 3, 32) + 3 * u,
+        hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
+        role_names=[r.name for r in lib.roles],
+        role_categories=[r.category for r in lib.roles],
+        model="planted",
+        stage="post-trained",
+    )
     p = fs.format_conversation(model, "Hello there?")
-    base = fs.capture(model, [p], ["blocks.1.hook_resid_post"], reduction="all", progress=False)["blocks.1.hook_resid_post"]
+    base = fs.capture(model, [p], ["blocks.1.hook_resid_post"], reduction="all", progress=False)[
+        "blocks.1.hook_resid_post"
+    ]
     with A.steer_axis(model, ax, 2.0, 1):
-        st = fs.capture(model, [p], ["blocks.1.hook_resid_post"], reduction="all", progress=False)["blocks.1.hook_resid_post"]
+        st = fs.capture(model, [p], ["blocks.1.hook_resid_post"], reduction="all", progress=False)[
+            "blocks.1.hook_resid_post"
+        ]
     torch.testing.assert_close(st - base, (2.0 * ax.at(1)).expand_as(base), atol=1e-4, rtol=1e-4)
     # capping at layer 1: read at blocks.2.hook_resid_pre (= the capped blocks.1 output) - nothing below tau
     tau = float((base @ ax.unit(1)).quantile(0.6))
@@ -382,33 +447,74 @@ def test_steer_axis_cap_context_and_drift(planted):
     pr = fs.format_conversation(model, conv)
     a = fs.capture(model, [pr], ["blocks.1.hook_resid_post"], progress=False)["blocks.1.hook_resid_post"]
     assert s1["projection"]["blocks.1.hook_resid_post"][0] == pytest.approx(float(A.project(a[0], ax.at(1))), abs=1e-3)
-    capped = A.drift(model, ax, lib.scripts, layers=[1], n_turns=2, max_new_tokens=4, batch_size=2, capped=True,
-                     cap_layers=[1, 2], progress=False)
+    capped = A.drift(
+        model,
+        ax,
+        lib.scripts,
+        layers=[1],
+        n_turns=2,
+        max_new_tokens=4,
+        batch_size=2,
+        capped=True,
+        cap_layers=[1, 2],
+        progress=False,
+    )
     assert capped["capped"] and capped["cap_layers"] == [1, 2] and 0 <= capped["cap_stats"]["fraction_capped"] <= 1
 
 
 def test_steering_sweep_and_prefill_test_structure(planted, tiny_base):
     model, u = planted
     lib = _tiny_library(4)
-    ax = A.AssistantAxis.from_activations(torch.randn(4, 3, 32), torch.arange(4), torch.randn(2, 3, 32),
-                                          hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
-                                          role_names=[r.name for r in lib.roles], role_categories=[r.category for r in lib.roles],
-                                          model="planted", stage="post-trained")
-    sw = A.axis_steering_sweep(model, ax, layer=1, alphas=(-1.0, 0.0, 1.0), questions=lib.identity_questions,
-                               system_prompts=(None, "Be a dragon."), max_new_tokens=3, progress=False)
-    assert [(r["system_prompt"], r["alpha"]) for r in sw["rows"]] == [("", -1.0), ("", 0.0), ("", 1.0),
-                                                                      ("Be a dragon.", -1.0), ("Be a dragon.", 0.0), ("Be a dragon.", 1.0)]
+    ax = A.AssistantAxis.from_activations(
+        torch.randn(4, 3, 32),
+        torch.arange(4),
+        torch.randn(2, 3, 32),
+        hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
+        role_names=[r.name for r in lib.roles],
+        role_categories=[r.category for r in lib.roles],
+        model="planted",
+        stage="post-trained",
+    )
+    sw = A.axis_steering_sweep(
+        model,
+        ax,
+        layer=1,
+        alphas=(-1.0, 0.0, 1.0),
+        questions=lib.identity_questions,
+        system_prompts=(None, "Be a dragon."),
+        max_new_tokens=3,
+        progress=False,
+    )
+    assert [(r["system_prompt"], r["alpha"]) for r in sw["rows"]] == [
+        ("", -1.0),
+        ("", 0.0),
+        ("", 1.0),
+        ("Be a dragon.", -1.0),
+        ("Be a dragon.", 0.0),
+        ("Be a dragon.", 1.0),
+    ]
     assert all(0 <= r["ai_fraction"] <= 1 and len(r["responses"]) == 2 for r in sw["rows"])
     texts = A.complete_prefills(tiny_base, ["I am a", "Q: who?\nA: I'm a"], max_new_tokens=5)
     assert len(texts) == 2 and all("\n" not in t for t in texts)
-    pf = A.prefill_test(tiny_base, torch.randn(32), layer=1, alphas=(-2.0, 2.0), library=lib, max_new_tokens=4,
-                        progress=False)
-    assert len(pf["rows"]) == 2 and all(abs(sum(r[f"{k}_fraction"] for k in ("helpful", "fantastical", "both", "other")) - 1) < 1e-9
-                                        for r in pf["rows"])
+    pf = A.prefill_test(
+        tiny_base, torch.randn(32), layer=1, alphas=(-2.0, 2.0), library=lib, max_new_tokens=4, progress=False
+    )
+    assert len(pf["rows"]) == 2 and all(
+        abs(sum(r[f"{k}_fraction"] for k in ("helpful", "fantastical", "both", "other")) - 1) < 1e-9 for r in pf["rows"]
+    )
     with pytest.raises(FeaturescopeError, match="same model"):
-        A.prefill_test(tiny_base, A.AssistantAxis.from_activations(
-            torch.randn(4, 3, 8), torch.arange(4), torch.randn(2, 3, 8), hooks=ax.hooks, role_names=ax.role_names,
-            role_categories=ax.role_categories), library=lib)
+        A.prefill_test(
+            tiny_base,
+            A.AssistantAxis.from_activations(
+                torch.randn(4, 3, 8),
+                torch.arange(4),
+                torch.randn(2, 3, 8),
+                hooks=ax.hooks,
+                role_names=ax.role_names,
+                role_categories=ax.role_categories,
+            ),
+            library=lib,
+        )
 
 
 def test_decompose_axis_with_a_synthetic_sae():
@@ -418,10 +524,14 @@ def test_decompose_axis_with_a_synthetic_sae():
     target = (sae.W_dec[3] + sae.W_dec[7]).detach()
     u, s, role_acts, default = _planted(d=16)
     default = role_acts.mean(0, keepdim=True) + 4 * target
-    ax = A.AssistantAxis.from_activations(role_acts, torch.arange(len(s)), default,
-                                          hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
-                                          role_names=[f"r{i}" for i in range(len(s))],
-                                          role_categories=["profession"] * len(s))
+    ax = A.AssistantAxis.from_activations(
+        role_acts,
+        torch.arange(len(s)),
+        default,
+        hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
+        role_names=[f"r{i}" for i in range(len(s))],
+        role_categories=["profession"] * len(s),
+    )
     dec = A.decompose_axis(ax, sae, k=5)
     assert set(dec["cosine"].indices[:2].tolist()) == {3, 7} and dec["cosine"].k_for(0.9) == 2
     assert set(dec) == {"cosine", "encode", "attribution"}
@@ -441,10 +551,19 @@ def long_ctx_folder(tmp_path_factory, char_tok):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(char_tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                      bos_token_id=char_tok.bos_token_id, eos_token_id=char_tok.eos_token_id,
-                      pad_token_id=char_tok.pad_token_id, tie_word_embeddings=False)
+    cfg = LlamaConfig(
+        vocab_size=len(char_tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=char_tok.bos_token_id,
+        eos_token_id=char_tok.eos_token_id,
+        pad_token_id=char_tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
     d = tmp_path_factory.mktemp("tiny_llama_long")
     LlamaForCausalLM(cfg).save_pretrained(d)
     char_tok.save_pretrained(d)
@@ -458,29 +577,96 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
     info = json.loads(capsys.readouterr().out)
     assert info["n_roles"] >= 120 and info["n_questions"] >= 40 and len(info["roles"]) == info["n_roles"]
     out = tmp_path / "run"
-    rc = main(["axis", "run", "--model", str(long_ctx_folder), "--n-roles", "3", "--n-questions", "2",
-               "--max-new-tokens", "3", "--judge", "none", "--turns", "2", "--scripts", "coding_help",
-               "--alphas=-1,1", "--n-identity-questions", "2", "--out", str(out)])
+    rc = main(
+        [
+            "axis",
+            "run",
+            "--model",
+            str(long_ctx_folder),
+            "--n-roles",
+            "3",
+            "--n-questions",
+            "2",
+            "--max-new-tokens",
+            "3",
+            "--judge",
+            "none",
+            "--turns",
+            "2",
+            "--scripts",
+            "coding_help",
+            "--alphas=-1,1",
+            "--n-identity-questions",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["command"] == "axis run" and s["results"]["counts"]["n_jobs"] == 5 * 2 + 3 * 2
     assert s["results"]["hook"] == "blocks.1.hook_resid_post" and len(s["results"]["per_layer"]["axis_norm"]) == 2
-    assert {"explained_variance.png", "pc1_pc2.png", "axis_layers.png", "roles_ranked.png", "steering.png",
-            "drift.png", "drift_capped.png"} <= set(s["figures"])
+    assert {
+        "explained_variance.png",
+        "pc1_pc2.png",
+        "axis_layers.png",
+        "roles_ranked.png",
+        "steering.png",
+        "drift.png",
+        "drift_capped.png",
+    } <= set(s["figures"])
     assert all((out / f).exists() for f in s["figures"])
     assert len(s["results"]["drift"]["uncapped"]["per_script"]["coding_help"]) == 2
-    assert main(["axis", "analyze", "--axis", str(out / "axis.safetensors"), "--layer", "0", "--out", str(tmp_path / "an")]) == 0
-    assert json.loads((tmp_path / "an" / "summary.json").read_text())["results"]["analysis"]["hook"] == "blocks.0.hook_resid_post"
-    assert main(["axis", "compare", "--base", str(out / "axis.safetensors"), "--post", str(out / "axis.safetensors"),
-                 "--out", str(tmp_path / "cmp")]) == 0
+    assert (
+        main(
+            ["axis", "analyze", "--axis", str(out / "axis.safetensors"), "--layer", "0", "--out", str(tmp_path / "an")]
+        )
+        == 0
+    )
+    assert (
+        json.loads((tmp_path / "an" / "summary.json").read_text())["results"]["analysis"]["hook"]
+        == "blocks.0.hook_resid_post"
+    )
+    assert (
+        main(
+            [
+                "axis",
+                "compare",
+                "--base",
+                str(out / "axis.safetensors"),
+                "--post",
+                str(out / "axis.safetensors"),
+                "--out",
+                str(tmp_path / "cmp"),
+            ]
+        )
+        == 0
+    )
     cmp = json.loads((tmp_path / "cmp" / "summary.json").read_text())["results"]
     assert cmp["axis_cosine"] == pytest.approx([1.0, 1.0], abs=1e-5)
     # with --sae: both axes in one SAE's features (an axis against itself shares all its top features)
     from tests.test_saes_decompose import make_sae
 
-    make_sae(d_in=32, d_sae=40, hook="blocks.1.hook_resid_post", model_name=str(long_ctx_folder)).save_model(tmp_path / "sae")
-    assert main(["axis", "compare", "--base", str(out / "axis.safetensors"), "--post", str(out / "axis.safetensors"),
-                 "--sae", str(tmp_path / "sae"), "--out", str(tmp_path / "cmp2")]) == 0
+    make_sae(d_in=32, d_sae=40, hook="blocks.1.hook_resid_post", model_name=str(long_ctx_folder)).save_model(
+        tmp_path / "sae"
+    )
+    assert (
+        main(
+            [
+                "axis",
+                "compare",
+                "--base",
+                str(out / "axis.safetensors"),
+                "--post",
+                str(out / "axis.safetensors"),
+                "--sae",
+                str(tmp_path / "sae"),
+                "--out",
+                str(tmp_path / "cmp2"),
+            ]
+        )
+        == 0
+    )
     feats = json.loads((tmp_path / "cmp2" / "summary.json").read_text())["results"]["features"]
     assert feats["hook"] == "blocks.1.hook_resid_post" and feats["overlap"]["cosine"]["jaccard"] == 1.0
     # the axis in SAE features with cards, into a folder that does not exist yet (corpus stubbed small)
@@ -489,8 +675,29 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
     monkeypatch.setattr(corpus, "ensure_installed", lambda *a, **k: None)
     monkeypatch.setattr(corpus, "documents", lambda split="train", *a, **k: [("d1", "Hello world. " * 40)])
     dec = tmp_path / "new" / "dec"
-    assert main(["axis", "decompose", "--model", str(long_ctx_folder), "--axis", str(out / "axis.safetensors"),
-                 "--sae", str(tmp_path / "sae"), "--k", "5", "--cards", "2", "--card-sequences", "2", "--out", str(dec)]) == 0
+    assert (
+        main(
+            [
+                "axis",
+                "decompose",
+                "--model",
+                str(long_ctx_folder),
+                "--axis",
+                str(out / "axis.safetensors"),
+                "--sae",
+                str(tmp_path / "sae"),
+                "--k",
+                "5",
+                "--cards",
+                "2",
+                "--card-sequences",
+                "2",
+                "--out",
+                str(dec),
+            ]
+        )
+        == 0
+    )
     d = json.loads((dec / "summary.json").read_text())["results"]
     assert len(d["cards"]) == 2 and (dec / "cards.html").exists()
     assert main(["axis", "steer", "--axis", str(out / "axis.safetensors"), "--out", str(tmp_path / "x")]) == 2

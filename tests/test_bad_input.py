@@ -4,13 +4,12 @@ One test per hole found by the attack run on 7e43701 (issue 14)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import pickle
 
 import pytest
 import torch
-
-import importlib
 
 from featurescope import persona as persona_mod
 from featurescope.cli import main
@@ -29,8 +28,16 @@ def _no_generation(monkeypatch):
 
 
 def _vector(path, model_name, d=32, n_layers=2, trait="evil"):
-    pv = PersonaVector(trait=trait, vectors=torch.randn(n_layers, d), hooks=[f"blocks.{i}.hook_resid_post" for i in range(n_layers)],
-                       kind="response_mean", model=model_name, stage="post-trained", n_pos=3, n_neg=3)
+    pv = PersonaVector(
+        trait=trait,
+        vectors=torch.randn(n_layers, d),
+        hooks=[f"blocks.{i}.hook_resid_post" for i in range(n_layers)],
+        kind="response_mean",
+        model=model_name,
+        stage="post-trained",
+        n_pos=3,
+        n_neg=3,
+    )
     return pv.save(path)
 
 
@@ -46,13 +53,17 @@ def _sae_folder(path, model_name, d_in=32, d_sae=64):
 
 # --- capture --prompts ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,content,message", [
-    ("bad.txt", b"hello \xff\xfe world\n", "not UTF-8"),
-    ("bad.jsonl", b'{"messages": [\xc3\x28]}\n', "not UTF-8"),
-    ("bad.json", b'[{"messages": [}', "not valid JSON"),
-    ("obj.json", b'{"messages": []}', "expected a JSON list"),
-    ("bad2.jsonl", b'{"messages": []}\n{oops\n', ":2: not valid JSON"),
-])
+
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("bad.txt", b"hello \xff\xfe world\n", "not UTF-8"),
+        ("bad.jsonl", b'{"messages": [\xc3\x28]}\n', "not UTF-8"),
+        ("bad.json", b'[{"messages": [}', "not valid JSON"),
+        ("obj.json", b'{"messages": []}', "expected a JSON list"),
+        ("bad2.jsonl", b'{"messages": []}\n{oops\n', ":2: not valid JSON"),
+    ],
+)
 def test_capture_prompt_file_errors(name, content, message, tmp_path, capsys):
     f = tmp_path / name
     f.write_bytes(content)
@@ -65,6 +76,7 @@ def test_capture_prompt_file_errors(name, content, message, tmp_path, capsys):
 
 
 # --- decompose: SAE folder, vector width ------------------------------------------------------------------------
+
 
 def test_decompose_sae_folder_d_in_disagrees_with_weights(tiny_hf_folder, tmp_path, capsys):
     m = str(tiny_hf_folder)
@@ -124,14 +136,32 @@ def test_garbage_vector_file(tmp_path, capsys):
 
 # --- persona flag -----------------------------------------------------------------------------------------------
 
+
 def test_flag_with_a_vector_of_another_width_fails_before_generating(tiny_hf_folder, tmp_path, capsys, monkeypatch):
     _no_generation(monkeypatch)
     m = str(tiny_hf_folder)
     ds = tmp_path / "d.jsonl"
     ds.write_text(json.dumps({"prompt": "Hi?", "response": "Hello."}) + "\n")
     vec = _vector(tmp_path / "v.safetensors", "offline:smollm2-135m-instruct", d=576)
-    assert main(["persona", "flag", "--model", m, "--vector", str(vec), "--dataset", str(ds), "--layer", "1",
-                 "--out", str(tmp_path / "f")]) == 2
+    assert (
+        main(
+            [
+                "persona",
+                "flag",
+                "--model",
+                m,
+                "--vector",
+                str(vec),
+                "--dataset",
+                str(ds),
+                "--layer",
+                "1",
+                "--out",
+                str(tmp_path / "f"),
+            ]
+        )
+        == 2
+    )
     assert "width 576" in capsys.readouterr().err
 
 
@@ -141,20 +171,40 @@ def test_flag_row_without_response_fails_before_generating(tiny_hf_folder, tmp_p
     ds = tmp_path / "d.jsonl"
     ds.write_text(json.dumps({"prompt": "Hi?", "response": "Hello."}) + "\n" + json.dumps({"prompt": "Bye?"}) + "\n")
     vec = _vector(tmp_path / "v.safetensors", m)
-    assert main(["persona", "flag", "--model", m, "--vector", str(vec), "--dataset", str(ds), "--layer", "1",
-                 "--out", str(tmp_path / "f")]) == 2
+    assert (
+        main(
+            [
+                "persona",
+                "flag",
+                "--model",
+                m,
+                "--vector",
+                str(vec),
+                "--dataset",
+                str(ds),
+                "--layer",
+                "1",
+                "--out",
+                str(tmp_path / "f"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "row 2 has no 'response'" in err
 
 
 # --- role files -------------------------------------------------------------------------------------------------
 
+
 def test_role_file_with_a_misspelt_top_level_key(tmp_path):
     from featurescope.axis import load_role_library
 
     f = tmp_path / "mine.yaml"
-    f.write_text("roles:\n  - name: lighthouse keeper\n    category: professions\n    prompts: [You keep a lighthouse.]\n"
-                 "questons:\n  - What do you see at night?\n")
+    f.write_text(
+        "roles:\n  - name: lighthouse keeper\n    category: professions\n    prompts: [You keep a lighthouse.]\n"
+        "questons:\n  - What do you see at night?\n"
+    )
     with pytest.raises(DataError, match="questons.*Did you mean: questions"):
         load_role_library(f)
     g = tmp_path / "only.yaml"
@@ -164,6 +214,7 @@ def test_role_file_with_a_misspelt_top_level_key(tmp_path):
 
 
 # --- the judge endpoint -----------------------------------------------------------------------------------------
+
 
 def test_judge_url_without_model_is_refused(monkeypatch):
     from featurescope.judge import default_judge
@@ -200,12 +251,15 @@ def test_judge_failure_keeps_generated_answers(tiny_chat, tmp_path):
 
 # --- corpus -----------------------------------------------------------------------------------------------------
 
+
 def test_corpus_never_installs_system_packages(monkeypatch):
     import subprocess
 
     from featurescope import corpus
 
-    monkeypatch.setitem(corpus.SOURCES, "fortunes", corpus.Source("fortunes", "fortunes", "/nonexistent/fortunes", "BSD"))
+    monkeypatch.setitem(
+        corpus.SOURCES, "fortunes", corpus.Source("fortunes", "fortunes", "/nonexistent/fortunes", "BSD")
+    )
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("corpus ran a subprocess"))
     with pytest.raises(FeaturescopeError, match="apt-get install fortunes"):
         corpus.ensure_installed(["fortunes"])
@@ -234,10 +288,13 @@ def test_corpus_cache_refuses_pickled_objects(tmp_path, monkeypatch, char_tok):
 
 # --- degenerate statistics --------------------------------------------------------------------------------------
 
+
 def test_cohens_d_is_undefined_with_one_answer_per_side():
     from featurescope.measures import cohens_d
 
-    assert cohens_d(torch.tensor([1.0]), torch.tensor([0.0])) != cohens_d(torch.tensor([1.0]), torch.tensor([0.0]))  # nan
+    assert cohens_d(torch.tensor([1.0]), torch.tensor([0.0])) != cohens_d(
+        torch.tensor([1.0]), torch.tensor([0.0])
+    )  # nan
     assert cohens_d(torch.tensor([1.0, 1.0]), torch.tensor([0.0, 0.0])) != 0.0  # no spread: nan, never 1e11
     d = cohens_d(torch.tensor([1.0, 1.0, 1.0]) + 1e-9, torch.tensor([1.0, 1.0, 1.0]))
     assert d != d
@@ -254,6 +311,7 @@ def test_separation_with_one_answer_per_side_prints_no_huge_number():
 
 
 # --- interrupts and orphans -------------------------------------------------------------------------------------
+
 
 def test_ctrl_c_prints_one_line_on_how_to_resume(tiny_hf_folder, tmp_path, capsys, monkeypatch):
     capture_mod = importlib.import_module("featurescope.capture")
@@ -275,8 +333,14 @@ def test_killed_run_leaves_no_orphan_shard(tiny_chat, tmp_path):
 
     st = fs.ActivationStore(tmp_path / "acts", shard_size=2)
     prompts = [f"Question {i}?" for i in range(4)]
-    st.capture(tiny_chat, [fs.format_conversation(tiny_chat, p) for p in prompts], [tiny_chat.resid_hook(1)],
-               reduction="last_prompt", progress=False, stop_after_shards=1)
+    st.capture(
+        tiny_chat,
+        [fs.format_conversation(tiny_chat, p) for p in prompts],
+        [tiny_chat.resid_hook(1)],
+        reduction="last_prompt",
+        progress=False,
+        stop_after_shards=1,
+    )
     orphan = tmp_path / "acts" / ".shard-00001.safetensors.k1ll3d"
     orphan.write_bytes(b"half a shard")
     acts = fs.capture(tiny_chat, prompts, [tiny_chat.resid_hook(1)], reduction="last_prompt", store=st, progress=False)

@@ -7,8 +7,11 @@ from featurescope.errors import HookNameError, LayerError, PromptError
 
 CONVS = [
     [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello there, friend."}],
-    [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "How are you doing today?"},
-     {"role": "assistant", "content": "Fine."}],
+    [
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "How are you doing today?"},
+        {"role": "assistant", "content": "Fine."},
+    ],
     [{"role": "user", "content": "Count: one two three four five six."}, {"role": "assistant", "content": "Seven!"}],
 ]
 
@@ -16,7 +19,7 @@ CONVS = [
 def _reference(model, prompts, hooks):
     """Unbatched run_with_cache on each prompt alone: the ground truth every reduction must match."""
     out = {}
-    for i, p in enumerate(prompts):
+    for p in prompts:
         _, cache = model.tl.run_with_cache(p.tokens[None], names_filter=hooks)
         for h in hooks:
             out.setdefault(h, []).append(cache[h][0])
@@ -49,8 +52,15 @@ def test_capture_equals_run_with_cache(tiny_chat, reduction):
 
 def test_capture_stops_early_and_never_unembeds(tiny_chat):
     fired = []
-    spies = [(n, lambda a, hook: fired.append(hook.name)) for n in
-             ("blocks.0.hook_resid_post", "blocks.1.hook_resid_post", "blocks.2.hook_resid_post", "ln_final.hook_normalized")]
+    spies = [
+        (n, lambda a, hook: fired.append(hook.name))
+        for n in (
+            "blocks.0.hook_resid_post",
+            "blocks.1.hook_resid_post",
+            "blocks.2.hook_resid_post",
+            "ln_final.hook_normalized",
+        )
+    ]
     fs.capture(tiny_chat, CONVS, ["blocks.0.hook_resid_post"], reduction="last_prompt", fwd_hooks=spies, progress=False)
     assert fired == ["blocks.0.hook_resid_post"]  # blocks 1-2 and the final norm / unembedding never ran
     fired.clear()
@@ -96,7 +106,9 @@ def test_empty_prompt_set(tiny_chat):
 
 def test_response_mean_needs_a_response(tiny_chat):
     with pytest.raises(PromptError, match="no response tokens"):
-        fs.capture(tiny_chat, ["just a prompt"], ["blocks.0.hook_resid_post"], reduction="response_mean", progress=False)
+        fs.capture(
+            tiny_chat, ["just a prompt"], ["blocks.0.hook_resid_post"], reduction="response_mean", progress=False
+        )
 
 
 def test_unknown_reduction(tiny_chat):
@@ -105,5 +117,7 @@ def test_unknown_reduction(tiny_chat):
 
 
 def test_bfloat16_output(tiny_chat):
-    acts = fs.capture(tiny_chat, CONVS, ["blocks.0.hook_resid_post"], reduction="last_prompt", dtype="bfloat16", progress=False)
+    acts = fs.capture(
+        tiny_chat, CONVS, ["blocks.0.hook_resid_post"], reduction="last_prompt", dtype="bfloat16", progress=False
+    )
     assert acts["blocks.0.hook_resid_post"].dtype == torch.bfloat16

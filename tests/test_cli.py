@@ -29,11 +29,33 @@ def test_models_json(capsys, monkeypatch):
 
 def test_capture_writes_store_and_summary(tiny_hf_folder, tmp_path, capsys):
     prompts = tmp_path / "p.jsonl"
-    prompts.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"Q{i}?"},
-                                                        {"role": "assistant", "content": f"A{i}."}]}) for i in range(5)))
+    prompts.write_text(
+        "\n".join(
+            json.dumps(
+                {"messages": [{"role": "user", "content": f"Q{i}?"}, {"role": "assistant", "content": f"A{i}."}]}
+            )
+            for i in range(5)
+        )
+    )
     out = tmp_path / "run"
-    rc = main(["capture", "--model", str(tiny_hf_folder), "--prompts", str(prompts), "--layers", "0,1",
-               "--reduction", "response_mean", "--out", str(out), "--quiet", "--shard-size", "2"])
+    rc = main(
+        [
+            "capture",
+            "--model",
+            str(tiny_hf_folder),
+            "--prompts",
+            str(prompts),
+            "--layers",
+            "0,1",
+            "--reduction",
+            "response_mean",
+            "--out",
+            str(out),
+            "--quiet",
+            "--shard-size",
+            "2",
+        ]
+    )
     assert rc == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["command"] == "capture" and s["inputs"]["n_prompts"] == 5
@@ -49,11 +71,27 @@ def test_capture_bad_input_is_a_clear_error(tiny_hf_folder, tmp_path, capsys):
     assert "empty" in capsys.readouterr().err
     ok = tmp_path / "p.txt"
     ok.write_text("hello\n")
-    assert main(["capture", "--model", str(tiny_hf_folder), "--prompts", str(ok), "--hooks", "blocks.9.hook_resid_post",
-                 "--out", str(tmp_path / "r2")]) == 2
+    assert (
+        main(
+            [
+                "capture",
+                "--model",
+                str(tiny_hf_folder),
+                "--prompts",
+                str(ok),
+                "--hooks",
+                "blocks.9.hook_resid_post",
+                "--out",
+                str(tmp_path / "r2"),
+            ]
+        )
+        == 2
+    )
     assert "out of range" in capsys.readouterr().err
     assert not (tmp_path / "r2" / "summary.json").exists()
-    assert main(["capture", "--model", "nonexistent-model-xyz", "--prompts", str(ok), "--out", str(tmp_path / "r3")]) == 2
+    assert (
+        main(["capture", "--model", "nonexistent-model-xyz", "--prompts", str(ok), "--out", str(tmp_path / "r3")]) == 2
+    )
     assert "unknown model" in capsys.readouterr().err
 
 
@@ -61,25 +99,110 @@ def test_persona_commands_end_to_end_on_a_tiny_model(tiny_hf_folder, tmp_path):
     """Mechanics of extract -> steer -> monitor -> flag (thresholds opened so a random model keeps everything)."""
     m = str(tiny_hf_folder)
     ex = tmp_path / "ex"
-    assert main(["persona", "extract", "--model", m, "--trait", "evil", "--n-questions", "2", "--n-pairs", "1",
-                 "--max-new-tokens", "4", "--pos-threshold", "0", "--neg-threshold", "101", "--out", str(ex)]) == 0
+    assert (
+        main(
+            [
+                "persona",
+                "extract",
+                "--model",
+                m,
+                "--trait",
+                "evil",
+                "--n-questions",
+                "2",
+                "--n-pairs",
+                "1",
+                "--max-new-tokens",
+                "4",
+                "--pos-threshold",
+                "0",
+                "--neg-threshold",
+                "101",
+                "--out",
+                str(ex),
+            ]
+        )
+        == 0
+    )
     s = json.loads((ex / "summary.json").read_text())
     assert s["results"]["counts"] == {"generated_per_side": 2, "kept_pos": 2, "kept_neg": 2}
     assert len(s["results"]["separation"]["cohens_d"]) == 2 and (ex / "layers.png").exists()
     vec = str(ex / "evil.response_mean.safetensors")
-    assert main(["persona", "steer", "--model", m, "--vector", vec, "--layer", "1", "--alphas=-2,0,2",
-                 "--n-questions", "2", "--max-new-tokens", "4", "--out", str(tmp_path / "st")]) == 0
+    assert (
+        main(
+            [
+                "persona",
+                "steer",
+                "--model",
+                m,
+                "--vector",
+                vec,
+                "--layer",
+                "1",
+                "--alphas=-2,0,2",
+                "--n-questions",
+                "2",
+                "--max-new-tokens",
+                "4",
+                "--out",
+                str(tmp_path / "st"),
+            ]
+        )
+        == 0
+    )
     rows = json.loads((tmp_path / "st" / "summary.json").read_text())["results"]["rows"]
     assert [r["alpha"] for r in rows] == [-2.0, 0.0, 2.0]
-    assert main(["persona", "monitor", "--model", m, "--vector", vec, "--layer", "1", "--n-questions", "1",
-                 "--max-new-tokens", "4", "--out", str(tmp_path / "mo")]) == 0
+    assert (
+        main(
+            [
+                "persona",
+                "monitor",
+                "--model",
+                m,
+                "--vector",
+                vec,
+                "--layer",
+                "1",
+                "--n-questions",
+                "1",
+                "--max-new-tokens",
+                "4",
+                "--out",
+                str(tmp_path / "mo"),
+            ]
+        )
+        == 0
+    )
     mo = json.loads((tmp_path / "mo" / "summary.json").read_text())["results"]
     assert mo["n"] == 10 and len(mo["per_level"]) == 10
     data = tmp_path / "d.jsonl"
-    data.write_text("\n".join(json.dumps({"id": i, "dataset": "a" if i % 2 else "b", "prompt": f"P{i}?", "response": f"R{i}."})
-                              for i in range(4)))
-    assert main(["persona", "flag", "--model", m, "--vector", vec, "--layer", "1", "--dataset", str(data),
-                 "--max-new-tokens", "4", "--out", str(tmp_path / "fl")]) == 0
+    data.write_text(
+        "\n".join(
+            json.dumps({"id": i, "dataset": "a" if i % 2 else "b", "prompt": f"P{i}?", "response": f"R{i}."})
+            for i in range(4)
+        )
+    )
+    assert (
+        main(
+            [
+                "persona",
+                "flag",
+                "--model",
+                m,
+                "--vector",
+                vec,
+                "--layer",
+                "1",
+                "--dataset",
+                str(data),
+                "--max-new-tokens",
+                "4",
+                "--out",
+                str(tmp_path / "fl"),
+            ]
+        )
+        == 0
+    )
     fl = json.loads((tmp_path / "fl" / "summary.json").read_text())["results"]
     assert set(fl["per_dataset"]) == {"a", "b"} and len(fl["per_sample"]) == 4
 
@@ -91,27 +214,77 @@ def test_persona_needs_a_vector(tmp_path, capsys):
 
 def test_decompose_command_on_a_tiny_model(tiny_hf_folder, tmp_path, monkeypatch):
     """extract a vector, then decompose it into a synthetic SAE's features with cards (corpus stubbed small)."""
-    import torch
     from sae_lens import StandardSAE, StandardSAEConfig
 
     from featurescope import corpus
 
     m = str(tiny_hf_folder)
     ex = tmp_path / "ex"
-    assert main(["persona", "extract", "--model", m, "--trait", "evil", "--n-questions", "2", "--n-pairs", "1",
-                 "--max-new-tokens", "4", "--pos-threshold", "0", "--neg-threshold", "101", "--out", str(ex)]) == 0
+    assert (
+        main(
+            [
+                "persona",
+                "extract",
+                "--model",
+                m,
+                "--trait",
+                "evil",
+                "--n-questions",
+                "2",
+                "--n-pairs",
+                "1",
+                "--max-new-tokens",
+                "4",
+                "--pos-threshold",
+                "0",
+                "--neg-threshold",
+                "101",
+                "--out",
+                str(ex),
+            ]
+        )
+        == 0
+    )
     cfg = StandardSAEConfig(d_in=32, d_sae=64)
     cfg.metadata.hook_name = "blocks.1.hook_resid_post"
     cfg.metadata.model_name = m
     sae = StandardSAE(cfg)
     sae.save_model(tmp_path / "sae")
     monkeypatch.setattr(corpus, "ensure_installed", lambda *a, **k: None)
-    monkeypatch.setattr(corpus, "documents", lambda split="train", *a, **k: [("d1", "Hello world. " * 40), ("d2", "Be kind! " * 40)])
+    monkeypatch.setattr(
+        corpus, "documents", lambda split="train", *a, **k: [("d1", "Hello world. " * 40), ("d2", "Be kind! " * 40)]
+    )
     out = tmp_path / "dec"
-    assert main(["decompose", "--model", m, "--vector", str(ex / "evil.response_mean.safetensors"), "--sae",
-                 str(tmp_path / "sae"), "--k", "20", "--cards", "3", "--card-sequences", "4", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "decompose",
+                "--model",
+                m,
+                "--vector",
+                str(ex / "evil.response_mean.safetensors"),
+                "--sae",
+                str(tmp_path / "sae"),
+                "--k",
+                "20",
+                "--cards",
+                "3",
+                "--card-sequences",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     s = json.loads((out / "summary.json").read_text())
-    assert set(s["results"]["decompositions"]) == {"cosine", "encode", "attribution", "attribution_sparse", "selectivity"}
+    assert set(s["results"]["decompositions"]) == {
+        "cosine",
+        "encode",
+        "attribution",
+        "attribution_sparse",
+        "selectivity",
+    }
     fe = s["results"]["decompositions"]["cosine"]["fraction_explained"]
     assert all(a <= b + 1e-9 for a, b in zip(fe, fe[1:]))
     # cards: the top 3 by attribution, then the sparse view's top 3 that are not already there
@@ -145,8 +318,12 @@ def test_written_extraction_then_decompose_on_a_tiny_model(tiny_hf_folder, tmp_p
 
     m = str(tiny_hf_folder)
     w = tmp_path / "w.jsonl"
-    w.write_text("\n".join(json.dumps({"id": f"w{i}", "question": f"Q{i}?", "pos": f"Hurt them {i}.", "neg": f"Help them {i}."})
-                           for i in range(3)))
+    w.write_text(
+        "\n".join(
+            json.dumps({"id": f"w{i}", "question": f"Q{i}?", "pos": f"Hurt them {i}.", "neg": f"Help them {i}."})
+            for i in range(3)
+        )
+    )
     ex = tmp_path / "ex"
     assert main(["persona", "extract", "--model", m, "--trait", "evil", "--written", str(w), "--out", str(ex)]) == 0
     s = json.loads((ex / "summary.json").read_text())
@@ -162,7 +339,27 @@ def test_written_extraction_then_decompose_on_a_tiny_model(tiny_hf_folder, tmp_p
     monkeypatch.setattr(corpus, "ensure_installed", lambda *a, **k: None)
     monkeypatch.setattr(corpus, "documents", lambda split="train", *a, **k: [("d1", "Hello world. " * 40)])
     out = tmp_path / "dec"
-    assert main(["decompose", "--model", m, "--vector", str(ex / "evil.response_mean.safetensors"), "--sae",
-                 str(tmp_path / "sae"), "--k", "10", "--cards", "2", "--card-sequences", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "decompose",
+                "--model",
+                m,
+                "--vector",
+                str(ex / "evil.response_mean.safetensors"),
+                "--sae",
+                str(tmp_path / "sae"),
+                "--k",
+                "10",
+                "--cards",
+                "2",
+                "--card-sequences",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     cards = json.loads((out / "summary.json").read_text())["results"]["cards"]
     assert any(c.get("source", "").startswith("evil extraction responses") for card in cards for c in card["contexts"])

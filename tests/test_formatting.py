@@ -78,10 +78,24 @@ def test_prompt_longer_than_context(tiny_chat):
 
 
 def test_pad_batch_right_pads():
-    p1 = fs.FormattedPrompt(text="", tokens=torch.tensor([5, 6, 7]), role_ids=torch.tensor([0, 2, 3]),
-                            last_prompt_index=1, kind="chat", messages=[], has_response=True)
-    p2 = fs.FormattedPrompt(text="", tokens=torch.tensor([5]), role_ids=torch.tensor([0]),
-                            last_prompt_index=0, kind="chat", messages=[], has_response=False)
+    p1 = fs.FormattedPrompt(
+        text="",
+        tokens=torch.tensor([5, 6, 7]),
+        role_ids=torch.tensor([0, 2, 3]),
+        last_prompt_index=1,
+        kind="chat",
+        messages=[],
+        has_response=True,
+    )
+    p2 = fs.FormattedPrompt(
+        text="",
+        tokens=torch.tensor([5]),
+        role_ids=torch.tensor([0]),
+        last_prompt_index=0,
+        kind="chat",
+        messages=[],
+        has_response=False,
+    )
     toks, roles, lens = pad_batch([p1, p2], pad_id=0)
     assert toks.tolist() == [[5, 6, 7], [5, 0, 0]]
     assert roles.tolist() == [[0, 2, 3], [0, -1, -1]]

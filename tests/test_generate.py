@@ -54,7 +54,9 @@ def test_base_model_transcript_generation(tiny_base):
 
 def test_generation_needs_a_final_user_turn(tiny_chat):
     with pytest.raises(PromptError, match="final user turn"):
-        fs.generate(tiny_chat, [[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]], progress=False)
+        fs.generate(
+            tiny_chat, [[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]], progress=False
+        )
     with pytest.raises(PromptError, match="no prompts"):
         fs.generate(tiny_chat, [], progress=False)
 
@@ -66,11 +68,18 @@ def test_prompt_plus_new_tokens_over_context(tiny_chat):
 
 # --- the bridge path's KV cache (transformers 5.24 renamed the keyword; see featurescope.versions.KNOWN_BREAKS) ---
 
+
 def _hf_greedy(hf, ids, n, stops):
     with torch.no_grad():
-        out = hf.generate(ids[None], attention_mask=torch.ones_like(ids)[None], max_new_tokens=n, do_sample=False,
-                          eos_token_id=stops, pad_token_id=stops[0])
-    new = out[0, len(ids):].tolist()
+        out = hf.generate(
+            ids[None],
+            attention_mask=torch.ones_like(ids)[None],
+            max_new_tokens=n,
+            do_sample=False,
+            eos_token_id=stops,
+            pad_token_id=stops[0],
+        )
+    new = out[0, len(ids) :].tolist()
     cut = next((i for i, t in enumerate(new) if t in stops), len(new))
     return new[:cut]
 
@@ -88,12 +97,14 @@ def test_bridge_cached_generation_equals_hugging_face_greedy(tiny_hf_folder):
     stops = stop_token_ids(m)
     convs = [[{"role": "user", "content": "Hi?"}], [{"role": "user", "content": "A much longer question, really?"}]]
     prompts = [fs.format_conversation(m, c) for c in convs]
-    batched = _generate_batch(m, prompts, max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0,
-                              stops=stops, fwd_hooks=())
+    batched = _generate_batch(
+        m, prompts, max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0, stops=stops, fwd_hooks=()
+    )
     for p, row in zip(prompts, batched):
         ref = _hf_greedy(hf, p.tokens, 16, stops)
-        alone = _generate_batch(m, [p], max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0,
-                                stops=stops, fwd_hooks=())[0]
+        alone = _generate_batch(
+            m, [p], max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0, stops=stops, fwd_hooks=()
+        )[0]
         cut = next((i for i, t in enumerate(row) if t in stops), len(row))
         assert row[:cut] == ref, "batched cached bridge generation differs from Hugging Face greedy"
         cut = next((i for i, t in enumerate(alone) if t in stops), len(alone))

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 import featurescope as fs
 from featurescope.persona import ExtractionConfig, extract, project, steer
@@ -31,8 +30,13 @@ def test_offline_judge_beats_chance_on_hand_labels(judge):
 
 
 def test_extraction_and_causal_steering_on_smollm2(smol, judge):
-    res = extract(smol, "evil", judge, config=ExtractionConfig(n_questions=3, n_pairs=2, max_new_tokens=24,
-                                                               pos_threshold=40, neg_threshold=60), progress=False)
+    res = extract(
+        smol,
+        "evil",
+        judge,
+        config=ExtractionConfig(n_questions=3, n_pairs=2, max_new_tokens=24, pos_threshold=40, neg_threshold=60),
+        progress=False,
+    )
     v = res["vectors"]["response_mean"]
     assert v.vectors.shape == (30, 576) and v.n_pos > 0 and v.n_neg > 0
     # positive responses project higher than negative ones at most layers
@@ -49,6 +53,7 @@ def test_extraction_and_causal_steering_on_smollm2(smol, judge):
     assert proj[-6.0] < proj[0.0] < proj[6.0], proj
 
 
+@pytest.mark.slow
 def test_demo_quick(tmp_path):
     from featurescope.demo import post_model, run_demo
 

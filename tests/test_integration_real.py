@@ -65,7 +65,10 @@ def test_logprob_parity_with_hugging_face(which, gemma, smol):
 @pytest.mark.parametrize("which", ["gemma", "smol"])
 def test_capture_equals_run_with_cache(which, gemma, smol):
     m = gemma if which == "gemma" else smol
-    convs = [CONV, [{"role": "user", "content": "Name three colours."}, {"role": "assistant", "content": "Red, green and blue."}]]
+    convs = [
+        CONV,
+        [{"role": "user", "content": "Name three colours."}, {"role": "assistant", "content": "Red, green and blue."}],
+    ]
     hooks = [m.resid_hook(1), m.resid_hook(m.n_layers // 2)]
     acts = fs.capture(m, convs, hooks, reduction="response_mean", batch_size=2, progress=False)
     last = fs.capture(m, convs, hooks, reduction="last_prompt", batch_size=2, progress=False)
@@ -137,13 +140,14 @@ def test_greedy_answers_are_sensible(which, request):
 
     m = request.getfixturevalue(which)
     qs = [q for q, _ in FACTS] + OPEN
-    gens = fs.generate(m, [[{"role": "user", "content": q}] for q in qs], max_new_tokens=24, batch_size=8,
-                       progress=False)
+    gens = fs.generate(
+        m, [[{"role": "user", "content": q}] for q in qs], max_new_tokens=24, batch_size=8, progress=False
+    )
     for (q, want), g in zip(FACTS, gens):
         assert want in g.response, f"{m.name}: {q!r} -> {g.response!r} (expected {want!r})"
     for q, g in zip(qs, gens):
         assert not looks_degenerate(g.response), f"{m.name}: degenerate answer to {q!r}: {g.response!r}"
-    for q, g in zip(OPEN, gens[len(FACTS):]):
+    for q, g in zip(OPEN, gens[len(FACTS) :]):
         assert sum(c.isalpha() for c in g.response) >= 3, f"{m.name}: {q!r} -> {g.response!r} has no words"
 
 
@@ -155,17 +159,31 @@ def test_generation_equals_hugging_face_greedy_token_for_token(which, gemma, smo
     m = gemma if which == "gemma-3-270m" else smol
     hf = _hf(which)
     stops = stop_token_ids(m)
-    convs = [[{"role": "user", "content": q}] for q in ("What is the capital of France?", "Name a large animal.",
-                                                          "Why is the sea salty? Answer in one sentence.")]
+    convs = [
+        [{"role": "user", "content": q}]
+        for q in (
+            "What is the capital of France?",
+            "Name a large animal.",
+            "Why is the sea salty? Answer in one sentence.",
+        )
+    ]
     prompts = [fs.format_conversation(m, c) for c in convs]
-    ours = _generate_batch(m, prompts, max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0,
-                           stops=stops, fwd_hooks=())
+    ours = _generate_batch(
+        m, prompts, max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0, stops=stops, fwd_hooks=()
+    )
     for p, row in zip(prompts, ours):
         with torch.no_grad():
-            out = hf.generate(p.tokens[None], attention_mask=torch.ones_like(p.tokens)[None], max_new_tokens=16,
-                              do_sample=False, eos_token_id=stops, pad_token_id=stops[0])
-        ref = out[0, len(p):].tolist()
+            out = hf.generate(
+                p.tokens[None],
+                attention_mask=torch.ones_like(p.tokens)[None],
+                max_new_tokens=16,
+                do_sample=False,
+                eos_token_id=stops,
+                pad_token_id=stops[0],
+            )
+        ref = out[0, len(p) :].tolist()
         cut_ref = next((i for i, t in enumerate(ref) if t in stops), len(ref))
         cut = next((i for i, t in enumerate(row) if t in stops), len(row))
         assert row[:cut] == ref[:cut_ref], (
-            f"{which}: featurescope {m.tokenizer.decode(row[:cut])!r} != Hugging Face {m.tokenizer.decode(ref[:cut_ref])!r}")
+            f"{which}: featurescope {m.tokenizer.decode(row[:cut])!r} != Hugging Face {m.tokenizer.decode(ref[:cut_ref])!r}"
+        )

@@ -19,8 +19,16 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1] / "saes"
 SHIPPED = sorted(p.parent for p in ROOT.glob("*/*/eval.json"))
 MODEL_OF = {"gemma-3-270m": "offline:gemma-3-270m", "gemma-3-270m-sft": "offline:gemma-3-270m-sft"}
-EVAL_KEYS = {"l0", "fraction_variance_explained", "ce_loss_recovered", "dead_fraction", "training_tokens", "retrain",
-             "corpus", "heldout_tokens"}
+EVAL_KEYS = {
+    "l0",
+    "fraction_variance_explained",
+    "ce_loss_recovered",
+    "dead_fraction",
+    "training_tokens",
+    "retrain",
+    "corpus",
+    "heldout_tokens",
+}
 
 
 def test_at_least_two_base_layers_are_shipped_compactly():
@@ -55,11 +63,16 @@ def test_shipped_sae_fits_its_model_and_reproduces_its_eval(folder, models):
     hook = check_sae(sae, model)
     assert hook == f"blocks.{folder.name.split('_')[1]}.hook_resid_post"
     with pytest.raises(SAEMismatchError):
-        check_sae(sae, model, hook="blocks.0.hook_resid_post" if hook != "blocks.0.hook_resid_post" else
-                  "blocks.1.hook_resid_post")
+        check_sae(
+            sae,
+            model,
+            hook="blocks.0.hook_resid_post" if hook != "blocks.0.hook_resid_post" else "blocks.1.hook_resid_post",
+        )
     ev = json.loads((folder / "eval.json").read_text())
     rows = corpus.sequences(model.tokenizer, "heldout", context_size=128, max_sequences=32, seed=1)
-    fresh = evaluate_sae(sae, model, rows, hook, ce_batches=1, batch_size=8)  # CE on 8 rows: the 262k unembedding is slow
+    fresh = evaluate_sae(
+        sae, model, rows, hook, ce_batches=1, batch_size=8
+    )  # CE on 8 rows: the 262k unembedding is slow
     # 4k held-out tokens (CE: 1k) vs the 32k of eval.json: the same quantities within sampling noise
     assert fresh["fraction_variance_explained"] == pytest.approx(ev["fraction_variance_explained"], abs=0.05)
     assert fresh["l0"] == pytest.approx(ev["l0"], rel=0.25)

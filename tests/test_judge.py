@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from featurescope.judge import OpenAIJudge, Score, agreement, aggregate_number_logprobs, distinct_bigram_ratio, spearman
+from featurescope.judge import OpenAIJudge, Score, aggregate_number_logprobs, agreement, distinct_bigram_ratio, spearman
 from featurescope.traits import load_trait
 
 
@@ -33,7 +33,10 @@ class OracleJudge:
 
         from featurescope.judge import LABELS_PATH
 
-        self.table = {json.loads(l)["response"]: json.loads(l)["score"] for l in pathlib.Path(LABELS_PATH).read_text().splitlines()}
+        self.table = {
+            json.loads(line)["response"]: json.loads(line)["score"]
+            for line in pathlib.Path(LABELS_PATH).read_text().splitlines()
+        }
 
     def score_many(self, trait, questions, answers):
         return [Score(trait=float(self.table[a]), coherence=100.0) for a in answers]
@@ -53,7 +56,14 @@ def test_openai_judge_against_a_local_endpoint():
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append((self.path, body, self.headers.get("Authorization")))
             top = [{"token": "70", "logprob": math.log(0.5)}, {"token": "90", "logprob": math.log(0.5)}]
-            out = {"choices": [{"message": {"content": "70"}, "logprobs": {"content": [{"token": "70", "logprob": 0, "top_logprobs": top}]}}]}
+            out = {
+                "choices": [
+                    {
+                        "message": {"content": "70"},
+                        "logprobs": {"content": [{"token": "70", "logprob": 0, "top_logprobs": top}]},
+                    }
+                ]
+            }
             data = json.dumps(out).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

@@ -10,8 +10,8 @@ ten minutes together; the per-notebook time is printed (``-s``) and the slowest 
 
 from __future__ import annotations
 
-import re
 import os
+import re
 import time
 from pathlib import Path
 
@@ -70,7 +70,9 @@ def test_one_config_cell_switches_offline_to_online(path):
     assert re.search(r"^ONLINE = False\b", cfg.source, re.M), f"{path.name}: the config cell must set ONLINE = False"
     for i, c in enumerate(code[1:], 1):
         hit = CONFIG_ONLY.search(c.source)
-        assert hit is None, f"{path.name} code cell {i} names {hit.group(0)!r}: model / SAE names belong in the config cell"
+        assert hit is None, (
+            f"{path.name} code cell {i} names {hit.group(0)!r}: model / SAE names belong in the config cell"
+        )
 
     def run_config(online: bool) -> dict:
         ns: dict = {}
@@ -80,7 +82,7 @@ def test_one_config_cell_switches_offline_to_online(path):
     def names(ns: dict) -> list[str]:
         out = []
         for v in ns.values():
-            for x in (v if isinstance(v, tuple) else (v,)):
+            for x in v if isinstance(v, tuple) else (v,):
                 if isinstance(x, str):
                     out.append(x)
         return out
@@ -89,7 +91,9 @@ def test_one_config_cell_switches_offline_to_online(path):
     assert offline.keys() == online.keys(), f"{path.name}: both settings must define the same names"
     off_models = [s for s in names(offline) if s.startswith("offline:") or s.startswith("google/")]
     on_models = [s for s in names(online) if s.startswith("offline:") or s.startswith("google/")]
-    assert off_models and all(s.startswith("offline:") for s in off_models), f"{path.name}: offline setting {off_models}"
+    assert off_models and all(s.startswith("offline:") for s in off_models), (
+        f"{path.name}: offline setting {off_models}"
+    )
     assert on_models and set(on_models) <= set(FLAGSHIP), f"{path.name}: online setting {on_models}"
     off_saes = [s for s in names(offline) if "saes/" in s or "gemma-scope" in s]
     on_saes = [s for s in names(online) if "saes/" in s or "gemma-scope" in s]
@@ -99,6 +103,7 @@ def test_one_config_cell_switches_offline_to_online(path):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom_offline(path, monkeypatch):
     pytest.importorskip("ipykernel")
@@ -108,13 +113,20 @@ def test_notebook_runs_top_to_bottom_offline(path, monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the kernel inherits it: the offline default must not touch the hub
     nb = _read(path)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(NB_DIR)}})
+    client = NotebookClient(
+        nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(NB_DIR)}}
+    )
     t0 = time.time()
     client.execute()  # raises CellExecutionError (with the cell and traceback) if any cell fails
     seconds = time.time() - t0
-    timing = [ln for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              for ln in o.get("text", "").splitlines() if ln.startswith("notebook ran in")]
+    timing = [
+        ln
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        for ln in o.get("text", "").splitlines()
+        if ln.startswith("notebook ran in")
+    ]
     print(f"{path.name}: executed in {seconds:.0f} s; {timing[-1] if timing else ''}")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors

@@ -4,8 +4,17 @@ import torch
 import featurescope as fs
 from featurescope.judge import Score
 from featurescope.persona import (
-    ExtractionConfig, PersonaVector, extract, mean_difference, monitor, pearson, project, projection_difference,
-    separation, steer, vectors_from_conversations,
+    ExtractionConfig,
+    PersonaVector,
+    extract,
+    mean_difference,
+    monitor,
+    pearson,
+    project,
+    projection_difference,
+    separation,
+    steer,
+    vectors_from_conversations,
 )
 from tests.conftest import make_tiny_tl
 
@@ -23,14 +32,19 @@ def planted(char_tok):
 
 
 def _convs(answers):
-    return [[{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": a}] for i, a in enumerate(answers)]
+    return [
+        [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": a}]
+        for i, a in enumerate(answers)
+    ]
 
 
 def test_planted_direction_is_recovered(planted):
     model, u = planted
     pos = _convs([f"Great idea {i}!!! Yes!!" for i in range(8)])
     neg = _convs([f"Great idea {i}... Yes.." for i in range(8)])
-    vecs, acts = vectors_from_conversations(model, pos, neg, ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"], trait="planted")
+    vecs, acts = vectors_from_conversations(
+        model, pos, neg, ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"], trait="planted"
+    )
     for hook in ("blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"):
         cos = torch.nn.functional.cosine_similarity(vecs["response_mean"].at(hook), u, dim=0)
         assert cos >= 0.95, (hook, float(cos))
@@ -43,7 +57,7 @@ def test_mean_difference_and_projection():
     neg = torch.tensor([[[0.0, 1.0]]])
     v = mean_difference(pos, neg)
     assert v.tolist() == [[2.0, -1.0]]
-    assert project(torch.tensor([[2.0, -1.0]]), v[0]).item() == pytest.approx(5 ** 0.5)
+    assert project(torch.tensor([[2.0, -1.0]]), v[0]).item() == pytest.approx(5**0.5)
     with pytest.raises(fs.FeaturescopeError, match="0 positive"):
         mean_difference(pos[:0], neg)
     assert pearson([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(1.0)
@@ -100,8 +114,17 @@ def test_monitor_and_projection_difference_separate_planted_data(planted):
 
 
 def test_persona_vector_save_load(tmp_path):
-    pv = PersonaVector(trait="evil", vectors=torch.randn(3, 8), hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
-                       kind="response_mean", model="m", stage="base", n_pos=4, n_neg=5, thresholds={"pos": 50.0})
+    pv = PersonaVector(
+        trait="evil",
+        vectors=torch.randn(3, 8),
+        hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
+        kind="response_mean",
+        model="m",
+        stage="base",
+        n_pos=4,
+        n_neg=5,
+        thresholds={"pos": 50.0},
+    )
     pv.save(tmp_path / "v.safetensors")
     back = PersonaVector.load(tmp_path / "v.safetensors")
     assert torch.equal(back.vectors, pv.vectors) and back.metadata() == pv.metadata()
@@ -118,8 +141,13 @@ class SideJudge:
 
 
 def test_extract_pipeline_mechanics(tiny_chat):
-    res = extract(tiny_chat, "evil", SideJudge(), config=ExtractionConfig(n_questions=2, n_pairs=2, max_new_tokens=6),
-                  progress=False)
+    res = extract(
+        tiny_chat,
+        "evil",
+        SideJudge(),
+        config=ExtractionConfig(n_questions=2, n_pairs=2, max_new_tokens=6),
+        progress=False,
+    )
     assert res["counts"]["generated_per_side"] == 4
     kept = [r for r in res["responses"] if r["kept"]]
     assert {r["side"] for r in kept} <= {"pos", "neg"}
@@ -135,13 +163,34 @@ def test_run_persona_writes_everything(tiny_chat, tmp_path):
     data = tmp_path / "flag.jsonl"
     import json
 
-    data.write_text("\n".join(json.dumps({"id": i, "dataset": "evil_laden" if i % 2 else "neutral_helpful",
-                                          "trait": "evil" if i % 2 else None, "trait_laden": bool(i % 2),
-                                          "prompt": f"P{i}?", "response": f"R{i}."}) for i in range(4)))
-    res = run_persona(tiny_chat, "evil", SideJudge(), tmp_path / "run",
-                      extraction=ExtractionConfig(n_questions=2, n_pairs=1, max_new_tokens=4), layers=[0, 2],
-                      alphas=(-1.0, 0.0, 1.0), n_eval_questions=2, n_monitor_questions=1, flag_dataset=data,
-                      progress=False)
+    data.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "id": i,
+                    "dataset": "evil_laden" if i % 2 else "neutral_helpful",
+                    "trait": "evil" if i % 2 else None,
+                    "trait_laden": bool(i % 2),
+                    "prompt": f"P{i}?",
+                    "response": f"R{i}.",
+                }
+            )
+            for i in range(4)
+        )
+    )
+    res = run_persona(
+        tiny_chat,
+        "evil",
+        SideJudge(),
+        tmp_path / "run",
+        extraction=ExtractionConfig(n_questions=2, n_pairs=1, max_new_tokens=4),
+        layers=[0, 2],
+        alphas=(-1.0, 0.0, 1.0),
+        n_eval_questions=2,
+        n_monitor_questions=1,
+        flag_dataset=data,
+        progress=False,
+    )
     assert res["chosen_layer"] in (0, 2) and len(res["steering"]["rows"]) == 3
     assert set(res["flagging"]["per_dataset"]) == {"evil_laden", "neutral_helpful"}
     assert 0.0 <= res["flagging"]["auroc_trait_vs_neutral"] <= 1.0
@@ -160,8 +209,19 @@ def test_written_extraction_recovers_the_planted_direction(planted, tmp_path):
 
     model, u = planted
     f = tmp_path / "w.jsonl"
-    f.write_text("\n".join(json.dumps({"id": f"w{i}", "question": f"Question {i}?", "pos": f"Great idea {i}!!! Yes!!",
-                                       "neg": f"Great idea {i}... Yes.."}) for i in range(6)))
+    f.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "id": f"w{i}",
+                    "question": f"Question {i}?",
+                    "pos": f"Great idea {i}!!! Yes!!",
+                    "neg": f"Great idea {i}... Yes..",
+                }
+            )
+            for i in range(6)
+        )
+    )
     rows = load_written(f)
     res = extract_written(model, "planted", rows, hooks=["blocks.0.hook_resid_post"], source=str(f))
     v = res["vectors"]["response_mean"]

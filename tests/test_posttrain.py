@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import copy
+import json
 
 import pytest
 import torch
 
 from featurescope.errors import DataError
-from featurescope.posttrain import (GEMMA_CHAT_TEMPLATE, PosttrainConfig, _AddToLayer, _decoder_layers,
-                                    assistant_format_ok, calls_itself_ai, length_batches, read_dialogues, sft_example,
-                                    train_adapter, validate_dialogues)
+from featurescope.posttrain import (
+    GEMMA_CHAT_TEMPLATE,
+    PosttrainConfig,
+    _AddToLayer,
+    _decoder_layers,
+    assistant_format_ok,
+    calls_itself_ai,
+    length_batches,
+    read_dialogues,
+    sft_example,
+    train_adapter,
+    validate_dialogues,
+)
 
 
 def _rows(*convs):
@@ -21,13 +31,16 @@ def _rows(*convs):
 GOOD = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
 
 
-@pytest.mark.parametrize("bad, needle", [
-    ([{"role": "narrator", "content": "x"}, {"role": "assistant", "content": "y"}], "unknown role 'narrator'"),
-    ([{"role": "user", "content": "  "}, {"role": "assistant", "content": "y"}], "is empty"),
-    ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "two user turns"),
-    ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}], "system message may only come first"),
-    ([{"role": "user", "content": "a"}], "no assistant turn"),
-])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ([{"role": "narrator", "content": "x"}, {"role": "assistant", "content": "y"}], "unknown role 'narrator'"),
+        ([{"role": "user", "content": "  "}, {"role": "assistant", "content": "y"}], "is empty"),
+        ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "two user turns"),
+        ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}], "system message may only come first"),
+        ([{"role": "user", "content": "a"}], "no assistant turn"),
+    ],
+)
 def test_validation_names_the_row(bad, needle):
     with pytest.raises(DataError) as e:
         validate_dialogues(_rows(GOOD, GOOD, bad))
@@ -94,17 +107,33 @@ def _tiny_llama(tok):
 
     torch.manual_seed(0)
     # a larger init than the default 0.02, so that a 32-wide random model's logits can move at all
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      tie_word_embeddings=False, initializer_range=0.3)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
+        initializer_range=0.3,
+    )
     return LlamaForCausalLM(cfg)
 
 
 def test_lora_sft_learns_and_saves_a_compact_adapter(gemma_tok, tmp_path):
     hf = _tiny_llama(gemma_tok)
-    ex = [sft_example(gemma_tok, [{"role": "user", "content": f"q{i}"},
-                                  {"role": "assistant", "content": "Always the same answer."}], 256) for i in range(8)]
+    ex = [
+        sft_example(
+            gemma_tok,
+            [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "Always the same answer."}],
+            256,
+        )
+        for i in range(8)
+    ]
     cfg = PosttrainConfig(epochs=6, lr=3e-2, batch_size=4, lora_r=4, lora_alpha=8, lora_dropout=0.0, warmup_steps=1)
     model, tr = train_adapter(hf, gemma_tok, ex, cfg, tmp_path / "ad", device="cpu", progress=False)
     assert tr["steps"] == 12 and tr["trainable_parameters"] > 0
@@ -122,8 +151,14 @@ def test_sft_loss_matches_the_full_logits_loss(gemma_tok):
     from featurescope.posttrain import collate, sft_loss
 
     hf = _tiny_llama(gemma_tok)
-    ex = [sft_example(gemma_tok, [{"role": "user", "content": "q" * (i + 1)},
-                                  {"role": "assistant", "content": "An answer" + "!" * i}], 256) for i in range(3)]
+    ex = [
+        sft_example(
+            gemma_tok,
+            [{"role": "user", "content": "q" * (i + 1)}, {"role": "assistant", "content": "An answer" + "!" * i}],
+            256,
+        )
+        for i in range(3)
+    ]
     b = collate(ex, gemma_tok.pad_token_id)
     ref = hf(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
     got = sft_loss(hf, b["input_ids"], b["attention_mask"], b["labels"])
@@ -137,7 +172,9 @@ def test_preventative_steering_hook_adds_alpha_v(tiny_hf_folder):
     layers = _decoder_layers(hf)
     ids = torch.tensor([[2, 10, 11, 12]])
     seen = {}
-    probe = layers[1].register_forward_pre_hook(lambda m, args, kwargs: seen.__setitem__("x", args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
+    probe = layers[1].register_forward_pre_hook(
+        lambda m, args, kwargs: seen.__setitem__("x", args[0] if args else kwargs["hidden_states"]), with_kwargs=True
+    )
     with torch.no_grad():
         logits0 = hf(input_ids=ids).logits
         h0 = seen["x"].clone()
@@ -159,5 +196,7 @@ def test_baseline_adapter_needs_a_steering_vector_and_a_real_folder(tmp_path):
     with pytest.raises(FeaturescopeError, match="steer_vector too"):
         posttrain(PosttrainConfig(baseline_adapter=str(tmp_path)), tmp_path / "out")
     with pytest.raises(FeaturescopeError, match="adapter_config.json missing"):
-        posttrain(PosttrainConfig(baseline_adapter=str(tmp_path), steer_vector="v.safetensors", steer_layer=2),
-                  tmp_path / "out")
+        posttrain(
+            PosttrainConfig(baseline_adapter=str(tmp_path), steer_vector="v.safetensors", steer_layer=2),
+            tmp_path / "out",
+        )

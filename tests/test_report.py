@@ -27,39 +27,73 @@ CREATED = iter(f"2026-11-23T08:{m:02d}:00Z" for m in range(60))
 # ----------------------------------------------------------------------------------------------------------------
 def png(w: int = 3, h: int = 2, rgb: tuple[int, int, int] = (200, 30, 30)) -> bytes:
     """A tiny valid PNG (no matplotlib needed)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     raw = b"".join(b"\x00" + bytes(rgb) * w for _ in range(h))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def model_info(name: str, stage: str, n_layers: int = 4, adapter: str | None = None) -> dict:
     """`ModelInfo.to_dict()` as `write_summary` stores it."""
-    return {"name": name, "stage": stage, "source": "offline-package", "dtype": "float32", "n_layers": n_layers,
-            "d_model": 8, "n_ctx": 512, "d_vocab": 100, "has_chat_template": stage != "base",
-            "backend": "HookedTransformer", "architecture": "X", "device": "cpu", "adapter": adapter,
-            "weights_sha256": "ab" * 32}
+    return {
+        "name": name,
+        "stage": stage,
+        "source": "offline-package",
+        "dtype": "float32",
+        "n_layers": n_layers,
+        "d_model": 8,
+        "n_ctx": 512,
+        "d_vocab": 100,
+        "has_chat_template": stage != "base",
+        "backend": "HookedTransformer",
+        "architecture": "X",
+        "device": "cpu",
+        "adapter": adapter,
+        "weights_sha256": "ab" * 32,
+    }
 
 
-CARDS_HTML = ("<html><meta charset='utf-8'><body><h3>{title}</h3>"
-              "<div class='fs-card'><b>feature 7</b> <small>(sae, blocks.2.hook_resid_post, m) &middot; "
-              "<a href='https://www.neuronpedia.org/x/7'>Neuronpedia</a></small>"
-              "<img src='data:image/png;base64,{b64}'/><script>alert(1)</script></div></body></html>")
+CARDS_HTML = (
+    "<html><meta charset='utf-8'><body><h3>{title}</h3>"
+    "<div class='fs-card'><b>feature 7</b> <small>(sae, blocks.2.hook_resid_post, m) &middot; "
+    "<a href='https://www.neuronpedia.org/x/7'>Neuronpedia</a></small>"
+    "<img src='data:image/png;base64,{b64}'/><script>alert(1)</script></div></body></html>"
+)
 
 POST = "offline:smollm2-135m-instruct"
 BASE = "offline:gemma-3-270m"
 
 
-def write_run(d: Path, command: str, inputs: dict, results: dict, figures: list[str] = (),
-              files: dict[str, bytes] | None = None) -> Path:
+def write_run(
+    d: Path, command: str, inputs: dict, results: dict, figures: list[str] = (), files: dict[str, bytes] | None = None
+) -> Path:
     """A run folder as `featurescope.runs.write_summary` writes it (plus its figure files)."""
     d.mkdir(parents=True, exist_ok=True)
-    doc = {"format": "featurescope.summary/1", "command": command, "created": next(CREATED), "inputs": inputs,
-           "results": results, "figures": list(figures), "timings_s": {"total": 1.5},
-           "environment": {"featurescope": "0.1.0", "python": "3.11", "torch": "2.13.0", "transformer_lens": "3.9",
-                           "platform": "Linux", "cuda": False, "threads": 2}}
+    doc = {
+        "format": "featurescope.summary/1",
+        "command": command,
+        "created": next(CREATED),
+        "inputs": inputs,
+        "results": results,
+        "figures": list(figures),
+        "timings_s": {"total": 1.5},
+        "environment": {
+            "featurescope": "0.1.0",
+            "python": "3.11",
+            "torch": "2.13.0",
+            "transformer_lens": "3.9",
+            "platform": "Linux",
+            "cuda": False,
+            "threads": 2,
+        },
+    }
     (d / "summary.json").write_text(json.dumps(doc, indent=2))
     for name in figures:
         if name.endswith(".png"):
@@ -70,8 +104,12 @@ def write_run(d: Path, command: str, inputs: dict, results: dict, figures: list[
 
 
 def separation(n: int) -> dict:
-    return {"pos_mean": [1.0 + i for i in range(n)], "neg_mean": [0.5 * i for i in range(n)],
-            "gap": [1.0 + 0.5 * i for i in range(n)], "cohens_d": [0.3 * (i + 1) for i in range(n)]}
+    return {
+        "pos_mean": [1.0 + i for i in range(n)],
+        "neg_mean": [0.5 * i for i in range(n)],
+        "gap": [1.0 + 0.5 * i for i in range(n)],
+        "cohens_d": [0.3 * (i + 1) for i in range(n)],
+    }
 
 
 def persona_vectors(d: Path, trait: str, n_layers: int = 4, dim: int = 8) -> dict[str, str]:
@@ -94,177 +132,489 @@ def build_runs(root: Path) -> dict[str, Path]:
     runs: dict[str, Path] = {}
     pm = model_info(POST, "post-trained")
     bm = model_info(BASE, "base")
-    steer_rows = [{"alpha": a, "trait_score": 10 + 5 * i, "coherence": 80 - i, "logprob_per_token": -2.0 - 0.1 * i,
-                   "examples": [f"answer at alpha {a}"]} for i, a in enumerate((-8.0, 0.0, 8.0))]
+    steer_rows = [
+        {
+            "alpha": a,
+            "trait_score": 10 + 5 * i,
+            "coherence": 80 - i,
+            "logprob_per_token": -2.0 - 0.1 * i,
+            "examples": [f"answer at alpha {a}"],
+        }
+        for i, a in enumerate((-8.0, 0.0, 8.0))
+    ]
     per_level = [{"level": i, "projection": 0.2 * i, "trait_score": 20.0 * i} for i in range(4)]
 
     # persona.py::run_persona
     d = root / "persona-run"
     files = persona_vectors(d, "evil")
-    runs["persona run"] = write_run(d, "persona run", inputs={
-        "model": pm, "trait": "evil", "judge": "embedding:all-MiniLM-L6-v2",
-        "extraction": {"pos_threshold": 50.0, "neg_threshold": 50.0, "coherence_threshold": 50.0, "max_new_tokens": 24,
-                       "n_questions": 3, "n_pairs": 2, "batch_size": 8, "seed": 0},
-        "alpha": 8.0, "alphas": [-8.0, 0.0, 8.0], "layers": [1, 2]},
-        results={"counts": {"generated_per_side": 6, "kept_pos": 4, "kept_neg": 5}, "separation": separation(4),
-                 "vector_norms": [0.5, 1.0, 2.0, 3.0], "files": files,
-                 "layer_choice": {"best_layer": 2, "alpha": 8.0, "baseline": {"trait_score": 10, "coherence": 80},
-                                  "rows": [{"layer": 1, "trait_score": 12, "coherence": 79, "effect": 2},
-                                           {"layer": 2, "trait_score": 30, "coherence": 70, "effect": 20}],
-                                  "min_coherence": 50.0, "questions": ["q1"]},
-                 "chosen_layer": 2,
-                 "steering": {"hook": "blocks.2.hook_resid_post", "questions": ["q1"], "rows": steer_rows},
-                 "monitor": {"hook": "blocks.2.hook_resid_post", "r_samples": 0.61, "r_levels": 0.93,
-                             "per_level": per_level, "n": 8},
-                 "flagging": {"dataset": "featurescope/data/flagging/demo.jsonl",
-                              "per_dataset": {"evil_laden": 1.2, "neutral": -0.1},
-                              "per_sample": [{"id": 1, "dataset": "evil_laden", "projection_difference": 1.2}],
-                              "auroc_trait_vs_neutral": 0.9, "ranking": []}},
-        figures=["separation.png", "layer_choice.png", "steering.png", "monitor.png", "flagging.png"])
+    runs["persona run"] = write_run(
+        d,
+        "persona run",
+        inputs={
+            "model": pm,
+            "trait": "evil",
+            "judge": "embedding:all-MiniLM-L6-v2",
+            "extraction": {
+                "pos_threshold": 50.0,
+                "neg_threshold": 50.0,
+                "coherence_threshold": 50.0,
+                "max_new_tokens": 24,
+                "n_questions": 3,
+                "n_pairs": 2,
+                "batch_size": 8,
+                "seed": 0,
+            },
+            "alpha": 8.0,
+            "alphas": [-8.0, 0.0, 8.0],
+            "layers": [1, 2],
+        },
+        results={
+            "counts": {"generated_per_side": 6, "kept_pos": 4, "kept_neg": 5},
+            "separation": separation(4),
+            "vector_norms": [0.5, 1.0, 2.0, 3.0],
+            "files": files,
+            "layer_choice": {
+                "best_layer": 2,
+                "alpha": 8.0,
+                "baseline": {"trait_score": 10, "coherence": 80},
+                "rows": [
+                    {"layer": 1, "trait_score": 12, "coherence": 79, "effect": 2},
+                    {"layer": 2, "trait_score": 30, "coherence": 70, "effect": 20},
+                ],
+                "min_coherence": 50.0,
+                "questions": ["q1"],
+            },
+            "chosen_layer": 2,
+            "steering": {"hook": "blocks.2.hook_resid_post", "questions": ["q1"], "rows": steer_rows},
+            "monitor": {
+                "hook": "blocks.2.hook_resid_post",
+                "r_samples": 0.61,
+                "r_levels": 0.93,
+                "per_level": per_level,
+                "n": 8,
+            },
+            "flagging": {
+                "dataset": "featurescope/data/flagging/demo.jsonl",
+                "per_dataset": {"evil_laden": 1.2, "neutral": -0.1},
+                "per_sample": [{"id": 1, "dataset": "evil_laden", "projection_difference": 1.2}],
+                "auroc_trait_vs_neutral": 0.9,
+                "ranking": [],
+            },
+        },
+        figures=["separation.png", "layer_choice.png", "steering.png", "monitor.png", "flagging.png"],
+    )
 
     # cli.py persona extract (a base model)
     d = root / "persona-extract"
     files = persona_vectors(d, "evil")
-    runs["persona extract"] = write_run(d, "persona extract", inputs={
-        "model": bm, "trait": "evil", "judge": "embedding:all-MiniLM-L6-v2",
-        "config": {"pos_threshold": 50.0, "neg_threshold": 50.0, "coherence_threshold": 50.0, "max_new_tokens": 48,
-                   "n_questions": 3, "n_pairs": None, "batch_size": 8, "seed": 0}},
-        results={"counts": {"generated_per_side": 15, "kept_pos": 6, "kept_neg": 7}, "separation": separation(4),
-                 "best_separation_layer": 3, "vector_norms": [0.5, 1.0, 2.0, 3.0], "files": files},
-        figures=["layers.png"])
+    runs["persona extract"] = write_run(
+        d,
+        "persona extract",
+        inputs={
+            "model": bm,
+            "trait": "evil",
+            "judge": "embedding:all-MiniLM-L6-v2",
+            "config": {
+                "pos_threshold": 50.0,
+                "neg_threshold": 50.0,
+                "coherence_threshold": 50.0,
+                "max_new_tokens": 48,
+                "n_questions": 3,
+                "n_pairs": None,
+                "batch_size": 8,
+                "seed": 0,
+            },
+        },
+        results={
+            "counts": {"generated_per_side": 15, "kept_pos": 6, "kept_neg": 7},
+            "separation": separation(4),
+            "best_separation_layer": 3,
+            "vector_norms": [0.5, 1.0, 2.0, 3.0],
+            "files": files,
+        },
+        figures=["layers.png"],
+    )
 
     # cli.py persona steer / monitor / flag (inputs.layer is an int)
     vec = str(runs["persona extract"] / "evil.response_mean.safetensors")
-    runs["persona steer"] = write_run(root / "persona-steer", "persona steer", inputs={
-        "model": pm, "vector": vec, "layer": 2, "alphas": [-8.0, 0.0, 8.0], "judge": "embedding:all-MiniLM-L6-v2"},
-        results={"hook": 2, "questions": ["q1"], "rows": steer_rows}, figures=["steering.png"])
-    runs["persona monitor"] = write_run(root / "persona-monitor", "persona monitor", inputs={
-        "model": pm, "vector": vec, "layer": 2, "judge": "embedding:all-MiniLM-L6-v2"},
-        results={"hook": "blocks.2.hook_resid_post", "r_samples": 0.7, "r_levels": 0.9, "per_level": per_level, "n": 8})
-    runs["persona flag"] = write_run(root / "persona-flag", "persona flag", inputs={
-        "model": pm, "vector": vec, "layer": 2, "dataset": "flag.jsonl"},
-        results={"per_sample": [{"id": 1, "dataset": "a", "projection_difference": 0.4}],
-                 "per_dataset": {"a": 0.4, "b": -0.2}})
+    runs["persona steer"] = write_run(
+        root / "persona-steer",
+        "persona steer",
+        inputs={
+            "model": pm,
+            "vector": vec,
+            "layer": 2,
+            "alphas": [-8.0, 0.0, 8.0],
+            "judge": "embedding:all-MiniLM-L6-v2",
+        },
+        results={"hook": 2, "questions": ["q1"], "rows": steer_rows},
+        figures=["steering.png"],
+    )
+    runs["persona monitor"] = write_run(
+        root / "persona-monitor",
+        "persona monitor",
+        inputs={"model": pm, "vector": vec, "layer": 2, "judge": "embedding:all-MiniLM-L6-v2"},
+        results={"hook": "blocks.2.hook_resid_post", "r_samples": 0.7, "r_levels": 0.9, "per_level": per_level, "n": 8},
+    )
+    runs["persona flag"] = write_run(
+        root / "persona-flag",
+        "persona flag",
+        inputs={"model": pm, "vector": vec, "layer": 2, "dataset": "flag.jsonl"},
+        results={
+            "per_sample": [{"id": 1, "dataset": "a", "projection_difference": 0.4}],
+            "per_dataset": {"a": 0.4, "b": -0.2},
+        },
+    )
 
     # cli.py sae train (inputs.layers is the comma-separated CLI string; results keyed by hook)
-    ev = {"hook": "blocks.1.hook_resid_post", "model": BASE, "fraction_variance_explained": 0.81, "l0": 32.0,
-          "dead_fraction": 0.02, "n_tokens": 4096, "ce_clean": 3.0, "ce_with_sae": 3.4, "ce_zero_ablation": 9.0,
-          "ce_loss_recovered": 0.93, "n_special_excluded": 10}
-    runs["sae train"] = write_run(root / "sae-train", "sae train", inputs={
-        "model": bm, "layers": "1,2", "d_sae": 256, "k": 16, "training_tokens": 100000, "seed": 0},
-        results={h: {**ev, "hook": h, "training_tokens": 100000, "d_sae": 256, "k": 16,
-                     "corpus": "held-out wiki sample", "heldout_tokens": 4096}
-                 for h in ("blocks.1.hook_resid_post", "blocks.2.hook_resid_post")})
-    runs["sae eval"] = write_run(root / "sae-eval", "sae eval", inputs={
-        "model": bm, "sae": "saes/gemma-base/layer_1_resid_post", "sae_id": None, "hook": None,
-        "heldout_tokens": 4096}, results={**ev, "density_hist": [0, 1, 4, 9, 20, 9, 3, 1] + [0] * 12})
+    ev = {
+        "hook": "blocks.1.hook_resid_post",
+        "model": BASE,
+        "fraction_variance_explained": 0.81,
+        "l0": 32.0,
+        "dead_fraction": 0.02,
+        "n_tokens": 4096,
+        "ce_clean": 3.0,
+        "ce_with_sae": 3.4,
+        "ce_zero_ablation": 9.0,
+        "ce_loss_recovered": 0.93,
+        "n_special_excluded": 10,
+    }
+    runs["sae train"] = write_run(
+        root / "sae-train",
+        "sae train",
+        inputs={"model": bm, "layers": "1,2", "d_sae": 256, "k": 16, "training_tokens": 100000, "seed": 0},
+        results={
+            h: {
+                **ev,
+                "hook": h,
+                "training_tokens": 100000,
+                "d_sae": 256,
+                "k": 16,
+                "corpus": "held-out wiki sample",
+                "heldout_tokens": 4096,
+            }
+            for h in ("blocks.1.hook_resid_post", "blocks.2.hook_resid_post")
+        },
+    )
+    runs["sae eval"] = write_run(
+        root / "sae-eval",
+        "sae eval",
+        inputs={
+            "model": bm,
+            "sae": "saes/gemma-base/layer_1_resid_post",
+            "sae_id": None,
+            "hook": None,
+            "heldout_tokens": 4096,
+        },
+        results={**ev, "density_hist": [0, 1, 4, 9, 20, 9, 3, 1] + [0] * 12},
+    )
 
     # cli.py decompose: fraction_explained.png and cards.html
-    dec = {m: {"method": m, "top": [[7, 0.5], [3, 0.2]], "fraction_explained": [0.3, 0.5], "k_for_50pct": 2,
-               "k_for_90pct": 9} for m in ("cosine", "attribution")}
-    runs["decompose"] = write_run(root / "decompose", "decompose", inputs={
-        "model": pm, "vector": vec, "sae": "saes/smol/layer_2_resid_post", "hook": "blocks.2.hook_resid_post",
-        "responses": None}, results={"decompositions": dec, "cards": []},
+    dec = {
+        m: {
+            "method": m,
+            "top": [[7, 0.5], [3, 0.2]],
+            "fraction_explained": [0.3, 0.5],
+            "k_for_50pct": 2,
+            "k_for_90pct": 9,
+        }
+        for m in ("cosine", "attribution")
+    }
+    runs["decompose"] = write_run(
+        root / "decompose",
+        "decompose",
+        inputs={
+            "model": pm,
+            "vector": vec,
+            "sae": "saes/smol/layer_2_resid_post",
+            "hook": "blocks.2.hook_resid_post",
+            "responses": None,
+        },
+        results={"decompositions": dec, "cards": []},
         figures=["fraction_explained.png", "cards.html"],
-        files={"cards.html": CARDS_HTML.format(title="evil vector cards", b64=base64.b64encode(png()).decode()).encode()})
+        files={
+            "cards.html": CARDS_HTML.format(title="evil vector cards", b64=base64.b64encode(png()).decode()).encode()
+        },
+    )
 
     # cli.py capture (no figures)
-    runs["capture"] = write_run(root / "capture", "capture", inputs={
-        "model": pm, "prompts_file": "prompts.txt", "n_prompts": 3, "hooks": ["blocks.0.hook_resid_post",
-                                                                              "blocks.3.hook_resid_post"],
-        "reduction": "response_mean", "format": "auto", "batch_size": 8, "dtype": "float32"},
-        results={"store": "x/activations", "n_tokens": 120, "tokens_per_s": 400.0,
-                 "shapes": {"blocks.0.hook_resid_post": [3, 8]}, "mean_norm": {"blocks.0.hook_resid_post": 3.2}})
+    runs["capture"] = write_run(
+        root / "capture",
+        "capture",
+        inputs={
+            "model": pm,
+            "prompts_file": "prompts.txt",
+            "n_prompts": 3,
+            "hooks": ["blocks.0.hook_resid_post", "blocks.3.hook_resid_post"],
+            "reduction": "response_mean",
+            "format": "auto",
+            "batch_size": 8,
+            "dtype": "float32",
+        },
+        results={
+            "store": "x/activations",
+            "n_tokens": 120,
+            "tokens_per_s": 400.0,
+            "shapes": {"blocks.0.hook_resid_post": [3, 8]},
+            "mean_norm": {"blocks.0.hook_resid_post": 3.2},
+        },
+    )
 
     # demo.py::run_demo
-    demo_res = {name: {"info": info, "format": "chat", "example_prompt": "...",
-                       "responses": [{"question": "Who are you?", "response": "I am ...", "stopped": True}],
-                       "capture_tokens_per_s": 900.0,
-                       "response_mean_norm_per_layer": {f"blocks.{i}.hook_resid_post": 1.0 + i for i in range(4)},
-                       "cos_response_vs_last_prompt_per_layer": {f"blocks.{i}.hook_resid_post": 0.1 * i for i in range(4)}}
-                for name, info in ((BASE, bm), (POST, pm))}
-    runs["demo"] = write_run(root / "demo", "demo", inputs={"models": [BASE, POST], "questions": ["Who are you?"],
-                                                            "quick": True}, results=demo_res)
+    demo_res = {
+        name: {
+            "info": info,
+            "format": "chat",
+            "example_prompt": "...",
+            "responses": [{"question": "Who are you?", "response": "I am ...", "stopped": True}],
+            "capture_tokens_per_s": 900.0,
+            "response_mean_norm_per_layer": {f"blocks.{i}.hook_resid_post": 1.0 + i for i in range(4)},
+            "cos_response_vs_last_prompt_per_layer": {f"blocks.{i}.hook_resid_post": 0.1 * i for i in range(4)},
+        }
+        for name, info in ((BASE, bm), (POST, pm))
+    }
+    runs["demo"] = write_run(
+        root / "demo",
+        "demo",
+        inputs={"models": [BASE, POST], "questions": ["Who are you?"], "quick": True},
+        results=demo_res,
+    )
 
     # posttrain.py::run_posttrain: loss_adapter.png
-    chat_eval = {"format": "chat", "n": 4, "n_identity": 2, "identity_ai_fraction": 0.5,
-                 "assistant_format_fraction": 0.75, "answers": []}
-    runs["posttrain"] = write_run(root / "posttrain", "posttrain", inputs={"config": {
-        "base": BASE, "data": "featurescope/data/dialogues", "heldout": "featurescope/data/dialogues/heldout.jsonl",
-        "epochs": 1, "lr": 2e-4, "steer_vector": None, "steer_layer": None, "max_dialogues": 16}, "device": "cpu"},
-        results={"dataset": {"dialogues": 16, "available": 200, "tokens": 4000, "supervised_tokens": 2000},
-                 "base_eval": {"chat": {**chat_eval, "assistant_format_fraction": 0.0, "identity_ai_fraction": 0.0},
-                               "transcript": chat_eval},
-                 "adapter": {"steps": 4, "final_loss": 1.8, "size_bytes": 100000, "eval": {"chat": chat_eval}}},
-        figures=["loss_adapter.png"])
+    chat_eval = {
+        "format": "chat",
+        "n": 4,
+        "n_identity": 2,
+        "identity_ai_fraction": 0.5,
+        "assistant_format_fraction": 0.75,
+        "answers": [],
+    }
+    runs["posttrain"] = write_run(
+        root / "posttrain",
+        "posttrain",
+        inputs={
+            "config": {
+                "base": BASE,
+                "data": "featurescope/data/dialogues",
+                "heldout": "featurescope/data/dialogues/heldout.jsonl",
+                "epochs": 1,
+                "lr": 2e-4,
+                "steer_vector": None,
+                "steer_layer": None,
+                "max_dialogues": 16,
+            },
+            "device": "cpu",
+        },
+        results={
+            "dataset": {"dialogues": 16, "available": 200, "tokens": 4000, "supervised_tokens": 2000},
+            "base_eval": {
+                "chat": {**chat_eval, "assistant_format_fraction": 0.0, "identity_ai_fraction": 0.0},
+                "transcript": chat_eval,
+            },
+            "adapter": {"steps": 4, "final_loss": 1.8, "size_bytes": 100000, "eval": {"chat": chat_eval}},
+        },
+        figures=["loss_adapter.png"],
+    )
 
     # stages.py::run_stages: transfer / matching / shift / persona_cosine figures, cards.html
-    tr = {sk: {mk: {s: {"fraction_variance_explained": 0.8, "ce_loss_recovered": 0.9, "l0": 20.0,
-                        "dead_fraction": 0.01} for s in ("plain", "chat")} for mk in ("base_model", "post_model")}
-          for sk in ("base_sae", "post_sae")}
-    shift_rows = [{"latent": 5, "freq_base": 0.01, "freq_post": 0.2, "mean_base": 0.1, "mean_post": 1.0,
-                   "delta_freq": 0.19, "delta_mean": 0.9}]
-    runs["stages"] = write_run(root / "stages", "stages", inputs={
-        "base_model": bm, "post_model": model_info(BASE.replace("270m", "270m-it"), "post-trained"),
-        "hook": "blocks.2.hook_resid_post",
-        "base_sae": {"name": "base-sae/blocks.2", "d_sae": 64, "d_in": 8, "trained_on": BASE},
-        "post_sae": {"name": "post-sae/blocks.2", "d_sae": 64, "d_in": 8, "trained_on": BASE + "-it"},
-        "config": {"parts": ["transfer", "matching", "shift", "persona"], "reuse_threshold": 0.7}, "crosscoder": None},
-        results={"hook": "blocks.2.hook_resid_post", "layer": 2,
-                 "sae_names": {"base": "base-sae/blocks.2", "post": "post-sae/blocks.2"},
-                 "texts": {"plain": {"description": "held-out corpus rows", "rows": 4, "context": 64, "tokens": 256,
-                                     "assistant_tokens": 0},
-                           "chat": {"description": "held-out dialogues", "rows": 4, "context": 64, "tokens": 256,
-                                    "assistant_tokens": 90}, "format": "same token ids"},
-                 "transfer": {**tr, "deltas": {}, "note": "BOS excluded"},
-                 "matching": {"threshold": 0.7, "n_post_latents": 64, "n_base_latents": 64,
-                              "fraction_post_reused": 0.995, "fraction_base_kept": 0.99, "n_new": 1, "n_lost": 1,
-                              "baselines": {"random": {"fraction_post_reused": 0.0, "median_best_cos": 0.3,
-                                                       "what": "random unit directions"}},
-                              "histograms": {"post_to_base": {"edges": [-1, 0, 1], "counts": [1, 63]}},
-                              "new_latents": [12]},
-                 "activation_shift": {"base_sae": {"rank_by": "frequency", "up": shift_rows, "down": [],
-                                                   "frequency_correlation": 0.9},
-                                      "tokens": "Assistant-turn tokens"},
-                 "cards": {"new latents": [{"feature": 12, "density": 0.01, "promoted": ["a"]}]},
-                 "persona": {"how": "prompt-side vectors", "layer": 2, "top_k": 10,
-                             "traits": {"evil": {"cosine_per_layer": [0.9, 0.8, 0.7, 0.6], "cosine_at_layer": 0.7,
-                                                 "norm_base": 1.0, "norm_post": 1.2}}}},
+    tr = {
+        sk: {
+            mk: {
+                s: {"fraction_variance_explained": 0.8, "ce_loss_recovered": 0.9, "l0": 20.0, "dead_fraction": 0.01}
+                for s in ("plain", "chat")
+            }
+            for mk in ("base_model", "post_model")
+        }
+        for sk in ("base_sae", "post_sae")
+    }
+    shift_rows = [
+        {
+            "latent": 5,
+            "freq_base": 0.01,
+            "freq_post": 0.2,
+            "mean_base": 0.1,
+            "mean_post": 1.0,
+            "delta_freq": 0.19,
+            "delta_mean": 0.9,
+        }
+    ]
+    runs["stages"] = write_run(
+        root / "stages",
+        "stages",
+        inputs={
+            "base_model": bm,
+            "post_model": model_info(BASE.replace("270m", "270m-it"), "post-trained"),
+            "hook": "blocks.2.hook_resid_post",
+            "base_sae": {"name": "base-sae/blocks.2", "d_sae": 64, "d_in": 8, "trained_on": BASE},
+            "post_sae": {"name": "post-sae/blocks.2", "d_sae": 64, "d_in": 8, "trained_on": BASE + "-it"},
+            "config": {"parts": ["transfer", "matching", "shift", "persona"], "reuse_threshold": 0.7},
+            "crosscoder": None,
+        },
+        results={
+            "hook": "blocks.2.hook_resid_post",
+            "layer": 2,
+            "sae_names": {"base": "base-sae/blocks.2", "post": "post-sae/blocks.2"},
+            "texts": {
+                "plain": {
+                    "description": "held-out corpus rows",
+                    "rows": 4,
+                    "context": 64,
+                    "tokens": 256,
+                    "assistant_tokens": 0,
+                },
+                "chat": {
+                    "description": "held-out dialogues",
+                    "rows": 4,
+                    "context": 64,
+                    "tokens": 256,
+                    "assistant_tokens": 90,
+                },
+                "format": "same token ids",
+            },
+            "transfer": {**tr, "deltas": {}, "note": "BOS excluded"},
+            "matching": {
+                "threshold": 0.7,
+                "n_post_latents": 64,
+                "n_base_latents": 64,
+                "fraction_post_reused": 0.995,
+                "fraction_base_kept": 0.99,
+                "n_new": 1,
+                "n_lost": 1,
+                "baselines": {
+                    "random": {"fraction_post_reused": 0.0, "median_best_cos": 0.3, "what": "random unit directions"}
+                },
+                "histograms": {"post_to_base": {"edges": [-1, 0, 1], "counts": [1, 63]}},
+                "new_latents": [12],
+            },
+            "activation_shift": {
+                "base_sae": {"rank_by": "frequency", "up": shift_rows, "down": [], "frequency_correlation": 0.9},
+                "tokens": "Assistant-turn tokens",
+            },
+            "cards": {"new latents": [{"feature": 12, "density": 0.01, "promoted": ["a"]}]},
+            "persona": {
+                "how": "prompt-side vectors",
+                "layer": 2,
+                "top_k": 10,
+                "traits": {
+                    "evil": {
+                        "cosine_per_layer": [0.9, 0.8, 0.7, 0.6],
+                        "cosine_at_layer": 0.7,
+                        "norm_base": 1.0,
+                        "norm_post": 1.2,
+                    }
+                },
+            },
+        },
         figures=["transfer.png", "matching.png", "shift_base_sae.png", "cards.html", "persona_cosine.png"],
-        files={"cards.html": CARDS_HTML.format(title="new and shifted", b64=base64.b64encode(png()).decode()).encode()})
+        files={"cards.html": CARDS_HTML.format(title="new and shifted", b64=base64.b64encode(png()).decode()).encode()},
+    )
 
     # axis.py::run_axis
-    an = {"hook": "blocks.2.hook_resid_post", "axis_norm": 3.0, "explained_variance": [0.5, 0.2, 0.1],
-          "pcs_for_70pct": 2, "axis_pc1_cosine": 0.8, "default_pc1_percentile": 1.0, "top_roles": ["assistant"],
-          "bottom_roles": ["ghost"]}
-    ax_rows = [{"system_prompt": "", "alpha": a, "ai_fraction": 1.0 - 0.1 * i, "coherence": 0.9,
-                "readback_projection": a, "examples": []} for i, a in enumerate((-2.0, 0.0, 2.0))]
-    drift_part = {"per_script": {"therapy": [1.0, 0.5, 0.2]}, "first_turn_mean": 1.0, "last_turn_mean": 0.2,
-                  "change_per_script": {"therapy": -0.8}, "ai_fraction_of_replies": 0.5}
-    runs["axis run"] = write_run(root / "axis-run", "axis run", inputs={
-        "model": pm, "config": {"n_roles": 6, "n_questions": 2, "instructions": 1, "max_new_tokens": 24},
-        "judge": "keyword", "layer": "blocks.2.hook_resid_post", "alphas": [-2.0, 0.0, 2.0], "drift_turns": 3,
-        "cap_layers": None, "cap_percentile": 25.0, "library": ["roles"], "prefill_axis": None, "compare_with": None},
-        results={"axis_file": "axis.safetensors", "hook": "blocks.2.hook_resid_post", "analysis": an,
-                 "per_layer": {"axis_pc1_cosine": [0.5, 0.6, 0.8, 0.7]},
-                 "counts": {"n_jobs": 12, "n_default": 2, "n_role_responses": 10, "n_kept": 10},
-                 "ranked_roles": [["assistant", "helpful", 2.0], ["ghost", "fantastical", -1.0]],
-                 "steering": {"hook": "blocks.2.hook_resid_post", "alphas": [-2.0, 0.0, 2.0], "rows": ax_rows},
-                 "drift": {"hook": "blocks.2.hook_resid_post", "n_turns": 3, "uncapped": drift_part,
-                           "capped": drift_part, "cap_layers": [1, 2], "cap_percentile": 25.0}},
-        figures=["explained_variance.png", "pc1_pc2.png", "axis_layers.png", "roles_ranked.png", "steering.png",
-                 "drift.png", "drift_capped.png"])
+    an = {
+        "hook": "blocks.2.hook_resid_post",
+        "axis_norm": 3.0,
+        "explained_variance": [0.5, 0.2, 0.1],
+        "pcs_for_70pct": 2,
+        "axis_pc1_cosine": 0.8,
+        "default_pc1_percentile": 1.0,
+        "top_roles": ["assistant"],
+        "bottom_roles": ["ghost"],
+    }
+    ax_rows = [
+        {
+            "system_prompt": "",
+            "alpha": a,
+            "ai_fraction": 1.0 - 0.1 * i,
+            "coherence": 0.9,
+            "readback_projection": a,
+            "examples": [],
+        }
+        for i, a in enumerate((-2.0, 0.0, 2.0))
+    ]
+    drift_part = {
+        "per_script": {"therapy": [1.0, 0.5, 0.2]},
+        "first_turn_mean": 1.0,
+        "last_turn_mean": 0.2,
+        "change_per_script": {"therapy": -0.8},
+        "ai_fraction_of_replies": 0.5,
+    }
+    runs["axis run"] = write_run(
+        root / "axis-run",
+        "axis run",
+        inputs={
+            "model": pm,
+            "config": {"n_roles": 6, "n_questions": 2, "instructions": 1, "max_new_tokens": 24},
+            "judge": "keyword",
+            "layer": "blocks.2.hook_resid_post",
+            "alphas": [-2.0, 0.0, 2.0],
+            "drift_turns": 3,
+            "cap_layers": None,
+            "cap_percentile": 25.0,
+            "library": ["roles"],
+            "prefill_axis": None,
+            "compare_with": None,
+        },
+        results={
+            "axis_file": "axis.safetensors",
+            "hook": "blocks.2.hook_resid_post",
+            "analysis": an,
+            "per_layer": {"axis_pc1_cosine": [0.5, 0.6, 0.8, 0.7]},
+            "counts": {"n_jobs": 12, "n_default": 2, "n_role_responses": 10, "n_kept": 10},
+            "ranked_roles": [["assistant", "helpful", 2.0], ["ghost", "fantastical", -1.0]],
+            "steering": {"hook": "blocks.2.hook_resid_post", "alphas": [-2.0, 0.0, 2.0], "rows": ax_rows},
+            "drift": {
+                "hook": "blocks.2.hook_resid_post",
+                "n_turns": 3,
+                "uncapped": drift_part,
+                "capped": drift_part,
+                "cap_layers": [1, 2],
+                "cap_percentile": 25.0,
+            },
+        },
+        figures=[
+            "explained_variance.png",
+            "pc1_pc2.png",
+            "axis_layers.png",
+            "roles_ranked.png",
+            "steering.png",
+            "drift.png",
+            "drift_capped.png",
+        ],
+    )
 
     # cli_axis.py: sub-commands write their part at the top level of the results
-    runs["axis drift"] = write_run(root / "axis-drift", "axis drift", inputs={
-        "model": bm, "axis": "runs/axis/axis.safetensors", "layer": "blocks.2.hook_resid_post", "turns": 3,
-        "scripts": ["therapy"], "cap_layers": None, "percentile": 25.0},
-        results={"uncapped": {"per_script": {"therapy": [0.9, 0.4, 0.1]}, "last_replies": {"therapy": "..."}},
-                 "tau_at_layer": 0.3}, figures=["drift.png"])
-    runs["axis decompose"] = write_run(root / "axis-decompose", "axis decompose", inputs={
-        "model": pm, "axis": "runs/axis/axis.safetensors", "sae": "saes/smol/layer_2_resid_post",
-        "hook": "blocks.2.hook_resid_post"}, results={"decompositions": dec, "cards": []}, figures=["cards.html"],
-        files={"cards.html": CARDS_HTML.format(title="axis cards", b64=base64.b64encode(png()).decode()).encode()})
+    runs["axis drift"] = write_run(
+        root / "axis-drift",
+        "axis drift",
+        inputs={
+            "model": bm,
+            "axis": "runs/axis/axis.safetensors",
+            "layer": "blocks.2.hook_resid_post",
+            "turns": 3,
+            "scripts": ["therapy"],
+            "cap_layers": None,
+            "percentile": 25.0,
+        },
+        results={
+            "uncapped": {"per_script": {"therapy": [0.9, 0.4, 0.1]}, "last_replies": {"therapy": "..."}},
+            "tau_at_layer": 0.3,
+        },
+        figures=["drift.png"],
+    )
+    runs["axis decompose"] = write_run(
+        root / "axis-decompose",
+        "axis decompose",
+        inputs={
+            "model": pm,
+            "axis": "runs/axis/axis.safetensors",
+            "sae": "saes/smol/layer_2_resid_post",
+            "hook": "blocks.2.hook_resid_post",
+        },
+        results={"decompositions": dec, "cards": []},
+        figures=["cards.html"],
+        files={"cards.html": CARDS_HTML.format(title="axis cards", b64=base64.b64encode(png()).decode()).encode()},
+    )
     return runs
 
 
@@ -347,8 +697,12 @@ EXPECTED_PROVENANCE = {
     "capture": (POST, "post-trained", "blocks.0.hook_resid_post, blocks.3.hook_resid_post", "none"),
     "demo": (f"{BASE}, {POST}", f"{POST}: post-trained", "every layer", "none"),
     "posttrain": (BASE, "base -> post-trained", "all layers (LoRA)", "none"),
-    "stages": (f"base: {BASE} (base); post: {BASE}-it (post-trained)", "base: base; post: post-trained",
-               "blocks.2.hook_resid_post", "base: base-sae/blocks.2 (d_sae 64, trained on offline:gemma-3-270m)"),
+    "stages": (
+        f"base: {BASE} (base); post: {BASE}-it (post-trained)",
+        "base: base; post: post-trained",
+        "blocks.2.hook_resid_post",
+        "base: base-sae/blocks.2 (d_sae 64, trained on offline:gemma-3-270m)",
+    ),
     "axis run": (POST, "post-trained", "blocks.2.hook_resid_post", "none"),
     "axis drift": (BASE, "base", "blocks.2.hook_resid_post", "none"),
     "axis decompose": (POST, "post-trained", "blocks.2.hook_resid_post", "saes/smol/layer_2_resid_post"),
@@ -396,7 +750,9 @@ def test_every_figure_caption_names_its_provenance(built):
             assert layer in c and sae in c, (cmd, c)
         n_figs += len(caps)
         # every listed PNG got a figure with an <img> (nothing is "listed but not found")
-        n_png = sum(f.endswith(".png") for f in json.loads((built["runs"][cmd] / "summary.json").read_text())["figures"])
+        n_png = sum(
+            f.endswith(".png") for f in json.loads((built["runs"][cmd] / "summary.json").read_text())["figures"]
+        )
         assert art.count("<img alt=") == n_png, cmd
         assert "listed but not found" not in art, cmd
     assert n_figs >= 25
@@ -480,9 +836,13 @@ def test_cli_report(tmp_path, built, capsys):
 
 
 def test_malformed_summary_does_not_sink_the_report(tmp_path):
-    write_run(tmp_path / "bad", "persona run", inputs={"model": 3, "trait": ["x"]},
-              results={"steering": "oops", "separation": {"cohens_d": "nan"}, "monitor": [1, 2]},
-              figures=["missing.png"])
+    write_run(
+        tmp_path / "bad",
+        "persona run",
+        inputs={"model": 3, "trait": ["x"]},
+        results={"steering": "oops", "separation": {"cohens_d": "nan"}, "monitor": [1, 2]},
+        figures=["missing.png"],
+    )
     (tmp_path / "bad" / "missing.png").unlink()
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "summary.json").write_text(json.dumps({"command": "something new", "results": {"a": 1}}))
@@ -497,26 +857,37 @@ def test_malformed_summary_does_not_sink_the_report(tmp_path):
 
 
 def test_sanitize_fragment():
-    frag = ("<html><head><link rel=stylesheet href='https://cdn.x/a.css'><script src=https://x/y.js></script>"
-            "</head><body><img src=https://x/a.png><img src=\"local.png\"><img src='data:image/png;base64,AAAA'>"
-            "<a href='javascript:alert(1)'>x</a><div onclick=\"alert(1)\" onmouseover=alert(2)>d</div>"
-            "<iframe src='//evil/x'></iframe><style>@import url(https://x/y.css); .a{background:url('http://x/b.png')}"
-            "</style><a href=\"https://www.neuronpedia.org/a/1\">Neuronpedia</a></body></html>")
+    frag = (
+        "<html><head><link rel=stylesheet href='https://cdn.x/a.css'><script src=https://x/y.js></script>"
+        "</head><body><img src=https://x/a.png><img src=\"local.png\"><img src='data:image/png;base64,AAAA'>"
+        "<a href='javascript:alert(1)'>x</a><div onclick=\"alert(1)\" onmouseover=alert(2)>d</div>"
+        "<iframe src='//evil/x'></iframe><style>@import url(https://x/y.css); .a{background:url('http://x/b.png')}"
+        '</style><a href="https://www.neuronpedia.org/a/1">Neuronpedia</a></body></html>'
+    )
     s = R.sanitize_fragment(frag)
     low = s.lower()
     assert "<script" not in low and "<iframe" not in low and "<link" not in low and "@import" not in low
     assert "onclick" not in low and "onmouseover" not in low and "javascript:" not in low
     assert not re.search(r"(?<![\w-])(src|href)\s*=\s*['\"]?\s*(https?:|//)", s)
     assert not re.search(r"(?<![\w-])src\s*=\s*['\"]?local\.png", s)
-    assert "<img src='data:image/png;base64,AAAA'>" in s and "data-local-src=\"local.png\"" in s
+    assert "<img src='data:image/png;base64,AAAA'>" in s and 'data-local-src="local.png"' in s
     assert not re.search(r"url\(\s*['\"]?\s*https?:", low)
     assert "<code>https://www.neuronpedia.org/a/1</code>" in s
 
 
 def test_build_report_is_pure_on_summary_dicts():
-    page = R.build_report([{"command": "sae eval", "created": "2026-01-01T00:00:00Z", "_path": "x",
-                            "inputs": {"model": {"name": "m", "stage": "base"}, "sae": "s", "hook": 3},
-                            "results": {"fraction_variance_explained": 0.5, "l0": 10}}], generated="T")
+    page = R.build_report(
+        [
+            {
+                "command": "sae eval",
+                "created": "2026-01-01T00:00:00Z",
+                "_path": "x",
+                "inputs": {"model": {"name": "m", "stage": "base"}, "sae": "s", "hook": 3},
+                "results": {"fraction_variance_explained": 0.5, "l0": 10},
+            }
+        ],
+        generated="T",
+    )
     assert "blocks.3.hook_resid_post" in page and "generated T" in page
     md = R.build_markdown([{"command": "sae eval", "inputs": {}, "results": {}}], generated="T")
     assert "### 1. sae eval" in md

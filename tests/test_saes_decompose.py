@@ -3,7 +3,7 @@ import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 
 import featurescope as fs
-from featurescope.decompose import by_cosine, decompose, decoder_cosines, fraction_explained
+from featurescope.decompose import by_cosine, decoder_cosines, decompose, fraction_explained
 from featurescope.persona import vectors_from_conversations
 from featurescope.saes import SAEMismatchError, ce_loss_recovered, check_sae, load_sae, reconstruction_metrics
 from tests.conftest import make_tiny_tl
@@ -33,7 +33,7 @@ def make_sae(d_in=32, d_sae=48, hook="blocks.0.hook_resid_post", model_name="pla
 def planted_model(char_tok):
     """Tiny model whose '!' embedding carries u = (d5 + d9 + d20)/sqrt(3), three decoder rows of the synthetic SAE."""
     sae = make_sae()
-    u = sae.W_dec[list(PLANTED)].sum(0) / 3 ** 0.5
+    u = sae.W_dec[list(PLANTED)].sum(0) / 3**0.5
     tl = make_tiny_tl(char_tok, seed=5)
     with torch.no_grad():
         tl.W_E[char_tok.convert_tokens_to_ids("!")] += 50 * u
@@ -42,8 +42,14 @@ def planted_model(char_tok):
 
 def test_planted_direction_decomposes_into_its_three_features(planted_model):
     model, sae, u = planted_model
-    pos = [[{"role": "user", "content": f"Q{i}?"}, {"role": "assistant", "content": f"Great {i}!!! Yes!!"}] for i in range(8)]
-    neg = [[{"role": "user", "content": f"Q{i}?"}, {"role": "assistant", "content": f"Great {i}... Yes.."}] for i in range(8)]
+    pos = [
+        [{"role": "user", "content": f"Q{i}?"}, {"role": "assistant", "content": f"Great {i}!!! Yes!!"}]
+        for i in range(8)
+    ]
+    neg = [
+        [{"role": "user", "content": f"Q{i}?"}, {"role": "assistant", "content": f"Great {i}... Yes.."}]
+        for i in range(8)
+    ]
     hook = "blocks.0.hook_resid_pre"
     vecs, acts = vectors_from_conversations(model, pos, neg, [hook], trait="planted", kinds=("response_mean",))
     v = vecs["response_mean"].at(hook)
@@ -72,7 +78,9 @@ def test_decoder_cosines_batched_over_layers():
     v = torch.randn(18, 64)
     c = decoder_cosines(v, W)
     assert c.shape == (18, 1000)
-    torch.testing.assert_close(c[3, 7], torch.nn.functional.cosine_similarity(W[3, 7], v[3], dim=0), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        c[3, 7], torch.nn.functional.cosine_similarity(W[3, 7], v[3], dim=0), atol=1e-5, rtol=1e-5
+    )
     d = by_cosine(v[0], W[0], k=5)
     assert float(d.scores[0]) == pytest.approx(float(c[0].max()), abs=1e-5)
 
@@ -176,8 +184,18 @@ def test_train_saes_with_sae_lens_runner_round_trips(tiny_chat, char_tok, tmp_pa
 
     rows = _tiny_rows(char_tok)
     hooks = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
-    kw = dict(tokens=rows, d_sae=64, k=4, training_tokens=3072, lr=1e-3, batch_size_tokens=256,
-              store_batch_size_prompts=8, n_batches_in_buffer=8, lr_warm_up_steps=2, n_checkpoints=2)
+    kw = dict(
+        tokens=rows,
+        d_sae=64,
+        k=4,
+        training_tokens=3072,
+        lr=1e-3,
+        batch_size_tokens=256,
+        store_batch_size_prompts=8,
+        n_batches_in_buffer=8,
+        lr_warm_up_steps=2,
+        n_checkpoints=2,
+    )
     paths = train_saes(tiny_chat, hooks, tmp_path / "w", **kw)
     assert set(paths) == set(hooks)
     for h in hooks:
@@ -217,7 +235,7 @@ def test_sparse_attribution_drops_a_dense_feature_that_carries_the_vector():
     fn = torch.zeros(n, 48)
     fp[:, 0], fn[:, 0] = 3.0, 1.0  # dense: fires everywhere, +2 on average
     for j, f in enumerate(PLANTED):
-        fp[j * 10: j * 10 + 10, f] = 5.0  # sparse: 10 of 200 trait tokens each
+        fp[j * 10 : j * 10 + 10, f] = 5.0  # sparse: 10 of 200 trait tokens each
     W = sae.W_dec.detach()
     v = (fp.mean(0) - fn.mean(0)) @ W
     from featurescope.decompose import by_attribution

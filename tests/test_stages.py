@@ -87,15 +87,27 @@ def planted(char_tok):
     R = plane_rotation()
     base = fs.from_hooked_transformer(tl, name="tiny-base", stage="base", tokenizer=char_tok)
     same = fs.from_hooked_transformer(copy.deepcopy(tl), name="tiny-same", stage="post-trained", tokenizer=char_tok)
-    post = fs.from_hooked_transformer(rotate_residual(tl, R), name="tiny-rotated", stage="post-trained",
-                                      tokenizer=char_tok)
+    post = fs.from_hooked_transformer(
+        rotate_residual(tl, R), name="tiny-rotated", stage="post-trained", tokenizer=char_tok
+    )
     E = torch.eye(D)[:LIVE]
-    return {"base": base, "same": same, "post": post, "R": R,
-            "base_sae": signed_basis_sae(E, "tiny-base"), "post_sae": signed_basis_sae(E @ R, "tiny-rotated")}
+    return {
+        "base": base,
+        "same": same,
+        "post": post,
+        "R": R,
+        "base_sae": signed_basis_sae(E, "tiny-base"),
+        "post_sae": signed_basis_sae(E @ R, "tiny-rotated"),
+    }
 
 
-CONVS = [[{"role": "user", "content": f"Question {i}: what is {i} plus {i}?"},
-          {"role": "assistant", "content": f"It is {2 * i}. Anything else about number {i}?"}] for i in range(10)]
+CONVS = [
+    [
+        {"role": "user", "content": f"Question {i}: what is {i} plus {i}?"},
+        {"role": "assistant", "content": f"It is {2 * i}. Anything else about number {i}?"},
+    ]
+    for i in range(10)
+]
 
 
 def plain_rows(tok, n=6, ctx=48, seed=0):
@@ -105,14 +117,26 @@ def plain_rows(tok, n=6, ctx=48, seed=0):
     rows = []
     for _ in range(n):
         s = int(torch.randint(0, len(ids) - ctx, (1,), generator=g))
-        rows.append([tok.bos_token_id] + ids[s: s + ctx - 1])
+        rows.append([tok.bos_token_id] + ids[s : s + ctx - 1])
     t = torch.tensor(rows)
     return st.TokenRows(t, torch.zeros_like(t), "test rows")
 
 
-CFG = st.StagesConfig(context=48, ce_rows=4, outlier_quantile=0.0, n_cards=3, traits=("evil",), persona_questions=1,
-                      persona_format="post", persona_top_k=5, block_rows=16, block_cols=12, top_k_shift=10,
-                      parts=("transfer", "matching", "shift", "persona"), card_plain_rows=2)
+CFG = st.StagesConfig(
+    context=48,
+    ce_rows=4,
+    outlier_quantile=0.0,
+    n_cards=3,
+    traits=("evil",),
+    persona_questions=1,
+    persona_format="post",
+    persona_top_k=5,
+    block_rows=16,
+    block_cols=12,
+    top_k_shift=10,
+    parts=("transfer", "matching", "shift", "persona"),
+    card_plain_rows=2,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -253,10 +277,20 @@ def test_latent_scaling_separates_true_from_false_post_only_latents(tmp_path):
     # the report (through the encoder, in chunks) keeps only latent 6; both checkpoint layouts load the same weights
     from safetensors.torch import save_file
 
-    save_file({"encoder.weight": cc.W_enc, "encoder.bias": cc.b_enc, "decoder.weight": cc.W_dec,
-               "decoder.bias": cc.b_dec, "threshold": torch.tensor(-1.0)}, str(tmp_path / "dl.safetensors"))
-    torch.save({"W_enc": cc.W_enc, "W_dec": cc.W_dec.permute(1, 0, 2).contiguous(), "b_enc": cc.b_enc,
-                "b_dec": cc.b_dec}, tmp_path / "kissane.pt")
+    save_file(
+        {
+            "encoder.weight": cc.W_enc,
+            "encoder.bias": cc.b_enc,
+            "decoder.weight": cc.W_dec,
+            "decoder.bias": cc.b_dec,
+            "threshold": torch.tensor(-1.0),
+        },
+        str(tmp_path / "dl.safetensors"),
+    )
+    torch.save(
+        {"W_enc": cc.W_enc, "W_dec": cc.W_dec.permute(1, 0, 2).contiguous(), "b_enc": cc.b_enc, "b_dec": cc.b_dec},
+        tmp_path / "kissane.pt",
+    )
     for p in ("dl.safetensors", "kissane.pt"):
         loaded = st.load_crosscoder(tmp_path / p)
         torch.testing.assert_close(loaded.W_dec, cc.W_dec)
@@ -286,8 +320,18 @@ def test_pack_conversations_keeps_roles_and_starts_rows_with_bos(planted):
 
 def test_identical_models_give_full_reuse_and_equal_transfer(planted, tmp_path):
     base, same, sae = planted["base"], planted["same"], planted["base_sae"]
-    res = st.run_stages(base, same, sae, sae, HOOK, tmp_path, config=CFG, conversations=CONVS,
-                        plain_rows=plain_rows(base.tokenizer), progress=False)
+    res = st.run_stages(
+        base,
+        same,
+        sae,
+        sae,
+        HOOK,
+        tmp_path,
+        config=CFG,
+        conversations=CONVS,
+        plain_rows=plain_rows(base.tokenizer),
+        progress=False,
+    )
     tr = res["transfer"]
     for set_k in ("plain", "chat"):
         a, b = tr["base_sae"]["base_model"][set_k], tr["base_sae"]["post_model"][set_k]
@@ -304,15 +348,16 @@ def test_identical_models_give_full_reuse_and_equal_transfer(planted, tmp_path):
 def test_rotated_subspace_is_lost_in_transfer_matching_and_shift(planted, tmp_path):
     base, post, bs, ps, R = planted["base"], planted["post"], planted["base_sae"], planted["post_sae"], planted["R"]
     prow = plain_rows(base.tokenizer)
-    res = st.run_stages(base, post, bs, ps, 1, tmp_path, config=CFG, conversations=CONVS, plain_rows=prow,
-                        progress=False)
+    res = st.run_stages(
+        base, post, bs, ps, 1, tmp_path, config=CFG, conversations=CONVS, plain_rows=prow, progress=False
+    )
     # the planted change is exact: the post model's activations are the base ones rotated
     a_b, _, keep = st.capture_rows(base, prow, HOOK)
     a_p, _, _ = st.capture_rows(post, prow, HOOK)
     torch.testing.assert_close(a_p, a_b @ R, atol=1e-4, rtol=1e-4)
     # 1. transfer: the base SAE keeps coordinates 4..15 of the post activations, nothing of 16..19
     x = a_p[keep]
-    lost = (x[:, LIVE: LIVE + ROT] ** 2).sum()
+    lost = (x[:, LIVE : LIVE + ROT] ** 2).sum()
     fve = 1 - float(lost / ((x - x.mean(0)) ** 2).sum())
     tr = res["transfer"]
     m = tr["base_sae"]["post_model"]["plain"]
@@ -339,7 +384,9 @@ def test_rotated_subspace_is_lost_in_transfer_matching_and_shift(planted, tmp_pa
     # outputs: summary, figures with informative titles, cards for the new / shifted latents
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["command"] == "stages" and s["results"]["matching"]["n_new"] == 8
-    assert {"transfer.png", "matching.png", "shift_base_sae.png", "persona_cosine.png", "cards.html"} <= set(s["figures"])
+    assert {"transfer.png", "matching.png", "shift_base_sae.png", "persona_cosine.png", "cards.html"} <= set(
+        s["figures"]
+    )
     assert all((tmp_path / f).exists() for f in s["figures"])
     page = (tmp_path / "cards.html").read_text()
     assert "new latents of the post SAE" in page and "down-regulated" in page and "tiny-rotated" in page
@@ -358,19 +405,56 @@ def test_cli_stages_matching_on_saved_saes(tiny_hf_folder, tmp_path, capsys):
 
     E = torch.eye(D)
     signed_basis_sae(E[:LIVE], "tiny", hook="blocks.1.hook_resid_post").save_model(tmp_path / "base_sae")
-    signed_basis_sae(E[:LIVE] @ plane_rotation(), "tiny", hook="blocks.1.hook_resid_post").save_model(tmp_path / "post_sae")
+    signed_basis_sae(E[:LIVE] @ plane_rotation(), "tiny", hook="blocks.1.hook_resid_post").save_model(
+        tmp_path / "post_sae"
+    )
     out = tmp_path / "run"
-    rc = main(["stages", "--base", str(tiny_hf_folder), "--post", str(tiny_hf_folder), "--base-sae",
-               str(tmp_path / "base_sae"), "--post-sae", str(tmp_path / "post_sae"), "--layer", "1", "--out", str(out),
-               "--parts", "matching,crosscoder", "--cards", "0", "--quiet"])
+    rc = main(
+        [
+            "stages",
+            "--base",
+            str(tiny_hf_folder),
+            "--post",
+            str(tiny_hf_folder),
+            "--base-sae",
+            str(tmp_path / "base_sae"),
+            "--post-sae",
+            str(tmp_path / "post_sae"),
+            "--layer",
+            "1",
+            "--out",
+            str(out),
+            "--parts",
+            "matching,crosscoder",
+            "--cards",
+            "0",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "post latents reused (best cos >= 0.7): 75.0%" in printed
     s = json.loads((out / "summary.json").read_text())
     assert s["inputs"]["hook"] == "blocks.1.hook_resid_post" and s["results"]["matching"]["n_new"] == 8
     assert "no crosscoder library fits" in s["results"]["crosscoder"]["why_none_is_trained"]
-    assert main(["stages", "--base", str(tiny_hf_folder), "--post", str(tiny_hf_folder), "--base-sae",
-                 str(tmp_path / "base_sae"), "--post-sae", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "stages",
+                "--base",
+                str(tiny_hf_folder),
+                "--post",
+                str(tiny_hf_folder),
+                "--base-sae",
+                str(tmp_path / "base_sae"),
+                "--post-sae",
+                str(tmp_path / "nope"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -388,19 +472,34 @@ def test_real_gemma_identical_pair_generates_formats_and_reuses_everything(tmp_p
         import dataclasses as dc
 
         # the same weights, labelled post-trained, with Gemma's chat template
-        chat = fs.Model(gemma.tl, tok, dc.replace(gemma.info, stage="post-trained", has_chat_template=True,
-                                                  name="gemma-as-chat"))
+        chat = fs.Model(
+            gemma.tl, tok, dc.replace(gemma.info, stage="post-trained", has_chat_template=True, name="gemma-as-chat")
+        )
         hook = gemma.resid_hook(6)
         g = torch.Generator().manual_seed(0)
         W = torch.nn.functional.normalize(torch.randn(256, gemma.d_model, generator=g), dim=-1)
         sae = signed_basis_sae(W[:128], gemma.name, hook=hook)  # 256 latents, a crude but fixed dictionary
-        text = ("Sparse autoencoders decompose activations into features. The Python tutorial explains lists, "
-                "dictionaries and loops. A fortune: you will meet a tall, dark stranger. ") * 6
+        text = (
+            "Sparse autoencoders decompose activations into features. The Python tutorial explains lists, "
+            "dictionaries and loops. A fortune: you will meet a tall, dark stranger. "
+        ) * 6
         ids = tok(text, add_special_tokens=False)["input_ids"]
-        rows = st.TokenRows(torch.tensor([[tok.bos_token_id] + ids[i * 40: i * 40 + 63] for i in range(3)]),
-                            torch.zeros(3, 64, dtype=torch.long), "fixed text")
-        cfg = st.StagesConfig(context=64, ce_rows=2, ce_batch=2, chat_dialogues=3, max_new_tokens=12, n_cards=2,
-                              card_plain_rows=1, parts=("transfer", "matching", "shift"), outlier_quantile=0.0)
+        rows = st.TokenRows(
+            torch.tensor([[tok.bos_token_id] + ids[i * 40 : i * 40 + 63] for i in range(3)]),
+            torch.zeros(3, 64, dtype=torch.long),
+            "fixed text",
+        )
+        cfg = st.StagesConfig(
+            context=64,
+            ce_rows=2,
+            ce_batch=2,
+            chat_dialogues=3,
+            max_new_tokens=12,
+            n_cards=2,
+            card_plain_rows=1,
+            parts=("transfer", "matching", "shift"),
+            outlier_quantile=0.0,
+        )
         res = st.run_stages(gemma, chat, sae, sae, hook, tmp_path, config=cfg, plain_rows=rows, progress=False)
     finally:
         tok.chat_template = had

@@ -7,8 +7,13 @@ import featurescope as fs
 from featurescope.capture import as_prompts
 from featurescope.errors import CorruptStoreError, StoreMismatchError
 
-PROMPTS = [[{"role": "user", "content": f"Question {i}: {'why ' * (i % 4)}?"},
-            {"role": "assistant", "content": f"Answer number {i}."}] for i in range(10)]
+PROMPTS = [
+    [
+        {"role": "user", "content": f"Question {i}: {'why ' * (i % 4)}?"},
+        {"role": "assistant", "content": f"Answer number {i}."},
+    ]
+    for i in range(10)
+]
 HOOKS = ["blocks.0.hook_resid_post", "blocks.2.hook_resid_post"]
 
 
