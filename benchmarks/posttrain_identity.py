@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/posttrain_identity.py
 
-Greedy answers of ``offline:gemma-3-270m-sft`` (chat template) and of the base model (chat template, as in the
-post-training evaluation) to the 20 held-out identity prompts (``data/dialogues/heldout.jsonl``, kind identity),
+Greedy answers of ``offline:gemma-3-270m-sft`` (chat template) and of the base model (its transcript framing, as
+in the post-training evaluation's transcript arm) to the 20 held-out identity prompts (``data/dialogues/heldout.jsonl``, kind identity),
 96 new tokens each, as in the shipped adapter's evaluation. Each answer is scored by the negation-aware detector
 (``featurescope.measures.identifies_as_ai``) and by the old regex that ignored negation, and written to
 ``docs/posttrain-identity/answers.jsonl``; the fractions with 95% bootstrap intervals (over prompts) and the
@@ -53,6 +53,7 @@ def main() -> int:
                 json.dumps(
                     {
                         "model": name,
+                        "format": kind,
                         "id": r["id"],
                         "prompt": r["messages"][-1]["content"],
                         "answer": g.response,

@@ -53,7 +53,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import einops
 import torch
@@ -908,6 +908,7 @@ _REFUSAL = re.compile(
 )
 
 
+@runtime_checkable
 class RoleJudge(Protocol):
     name: str
 

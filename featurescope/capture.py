@@ -171,7 +171,7 @@ def capture(
     prompts: Sequence[Any],
     hooks: Sequence[str] | None = None,
     *,
-    reduction: Reduction = "response_mean",
+    reduction: Reduction | str = "response_mean",  # any string: an unknown one is a clear PromptError
     batch_size: int = 16,
     dtype: str | torch.dtype = "float32",
     progress: bool = True,

@@ -52,6 +52,8 @@ def as_conversation(x: Any) -> list[Message]:
             if isinstance(m, Message):
                 msgs.append(m)
             elif isinstance(m, Mapping) and "role" in m and "content" in m:
+                if m["role"] not in ("system", "user", "assistant"):
+                    raise PromptError(f"message {i}: unknown role {m['role']!r} (system, user or assistant)")
                 msgs.append(Message(m["role"], m["content"]))
             else:
                 raise PromptError(f"message {i} is not a Message or a {{'role', 'content'}} dict: {m!r}")

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -51,6 +51,7 @@ class Score:
     refusal: bool = False
 
 
+@runtime_checkable
 class Judge(Protocol):
     name: str
 

@@ -276,7 +276,7 @@ def monitor(
     return project(acts[hook], vector)
 
 
-def check_flag_rows(rows: Sequence[Any], source: str = "dataset") -> list[dict[str, str]]:
+def check_flag_rows(rows: Sequence[Any], source: str = "dataset") -> list[dict[str, Any]]:
     """Check a flagging dataset before any generation: every row an object with non-empty string ``prompt`` and
     ``response`` (and an optional string ``dataset``). Raises :class:`DataError` naming the first bad row."""
     if not rows:
@@ -294,7 +294,7 @@ def check_flag_rows(rows: Sequence[Any], source: str = "dataset") -> list[dict[s
 
 def projection_difference(
     model: Model,
-    rows: Sequence[dict[str, str]],
+    rows: Sequence[dict[str, Any]],
     vector: Float[Tensor, " d"],
     hook: str,
     *,

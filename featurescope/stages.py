@@ -152,7 +152,7 @@ def default_blocks(device: str | torch.device) -> tuple[int, int]:
 
 def match_dictionaries(
     a: Float[Tensor, "n d"],
-    b: Float[Tensor, "m d"],
+    b: Float[Tensor, "m d_b"],  # d_b must equal d: checked below with a clear DictionaryMismatchError
     *,
     both: bool = True,
     block_rows: int | None = None,
@@ -469,7 +469,10 @@ def matched_overlap(
 # ----------------------------------------------------------------------------------------------------------------
 # Crosscoder model diff (pure): relative decoder norm + Latent Scaling (Minder et al. 2025)
 # ----------------------------------------------------------------------------------------------------------------
-def relative_decoder_norm(d_base: Float[Tensor, "n d"], d_post: Float[Tensor, "n d"]) -> Float[Tensor, " n"]:
+def relative_decoder_norm(
+    d_base: Float[Tensor, "n d"],
+    d_post: Float[Tensor, "n_post d_post"],  # must equal d_base's shape: checked with a clear error
+) -> Float[Tensor, " n"]:
     """r = ||d_post|| / (||d_base|| + ||d_post||) per latent (0: base-only, 0.5: equal, 1: post-only)."""
     if d_base.shape != d_post.shape:
         raise DictionaryMismatchError(f"crosscoder decoders of shape {tuple(d_base.shape)} vs {tuple(d_post.shape)}")

@@ -11,6 +11,16 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# jaxtyping shape annotations are checked at run time in the tests (beartype), so a wrong shape fails a test.
+# The hook must be installed before any featurescope module is imported. FEATURESCOPE_NO_SHAPE_CHECKS=1 skips it.
+if os.environ.get("FEATURESCOPE_NO_SHAPE_CHECKS") != "1":
+    import importlib
+
+    from jaxtyping import install_import_hook
+
+    importlib.import_module("tests._typecheck")  # the hook resolves "tests._typecheck.checker" by attribute
+    install_import_hook("featurescope", "tests._typecheck.checker")
+
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}"
     "{% if m['role'] == 'system' %}<sys>{{ m['content'] }}</sys>"
