@@ -41,10 +41,10 @@ def main() -> int:
     ident = [r for r in rows if r.get("kind") == "identity"]
     OUT.mkdir(parents=True, exist_ok=True)
     results, lines = {}, []
-    for name in ("offline:gemma-3-270m-sft", "offline:gemma-3-270m"):
+    for name, kind in (("offline:gemma-3-270m-sft", "chat"), ("offline:gemma-3-270m", "transcript")):
         m = fs.load_model(name, progress=False)
         gens = fs.generate(
-            m, [r["messages"] for r in ident], kind="chat", max_new_tokens=96, batch_size=10, progress=False
+            m, [r["messages"] for r in ident], kind=kind, max_new_tokens=96, batch_size=10, progress=False
         )
         new = [identifies_as_ai(g.response) for g in gens]
         old = [bool(OLD_RE.search(g.response)) for g in gens]

@@ -733,7 +733,7 @@ class AssistantAxis:
 
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (.safetensors, with the metadata as JSON in its header) and a readable ``.json`` beside it."""
-        from .runs import _jsonable
+        from .runs import jsonable
         from .store import atomic_save_tensors, atomic_write_text
 
         path = Path(path)
@@ -748,7 +748,7 @@ class AssistantAxis:
         }
         if self.token_quantiles is not None:
             t["token_quantiles"] = self.token_quantiles.float()
-        meta = _jsonable(self.metadata())
+        meta = jsonable(self.metadata())
         atomic_save_tensors(path, t, metadata={"featurescope": json.dumps(meta)})
         atomic_write_text(
             path.with_suffix(".json"),
@@ -1598,7 +1598,7 @@ def complete_prefills(
     fwd_hooks: Sequence[tuple[str, Callable]] = (),
 ) -> list[str]:
     """Raw continuations of plain text (no chat or transcript framing), up to the first newline."""
-    from .generate import _generate_batch, stop_token_ids
+    from .generate import generate_batch, stop_token_ids
 
     tok = model.tokenizer
     stops = set(stop_token_ids(model))
@@ -1624,7 +1624,7 @@ def complete_prefills(
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     for b0 in range(0, len(order), batch_size):
         idx = order[b0 : b0 + batch_size]
-        new = _generate_batch(
+        new = generate_batch(
             model,
             [prompts[i] for i in idx],
             max_new_tokens=max_new_tokens,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import cli_axis, cli_posttrain, cli_report, cli_stages
 from .errors import FeaturescopeError
 
 
@@ -712,17 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="fewer prompts (for tests)")
     d.set_defaults(func=cmd_demo)
 
-    # Sub-commands that live beside their concept's module (stages, axis, report, posttrain): each such
-    # ``featurescope/cli_<name>.py`` has ``register(sub)``.
-    import importlib
-
-    for plug in _PLUGINS:
-        if (Path(__file__).parent / f"cli_{plug}.py").exists():
-            importlib.import_module(f".cli_{plug}", __package__).register(sub)
+    # Sub-commands that live beside their concept's module; each ``cli_<name>.py`` has ``register(sub)``. Imported
+    # unconditionally: a missing module is an ImportError, never a silently missing command.
+    for plug in (cli_posttrain, cli_stages, cli_axis, cli_report):
+        plug.register(sub)
     return p
-
-
-_PLUGINS = ("posttrain", "stages", "axis", "report")
 
 
 def main(argv: list[str] | None = None) -> int:

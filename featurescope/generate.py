@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .configs import Config
-from .errors import PromptError
+from .errors import FeaturescopeError, PromptError
 from .formatting import (
     DEFAULT_TRANSCRIPT,
     FormattedPrompt,
@@ -91,6 +91,21 @@ def generate(
     ``fwd_hooks`` (TransformerLens ``(name, fn)`` pairs) stay active during generation.
     """
     if config is not None:
+        given = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": do_sample,
+            "temperature": temperature,
+            "top_p": top_p,
+            "seed": seed,
+            "batch_size": batch_size,
+        }
+        defaults = GenerationConfig()
+        mixed = [k for k, v in given.items() if v != getattr(defaults, k)]
+        if mixed:
+            raise FeaturescopeError(
+                f"pass either config= or keyword settings, not both (got config= and "
+                f"{', '.join(mixed)}=); use dataclasses.replace(config, ...) to change a setting"
+            )
         max_new_tokens, do_sample, temperature, top_p, seed, batch_size = (
             config.max_new_tokens,
             config.do_sample,
@@ -137,7 +152,7 @@ def generate(
     )
     for bi in range(0, len(order), batch_size):
         idx = order[bi : bi + batch_size]
-        new = _generate_batch(
+        new = generate_batch(
             model,
             [prompts[i] for i in idx],
             max_new_tokens=max_new_tokens,
@@ -165,7 +180,7 @@ def generate(
     return result
 
 
-def _generate_batch(
+def generate_batch(
     model: Model,
     prompts: list[FormattedPrompt],
     *,

@@ -13,19 +13,19 @@ from .versions import environment
 SUMMARY_FORMAT = "featurescope.summary/1"
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     import torch
 
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, Path):
         return str(x)
     if isinstance(x, torch.Tensor):
         return x.tolist()
     if hasattr(x, "to_dict"):
-        return _jsonable(x.to_dict())
+        return jsonable(x.to_dict())
     if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
         return None
     return x
@@ -47,8 +47,8 @@ def write_summary(
         "format": SUMMARY_FORMAT,
         "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "inputs": _jsonable(inputs),
-        "results": _jsonable(results),
+        "inputs": jsonable(inputs),
+        "results": jsonable(results),
         "figures": list(figures or []),
         "timings_s": {k: round(float(v), 3) for k, v in timings.items()},
         "environment": environment(),

@@ -89,7 +89,7 @@ def test_bridge_cached_generation_equals_hugging_face_greedy(tiny_hf_folder):
     batched (left-padded) and alone. With an unfilled KV cache (the transformers 5.24 break) this fails."""
     from transformers import AutoModelForCausalLM
 
-    from featurescope.generate import _generate_batch
+    from featurescope.generate import generate_batch
 
     m = fs.load_model(str(tiny_hf_folder), progress=False)
     assert m.is_bridge
@@ -97,12 +97,12 @@ def test_bridge_cached_generation_equals_hugging_face_greedy(tiny_hf_folder):
     stops = stop_token_ids(m)
     convs = [[{"role": "user", "content": "Hi?"}], [{"role": "user", "content": "A much longer question, really?"}]]
     prompts = [fs.format_conversation(m, c) for c in convs]
-    batched = _generate_batch(
+    batched = generate_batch(
         m, prompts, max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0, stops=stops, fwd_hooks=()
     )
     for p, row in zip(prompts, batched):
         ref = _hf_greedy(hf, p.tokens, 16, stops)
-        alone = _generate_batch(
+        alone = generate_batch(
             m, [p], max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0, stops=stops, fwd_hooks=()
         )[0]
         cut = next((i for i, t in enumerate(row) if t in stops), len(row))
@@ -132,3 +132,13 @@ def test_known_breaks_are_version_gated():
     assert not tf.applies({"transformers": "5.24.0", "transformer-lens": "3.10.0"})
     assert known_breaks({"transformers": "5.23.0", "transformer_lens": "3.9.0"}) == []
     assert tf.workaround  # worked around in featurescope.models.bridge_kv_cache_compat
+
+
+def test_config_and_keyword_overrides_do_not_mix(tiny_chat):
+    from featurescope.errors import FeaturescopeError
+
+    cfg = fs.GenerationConfig(max_new_tokens=3)
+    g = fs.generate(tiny_chat, ["Hi?"], config=cfg, progress=False)
+    assert g[0].new_tokens <= 3
+    with pytest.raises(FeaturescopeError, match="max_new_tokens="):
+        fs.generate(tiny_chat, ["Hi?"], config=cfg, max_new_tokens=5, progress=False)

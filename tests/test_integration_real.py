@@ -154,7 +154,7 @@ def test_greedy_answers_are_sensible(which, request):
 @pytest.mark.parametrize("which", ["gemma-3-270m", "smollm2-135m-instruct"])
 def test_generation_equals_hugging_face_greedy_token_for_token(which, gemma, smol):
     """featurescope's cached, batched (left-padded) generation reproduces Hugging Face greedy decoding."""
-    from featurescope.generate import _generate_batch, stop_token_ids
+    from featurescope.generate import generate_batch, stop_token_ids
 
     m = gemma if which == "gemma-3-270m" else smol
     hf = _hf(which)
@@ -168,7 +168,7 @@ def test_generation_equals_hugging_face_greedy_token_for_token(which, gemma, smo
         )
     ]
     prompts = [fs.format_conversation(m, c) for c in convs]
-    ours = _generate_batch(
+    ours = generate_batch(
         m, prompts, max_new_tokens=16, do_sample=False, temperature=1.0, top_p=None, seed=0, stops=stops, fwd_hooks=()
     )
     for p, row in zip(prompts, ours):
