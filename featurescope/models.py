@@ -47,6 +47,7 @@ from .errors import (
     OfflineError,
     did_you_mean,
 )
+from .formatting import GEMMA_CHAT_TEMPLATE
 
 Stage = Literal["base", "post-trained"]
 OFFLINE_PREFIX = "offline:"
@@ -474,15 +475,13 @@ def load_model(
         spec = OFFLINE_MODELS[key]
         if spec.adapter is not None:
             base_spec = OFFLINE_MODELS[spec.base or ""]
-            hf, tok, sha = _load_offline_hf(base_spec, torch_dtype, progress)
+            hf, tok, sha = load_offline_hf(base_spec, torch_dtype, progress)
             adapter = adapter or _adapter_path(spec)
             tl_name, backend, source = base_spec.tl_name, base_spec.backend, "adapter"
         else:
-            hf, tok, sha = _load_offline_hf(spec, torch_dtype, progress)
+            hf, tok, sha = load_offline_hf(spec, torch_dtype, progress)
             tl_name, backend, source = spec.tl_name, spec.backend, "offline-package"
         if spec.chat_template and not getattr(tok, "chat_template", None):
-            from .posttrain import GEMMA_CHAT_TEMPLATE
-
             tok.chat_template = GEMMA_CHAT_TEMPLATE if spec.chat_template == "gemma" else spec.chat_template
         info_stage: Stage = stage or spec.stage
         return _wrap(
@@ -548,7 +547,7 @@ def _adapter_path(spec: OfflineSpec) -> Path:
     return Path(__file__).parent / (spec.adapter or "")
 
 
-def _load_offline_hf(spec: OfflineSpec, dtype: torch.dtype, progress: bool) -> tuple[Any, Any, str]:
+def load_offline_hf(spec: OfflineSpec, dtype: torch.dtype, progress: bool) -> tuple[Any, Any, str]:
     """Dequantise the packaged GGUF once into the cache (atomically), then load the cached fp32 safetensors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

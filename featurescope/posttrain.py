@@ -29,32 +29,10 @@ from torch import Tensor
 
 from .configs import Config
 from .errors import DataError, FeaturescopeError
+from .formatting import GEMMA_CHAT_TEMPLATE  # its home is formatting; still importable from here
 from .measures import identifies_as_ai
 
 DIALOGUES = Path(__file__).parent / "data" / "dialogues"
-
-#: Gemma 3's chat template (text-only form of the official ``gemma-3-*-it`` template): Gemma has no system role, so a
-#: system message is merged into the first user turn; the assistant role is called ``model``.
-GEMMA_CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
-    "{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}"
-    "{%- set first_user_prefix = '' -%}"
-    "{%- set loop_messages = messages -%}"
-    "{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
-    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-    "{%- endif -%}"
-    "{%- if message['role'] == 'assistant' -%}{%- set role = 'model' -%}{%- else -%}{%- set role = message['role'] -%}{%- endif -%}"
-    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
-    "{{ message['content'] | trim }}"
-    "{{ '<end_of_turn>\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
-)
 
 ROLES = ("system", "user", "assistant")
 
@@ -491,7 +469,7 @@ def posttrain(
     """Train the adapter (and, with a steering vector, a second one trained under preventative steering), evaluate
     base vs post-trained on held-out prompts, and write ``summary.json``, the loss curve and the adapter(s)."""
     from . import plots
-    from .models import OFFLINE_MODELS, OFFLINE_PREFIX, _load_offline_hf
+    from .models import OFFLINE_MODELS, OFFLINE_PREFIX, load_offline_hf
     from .persona import PersonaVector
     from .runs import write_summary
     from .traits import load_trait
@@ -510,7 +488,7 @@ def posttrain(
         raise FeaturescopeError(f"no peft adapter at {cfg.baseline_adapter} (adapter_config.json missing)")
 
     def fresh() -> tuple[Any, Any]:
-        hf, tok, _ = _load_offline_hf(spec, torch.float32, progress)
+        hf, tok, _ = load_offline_hf(spec, torch.float32, progress)
         return hf, ensure_chat_template(tok)
 
     hf, tok = fresh()
