@@ -1,0 +1,400 @@
+"""Assistant axis: steering, capping, drift, base-model prefills."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..errors import FeaturescopeError
+from ..formatting import FormattedPrompt, Message
+from ..measures import DEFAULT_AI_TERMS, identifies_as_ai
+from .collect import format_all, token_projections
+from .pca import cap_activations, default_cap_layers, outlier_positions, project, turn_spans
+from .roles import DriftScript, RoleLibrary, load_role_library
+from .text import classify_completion, distinct_bigram_ratio
+from .vector import AssistantAxis
+
+
+@contextlib.contextmanager
+def steer_axis(
+    model: Any,
+    axis: AssistantAxis,
+    alpha: float,
+    layer: int | str | None = None,
+    positions: Literal["all", "response"] = "all",
+) -> Iterator[None]:
+    """``h <- h + alpha * axis_L`` at ``blocks.L.hook_resid_post`` (alpha > 0 toward the Assistant)."""
+    from ..persona import steer
+
+    with steer(model, axis.at(layer), alpha, hook=axis.hook(layer), positions=positions):
+        yield
+
+
+@dataclasses.dataclass
+class CapStats:
+    """Running counts of a :func:`cap` context: tokens seen and tokens lifted per hook."""
+
+    seen: dict[str, int] = dataclasses.field(default_factory=dict)
+    capped: dict[str, int] = dataclasses.field(default_factory=dict)
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float:
+        s = sum(self.seen.values())
+        return sum(self.capped.values()) / s if s else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seen": self.seen, "capped": self.capped, "skipped": self.skipped, "fraction_capped": self.fraction}
+
+
+def capping_hook(
+    v_hat: Float[Tensor, " d"],
+    tau: float,
+    stats: CapStats | None = None,
+    name: str = "",
+    skip_outliers: float | None = 10.0,
+) -> Callable[[Tensor, Any], Tensor]:
+    """A TransformerLens hook flooring ``<h, v_hat>`` at ``tau`` (see :func:`cap_activations`)."""
+
+    def fn(act: Tensor, hook: Any = None) -> Tensor:
+        v = v_hat.to(act.device)
+        skip = outlier_positions(act, skip_outliers) if act.shape[-2] > 1 else None
+        if stats is not None:
+            proj = act.float() @ v.float()
+            low = proj < tau
+            if skip is not None:
+                low = low & ~skip
+                stats.skipped[name] = stats.skipped.get(name, 0) + int(skip.sum())
+            stats.seen[name] = stats.seen.get(name, 0) + int(proj.numel())
+            stats.capped[name] = stats.capped.get(name, 0) + int(low.sum())
+        return cap_activations(act, v, tau, skip)
+
+    return fn
+
+
+@contextlib.contextmanager
+def cap(
+    model: Any,
+    axis: AssistantAxis,
+    layers: Sequence[int | str] | None = None,
+    *,
+    percentile: float = 25.0,
+    tau: float | Sequence[float] | None = None,
+    basis: Literal["auto", "tokens", "responses"] = "auto",
+    skip_outliers: float | None = 10.0,
+) -> Iterator[CapStats]:
+    """Activation capping: inside the context every forward pass floors the projection on the unit axis at
+    ``tau_L`` at each capped layer (``h <- h + v_hat * max(tau - <h, v_hat>, 0)``), so the model cannot drift
+    below the default Assistant's ``percentile``-th projection. Default layers: :func:`default_cap_layers`.
+    Yields a :class:`CapStats`; hooks are removed on exit and on error."""
+    if layers is None:
+        layers = [L for L in default_cap_layers(model.n_layers) if f"blocks.{L}.hook_resid_post" in axis.hooks]
+    if axis.vectors.shape[-1] != model.d_model:
+        raise FeaturescopeError(f"axis width {axis.vectors.shape[-1]} != {model.name}'s d_model {model.d_model}")
+    if tau is not None and not isinstance(tau, (int, float)) and len(tau) != len(layers):
+        raise ValueError("give one tau per capped layer (or one for all)")
+    if basis == "auto":
+        basis = "tokens" if axis.token_quantiles is not None else "responses"
+    stats = CapStats()
+    fwd = []
+    for k, L in enumerate(layers):
+        h = axis.hook(L)
+        t_ = (
+            (float(tau) if isinstance(tau, (int, float)) else float(tau[k]))
+            if tau is not None
+            else axis.tau(L, percentile, basis)
+        )
+        fwd.append((model.check_hook(h), capping_hook(axis.unit(L), t_, stats, h, skip_outliers)))
+    with model.tl.hooks(fwd_hooks=fwd):
+        yield stats
+
+
+def ai_fraction(texts: Sequence[str], terms: Sequence[str] = DEFAULT_AI_TERMS) -> float:
+    return sum(identifies_as_ai(t, terms) for t in texts) / max(len(texts), 1)
+
+
+def axis_steering_sweep(
+    model: Any,
+    axis: AssistantAxis,
+    *,
+    layer: int | str | None = None,
+    alphas: Sequence[float] = (-4.0, -2.0, 0.0, 2.0, 4.0),
+    questions: Sequence[str] | None = None,
+    system_prompts: Sequence[str | None] = (None,),
+    max_new_tokens: int = 40,
+    batch_size: int = 16,
+    seed: int = 0,
+    ai_terms: Sequence[str] = DEFAULT_AI_TERMS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Steer along the axis at one layer for each alpha (and each system prompt: ``None`` = none) and measure
+    whether the model still identifies as an AI, the coherence (distinct-bigram ratio) and the projection of its
+    answers on the axis read back *without* steering."""
+    from ..capture import capture
+    from ..generate import generate
+
+    qs = list(questions or load_role_library(min_roles=0, min_questions=0).identity_questions)
+    h = axis.hook(layer)
+    rows = []
+    for sp in system_prompts:
+        convs = [([Message("system", sp)] if sp else []) + [Message("user", q)] for q in qs]
+        for a in alphas:
+            with steer_axis(model, axis, a, h):
+                gens = generate(
+                    model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, progress=False
+                )
+            texts = [g.response for g in gens]
+            fm = [g.formatted for g in gens if g.formatted is not None]
+            proj = (
+                float(project(capture(model, fm, [h], batch_size=batch_size, progress=False)[h], axis.at(h)).mean())
+                if fm
+                else float("nan")
+            )
+            row = {
+                "system_prompt": sp or "",
+                "alpha": a,
+                "ai_fraction": ai_fraction(texts, ai_terms),
+                "coherence": sum(distinct_bigram_ratio(t) for t in texts) / max(len(texts), 1),
+                "readback_projection": proj,
+                "responses": [{"question": q, "response": t} for q, t in zip(qs, texts)],
+            }
+            rows.append(row)
+            if progress:
+                print(
+                    f"  [{(sp or 'no system prompt')[:30]}] alpha {a:+.1f}: identifies as AI {row['ai_fraction']:.2f}  "
+                    f"coherence {row['coherence']:.2f}  readback projection {proj:.2f}",
+                    flush=True,
+                )
+    return {
+        "hook": h,
+        "alphas": list(alphas),
+        "questions": qs,
+        "rows": rows,
+        "alpha_units": "multiples of the unnormalised axis at this layer (alpha=1 = the default-minus-roles gap)",
+        "axis_norm": float(axis.at(h).norm()),
+    }
+
+
+def run_drift(
+    model: Any,
+    axis: AssistantAxis,
+    scripts: Sequence[DriftScript] | None = None,
+    *,
+    layers: Sequence[int | str] | None = None,
+    n_turns: int | None = None,
+    max_new_tokens: int = 48,
+    batch_size: int = 8,
+    seed: int = 0,
+    system_prompt: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Play each script turn by turn (all scripts batched per turn; assistant turns generated by the model, hooks
+    active in the caller's context apply). Returns the conversations; :func:`drift_projections` reads them back.
+    ``layers`` (default: the middle layer) are where the projections will be read."""
+    from ..generate import generate
+
+    scripts = list(scripts if scripts is not None else load_role_library(min_roles=0, min_questions=0).scripts)
+    hooks = [axis.hook(L) for L in (layers if layers is not None else [None])]
+    T = min(len(s.user_turns) for s in scripts) if n_turns is None else n_turns
+    convs: list[list[Message]] = [[Message("system", system_prompt)] if system_prompt else [] for _ in scripts]
+    for t in tqdm(range(T), desc=f"drift {model.name}", disable=not progress):
+        for c, s in zip(convs, scripts):
+            c.append(Message("user", s.user_turns[t]))
+        gens = generate(
+            model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + t, progress=False
+        )
+        for c, g in zip(convs, gens):
+            c.append(Message("assistant", g.response or "..."))
+    return {"hooks": hooks, "n_turns": T, "conversations": convs, "scripts": [s.name for s in scripts]}
+
+
+def drift_projections(model: Any, axis: AssistantAxis, played: dict[str, Any], batch_size: int = 4) -> dict[str, Any]:
+    """Per-turn mean projections of the Assistant turns of conversations played by :func:`run_drift`."""
+    hooks = played["hooks"]
+    prompts = format_all(model, played["conversations"])
+    dirs = torch.stack([axis.at(h) for h in hooks])
+    tp = token_projections(model, prompts, dirs, hooks, batch_size=batch_size)
+    per: dict[str, Any] = {}
+    for name, p, pr, conv in zip(played["scripts"], tp, prompts, played["conversations"]):
+        spans = turn_spans(pr.role_ids)
+        turns = [p[a:b].mean(0).tolist() for a, b in spans]
+        per[name] = {
+            "projection": {h: [t[k] for t in turns] for k, h in enumerate(hooks)},
+            "responses": [m.content for m in conv if m.role == "assistant"],
+        }
+    return {"hooks": hooks, "n_turns": played["n_turns"], "scripts": per}
+
+
+def drift(
+    model: Any,
+    axis: AssistantAxis,
+    scripts: Sequence[DriftScript] | None = None,
+    *,
+    cap_layers: Sequence[int] | None = None,
+    capped: bool = False,
+    percentile: float = 25.0,
+    skip_outliers: float | None = 10.0,
+    **kw: Any,
+) -> dict[str, Any]:
+    """Play the scripts (under activation capping when ``capped``) and read the per-turn projections back without
+    any hook, so a capped run differs from an uncapped one only through the text the model wrote."""
+    stats = None
+    if capped:
+        with cap(model, axis, cap_layers, percentile=percentile, skip_outliers=skip_outliers) as st:
+            played = run_drift(model, axis, scripts, **kw)
+        stats = st.to_dict()
+    else:
+        played = run_drift(model, axis, scripts, **kw)
+    res = drift_projections(model, axis, played)
+    res["capped"] = capped
+    if stats is not None:
+        res["cap_stats"] = stats
+        res["cap_layers"] = (
+            list(cap_layers)
+            if cap_layers is not None
+            else [L for L in default_cap_layers(model.n_layers) if f"blocks.{L}.hook_resid_post" in axis.hooks]
+        )
+        res["cap_percentile"] = percentile
+    return res
+
+
+def complete_prefills(
+    model: Any,
+    texts: Sequence[str],
+    *,
+    max_new_tokens: int = 12,
+    batch_size: int = 16,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    fwd_hooks: Sequence[tuple[str, Callable]] = (),
+) -> list[str]:
+    """Raw continuations of plain text (no chat or transcript framing), up to the first newline."""
+    from ..generate import generate_batch, stop_token_ids
+
+    tok = model.tokenizer
+    stops = set(stop_token_ids(model))
+    for s in ("\n", "\n\n"):
+        ids = tok.encode(s, add_special_tokens=False)
+        if len(ids) == 1:
+            stops.add(int(ids[0]))
+    prompts = []
+    for t in texts:
+        ids = torch.tensor(tok(t, add_special_tokens=True)["input_ids"], dtype=torch.long)
+        prompts.append(
+            FormattedPrompt(
+                text=t,
+                tokens=ids,
+                role_ids=torch.zeros(len(ids), dtype=torch.long),
+                last_prompt_index=len(ids) - 1,
+                kind="transcript",
+                messages=[],
+                has_response=False,
+            )
+        )
+    out: list[str] = [""] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    for b0 in range(0, len(order), batch_size):
+        idx = order[b0 : b0 + batch_size]
+        new = generate_batch(
+            model,
+            [prompts[i] for i in idx],
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=None,
+            seed=seed + b0,
+            stops=sorted(stops),
+            fwd_hooks=fwd_hooks,
+        )
+        for i, toks in zip(idx, new):
+            cut = next((k for k, x in enumerate(toks) if x in stops), len(toks))
+            out[i] = tok.decode(toks[:cut], skip_special_tokens=True).split("\n")[0].strip()
+    return out
+
+
+def prefill_test(
+    model: Any,
+    vector: Float[Tensor, " d"] | AssistantAxis,
+    *,
+    layer: int | str | None = None,
+    alphas: Sequence[float] = (-4.0, 0.0, 4.0),
+    library: RoleLibrary | None = None,
+    n_samples: int = 1,
+    max_new_tokens: int = 12,
+    batch_size: int = 16,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The paper's base-model test: steer (usually a base checkpoint) along an axis and classify how it completes
+    "I am a ..." prefills: fraction of completions naming a helpful human archetype vs a fantastical one
+    (:func:`classify_completion` with the shipped word lists). ``vector`` is an axis (its unnormalised vector at
+    ``layer`` is used, so alpha has the axis' own units) or a raw vector (then ``layer`` must be an int).
+    ``n_samples`` > 1 samples (temperature 1) that many completions per prefill with different seeds."""
+    lib = library or load_role_library(min_roles=0, min_questions=0)
+    if isinstance(vector, AssistantAxis):
+        if vector.vectors.shape[-1] != model.d_model:
+            raise FeaturescopeError(
+                f"the axis of {vector.model} has width {vector.vectors.shape[-1]} but {model.name} "
+                f"has d_model {model.d_model}: the test needs two stages of the same model"
+            )
+        h, v = vector.hook(layer), vector.at(layer)
+    else:
+        if layer is None or isinstance(layer, str) and not layer.startswith("blocks."):
+            raise ValueError("give the layer (int or hook name) to steer a raw vector at")
+        h, v = (model.resid_hook(layer) if isinstance(layer, int) else layer), vector
+    from ..persona import steering_hook
+
+    rows = []
+    for a in alphas:
+        comps: list[dict[str, str]] = []
+        for s in range(n_samples):
+            texts = complete_prefills(
+                model,
+                lib.prefills,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                do_sample=n_samples > 1,
+                seed=seed + 1000 * s,
+                fwd_hooks=[(h, steering_hook(v, a))],
+            )
+            comps += [
+                {
+                    "prefill": p,
+                    "completion": c,
+                    "label": classify_completion(c, lib.helpful_archetypes, lib.fantastical_archetypes),
+                }
+                for p, c in zip(lib.prefills, texts)
+            ]
+        n = len(comps)
+        frac = {k: sum(c["label"] == k for c in comps) / n for k in ("helpful", "fantastical", "both", "other")}
+        rows.append(
+            {
+                "alpha": a,
+                **{f"{k}_fraction": v_ for k, v_ in frac.items()},
+                "helpful_minus_fantastical": frac["helpful"] - frac["fantastical"],
+                "completions": comps,
+            }
+        )
+        if progress:
+            print(
+                f"  alpha {a:+.1f}: helpful {frac['helpful']:.2f}  fantastical {frac['fantastical']:.2f}  "
+                f"other {frac['other']:.2f}",
+                flush=True,
+            )
+    return {
+        "hook": h,
+        "alphas": list(alphas),
+        "n_prefills": len(lib.prefills),
+        "n_samples": n_samples,
+        "rows": rows,
+        "measure": "whole-word matches of prefills.yaml's helpful_archetypes / fantastical_archetypes in the first "
+        "12 words of each completion",
+    }
