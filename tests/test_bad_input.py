@@ -23,7 +23,10 @@ def _no_generation(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("generation ran before the input was checked")
 
-    monkeypatch.setattr(persona_mod, "generate", boom)
+    for name in ("featurescope.persona.extraction", "featurescope.persona.monitoring", "featurescope.persona.sweeps"):
+        mod = importlib.import_module(name)
+        if hasattr(mod, "generate"):
+            monkeypatch.setattr(mod, "generate", boom)
     monkeypatch.setattr(generate_mod, "generate", boom)
 
 

@@ -1,0 +1,174 @@
+"""Persona: sweeps and experiments built on the pieces above."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+
+from ..errors import FeaturescopeError
+from ..formatting import Message
+from ..generate import generate
+from ..models import Model
+from .monitoring import monitor
+from .steering import steer
+from .vector import PersonaVector, pearson
+
+
+def steering_sweep(
+    model: Model,
+    vector: PersonaVector,
+    trait: Any,
+    judge: Any,
+    *,
+    hook: str | int,
+    alphas: Sequence[float] = (-8.0, -4.0, 0.0, 4.0, 8.0),
+    n_questions: int | None = 10,
+    max_new_tokens: int = 48,
+    positions: Literal["all", "response"] = "all",
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate answers to the trait's held-out questions under ``alpha * v`` for each alpha; judge trait score and
+    coherence, and the log-prob per token of the steered text under the unsteered model."""
+    from ..traits import Trait, load_trait
+
+    tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
+    qs = list(tr.eval_questions[:n_questions] if n_questions else tr.eval_questions)
+    rows = []
+    for a in alphas:
+        with steer(model, vector, a, hook=hook, positions=positions):
+            gens = generate(
+                model,
+                [[Message("user", q)] for q in qs],
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                progress=False,
+            )
+        scores = judge.score_many(tr, qs, [g.response for g in gens])
+        lp = unsteered_logprob(model, [g for g in gens if g.formatted is not None])
+        rows.append(
+            {
+                "alpha": a,
+                "trait_score": sum(s.trait for s in scores) / len(scores),
+                "coherence": sum(s.coherence for s in scores) / len(scores),
+                "logprob_per_token": lp,
+                "examples": [g.response for g in gens[:3]],
+            }
+        )
+        if progress:
+            print(
+                f"  alpha {a:+.1f}: trait {rows[-1]['trait_score']:.1f}  coherence {rows[-1]['coherence']:.1f}  "
+                f"logprob/token {lp:.2f}"
+            )
+    return {"hook": hook if isinstance(hook, str) else model.resid_hook(hook), "questions": qs, "rows": rows}
+
+
+def unsteered_logprob(model: Model, gens: Sequence[Any]) -> float:
+    """Mean log-prob per response token of generated texts under the (unsteered) model."""
+    if not gens:
+        return float("nan")
+    total, n = 0.0, 0
+    with torch.inference_mode():
+        for g in gens:
+            p = g.formatted
+            logits = model.tl(p.tokens[None].to(model.device)).float()[0]
+            lps = torch.log_softmax(logits[:-1], -1).gather(-1, p.tokens[1:, None].to(logits.device))[:, 0]
+            m = p.response_mask[1:].to(logits.device)
+            total += float(lps[m].sum())
+            n += int(m.sum())
+    return total / max(n, 1)
+
+
+def monitor_correlation(
+    model: Model,
+    vector: PersonaVector,
+    trait: Any,
+    judge: Any,
+    *,
+    hook: str | int,
+    n_questions: int | None = 5,
+    max_new_tokens: int = 48,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Chen et al.'s monitoring experiment: system prompts graded from trait-suppressing to trait-eliciting; the
+    last-prompt-token projection onto the vector vs the judged trait score of the response (Pearson r)."""
+    from ..traits import Trait, load_trait
+
+    tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
+    if len(tr.monitor_prompts) < 2:
+        raise FeaturescopeError(f"trait {tr.name} has no graded monitor_prompts")
+    h = hook if isinstance(hook, str) else model.resid_hook(hook)
+    v = vector.at(h)
+    qs = list(tr.eval_questions[:n_questions] if n_questions else tr.eval_questions)
+    convs = [[Message("system", sp), Message("user", q)] for sp in tr.monitor_prompts for q in qs]
+    levels = [i for i in range(len(tr.monitor_prompts)) for _ in qs]
+    proj = monitor(model, convs, v, h, batch_size=batch_size)
+    gens = generate(model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
+    scores = [s.trait for s in judge.score_many(tr, [c[-1].content for c in convs], [g.response for g in gens])]
+    per_level = [
+        {
+            "level": lv,
+            "projection": float(proj[[i for i, x in enumerate(levels) if x == lv]].mean()),
+            "trait_score": sum(s for s, x in zip(scores, levels) if x == lv) / len(qs),
+        }
+        for lv in range(len(tr.monitor_prompts))
+    ]
+    return {
+        "hook": h,
+        "r_samples": pearson(proj, scores),
+        "r_levels": pearson([p["projection"] for p in per_level], [p["trait_score"] for p in per_level]),
+        "per_level": per_level,
+        "n": len(convs),
+    }
+
+
+def choose_layer(
+    model: Model,
+    vector: PersonaVector,
+    trait: Any,
+    judge: Any,
+    *,
+    layers: Sequence[int] | None = None,
+    alpha: float = 8.0,
+    n_questions: int = 5,
+    max_new_tokens: int = 40,
+    min_coherence: float = 50.0,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Pick the steering layer as Chen et al. do: steer the held-out questions with ``+alpha * v_L`` at each
+    candidate layer and keep the layer whose steered answers gain the most trait score over the unsteered ones
+    (among layers whose answers stay coherent). Default candidates: every other layer."""
+    from ..traits import Trait, load_trait
+
+    tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
+    cands = list(layers) if layers is not None else list(range(0, model.n_layers, 2))
+    qs = list(tr.eval_questions[:n_questions])
+    convs = [[Message("user", q)] for q in qs]
+
+    def judged(gens: list[Any]) -> tuple[float, float]:
+        s = judge.score_many(tr, qs, [g.response for g in gens])
+        return sum(x.trait for x in s) / len(s), sum(x.coherence for x in s) / len(s)
+
+    base_t, base_c = judged(
+        generate(model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
+    )
+    rows = []
+    for L in cands:
+        with steer(model, vector, alpha, hook=model.resid_hook(L)):
+            t, c = judged(generate(model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False))
+        rows.append({"layer": L, "trait_score": t, "coherence": c, "effect": t - base_t})
+        if progress:
+            print(f"  layer {L:2d}: trait {t:5.1f} (effect {t - base_t:+5.1f})  coherence {c:5.1f}")
+    ok = [r for r in rows if r["coherence"] >= min_coherence] or rows
+    best = max(ok, key=lambda r: r["effect"])
+    return {
+        "best_layer": best["layer"],
+        "alpha": alpha,
+        "baseline": {"trait_score": base_t, "coherence": base_c},
+        "rows": rows,
+        "min_coherence": min_coherence,
+        "questions": qs,
+    }
