@@ -19,7 +19,7 @@ import torch
 
 import featurescope as fs
 from featurescope.formatting import FormattedPrompt
-from featurescope.models import OFFLINE_MODELS, _converted_dir
+from featurescope.models import OFFLINE_MODELS, converted_dir
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
 
     model = fs.load_model("offline:gemma-3-270m")
     hf = AutoModelForCausalLM.from_pretrained(
-        str(_converted_dir(OFFLINE_MODELS["gemma-3-270m"])), dtype=torch.float32
+        str(converted_dir(OFFLINE_MODELS["gemma-3-270m"])), dtype=torch.float32
     ).eval()
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 200_000, (args.batch, args.seq), generator=g)

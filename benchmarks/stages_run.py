@@ -86,11 +86,11 @@ def main() -> None:
     real_ok = Path(args.base_sae, "cfg.json").exists() and Path(args.post_sae, "cfg.json").exists()
     if real_ok:
         try:
-            from featurescope.models import OFFLINE_MODELS, _adapter_path
+            from featurescope.models import OFFLINE_MODELS, adapter_path
 
             key = args.post.removeprefix("offline:")
             spec = OFFLINE_MODELS.get(key)
-            real_ok = spec is None or spec.adapter is None or _adapter_path(spec).exists()
+            real_ok = spec is None or spec.adapter is None or adapter_path(spec).exists()
         except Exception:
             pass
     use_stand_in = args.stand_in == "always" or (args.stand_in == "auto" and not real_ok)

@@ -20,7 +20,7 @@ def test_console_script_help():
 def test_models_json(capsys, monkeypatch):
     from featurescope import models
 
-    monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(models.hub, "hub_reachable", lambda *a, **k: False)
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     names = [r["name"] for r in rows]

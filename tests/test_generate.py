@@ -114,13 +114,13 @@ def test_bridge_cached_generation_equals_hugging_face_greedy(tiny_hf_folder):
 def test_bridge_cache_keyword_compat():
     from transformers import DynamicCache
 
-    from featurescope.models import _cache_kwarg_compat
+    from featurescope.models import cache_kwarg_compat
 
     c = DynamicCache()
-    args, kw = _cache_kwarg_compat(None, (1,), {"cache": c, "x": 2})
+    args, kw = cache_kwarg_compat(None, (1,), {"cache": c, "x": 2})
     assert kw["past_key_values"] is c and kw["cache"] is c and args == (1,)
-    assert _cache_kwarg_compat(None, (), {"past_key_values": c}) is None  # older transformers: untouched
-    assert _cache_kwarg_compat(None, (), {}) is None
+    assert cache_kwarg_compat(None, (), {"past_key_values": c}) is None  # older transformers: untouched
+    assert cache_kwarg_compat(None, (), {}) is None
 
 
 def test_known_breaks_are_version_gated():

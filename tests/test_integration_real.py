@@ -8,7 +8,7 @@ import torch
 
 import featurescope as fs
 from featurescope.errors import ChatTemplateError
-from featurescope.models import OFFLINE_MODELS, _converted_dir
+from featurescope.models import OFFLINE_MODELS, converted_dir
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def smol():
 def _hf(key):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(_converted_dir(OFFLINE_MODELS[key])), dtype=torch.float32).eval()
+    return AutoModelForCausalLM.from_pretrained(str(converted_dir(OFFLINE_MODELS[key])), dtype=torch.float32).eval()
 
 
 def test_metadata(gemma, smol):

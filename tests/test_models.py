@@ -17,8 +17,8 @@ def test_unknown_offline_model_lists_offline_models():
 
 
 def test_hub_name_while_offline_names_offline_models(monkeypatch):
-    monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: False)
-    monkeypatch.setattr(models, "_hf_cached", lambda repo: False)
+    monkeypatch.setattr(models.hub, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(models.hub, "hf_cached", lambda repo: False)
     with pytest.raises(OfflineError, match="offline:gemma-3-270m.*offline:smollm2-135m-instruct"):
         fs.load_model("google/gemma-3-270m-it")
 
@@ -53,7 +53,7 @@ def test_hf_index_conversion_round_trip():
 
 
 def test_list_models_has_offline_and_hub(monkeypatch):
-    monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(models.hub, "hub_reachable", lambda *a, **k: False)
     rows = {r["name"]: r for r in fs.list_models()}
     assert rows["offline:gemma-3-270m"]["stage"] == "base"
     assert rows["offline:smollm2-135m-instruct"]["stage"] == "post-trained"
