@@ -1,0 +1,22 @@
+"""Report: registration of the renderers."""
+
+from __future__ import annotations
+
+from .registry import register
+from .render_axis import axis_body, axis_numbers
+from .render_foundation import demo_body, demo_numbers, posttrain_body, posttrain_numbers, title_persona
+from .render_persona import persona_body, persona_numbers
+from .render_saes import decompose_body, decompose_numbers, sae_body, sae_numbers
+from .render_stages import stages_body, stages_numbers
+
+for _c in ("persona run", "persona extract", "persona steer", "persona monitor", "persona flag"):
+    register(_c, "persona", persona_numbers, persona_body, title_persona)
+register("decompose", "persona", decompose_numbers, decompose_body, title_persona)
+register("sae train", "saes", sae_numbers, sae_body)
+register("sae eval", "saes", sae_numbers, sae_body)
+register("stages", "stages", stages_numbers, stages_body)
+register("axis", "axis", axis_numbers, axis_body)
+register("axis decompose", "axis", decompose_numbers, decompose_body)
+register("posttrain", "posttrain", posttrain_numbers, posttrain_body)
+register("demo", "foundation", demo_numbers, demo_body)
+register("capture", "foundation", demo_numbers, demo_body)
