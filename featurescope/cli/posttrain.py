@@ -10,7 +10,7 @@ SHIPPED_ADAPTER = Path(__file__).parent / "adapters" / "gemma-3-270m-sft"
 
 
 def cmd_posttrain(args: argparse.Namespace) -> int:
-    from .posttrain import PosttrainConfig, posttrain
+    from ..posttrain import PosttrainConfig, posttrain
 
     d = PosttrainConfig()
     cfg = PosttrainConfig(

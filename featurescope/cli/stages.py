@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import FeaturescopeError
+from ..errors import FeaturescopeError
 
 
 def _csv(s: str | None) -> tuple[str, ...]:
@@ -15,10 +15,10 @@ def _csv(s: str | None) -> tuple[str, ...]:
 
 
 def cmd_stages(args: argparse.Namespace) -> int:
-    from .models import load_model
-    from .saes import load_sae, sae_hook
-    from .stages import PARTS, StagesConfig, load_persona_vectors, run_stages
-    from .traits import list_traits
+    from ..models import load_model
+    from ..saes import load_sae, sae_hook
+    from ..stages import PARTS, StagesConfig, load_persona_vectors, run_stages
+    from ..traits import list_traits
 
     parts = _csv(args.parts) or PARTS
     skip = set(_csv(args.skip))
@@ -66,7 +66,7 @@ def cmd_stages(args: argparse.Namespace) -> int:
     )
     control = None
     if args.control_sae:
-        from .saes import check_sae
+        from ..saes import check_sae
 
         control = load_sae(args.control_sae, args.control_sae_id)
         check_sae(control, base, hook)

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import FeaturescopeError
+from ..errors import FeaturescopeError
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import browser_check, find_chromium, write_report
+    from ..report import browser_check, find_chromium, write_report
 
     t0 = time.time()
     out = Path(args.out)
@@ -40,7 +40,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         for e in check["errors"][:20]:
             print(f"  error: {e}")
     # The report's own summary, unless its folder already holds another command's run.
-    from .runs import write_summary
+    from ..runs import write_summary
 
     existing = out.parent / "summary.json"
     other = None

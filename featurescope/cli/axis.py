@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import FeaturescopeError
+from ..errors import FeaturescopeError
 
 ACTIONS = ("roles", "collect", "analyze", "steer", "drift", "cap", "prefill", "compare", "decompose", "run")
 
@@ -48,7 +48,7 @@ def _tag(axis: Any, extra: str = "") -> str:
 
 
 def _analysis_figures(ax: Any, out: Path, hook: str) -> list[str]:
-    from . import axis as A
+    from .. import axis as A
 
     tag = _tag(ax)
     return [
@@ -68,8 +68,8 @@ def _print_analysis(a: dict[str, Any]) -> None:
 
 
 def cmd_axis(args: argparse.Namespace) -> int:
-    from . import axis as A
-    from .runs import write_summary
+    from .. import axis as A
+    from ..runs import write_summary
 
     t0 = time.time()
     out = Path(args.out) if args.out else None
@@ -121,7 +121,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
             out / "compare.png", cmp, f"{len(cmp['hooks'])} layers, {cmp['n_common_roles']} common roles"
         )
         if args.sae:  # both axes in one SAE's features: how many top features the stages share
-            from .saes import load_sae
+            from ..saes import load_sae
 
             cmp["features"] = {"sae": args.sae, **A.axis_features_across_stages(b, p, load_sae(args.sae, args.sae_id))}
             print(
@@ -169,7 +169,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
         print(f"summary: {out / 'summary.json'}")
         return 0
 
-    from .models import load_model
+    from ..models import load_model
 
     _need(args, "model")
     model = load_model(args.model)
@@ -180,7 +180,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
         cw = A.AssistantAxis.load(args.compare_with) if args.compare_with else None
         sae = None
         if args.sae:
-            from .saes import load_sae
+            from ..saes import load_sae
 
             sae = load_sae(args.sae, args.sae_id)
         res = A.run_axis(
@@ -374,9 +374,9 @@ def cmd_axis(args: argparse.Namespace) -> int:
         )
     elif args.action == "decompose":
         _need(args, "sae")
-        from . import corpus
-        from .cards import cards_html, make_cards
-        from .saes import check_sae, load_sae
+        from .. import corpus
+        from ..cards import cards_html, make_cards
+        from ..saes import check_sae, load_sae
 
         sae = load_sae(args.sae, args.sae_id)
         h = check_sae(sae, model, allow_other_model=args.allow_other_model)

@@ -1,0 +1,21 @@
+"""``featurescope demo``: the end-to-end demo on the offline defaults."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    run_demo(out=Path(args.out), quick=args.quick)
+    return 0
+
+
+def register(sub: Any) -> None:
+    d = sub.add_parser("demo", help="the end-to-end demo on the offline default models")
+    d.add_argument("--out", default="reports/demo")
+    d.add_argument("--quick", action="store_true", help="fewer prompts (for tests)")
+    d.set_defaults(func=cmd_demo)

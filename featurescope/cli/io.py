@@ -1,0 +1,65 @@
+"""Reading command inputs: prompt files, hook lists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import FeaturescopeError
+
+
+def read_text(p: Path, what: str) -> str:
+    try:
+        return p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FeaturescopeError(f"{p}: {what} is not UTF-8 text (invalid byte at offset {e.start})") from None
+    except OSError as e:
+        raise FeaturescopeError(f"{p}: cannot read {what} ({e.strerror})") from None
+
+
+def read_prompts(path: str) -> list[Any]:
+    """A prompt file: .jsonl (one conversation per line: {"messages": [...]}, a list of messages, or a string),
+    .json (a list of those) or .txt (one user prompt per line)."""
+    p = Path(path)
+    if not p.exists():
+        raise FeaturescopeError(f"prompt file {path} does not exist")
+    if p.is_dir():
+        raise FeaturescopeError(f"{path} is a folder, not a prompt file")
+    text = read_text(p, "the prompt file")
+    if p.suffix == ".jsonl":
+        rows = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise FeaturescopeError(f"{path}:{i}: not valid JSON ({e.msg} at column {e.colno})") from None
+        return rows
+    if p.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise FeaturescopeError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(data, list):
+            raise FeaturescopeError(f"{path}: expected a JSON list of conversations, got a {type(data).__name__}")
+        return data
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def parse_hooks(model: Any, hooks: str | None, layers: str | None) -> list[str]:
+    from ..capture import default_hooks
+
+    if hooks:
+        return [h.strip() for h in hooks.split(",") if h.strip()]
+    if layers:
+        if layers == "all":
+            return default_hooks(model)
+        out = []
+        for part in layers.split(","):
+            try:
+                out.append(model.resid_hook(int(part)))
+            except ValueError:
+                raise FeaturescopeError(f"--layers: {part!r} is not an integer (use e.g. 3,6,9 or all)") from None
+        return out
+    return default_hooks(model)

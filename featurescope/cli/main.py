@@ -1,0 +1,41 @@
+"""The ``featurescope`` command: one parser; each command group lives in its own module with ``register(sub)``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import FeaturescopeError
+from . import axis, capture, decompose, demo, models, persona, posttrain, report, sae, stages
+
+#: Command groups in the order ``featurescope --help`` lists them. Imported unconditionally: a missing module is an
+#: ImportError, never a silently missing command.
+GROUPS = (models, capture, persona, sae, decompose, demo, posttrain, stages, axis, report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="featurescope", description="Study personas inside language models.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for group in GROUPS:
+        group.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except FeaturescopeError as e:
+        print(f"featurescope {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        where = f" Finished shards and cached answers under {out} are kept;" if out else ""
+        print(
+            f"\nfeaturescope {args.command}: interrupted.{where} run the same command again to resume.", file=sys.stderr
+        )
+        return 130

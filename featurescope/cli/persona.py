@@ -1,0 +1,255 @@
+"""``featurescope persona``: run | extract | steer | monitor | flag."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import FeaturescopeError
+from .io import read_prompts
+
+
+def cmd_persona(args: argparse.Namespace) -> int:
+    from .. import plots
+    from ..judge import default_judge
+    from ..models import load_model
+    from ..persona import (
+        ExtractionConfig,
+        PersonaVector,
+        check_flag_rows,
+        extract,
+        extract_written,
+        load_written,
+        monitor_correlation,
+        projection_difference,
+        run_persona,
+        steering_sweep,
+    )
+    from ..runs import write_summary
+    from ..traits import load_trait
+
+    t0 = time.time()
+    out = Path(args.out)
+    if args.action not in ("extract", "run") and not args.vector:
+        raise FeaturescopeError(f"persona {args.action} needs --vector (a file written by `persona extract`)")
+    if args.action == "flag" and not args.dataset:
+        raise FeaturescopeError("persona flag needs --dataset")
+    # Cheap checks before the model loads or anything is generated.
+    pv_in = PersonaVector.load(args.vector) if args.vector and args.action != "extract" else None
+    flag_rows = check_flag_rows(read_prompts(args.dataset), args.dataset) if args.action == "flag" else None
+    judge = default_judge()  # a configured judge endpoint is checked here, before anything is generated
+    model = load_model(args.model)
+    if pv_in is not None:
+        pv_in.check_fits(
+            model,
+            model.resid_hook(args.layer) if args.action in ("steer", "monitor", "flag") else None,
+            allow_other_model=args.allow_other_model,
+        )
+    if args.action == "run":
+        cfg = ExtractionConfig(
+            n_questions=args.n_questions,
+            n_pairs=args.n_pairs,
+            max_new_tokens=args.max_new_tokens,
+            pos_threshold=args.pos_threshold,
+            neg_threshold=args.neg_threshold,
+            seed=args.seed,
+        )
+        alphas = [float(a) for a in args.alphas.split(",")]
+        layers = [int(x) for x in args.layers.split(",")] if args.layers else None
+        res = run_persona(
+            model,
+            args.trait,
+            judge,
+            out,
+            extraction=cfg,
+            layers=layers,
+            alpha=args.alpha,
+            alphas=alphas,
+            n_eval_questions=args.n_eval_questions,
+            n_monitor_questions=args.n_monitor_questions,
+            **({"flag_dataset": args.dataset} if args.dataset else {}),
+        )
+        print(
+            f"chosen layer {res['chosen_layer']}; monitor r = {res['monitor']['r_samples']:.2f} "
+            f"(levels {res['monitor']['r_levels']:.2f}); flagging {res['flagging'].get('per_dataset')}"
+        )
+    elif args.action == "extract":
+        tr = load_trait(args.trait)
+        cfg = ExtractionConfig(
+            n_questions=args.n_questions,
+            n_pairs=args.n_pairs,
+            max_new_tokens=args.max_new_tokens,
+            pos_threshold=args.pos_threshold,
+            neg_threshold=args.neg_threshold,
+            seed=args.seed,
+        )
+        if args.written:
+            res = extract_written(model, tr.name, load_written(args.written), source=args.written)
+        else:
+            res = extract(model, tr, judge, config=cfg, answers_path=out / "answers.jsonl")
+        out.mkdir(parents=True, exist_ok=True)
+        files = {k: str(v.save(out / f"{tr.name}.{k}.safetensors")) for k, v in res["vectors"].items()}
+        (out / "responses.jsonl").write_text(
+            "\n".join(json.dumps({k: v for k, v in r.items() if k != "messages"}) for r in res["responses"])
+        )
+        sep = res["separation"]
+        fig = plots.layer_profile(
+            out / "layers.png",
+            {"Cohen's d (pos vs neg projection)": sep["cohens_d"]},
+            f"{tr.name} persona vector on {model.name} ({model.stage}); "
+            + (f"written answers {Path(args.written).name}" if args.written else f"judge {judge.name}"),
+            "Cohen's d",
+        )
+        finite = [i for i, d in enumerate(sep["cohens_d"]) if d == d]
+        best = max(finite, key=lambda i: sep["cohens_d"][i]) if finite else None
+        if best is None:
+            print("Cohen's d is undefined at every layer (fewer than 2 kept answers on a side, or no spread)")
+        print(
+            f"kept {res['counts']['kept_pos']} pos / {res['counts']['kept_neg']} neg of "
+            f"{res['counts'].get('generated_per_side', res['counts'].get('written_pairs'))} each "
+            f"({'written answers' if args.written else 'generated'})"
+            + (f"; best separation at layer {best} (d={sep['cohens_d'][best]:.2f})" if best is not None else "")
+        )
+        write_summary(
+            out,
+            "persona extract",
+            inputs={
+                "model": model.info,
+                "trait": tr.name,
+                "config": cfg.__dict__,
+                "judge": None if args.written else judge.name,
+                "written": args.written,
+            },
+            results={
+                "counts": res["counts"],
+                "separation": sep,
+                "best_separation_layer": best,
+                "vector_norms": res["vectors"]["response_mean"].norms,
+                "files": files,
+            },
+            timings=res["timings"],
+            figures=[fig],
+        )
+    elif args.action == "steer":
+        v = pv_in
+        assert v is not None
+        alphas = [float(a) for a in args.alphas.split(",")]
+        res = steering_sweep(
+            model,
+            v,
+            v.trait,
+            judge,
+            hook=args.layer,
+            alphas=alphas,
+            n_questions=args.n_questions,
+            max_new_tokens=args.max_new_tokens,
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        fig = plots.steering_curve(
+            out / "steering.png",
+            alphas,
+            [r["trait_score"] for r in res["rows"]],
+            [r["coherence"] for r in res["rows"]],
+            f"steering {v.trait} at layer {args.layer} of {model.name} ({model.stage})",
+        )
+        write_summary(
+            out,
+            "persona steer",
+            inputs={
+                "model": model.info,
+                "vector": args.vector,
+                "layer": args.layer,
+                "alphas": alphas,
+                "judge": judge.name,
+            },
+            results=res,
+            timings={"total": time.time() - t0},
+            figures=[fig],
+        )
+    elif args.action == "monitor":
+        v = pv_in
+        assert v is not None
+        res = monitor_correlation(
+            model, v, v.trait, judge, hook=args.layer, n_questions=args.n_questions, max_new_tokens=args.max_new_tokens
+        )
+        print(
+            f"projection vs trait score: r = {res['r_samples']:.2f} over {res['n']} responses "
+            f"(r = {res['r_levels']:.2f} over the {len(res['per_level'])} graded levels); paper: 0.75-0.83"
+        )
+        write_summary(
+            out,
+            "persona monitor",
+            inputs={"model": model.info, "vector": args.vector, "layer": args.layer, "judge": judge.name},
+            results=res,
+            timings={"total": time.time() - t0},
+        )
+    elif args.action == "flag":
+        v = pv_in
+        assert v is not None and flag_rows is not None
+        rows = flag_rows
+        hook = model.resid_hook(args.layer)
+        res = projection_difference(model, rows, v.at(hook), hook, max_new_tokens=args.max_new_tokens)
+        pdiff = res["projection_difference"].tolist()
+        by_ds: dict[str, list[float]] = {}
+        for r, d in zip(rows, pdiff):
+            by_ds.setdefault(str(r.get("dataset", "all")), []).append(d)
+        ranking = sorted(((sum(x) / len(x), k) for k, x in by_ds.items()), reverse=True)
+        for m_, k in ranking:
+            print(f"  {k:24s} mean projection difference {m_:+.3f}")
+        write_summary(
+            out,
+            "persona flag",
+            inputs={"model": model.info, "vector": args.vector, "layer": args.layer, "dataset": args.dataset},
+            results={
+                "per_sample": [
+                    {"id": r.get("id"), "dataset": r.get("dataset"), "projection_difference": d}
+                    for r, d in zip(rows, pdiff)
+                ],
+                "per_dataset": {k: v_ for v_, k in ranking},
+            },
+            timings={"total": time.time() - t0},
+        )
+    print(f"summary: {out / 'summary.json'}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    pe = sub.add_parser("persona", help="persona vectors: run | extract | steer | monitor | flag (Chen et al. 2025)")
+    pe.add_argument(
+        "action",
+        choices=["run", "extract", "steer", "monitor", "flag"],
+        help="run = extract, choose the layer, steer, monitor and flag in one go",
+    )
+    pe.add_argument("--model", default="offline:smollm2-135m-instruct")
+    pe.add_argument("--trait", default="evil", help="shipped trait name or path to a trait YAML (extract)")
+    pe.add_argument("--vector", help="persona vector .safetensors (steer, monitor, flag)")
+    pe.add_argument("--layer", type=int, default=15, help="layer to steer / monitor / flag at")
+    pe.add_argument("--alphas", default="-12,-8,-4,0,4,8,12")
+    pe.add_argument("--alpha", type=float, default=8.0, help="steering coefficient used to choose the layer (run)")
+    pe.add_argument(
+        "--layers", help="candidate layers for the layer choice, comma-separated (run; default every other)"
+    )
+    pe.add_argument("--dataset", help="JSONL of {prompt, response[, dataset]} rows (flag)")
+    pe.add_argument(
+        "--written",
+        help="extract: read the model on written paired answers (JSONL of {question, pos, neg}, "
+        "e.g. featurescope/data/traits/evil.written.jsonl) instead of generating them",
+    )
+    pe.add_argument("--n-questions", type=int, default=None)
+    pe.add_argument("--n-pairs", type=int, default=None)
+    pe.add_argument("--n-eval-questions", type=int, default=8, help="held-out questions per steering point (run)")
+    pe.add_argument("--n-monitor-questions", type=int, default=3, help="questions per graded monitor prompt (run)")
+    pe.add_argument("--max-new-tokens", type=int, default=48)
+    pe.add_argument("--pos-threshold", type=float, default=50.0)
+    pe.add_argument("--neg-threshold", type=float, default=50.0)
+    pe.add_argument("--seed", type=int, default=0)
+    pe.add_argument(
+        "--allow-other-model",
+        action="store_true",
+        help="use a vector extracted on another checkpoint of the same width (steer, monitor, flag)",
+    )
+    pe.add_argument("--out", required=True)
+    pe.set_defaults(func=cmd_persona)
