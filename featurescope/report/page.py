@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..versions import TRACKED
 from .constants import IMAGE_TYPES, PAPER
 from .context import Ctx, Number, numbers_html, slug
 from .html import Raw, esc, flatten, fmt, json_details, table, to_number
@@ -127,7 +128,7 @@ def build_report(
             {
                 k: v
                 for k, v in (r.summary.get("environment") or {}).items()
-                if k in ("featurescope", "torch", "transformer_lens", "sae_lens", "platform")
+                if k in ("featurescope", "platform", *TRACKED.values())
             },
             sort_keys=True,
         )
