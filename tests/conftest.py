@@ -10,6 +10,9 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A report renderer that fails on a summary raises in the tests (and in notebook kernels, which inherit this)
+# instead of showing "renderer failed" (featurescope.report.page.strict_default).
+os.environ.setdefault("FEATURESCOPE_REPORT_STRICT", "1")
 
 # jaxtyping shape annotations are checked at run time in the tests (beartype), so a wrong shape fails a test.
 # The hook must be installed before any featurescope module is imported. FEATURESCOPE_NO_SHAPE_CHECKS=1 skips it.

@@ -205,6 +205,12 @@ def test_persona_commands_end_to_end_on_a_tiny_model(tiny_hf_folder, tmp_path):
     )
     fl = json.loads((tmp_path / "fl" / "summary.json").read_text())["results"]
     assert set(fl["per_dataset"]) == {"a", "b"} and len(fl["per_sample"]) == 4
+    # the report renders what these commands really wrote, with no renderer failure (strict: any failure raises)
+    from featurescope.report import write_report
+
+    info = write_report([tmp_path], tmp_path / "rep" / "report.html", strict=True)
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert info["n_runs"] == 4 and "renderer failed" not in page and "could not read key numbers" not in page
 
 
 def test_persona_needs_a_vector(tmp_path, capsys):
@@ -298,6 +304,11 @@ def test_decompose_command_on_a_tiny_model(tiny_hf_folder, tmp_path, monkeypatch
     assert (out / "cards.html").exists() and (out / "fraction_explained.png").exists()
     srcs = {c.get("source") for card in s["results"]["cards"] for c in card["contexts"]}
     assert srcs and srcs <= {"held-out corpus", "evil extraction responses (trait-expressing and not)"}, srcs
+    from featurescope.report import write_report
+
+    info = write_report([ex, out], tmp_path / "rep" / "report.html", strict=True)  # extract + decompose, as written
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert info["n_runs"] == 2 and "renderer failed" not in page and "could not read key numbers" not in page
 
 
 def test_padded_rows_keep_bos_and_the_end_of_long_sequences():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,13 +62,25 @@ def _overview(runs: Sequence[Run], items: Sequence[tuple[int, Run, Renderer, lis
     return table(rows, ["#", "command", "folder", "model", "created", "headline"])
 
 
+def strict_default() -> bool:
+    """Renderer failures raise instead of degrading to the generic view when ``FEATURESCOPE_REPORT_STRICT=1``
+    (the test suite sets it, so a summary/renderer mismatch fails a test instead of printing a note)."""
+    return os.environ.get("FEATURESCOPE_REPORT_STRICT") == "1"
+
+
 def build_report(
-    summaries: Sequence[Run | Mapping[str, Any]], *, title: str = "featurescope report", generated: str | None = None
+    summaries: Sequence[Run | Mapping[str, Any]],
+    *,
+    title: str = "featurescope report",
+    generated: str | None = None,
+    strict: bool | None = None,
 ) -> str:
     """The whole report as one HTML string (pure: no file or network access).
 
     ``summaries`` are :class:`Run` records (from :func:`load_runs`; they carry figure bytes) or bare summary dicts
-    (a ``_path`` key names the folder). Runs are grouped into :data:`SECTIONS` by their command's renderer."""
+    (a ``_path`` key names the folder). Runs are grouped into :data:`SECTIONS` by their command's renderer.
+    ``strict`` (default: :func:`strict_default`) re-raises a renderer's exception instead of showing a note."""
+    strict = strict_default() if strict is None else strict
     runs = [as_run(s) for s in summaries]
     runs.sort(key=lambda r: (str(r.summary.get("created") or ""), r.path))
     items = []
@@ -75,7 +88,9 @@ def build_report(
         rend = renderer_for(r.command)
         try:
             nums = rend.numbers(r)
-        except Exception as e:  # a malformed summary must not sink the report
+        except Exception as e:  # a malformed summary must not sink the report (unless strict)
+            if strict:
+                raise
             nums = [Number("(could not read key numbers)", f"{type(e).__name__}: {e}")]
         items.append((i, r, rend, nums))
     by_sec: dict[str, list[tuple[int, Run, Renderer, list[Number]]]] = {k: [] for k in SECTIONS}
@@ -103,6 +118,8 @@ def build_report(
                 try:
                     inner = rend.body(ctx)
                 except Exception as e:
+                    if strict:
+                        raise
                     inner = (
                         f"<p class='note'>the {esc(r.command)} renderer failed ({esc(type(e).__name__)}: {esc(e)});"
                         f" generic view below</p>" + generic_body(ctx)

@@ -17,6 +17,7 @@ def write_report(
     *,
     title: str = "featurescope report",
     markdown: str | Path | None = None,
+    strict: bool | None = None,
 ) -> dict[str, Any]:
     """Load every run under ``paths``, write the HTML report to ``out`` and the Markdown summary beside it
     (``report.md``, or ``markdown``). Returns paths, run count and sizes."""
@@ -24,7 +25,7 @@ def write_report(
     if out.suffix.lower() not in (".html", ".htm"):
         out = out / "report.html"
     runs = load_runs(paths)
-    page = build_report(runs, title=title)
+    page = build_report(runs, title=title, strict=strict)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     md_path = Path(markdown) if markdown else out.with_suffix(".md")
