@@ -5,6 +5,7 @@
 >>> acts = fs.capture(base, ["Who are you?"], reduction="last_prompt")
 """
 
+from . import paper, versions  # fs.paper.NUMBERS: published numbers; fs.versions: installed versions
 from .capture import Activations, CaptureConfig, capture, default_hooks
 from .errors import FeaturescopeError
 from .formatting import FormattedPrompt, Message, TranscriptFormat, format_conversation
@@ -31,6 +32,8 @@ from .traits import Trait, list_traits, load_trait
 __version__ = "0.1.0"
 
 __all__ = [
+    "paper",
+    "versions",
     "Activations",
     "ActivationStore",
     "CaptureConfig",

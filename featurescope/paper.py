@@ -94,3 +94,44 @@ def as_table() -> list[dict[str, str]]:
     return [
         {"key": k, "paper": n.paper, "value": n.text, "what": n.what, "source": n.source} for k, n in NUMBERS.items()
     ]
+
+
+class Comparison:
+    """A "paper vs this run" table: rows of (quantity, the paper's number, ours, setting). Renders as an HTML table
+    in Jupyter and as text elsewhere (``str``)."""
+
+    def __init__(self, rows: list[tuple[Any, Any, Any, Any]], title: str = "paper vs this run"):
+        self.rows = [tuple(r) for r in rows]
+        self.title = title
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        cells = "".join(
+            f"<tr><td>{escape(str(q))}</td><td>{escape(str(p))}</td><td><b>{escape(str(o))}</b></td>"
+            f"<td><small>{escape(str(s))}</small></td></tr>"
+            for q, p, o, s in self.rows
+        )
+        return (
+            f"<table><caption><b>{escape(self.title)}</b></caption><tr><th>quantity</th><th>paper</th>"
+            f"<th>ours (live)</th><th>setting</th></tr>{cells}</table>"
+        )
+
+    def __str__(self) -> str:
+        return "\n".join(f"{q}: paper {p} | ours {o}" for q, p, o, _ in self.rows)
+
+    __repr__ = __str__
+
+
+def vs_paper(rows: list[tuple[Any, Any, Any, Any]], title: str = "paper vs this run") -> Comparison:
+    """Show the paper's numbers next to ours (the notebooks' comparison cells): displays the table in Jupyter,
+    prints the text form, and returns the :class:`Comparison`."""
+    cmp = Comparison(rows, title)
+    try:
+        from IPython.display import display  # optional: only inside Jupyter / IPython
+
+        display(cmp)
+    except ImportError:
+        pass
+    print(cmp)
+    return cmp

@@ -277,9 +277,9 @@ def train_saes(
     tokens: torch.Tensor,
     d_sae: int = 4096,
     k: int = 64,
-    training_tokens: int = 2_000_000,
+    training_tokens: int = 1_000_000,
     lr: float = 4e-4,
-    batch_size_tokens: int = 4096,
+    batch_size_tokens: int = 1024,  # what the shipped SAEs used
     store_batch_size_prompts: int = 16,
     n_batches_in_buffer: int = 16,
     seed: int = 42,

@@ -374,3 +374,23 @@ def test_written_extraction_then_decompose_on_a_tiny_model(tiny_hf_folder, tmp_p
     )
     cards = json.loads((out / "summary.json").read_text())["results"]["cards"]
     assert any(c.get("source", "").startswith("evil extraction responses") for card in cards for c in card["contexts"])
+
+
+def test_cli_defaults_come_from_the_library():
+    """One home for defaults: the CLI reads them from the library instead of repeating (and drifting from) them."""
+    import inspect
+
+    from featurescope.cli import build_parser
+    from featurescope.persona import ExtractionConfig
+    from featurescope.saes import train_saes
+
+    p = build_parser()
+    a = p.parse_args(["sae", "train", "--out", "x"])
+    lib = inspect.signature(train_saes).parameters
+    assert a.training_tokens == lib["training_tokens"].default and a.batch_tokens == lib["batch_size_tokens"].default
+    assert (a.d_sae, a.k, a.lr, a.seed) == tuple(lib[k].default for k in ("d_sae", "k", "lr", "seed"))
+    assert a.dead_window == lib["dead_feature_window"].default
+    assert a.store_batch == lib["store_batch_size_prompts"].default
+    a = p.parse_args(["persona", "extract", "--out", "x"])
+    assert a.max_new_tokens is None  # -> ExtractionConfig's own default
+    assert ExtractionConfig().max_new_tokens == 64

@@ -52,7 +52,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
         cfg = ExtractionConfig(
             n_questions=args.n_questions,
             n_pairs=args.n_pairs,
-            max_new_tokens=args.max_new_tokens,
+            **_max_new(args),
             pos_threshold=args.pos_threshold,
             neg_threshold=args.neg_threshold,
             seed=args.seed,
@@ -81,7 +81,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
         cfg = ExtractionConfig(
             n_questions=args.n_questions,
             n_pairs=args.n_pairs,
-            max_new_tokens=args.max_new_tokens,
+            **_max_new(args),
             pos_threshold=args.pos_threshold,
             neg_threshold=args.neg_threshold,
             seed=args.seed,
@@ -145,7 +145,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
             hook=args.layer,
             alphas=alphas,
             n_questions=args.n_questions,
-            max_new_tokens=args.max_new_tokens,
+            **_max_new(args),
         )
         out.mkdir(parents=True, exist_ok=True)
         fig = plots.steering_curve(
@@ -173,7 +173,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
         v = pv_in
         assert v is not None
         res = monitor_correlation(
-            model, v, v.trait, judge, hook=args.layer, n_questions=args.n_questions, max_new_tokens=args.max_new_tokens
+            model, v, v.trait, judge, hook=args.layer, n_questions=args.n_questions, **_max_new(args)
         )
         print(
             f"projection vs trait score: r = {res['r_samples']:.2f} over {res['n']} responses "
@@ -191,7 +191,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
         assert v is not None and flag_rows is not None
         rows = flag_rows
         hook = model.resid_hook(args.layer)
-        res = projection_difference(model, rows, v.at(hook), hook, max_new_tokens=args.max_new_tokens)
+        res = projection_difference(model, rows, v.at(hook), hook, **_max_new(args))
         pdiff = res["projection_difference"].tolist()
         by_ds: dict[str, list[float]] = {}
         for r, d in zip(rows, pdiff):
@@ -214,6 +214,11 @@ def cmd_persona(args: argparse.Namespace) -> int:
         )
     print(f"summary: {out / 'summary.json'}")
     return 0
+
+
+def _max_new(args: argparse.Namespace) -> dict[str, int]:
+    """``max_new_tokens`` only when given: the library's defaults are the single home of each action's default."""
+    return {} if args.max_new_tokens is None else {"max_new_tokens": args.max_new_tokens}
 
 
 def register(sub: Any) -> None:
@@ -242,7 +247,13 @@ def register(sub: Any) -> None:
     pe.add_argument("--n-pairs", type=int, default=None)
     pe.add_argument("--n-eval-questions", type=int, default=8, help="held-out questions per steering point (run)")
     pe.add_argument("--n-monitor-questions", type=int, default=3, help="questions per graded monitor prompt (run)")
-    pe.add_argument("--max-new-tokens", type=int, default=48)
+    pe.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="tokens generated per answer (default: the library's for each action: extract/run 64, steer/monitor 48, "
+        "flag 64)",
+    )
     pe.add_argument("--pos-threshold", type=float, default=50.0)
     pe.add_argument("--neg-threshold", type=float, default=50.0)
     pe.add_argument("--seed", type=int, default=0)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import time
 from pathlib import Path
 from typing import Any
+
+from ..saes import train_saes
 
 
 def cmd_sae(args: argparse.Namespace) -> int:
@@ -14,7 +17,7 @@ def cmd_sae(args: argparse.Namespace) -> int:
     from .. import corpus
     from ..models import load_model
     from ..runs import write_summary
-    from ..saes import compact, evaluate_sae, load_sae, train_saes
+    from ..saes import compact, evaluate_sae, load_sae
 
     t0 = time.time()
     out = Path(args.out)
@@ -124,23 +127,32 @@ def register(sub: Any) -> None:
     sa.add_argument("action", choices=["train", "eval"])
     sa.add_argument("--model", default="offline:gemma-3-270m")
     sa.add_argument("--layers", default="6,9", help="residual layers to train SAEs on (train)")
-    sa.add_argument("--training-tokens", type=int, default=1_000_000)
-    sa.add_argument("--d-sae", type=int, default=4096)
-    sa.add_argument("--k", type=int, default=64, help="BatchTopK k (= mean L0)")
-    sa.add_argument("--lr", type=float, default=4e-4)
-    sa.add_argument("--batch-tokens", type=int, default=1024, help="tokens per SAE training batch (train)")
+    lib = inspect.signature(train_saes).parameters  # the library is the single home of the defaults
+    sa.add_argument("--training-tokens", type=int, default=lib["training_tokens"].default)
+    sa.add_argument("--d-sae", type=int, default=lib["d_sae"].default)
+    sa.add_argument("--k", type=int, default=lib["k"].default, help="BatchTopK k (= mean L0)")
+    sa.add_argument("--lr", type=float, default=lib["lr"].default)
+    sa.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=lib["batch_size_tokens"].default,
+        help="tokens per SAE training batch (train)",
+    )
     sa.add_argument(
         "--dead-window",
         type=int,
-        default=50,
+        default=lib["dead_feature_window"].default,
         help="steps without firing before a latent counts as dead for the auxiliary loss (train)",
     )
     sa.add_argument(
-        "--store-batch", type=int, default=16, help="prompts per model forward pass feeding the SAEs (train)"
+        "--store-batch",
+        type=int,
+        default=lib["store_batch_size_prompts"].default,
+        help="prompts per model forward pass feeding the SAEs (train)",
     )
     sa.add_argument("--adapter", help="peft adapter folder merged into --model")
     sa.add_argument("--context", type=int, default=128)
-    sa.add_argument("--seed", type=int, default=42)
+    sa.add_argument("--seed", type=int, default=lib["seed"].default)
     sa.add_argument("--eval-sequences", type=int, default=128, help="held-out rows of --context tokens for evaluation")
     sa.add_argument("--ce-batches", type=int, default=4, help="batches of 16 held-out rows for CE-loss recovered")
     sa.add_argument("--sae", help="SAE folder, or sae-lens release (eval)")
