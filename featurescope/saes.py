@@ -19,19 +19,58 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from .errors import FeaturescopeError, OfflineError
+from .errors import FeaturescopeError, OfflineError, did_you_mean
 
 
 class SAEMismatchError(FeaturescopeError):
     """An SAE does not fit the model or hook it is used with."""
 
 
+SHIPPED_PREFIX = "featurescope:"
+
+
+def shipped_sae_roots() -> list[Path]:
+    """Where featurescope's own SAEs are looked for, in order: ``$FEATURESCOPE_SAES``, then the ``saes/`` folder of
+    the repository checkout this package runs from (the source of truth; a pip-installed copy has none)."""
+    roots = []
+    if os.environ.get("FEATURESCOPE_SAES"):
+        roots.append(Path(os.environ["FEATURESCOPE_SAES"]).expanduser())
+    roots.append(Path(__file__).resolve().parent.parent / "saes")
+    return roots
+
+
+def list_shipped_saes() -> list[str]:
+    """Names of the shipped SAEs that can be loaded here, e.g. ``featurescope:gemma-3-270m/layer_9_resid_post``."""
+    names = set()
+    for root in shipped_sae_roots():
+        if root.is_dir():
+            names |= {f"{SHIPPED_PREFIX}{c.parent.relative_to(root).as_posix()}" for c in root.glob("*/*/cfg.json")}
+    return sorted(names)
+
+
+def resolve_shipped_sae(name: str) -> Path:
+    """The folder of a shipped SAE named ``featurescope:MODEL/HOOK_FOLDER``; a clear error when it is not here."""
+    rel = name[len(SHIPPED_PREFIX) :].strip("/")
+    for root in shipped_sae_roots():
+        if (root / rel / "cfg.json").exists():
+            return root / rel
+    have = list_shipped_saes()
+    raise FeaturescopeError(
+        f"no shipped SAE {name!r} here.{did_you_mean(name, have)} Available: {', '.join(have) or 'none'}. The "
+        "shipped SAEs live in the repository's saes/ folder (not in a pip-installed copy): run from a checkout, or "
+        "point FEATURESCOPE_SAES at a copy of that folder"
+    )
+
+
 def load_sae(
     release_or_path: str | os.PathLike, sae_id: str | None = None, *, device: str = "cpu", dtype: str = "float32"
 ) -> Any:
-    """Load an SAE from a local sae-lens folder (``cfg.json`` + safetensors) or by sae-lens release and id."""
+    """Load an SAE: a local sae-lens folder (``cfg.json`` + safetensors), a shipped one by name
+    (``featurescope:gemma-3-270m/layer_9_resid_post``, see :func:`list_shipped_saes`), or an sae-lens release and id."""
     from sae_lens import SAE
 
+    if isinstance(release_or_path, str) and release_or_path.startswith(SHIPPED_PREFIX):
+        release_or_path = resolve_shipped_sae(release_or_path)
     p = Path(release_or_path).expanduser()
     if p.is_dir():
         check_sae_folder(p)
@@ -50,8 +89,6 @@ def load_sae(
     release = str(release_or_path)
     known = registry_releases()
     if release not in known:
-        from .errors import did_you_mean
-
         raise FeaturescopeError(f"unknown sae-lens release {release!r}.{did_you_mean(release, known)}")
     from .models import hub_reachable
 

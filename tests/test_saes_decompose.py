@@ -261,3 +261,22 @@ def test_sparse_attribution_drops_a_dense_feature_that_carries_the_vector():
     sel = by_selectivity(fp, fn, W, v, k=5)
     assert set(sel.indices[:3].tolist()) == set(PLANTED)
     assert sel.scores[:3].tolist() == pytest.approx([0.05] * 3)
+
+
+def test_shipped_saes_load_by_name(tmp_path, monkeypatch):
+    from featurescope.errors import FeaturescopeError
+    from featurescope.saes import list_shipped_saes, load_sae, resolve_shipped_sae
+
+    names = list_shipped_saes()
+    assert "featurescope:gemma-3-270m/layer_9_resid_post" in names
+    assert "featurescope:gemma-3-270m-sft/layer_9_resid_post" in names
+    sae = load_sae("featurescope:gemma-3-270m/layer_2_resid_post")
+    assert int(sae.cfg.d_in) == 640 and sae.cfg.metadata.hook_name == "blocks.2.hook_resid_post"
+    with pytest.raises(FeaturescopeError, match="Did you mean: featurescope:gemma-3-270m/layer_9_resid_post"):
+        resolve_shipped_sae("featurescope:gemma-3-270m/layer_9_resid")
+    # a copy of the saes/ folder elsewhere (e.g. beside a pip-installed featurescope) is found through FEATURESCOPE_SAES
+    import shutil
+
+    shutil.copytree(resolve_shipped_sae("featurescope:gemma-3-270m-sft/layer_9_resid_post"), tmp_path / "m" / "x")
+    monkeypatch.setenv("FEATURESCOPE_SAES", str(tmp_path))
+    assert resolve_shipped_sae("featurescope:m/x") == tmp_path / "m" / "x"

@@ -35,13 +35,14 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     from ..models import load_model
     from ..persona import PersonaVector
     from ..runs import write_summary
-    from ..saes import check_sae, check_sae_folder, load_sae
+    from ..saes import SHIPPED_PREFIX, check_sae, check_sae_folder, load_sae, resolve_shipped_sae
 
     t0 = time.time()
     out = Path(args.out)
     pv = PersonaVector.load(args.vector)  # cheap checks first: nothing is loaded or written when one fails
-    if Path(args.sae).expanduser().is_dir():
-        check_sae_folder(Path(args.sae).expanduser())
+    sae_src = resolve_shipped_sae(args.sae) if args.sae.startswith(SHIPPED_PREFIX) else Path(args.sae).expanduser()
+    if sae_src.is_dir():
+        check_sae_folder(sae_src)
     model = load_model(args.model)
     pv.check_fits(model, allow_other_model=args.allow_other_model)
     sae = load_sae(args.sae, args.sae_id)
@@ -140,7 +141,11 @@ def register(sub: Any) -> None:
     )
     dc.add_argument("--model", default="offline:gemma-3-270m")
     dc.add_argument("--vector", required=True, help="persona vector .safetensors")
-    dc.add_argument("--sae", required=True, help="SAE folder or sae-lens release")
+    dc.add_argument(
+        "--sae",
+        required=True,
+        help="SAE folder, shipped SAE name (featurescope:gemma-3-270m/layer_9_resid_post) or sae-lens release",
+    )
     dc.add_argument("--sae-id")
     dc.add_argument("--responses", help="responses.jsonl of the extraction (default: beside the vector)")
     dc.add_argument("--k", type=int, default=100)
