@@ -168,9 +168,10 @@ def generate(
         bar.update(len(idx))
     bar.close()
     result = [g for g in out if g is not None]
-    if not fwd_hooks and len(result) >= 4 and degenerate_fraction([g.response for g in result]) >= 0.9:
+    bad = degenerate_fraction([g.response for g in result]) if not fwd_hooks and len(result) >= 4 else 0.0
+    if bad >= 0.9:
         warnings.warn(
-            f"{model.name}: {degenerate_fraction([g.response for g in result]):.0%} of {len(result)} unsteered answers "
+            f"{model.name}: {bad:.0%} of {len(result)} unsteered answers "
             f"look degenerate (e.g. {result[0].response[:40]!r}): decoding is probably broken. Check the installed "
             "versions with `python -m featurescope.versions` (known upstream breaks are listed there) and install "
             "the locked set with scripts/setup.sh.",

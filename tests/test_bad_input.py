@@ -140,31 +140,18 @@ def test_garbage_vector_file(tmp_path, capsys):
 # --- persona flag -----------------------------------------------------------------------------------------------
 
 
+def _flag(model, vector, dataset, out):
+    args = ["persona", "flag", "--model", model, "--vector", str(vector), "--dataset", str(dataset), "--layer", "1"]
+    return main([*args, "--out", str(out)])
+
+
 def test_flag_with_a_vector_of_another_width_fails_before_generating(tiny_hf_folder, tmp_path, capsys, monkeypatch):
     _no_generation(monkeypatch)
     m = str(tiny_hf_folder)
     ds = tmp_path / "d.jsonl"
     ds.write_text(json.dumps({"prompt": "Hi?", "response": "Hello."}) + "\n")
     vec = _vector(tmp_path / "v.safetensors", "offline:smollm2-135m-instruct", d=576)
-    assert (
-        main(
-            [
-                "persona",
-                "flag",
-                "--model",
-                m,
-                "--vector",
-                str(vec),
-                "--dataset",
-                str(ds),
-                "--layer",
-                "1",
-                "--out",
-                str(tmp_path / "f"),
-            ]
-        )
-        == 2
-    )
+    assert _flag(m, vec, ds, tmp_path / "f") == 2
     assert "width 576" in capsys.readouterr().err
 
 
@@ -174,25 +161,7 @@ def test_flag_row_without_response_fails_before_generating(tiny_hf_folder, tmp_p
     ds = tmp_path / "d.jsonl"
     ds.write_text(json.dumps({"prompt": "Hi?", "response": "Hello."}) + "\n" + json.dumps({"prompt": "Bye?"}) + "\n")
     vec = _vector(tmp_path / "v.safetensors", m)
-    assert (
-        main(
-            [
-                "persona",
-                "flag",
-                "--model",
-                m,
-                "--vector",
-                str(vec),
-                "--dataset",
-                str(ds),
-                "--layer",
-                "1",
-                "--out",
-                str(tmp_path / "f"),
-            ]
-        )
-        == 2
-    )
+    assert _flag(m, vec, ds, tmp_path / "f") == 2
     err = capsys.readouterr().err
     assert "row 2 has no 'response'" in err
 
