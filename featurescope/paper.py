@@ -128,7 +128,7 @@ def vs_paper(rows: list[tuple[Any, Any, Any, Any]], title: str = "paper vs this 
     prints the text form, and returns the :class:`Comparison`."""
     cmp = Comparison(rows, title)
     try:
-        from IPython.display import display  # optional: only inside Jupyter / IPython
+        from IPython.display import display  # optional: only inside Jupyter / IPython  # pyright: ignore[reportUnknownVariableType]
 
         display(cmp)
     except ImportError:

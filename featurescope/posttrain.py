@@ -29,7 +29,10 @@ from torch import Tensor
 
 from .configs import Config
 from .errors import DataError, FeaturescopeError
-from .formatting import GEMMA_CHAT_TEMPLATE  # its home is formatting; still importable from here
+from .formatting import (
+    GEMMA_CHAT_TEMPLATE,  # its home is formatting; still importable from here
+    FormatKind,
+)
 from .measures import identifies_as_ai
 
 DIALOGUES = Path(__file__).parent / "data" / "dialogues"
@@ -254,13 +257,14 @@ def train_adapter(
     unk = tokenizer.unk_token_id
     if any(i is None or i < 0 or (unk is not None and i == unk) for i in token_ids):
         raise FeaturescopeError(f"train_tokens {cfg.train_tokens} are not all single tokens of this tokenizer")
+    extra: dict[str, Any] = {"trainable_token_indices": {_embedding_name(hf): token_ids}} if token_ids else {}
     lcfg = LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         target_modules=list(cfg.target_modules),
         task_type="CAUSAL_LM",
-        **({"trainable_token_indices": {_embedding_name(hf): token_ids}} if token_ids else {}),
+        **extra,
     )
     model = get_peft_model(hf, lcfg)
     model.to(device)
@@ -353,7 +357,7 @@ def generate_answers(
     tokenizer: Any,
     conversations: Sequence[Sequence[dict[str, str]]],
     *,
-    kind: str,
+    kind: FormatKind,
     device: str,
     max_new_tokens: int,
     batch_size: int = 16,
@@ -394,7 +398,7 @@ def generate_answers(
 
 
 def evaluate_assistant(
-    hf: Any, tokenizer: Any, heldout: Sequence[dict[str, Any]], *, kind: str, device: str, max_new_tokens: int
+    hf: Any, tokenizer: Any, heldout: Sequence[dict[str, Any]], *, kind: FormatKind, device: str, max_new_tokens: int
 ) -> dict[str, Any]:
     """Fraction of held-out prompts answered in the Assistant format (stop at end of turn) and fraction of identity
     prompts answered with 'I am an AI / assistant / language model'."""
@@ -577,7 +581,7 @@ def posttrain(
                 )
             }
             if steer is not None:
-                trait = load_trait(PersonaVector.load(cfg.steer_vector).trait)
+                trait = load_trait(PersonaVector.load(str(cfg.steer_vector)).trait)
                 results[name]["trait_projection"] = trait_projection(
                     merged, tok, trait.eval_questions[:20], steer[0], steer[1], device=device
                 )
@@ -585,7 +589,7 @@ def posttrain(
     if evaluate and steer is not None:
         base_hf, _ = fresh()
         base_hf.to(device)
-        trait = load_trait(PersonaVector.load(cfg.steer_vector).trait)
+        trait = load_trait(PersonaVector.load(str(cfg.steer_vector)).trait)
         results["base_trait_projection"] = trait_projection(
             base_hf, tok, trait.eval_questions[:20], steer[0], steer[1], device=device
         )

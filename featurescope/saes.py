@@ -364,7 +364,7 @@ def train_saes(
                 k=k,
                 dtype=dtype,
                 device=str(model.device),
-                normalize_activations=normalize_activations,
+                normalize_activations=normalize_activations,  # pyright: ignore[reportArgumentType]
                 decoder_init_norm=decoder_init_norm,
             )
             for h in hooks

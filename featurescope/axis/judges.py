@@ -24,10 +24,12 @@ from .text import distinct_bigram_ratio
 class AxisConfig(Config):
     """Scale and generation knobs of a role-vector collection."""
 
-    n_roles: int | None = None  # None = every role in the library
-    n_questions: int | None = None  # None = every shared question
+    # CPU-sized defaults (a run in minutes on 2 cores), shared by `axis collect` / `axis run` and run_axis; None (or
+    # 0 on the command line) = every role / every shared question, the paper's scale.
+    n_roles: int | None = 24
+    n_questions: int | None = 8
     instructions: Literal["cycle", "all"] = "cycle"
-    max_new_tokens: int = 48
+    max_new_tokens: int = 40
     batch_size: int = 16
     do_sample: bool = False
     temperature: float = 1.0

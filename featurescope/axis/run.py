@@ -32,10 +32,10 @@ def run_axis(
     model: Any,
     out_dir: str | Path,
     *,
-    n_roles: int | None = 24,
-    n_questions: int | None = 8,
-    max_new_tokens: int = 40,
-    batch_size: int = 16,
+    n_roles: int | None = AxisConfig.n_roles,
+    n_questions: int | None = AxisConfig.n_questions,
+    max_new_tokens: int = AxisConfig.max_new_tokens,
+    batch_size: int = AxisConfig.batch_size,
     judge: Any = "auto",
     library: RoleLibrary | None = None,
     extra_roles: str | Path | Sequence[str | Path] = (),
@@ -53,9 +53,9 @@ def run_axis(
     compare_with: AssistantAxis | None = None,
     sae: Any = None,
     responses: Sequence[str] | None = None,
-    seed: int = 0,
-    generation_dtype: str = "float32",
-    capture_dtype: str = "float32",
+    seed: int = AxisConfig.seed,
+    generation_dtype: str = AxisConfig.generation_dtype,
+    capture_dtype: str = AxisConfig.capture_dtype,
     progress: bool = True,
 ) -> dict[str, Any]:
     """The whole Assistant-axis experiment on one model, at a chosen scale; writes ``out_dir`` (axis, responses,
@@ -161,7 +161,7 @@ def run_axis(
     if drift_turns != 0 and lib.scripts:
         t = time.time()
         scripts = [lib.script(s) for s in drift_scripts] if drift_scripts else list(lib.scripts)
-        kw = dict(
+        kw: dict[str, Any] = dict(
             layers=[hook],
             n_turns=drift_turns,
             max_new_tokens=max_new_tokens,

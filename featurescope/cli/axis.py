@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeaturescopeError
+from .io import add_config_flag, config_from_args
 
 ACTIONS = ("roles", "collect", "analyze", "steer", "drift", "cap", "prefill", "compare", "decompose", "run")
 
@@ -72,11 +73,11 @@ def cmd_axis(args: argparse.Namespace) -> int:
     from ..runs import write_summary
 
     t0 = time.time()
-    out = Path(args.out) if args.out else None
-    if args.action != "roles" and out is None:
+    out_opt = Path(args.out) if args.out else None
+    if args.action != "roles" and out_opt is None:
         raise FeaturescopeError(f"axis {args.action} needs --out (the run folder)")
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    if out_opt is not None:
+        out_opt.mkdir(parents=True, exist_ok=True)
     lib = A.load_role_library(args.extra_roles or ())
 
     if args.action == "roles":
@@ -103,9 +104,9 @@ def cmd_axis(args: argparse.Namespace) -> int:
             )
             for c, k in counts.items():
                 print(f"  {c:13s} {k:3d}  {', '.join(r.name for r in lib.roles if r.category == c)[:100]}")
-        if out is not None:
+        if out_opt is not None:
             write_summary(
-                out,
+                out_opt,
                 "axis roles",
                 inputs={"extra_roles": args.extra_roles},
                 results=info,
@@ -113,6 +114,8 @@ def cmd_axis(args: argparse.Namespace) -> int:
             )
         return 0
 
+    assert out_opt is not None  # checked above: every other action needs --out
+    out: Path = out_opt
     if args.action == "compare":
         _need(args, "base", "post")
         b, p = A.AssistantAxis.load(args.base), A.AssistantAxis.load(args.post)
@@ -212,17 +215,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
         return 0
 
     if args.action == "collect":
-        cfg = A.AxisConfig(
-            n_roles=args.n_roles,
-            n_questions=args.n_questions,
-            instructions=args.instructions,
-            max_new_tokens=args.max_new_tokens,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            reduction=args.reduction,
-            generation_dtype=args.generation_dtype,
-            capture_dtype=args.capture_dtype,
-        )
+        cfg = config_from_args(A.AxisConfig, args)
         responses = None
         if args.responses_from:
             rows = [json.loads(x) for x in Path(args.responses_from).read_text().splitlines() if x.strip()]
@@ -301,7 +294,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
         )
     elif args.action in ("drift", "cap"):
         scripts = [lib.script(s) for s in args.scripts.split(",")] if args.scripts else list(lib.scripts)
-        kw = dict(
+        kw: dict[str, Any] = dict(
             layers=[hook],
             n_turns=args.turns,
             max_new_tokens=args.max_new_tokens,
@@ -501,6 +494,7 @@ def register(sub: Any) -> None:
     a.add_argument("--cards", type=int, default=10)
     a.add_argument("--card-sequences", type=int, default=256)
     a.add_argument("--seed", type=int, default=0)
+    add_config_flag(a, "AxisConfig (axis collect)")
     a.set_defaults(func=_dispatch)
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from ..configs import Config
 from ..errors import FeaturescopeError
+
+C = TypeVar("C", bound=Config)
 
 
 def read_text(p: Path, what: str) -> str:
@@ -63,3 +66,35 @@ def parse_hooks(model: Any, hooks: str | None, layers: str | None) -> list[str]:
                 raise FeaturescopeError(f"--layers: {part!r} is not an integer (use e.g. 3,6,9 or all)") from None
         return out
     return default_hooks(model)
+
+
+def add_config_flag(parser: Any, what: str) -> None:
+    """``--config FILE.yaml``: the command's settings from a file (keys = the fields of ``what``); flags given on
+    the command line override it."""
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.yaml",
+        help=f"settings from a YAML/JSON file (the fields of {what}, e.g. from a run's summary.json 'config'); "
+        "flags given on the command line override it",
+    )
+
+
+def config_from_args(cls: type[C], args: Any, fields: dict[str, str] | None = None, **computed: Any) -> C:
+    """A ``cls`` config: ``--config`` file (or the class defaults), then every flag the user gave explicitly
+    (``fields`` maps config field -> argparse dest where they differ), then ``computed`` values the command derived
+    itself. Unknown keys and wrong types in the file are a ConfigError naming the key."""
+    import dataclasses
+
+    base = cls.from_file(args.config) if getattr(args, "config", None) else cls()
+    explicit: set[str] = getattr(args, "explicit", set(vars(args)))
+    fields = fields or {}
+    over: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        dest = fields.get(f.name, f.name)
+        if dest in explicit and hasattr(args, dest):
+            over[f.name] = getattr(args, dest)
+    over.update({k: v for k, v in computed.items() if v is not None})
+    return cls.from_dict(
+        {**base.to_dict(), **{k: v.to_dict() if isinstance(v, Config) else v for k, v in over.items()}}
+    )

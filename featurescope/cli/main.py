@@ -21,9 +21,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _suppress_defaults(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _suppress_defaults(child)
+        elif action.dest != "help":
+            action.default = argparse.SUPPRESS
+
+
+def explicit_flags(argv: list[str] | None) -> set[str]:
+    """The ``dest`` names the user actually gave on the command line (a second parse with every default
+    suppressed): ``--config FILE`` supplies the rest, explicit flags override it."""
+    p = build_parser()
+    _suppress_defaults(p)
+    return set(vars(p.parse_args(argv)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.explicit = explicit_flags(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeaturescopeError
-from .io import read_prompts
+from .io import add_config_flag, config_from_args, read_prompts
 
 
 def cmd_persona(args: argparse.Namespace) -> int:
@@ -49,14 +49,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
             allow_other_model=args.allow_other_model,
         )
     if args.action == "run":
-        cfg = ExtractionConfig(
-            n_questions=args.n_questions,
-            n_pairs=args.n_pairs,
-            **_max_new(args),
-            pos_threshold=args.pos_threshold,
-            neg_threshold=args.neg_threshold,
-            seed=args.seed,
-        )
+        cfg = config_from_args(ExtractionConfig, args)
         alphas = [float(a) for a in args.alphas.split(",")]
         layers = [int(x) for x in args.layers.split(",")] if args.layers else None
         res = run_persona(
@@ -78,14 +71,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
         )
     elif args.action == "extract":
         tr = load_trait(args.trait)
-        cfg = ExtractionConfig(
-            n_questions=args.n_questions,
-            n_pairs=args.n_pairs,
-            **_max_new(args),
-            pos_threshold=args.pos_threshold,
-            neg_threshold=args.neg_threshold,
-            seed=args.seed,
-        )
+        cfg = config_from_args(ExtractionConfig, args)
         if args.written:
             res = extract_written(model, tr.name, load_written(args.written), source=args.written)
         else:
@@ -119,7 +105,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
             inputs={
                 "model": model.info,
                 "trait": tr.name,
-                "config": cfg.__dict__,
+                "config": cfg.to_dict(),
                 "judge": None if args.written else judge.name,
                 "written": args.written,
             },
@@ -216,7 +202,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
     return 0
 
 
-def _max_new(args: argparse.Namespace) -> dict[str, int]:
+def _max_new(args: argparse.Namespace) -> dict[str, Any]:
     """``max_new_tokens`` only when given: the library's defaults are the single home of each action's default."""
     return {} if args.max_new_tokens is None else {"max_new_tokens": args.max_new_tokens}
 
@@ -257,6 +243,7 @@ def register(sub: Any) -> None:
     pe.add_argument("--pos-threshold", type=float, default=50.0)
     pe.add_argument("--neg-threshold", type=float, default=50.0)
     pe.add_argument("--seed", type=int, default=0)
+    add_config_flag(pe, "ExtractionConfig (persona run / extract)")
     pe.add_argument(
         "--allow-other-model",
         action="store_true",

@@ -6,32 +6,20 @@ import argparse
 import shutil
 from pathlib import Path
 
+from .io import add_config_flag, config_from_args
+
 SHIPPED_ADAPTER = Path(__file__).parent / "adapters" / "gemma-3-270m-sft"
 
 
 def cmd_posttrain(args: argparse.Namespace) -> int:
     from ..posttrain import PosttrainConfig, posttrain
 
-    d = PosttrainConfig()
-    cfg = PosttrainConfig(
-        base=args.base,
-        data=args.data or d.data,
-        heldout=args.heldout or d.heldout,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        max_len=args.max_len,
-        lora_r=args.lora_r,
-        lora_alpha=2 * args.lora_r,
-        seed=args.seed,
-        steer_vector=args.steer_vector,
-        steer_layer=args.steer_layer,
-        steer_alpha=args.steer_alpha,
-        eval_max_new_tokens=args.eval_max_new_tokens,
-        max_dialogues=args.max_dialogues,
-        baseline_adapter=args.baseline_adapter,
-        base_eval=not args.no_base_eval,
-        **({"warmup_steps": args.warmup_steps} if args.warmup_steps is not None else {}),
+    explicit = getattr(args, "explicit", set())
+    cfg = config_from_args(
+        PosttrainConfig,
+        args,
+        lora_alpha=2 * args.lora_r if "lora_r" in explicit else None,
+        base_eval=False if args.no_base_eval else None,
     )
     res = posttrain(cfg, args.out, device=args.device, evaluate=not args.no_eval)
     out = Path(args.out)
@@ -74,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-dialogues", type=int, help="train on a seeded random subset of this many dialogues")
     p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 20)")
     p.add_argument("--seed", type=int, default=0)
+    add_config_flag(p, "PosttrainConfig")
     p.add_argument("--steer-vector", help="persona vector .safetensors to add during training (preventative steering)")
     p.add_argument("--steer-layer", type=int, help="block whose output gets steer_alpha * v")
     p.add_argument("--steer-alpha", type=float, default=5.0)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeaturescopeError
+from .io import add_config_flag, config_from_args
 
 
 def _csv(s: str | None) -> tuple[str, ...]:
@@ -23,23 +24,12 @@ def cmd_stages(args: argparse.Namespace) -> int:
     parts = _csv(args.parts) or PARTS
     skip = set(_csv(args.skip))
     parts = tuple(p for p in parts if p not in skip)
-    cfg = StagesConfig(
-        parts=parts,
-        seed=args.seed,
-        context=args.context,
-        plain_rows=args.plain_rows,
-        chat_dialogues=args.chat_dialogues,
-        max_new_tokens=args.max_new_tokens,
-        ce_rows=args.ce_rows,
-        reuse_threshold=args.threshold,
-        n_cards=args.cards,
-        traits=_csv(args.traits),
-        persona_questions=args.persona_questions,
-        persona_kind=args.persona_kind,
-        persona_format=args.persona_format,
-        block_rows=args.block_rows,
-        block_cols=args.block_cols,
-        match_dtype=args.match_dtype,
+    cfg = config_from_args(
+        StagesConfig,
+        args,
+        {"reuse_threshold": "threshold", "n_cards": "cards"},
+        parts=parts if (args.parts or args.skip) else None,
+        traits=_csv(args.traits) if args.traits else None,
     )
     base_sae = load_sae(args.base_sae, args.base_sae_id)
     post_sae = load_sae(args.post_sae, args.post_sae_id)
@@ -186,6 +176,7 @@ def register(sub: Any) -> None:
         help="matmul dtype for feature matching (bfloat16 for 1M-latent dictionaries on a GPU)",
     )
     s.add_argument("--seed", type=int, default=0)
+    add_config_flag(s, "StagesConfig")
     s.add_argument("--device")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_stages)

@@ -38,7 +38,7 @@ def hooked_transformer_names() -> list[str]:
     """Official model names (and aliases) TransformerLens' HookedTransformer can load from the hub."""
     from transformer_lens import loading_from_pretrained as lfp
 
-    names = list(lfp.OFFICIAL_MODEL_NAMES)
+    names = list(lfp.OFFICIAL_MODEL_NAMES)  # pyright: ignore[reportPrivateImportUsage]
     aliases = getattr(lfp, "MODEL_ALIASES", {})
     for v in aliases.values():
         names.extend(v)

@@ -182,9 +182,9 @@ def convert_offline(key: str, gguf_path: str | os.PathLike | None = None, progre
         t0 = time.time()
         tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
         hf = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
-        hf.hf_quantizer = None  # weights are plain fp32 now; drop the GGUF "quantizer" so they can be saved
+        hf.hf_quantizer = None  # pyright: ignore[reportAttributeAccessIssue, reportArgumentType]  # weights are plain fp32 now; drop the GGUF "quantizer" so they can be saved
         if hasattr(hf.config, "quantization_config"):
-            del hf.config.quantization_config
+            delattr(hf.config, "quantization_config")
         out = tmp / "out"
         hf.save_pretrained(out, safe_serialization=True)
         tok.save_pretrained(out)

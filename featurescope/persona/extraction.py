@@ -12,6 +12,7 @@ from typing import Any
 from torch import Tensor
 
 from ..capture import capture, default_hooks
+from ..configs import Config
 from ..errors import FeaturescopeError
 from ..formatting import Message
 from ..generate import generate
@@ -21,7 +22,7 @@ from .vector import PersonaVector, mean_difference, separation
 
 
 @dataclasses.dataclass(frozen=True)
-class ExtractionConfig:
+class ExtractionConfig(Config):
     pos_threshold: float = 50.0  # keep positive responses scoring >= this
     neg_threshold: float = 50.0  # keep negative responses scoring < this
     coherence_threshold: float = 50.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -201,7 +200,7 @@ def run_persona(
             "model": model.info,
             "trait": tr.name,
             "judge": getattr(judge, "name", "?"),
-            "extraction": dataclasses.asdict(extraction),
+            "config": extraction.to_dict(),
             "alpha": alpha,
             "alphas": list(alphas),
             "layers": layers,

@@ -155,7 +155,7 @@ def svg_lines(
     title: str = "",
     xlabel: str = "layer",
     ylabel: str = "",
-    xs: Sequence[float] | None = None,
+    xs: Sequence[Any] | None = None,
     mark: float | None = None,
     hline: float | None = None,
     width: int = 560,

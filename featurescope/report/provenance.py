@@ -73,7 +73,7 @@ def provenance(run: Run | Mapping[str, Any]) -> dict[str, str]:
     ``created``, read from well-known keys of its inputs and results ('-' when the run names none)."""
     r = as_run(run)
     inp, res, cmd = r.inputs, r.results, r.command
-    cfg = inp.get("config") if isinstance(inp.get("config"), Mapping) else {}
+    cfg: Mapping[str, Any] = inp["config"] if isinstance(inp.get("config"), Mapping) else {}
     models: list[str] = []
     stages: list[str] = []
     for k in ("model", "base_model", "post_model", "models"):
@@ -137,7 +137,7 @@ def provenance(run: Run | Mapping[str, Any]) -> dict[str, str]:
         saes.append(f"trained here: d_sae {inp.get('d_sae', '?')}, k {inp.get('k', '?')} (folders beside this summary)")
     data = []
     if inp.get("trait"):
-        ex = inp.get("extraction") if isinstance(inp.get("extraction"), Mapping) else cfg
+        ex: Mapping[str, Any] = inp["extraction"] if isinstance(inp.get("extraction"), Mapping) else cfg
         nq, npairs = ex.get("n_questions"), ex.get("n_pairs")
         which = (
             f"{nq or 'all'} extraction questions x {npairs or 'all'} instruction pairs"

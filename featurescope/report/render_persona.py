@@ -23,14 +23,14 @@ def trait_of(run: Run) -> str:
     return "unknown"
 
 
-def _monotone(xs: Sequence[float], ys: Sequence[float]) -> bool | None:
+def _monotone(xs: Sequence[Any], ys: Sequence[Any]) -> bool | None:
     pairs = sorted((x, y) for x, y in zip(xs, ys) if to_number(x) is not None and to_number(y) is not None)
     if len(pairs) < 3:
         return None
     return all(b[1] >= a[1] for a, b in zip(pairs, pairs[1:]))
 
 
-def steer_rows(steering: Mapping[str, Any]) -> list[dict[str, Any]]:
+def steer_rows(steering: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [r for r in (steering.get("rows") or []) if isinstance(r, Mapping)]
 
 
@@ -92,7 +92,7 @@ def persona_numbers(run: Run) -> list[Number]:
 def _vector_profile(ctx: Ctx) -> str:
     prof = ctx.run.derived.get("vector_profile") or {}
     out = []
-    norms = prof.get("norm") or (
+    norms: Mapping[str, Any] = prof.get("norm") or (
         {"response_mean": ctx.run.results.get("vector_norms")} if ctx.run.results.get("vector_norms") else {}
     )
     mark = ctx.run.results.get("chosen_layer")  # dashed line: the steering layer (run) / best separation (extract)

@@ -74,8 +74,8 @@ def match_dictionaries(
         raise DictionaryMismatchError("a dictionary has no latents")
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    assert isinstance(dtype, torch.dtype)
     dr, dc = default_blocks(device)
     block_rows, block_cols = block_rows or dr, block_cols or dc
     t0 = time.perf_counter()

@@ -148,7 +148,7 @@ def persona_report(
                 "post_vector_in_post_sae": by_cosine(vp, post_W, k=k).k_for(0.5),
             },
         }
-        if matching is not None and matching.b_to_a_idx is not None:
+        if matching is not None and matching.b_to_a_idx is not None and matching.b_to_a_cos is not None:
             r["across_saes"] = matched_overlap(tb_b, tp_p, matching.b_to_a_idx, matching.b_to_a_cos, threshold)
         rep[t] = r
     return rep

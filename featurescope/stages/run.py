@@ -131,7 +131,7 @@ def run_stages(
             }
             for k, r in rows.items()
         }
-        results["texts"]["format"] = (
+        results["texts"]["format"] = (  # pyright: ignore[reportArgumentType]
             "plain: corpus rows, identical token ids for both models; chat: the post-trained model's chat template, "
             "and the base model reads the same token ids (not its own transcript framing) so the texts are identical"
         )
@@ -214,7 +214,7 @@ def run_stages(
             progress=progress,
             control_W=None if control_sae is None else control_sae.W_dec.detach().float().cpu(),
         )
-        assert matching.b_to_a_cos is not None
+        assert matching.b_to_a_cos is not None and matching.b_to_a_idx is not None
         new = (matching.a_to_b_cos < cfg.reuse_threshold).nonzero().flatten()
         # rank new latents by how often they fire in the post-trained model (dead ones are not interesting)
         if acts:

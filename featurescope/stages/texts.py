@@ -38,7 +38,7 @@ def pack_conversations(prompts: Sequence[Any], context: int, bos_id: int | None)
         raise StagesError(f"the conversations hold {len(toks)} tokens, fewer than one row of {context}")
     toks = einops.rearrange(toks[: n * body], "(n p) -> n p", p=body)
     roles = einops.rearrange(roles[: n * body], "(n p) -> n p", p=body)
-    if lead:
+    if bos_id is not None:
         toks = torch.cat([torch.full((n, 1), bos_id, dtype=torch.long), toks], 1)
         roles = torch.cat([torch.zeros((n, 1), dtype=torch.long), roles], 1)
     return TokenRows(toks, roles, f"{len(prompts)} conversations packed into {n} rows of {context} tokens")
