@@ -765,9 +765,9 @@ def test_cards_are_inlined_and_sanitised(built):
     arts = articles(built["html"])
     for cmd in ("decompose", "stages", "axis decompose"):
         art = arts[cmd]
-        assert "<div class='fs-card'" in art, cmd
+        assert re.search(r"<div class=[\"']fs-card", art), cmd  # bleach (html5lib) writes double quotes
         assert "<script" not in art and "alert(1)" not in art, cmd
-        assert "<img src='data:image/png;base64," in art and "data-local-src" not in art, cmd
+        assert re.search(r"<img src=[\"']data:image/png;base64,", art), cmd
 
 
 def test_axis_subcommands_render_their_part(built):
@@ -872,9 +872,12 @@ def test_sanitize_fragment():
     assert "onclick" not in low and "onmouseover" not in low and "javascript:" not in low
     assert not re.search(r"(?<![\w-])(src|href)\s*=\s*['\"]?\s*(https?:|//)", s)
     assert not re.search(r"(?<![\w-])src\s*=\s*['\"]?local\.png", s)
-    assert "<img src='data:image/png;base64,AAAA'>" in s and 'data-local-src="local.png"' in s
+    assert '<img src="data:image/png;base64,AAAA">' in s and "local.png" not in s
     assert not re.search(r"url\(\s*['\"]?\s*https?:", low)
     assert "<code>https://www.neuronpedia.org/a/1</code>" in s
+    # inline styles survive through the CSS allow-list; url() and unknown properties do not
+    t = R.sanitize_fragment('<div style="color: red; background-image: url(http://x/y.png); position: fixed">t</div>')
+    assert "color: red" in t and "url(" not in t and "position" not in t
 
 
 def test_build_report_is_pure_on_summary_dicts():

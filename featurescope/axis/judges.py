@@ -213,7 +213,8 @@ class LLMRoleJudge:
 
 def role_judge(judge: Any = "auto") -> RoleJudge:
     """A role judge from a name or a featurescope trait judge: ``"auto"`` (LLM when ``FEATURESCOPE_JUDGE_URL`` is set,
-    else the offline proxy), ``"embedding"``, ``"llm"``, ``"none"``, an ``EmbeddingJudge`` / ``OpenAIJudge``
+    else the offline role probe, validated on labelled role answers: ``featurescope judge eval``), ``"probe"``,
+    ``"embedding"`` (the old proxy, whose rule included the AI word list), ``"llm"``, ``"none"``, an ``EmbeddingJudge`` / ``OpenAIJudge``
     instance, or anything with ``score_roles``."""
     import os
 
@@ -222,9 +223,13 @@ def role_judge(judge: Any = "auto") -> RoleJudge:
     if judge is None or judge == "none":
         return KeepAllJudge()
     if judge == "auto":
-        judge = "llm" if os.environ.get("FEATURESCOPE_JUDGE_URL", "").strip() else "embedding"
+        judge = "llm" if os.environ.get("FEATURESCOPE_JUDGE_URL", "").strip() else "probe"
     if judge == "embedding":
         return EmbeddingRoleJudge()
+    if judge == "probe":
+        from ..judges.roles import RoleProbeJudge
+
+        return RoleProbeJudge.load()
     if judge == "llm":
         from ..judge import default_judge
 
@@ -236,7 +241,7 @@ def role_judge(judge: Any = "auto") -> RoleJudge:
         return LLMRoleJudge(judge)
     if hasattr(judge, "embed"):
         return EmbeddingRoleJudge(judge)
-    raise FeaturescopeError(f"unknown role judge {judge!r}: auto, embedding, llm or none")
+    raise FeaturescopeError(f"unknown role judge {judge!r}: auto, probe, embedding, llm or none")
 
 
 def keep_mask(

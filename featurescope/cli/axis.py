@@ -464,8 +464,9 @@ def register(sub: Any) -> None:
     a.add_argument(
         "--judge",
         default="auto",
-        choices=["auto", "embedding", "llm", "none"],
-        help="role-adherence judge (auto: LLM when FEATURESCOPE_JUDGE_URL is set, else the offline proxy)",
+        choices=["auto", "probe", "embedding", "llm", "none"],
+        help="role-adherence judge (auto: LLM when FEATURESCOPE_JUDGE_URL is set, else the offline role probe; "
+        "embedding: the old proxy)",
     )
     a.add_argument(
         "--responses-from",

@@ -20,7 +20,7 @@ Layers:
 Adding a renderer for a new command is one :func:`register` call (see the bottom of the renderer section).
 
 Layout (one concept per module): ``constants`` (paper numbers, image types, limits), ``records`` (reading run
-folders: :class:`Run`), ``html`` (escaping, formatting, tables, SVG charts, the fragment sanitiser), ``provenance``,
+folders: :class:`Run`), ``charts`` (matplotlib SVG), ``html`` (escaping, formatting, tables, the bleach fragment sanitiser), ``provenance``,
 ``context`` (render context and key numbers), ``registry`` (:class:`Renderer`, the section list, the generic
 renderer), ``render_persona`` / ``render_saes`` / ``render_stages`` / ``render_axis`` / ``render_foundation`` (one
 per analysis), ``renderers`` (registers them), ``page`` (the HTML page and Markdown), ``write`` (files), ``browser``
@@ -30,6 +30,7 @@ Everything is re-exported here, so ``featurescope.report.X`` keeps working.
 
 from . import renderers  # noqa: F401  (registers every renderer on import)
 from .browser import browser_check, find_chromium
+from .charts import svg_bars, svg_lines
 from .constants import IMAGE_TYPES, MAX_ASSET_BYTES, PAPER, SKIP_COMMANDS
 from .context import Ctx, Number, numbers_html, paper, slug
 from .html import (
@@ -42,8 +43,6 @@ from .html import (
     get,
     json_details,
     sanitize_fragment,
-    svg_bars,
-    svg_lines,
     table,
     to_number,
     truncate,

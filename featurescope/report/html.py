@@ -136,225 +136,70 @@ def json_details(obj: Any, label: str = "raw results (JSON, long lists cut)") ->
     return details(label, f"<pre class='json'>{esc(txt)}</pre>")
 
 
-_PALETTE = ["#c0392b", "#2980b9", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#7f8c8d", "#2c3e50"]
-
-
-def _tick(v: float, span: float) -> str:
-    """An axis tick label with as many decimals as the axis span needs (``1,062`` / ``71`` / ``0.42``)."""
-    if span <= 0 or not math.isfinite(span) or not math.isfinite(v):
-        return fmt(v)
-    dec = min(4, max(0, 2 - int(math.floor(math.log10(span)))))
-    if abs(v) < span * 1e-9:
-        v = 0.0
-    return f"{v:,.{dec}f}" if abs(v) >= 1000 else f"{v:.{dec}f}"
-
-
-def svg_lines(
-    series: Mapping[str, Sequence[Any]],
-    *,
-    title: str = "",
-    xlabel: str = "layer",
-    ylabel: str = "",
-    xs: Sequence[Any] | None = None,
-    mark: float | None = None,
-    hline: float | None = None,
-    width: int = 560,
-    height: int = 220,
-) -> str:
-    """A small inline SVG line chart (no JavaScript, no external resources); None / NaN points are gaps."""
-    clean = {k: [to_number(v) for v in vals] for k, vals in series.items() if vals}
-    pts = [v for vals in clean.values() for v in vals if v is not None]
-    if not pts:
-        return ""
-    n = max(len(v) for v in clean.values())
-    xv = [float(x) for x in xs] if xs is not None and len(xs) == n else [float(i) for i in range(n)]
-    x0, x1 = min(xv), max(xv)
-    y0, y1 = min(pts + ([hline] if hline is not None else [])), max(pts + ([hline] if hline is not None else []))
-    if y1 - y0 < 1e-12:
-        y0, y1 = y0 - 1, y1 + 1
-    pad = (y1 - y0) * 0.06
-    # non-negative data (norms, fractions) is not padded below zero
-    y0, y1 = (max(0.0, y0 - pad) if y0 >= 0 else y0 - pad), y1 + pad
-    L, R, T, B = 52, 12, 22 if title else 10, 34
-    lw = 110 if len(clean) > 1 else 0
-    pw, ph = width - L - R - lw, height - T - B
-
-    def X(x: float) -> float:
-        return L + (0 if x1 == x0 else (x - x0) / (x1 - x0) * pw)
-
-    def Y(y: float) -> float:
-        return T + (1 - (y - y0) / (y1 - y0)) * ph
-
-    parts = [
-        f"<svg class='chart' width='{width}' height='{height}' "
-        f"viewBox='0 0 {width} {height}' role='img' aria-label='{esc(title or ylabel)}'>",
-        f"<rect x='{L}' y='{T}' width='{pw}' height='{ph}' fill='#fafafa' stroke='#ccc'/>",
-    ]
-    if title:
-        parts.append(f"<text x='{L}' y='14' font-size='11' fill='#333'>{esc(title[:110])}</text>")
-    for i in range(5):
-        yv = y0 + (y1 - y0) * i / 4
-        parts.append(
-            f"<line x1='{L}' x2='{L + pw}' y1='{Y(yv):.1f}' y2='{Y(yv):.1f}' stroke='#eee'/>"
-            f"<text x='{L - 4}' y='{Y(yv) + 3:.1f}' font-size='9' text-anchor='end' fill='#555'>"
-            f"{esc(_tick(yv, y1 - y0))}</text>"
-        )
-    ticks = sorted(set(int(round(x0 + (x1 - x0) * i / 6)) for i in range(7))) if x1 - x0 >= 6 else sorted(set(xv))
-    for t in ticks:
-        parts.append(
-            f"<text x='{X(t):.1f}' y='{T + ph + 12}' font-size='9' text-anchor='middle' fill='#555'>{esc(fmt(float(t)))}</text>"
-        )
-    parts.append(
-        f"<text x='{L + pw / 2:.1f}' y='{height - 6}' font-size='10' text-anchor='middle' fill='#333'>{esc(xlabel)}</text>"
-    )
-    if ylabel:
-        parts.append(
-            f"<text x='12' y='{T + ph / 2:.1f}' font-size='10' text-anchor='middle' fill='#333' "
-            f"transform='rotate(-90 12 {T + ph / 2:.1f})'>{esc(ylabel[:40])}</text>"
-        )
-    if hline is not None and y0 <= hline <= y1:
-        parts.append(
-            f"<line x1='{L}' x2='{L + pw}' y1='{Y(hline):.1f}' y2='{Y(hline):.1f}' stroke='#999' stroke-dasharray='4 3'/>"
-        )
-    if mark is not None and x0 <= mark <= x1:
-        parts.append(
-            f"<line x1='{X(mark):.1f}' x2='{X(mark):.1f}' y1='{T}' y2='{T + ph}' stroke='#555' stroke-dasharray='3 3'/>"
-        )
-    for j, (name, vals) in enumerate(clean.items()):
-        col = _PALETTE[j % len(_PALETTE)]
-        seg: list[str] = []
-        for i, v in enumerate(vals):
-            if v is None:
-                if len(seg) > 1:
-                    parts.append(f"<polyline fill='none' stroke='{col}' stroke-width='1.6' points='{' '.join(seg)}'/>")
-                seg = []
-                continue
-            seg.append(f"{X(xv[i]):.1f},{Y(v):.1f}")
-            parts.append(
-                f"<circle cx='{X(xv[i]):.1f}' cy='{Y(v):.1f}' r='2.2' fill='{col}'><title>{esc(name)} "
-                f"{esc(fmt(xv[i]))}: {esc(fmt(v))}</title></circle>"
-            )
-        if len(seg) > 1:
-            parts.append(f"<polyline fill='none' stroke='{col}' stroke-width='1.6' points='{' '.join(seg)}'/>")
-        if lw:
-            ly = T + 10 + 14 * j
-            parts.append(
-                f"<line x1='{width - lw + 4}' x2='{width - lw + 18}' y1='{ly - 3}' y2='{ly - 3}' stroke='{col}' stroke-width='2'/>"
-                f"<text x='{width - lw + 22}' y='{ly}' font-size='9' fill='#333'>{esc(name[:18])}</text>"
-            )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def svg_bars(
-    labels: Sequence[Any],
-    values: Sequence[Any],
-    *,
-    title: str = "",
-    ylabel: str = "",
-    width: int = 560,
-    height: int = 200,
-    mark: float | None = None,
-) -> str:
-    """A small inline SVG bar chart; ``mark`` draws a dashed vertical line at that position along the x axis
-    (in units of bar index, e.g. a threshold bin)."""
-    vals = [to_number(v) or 0.0 for v in values]
-    if not vals:
-        return ""
-    lo, hi = min(0.0, min(vals)), max(0.0, max(vals))
-    if hi - lo < 1e-12:
-        hi = lo + 1
-    L, R, T, B = 52, 10, 22 if title else 10, 40
-    pw, ph = width - L - R, height - T - B
-    bw = pw / len(vals)
-
-    def Y(y: float) -> float:
-        return T + (1 - (y - lo) / (hi - lo)) * ph
-
-    parts = [
-        f"<svg class='chart' width='{width}' height='{height}' "
-        f"viewBox='0 0 {width} {height}' role='img' aria-label='{esc(title or ylabel)}'>",
-        f"<rect x='{L}' y='{T}' width='{pw}' height='{ph}' fill='#fafafa' stroke='#ccc'/>",
-    ]
-    if title:
-        parts.append(f"<text x='{L}' y='14' font-size='11' fill='#333'>{esc(title[:110])}</text>")
-    for i in range(5):
-        yv = lo + (hi - lo) * i / 4
-        parts.append(
-            f"<text x='{L - 4}' y='{Y(yv) + 3:.1f}' font-size='9' text-anchor='end' fill='#555'>"
-            f"{esc(_tick(yv, hi - lo))}</text>"
-        )
-    every = max(1, len(vals) // 12)
-    for i, (lab, v) in enumerate(zip(labels, vals)):
-        x = L + i * bw
-        y, h = (Y(v), Y(0) - Y(v)) if v >= 0 else (Y(0), Y(v) - Y(0))
-        col = "#c0392b" if v >= 0 else "#2980b9"
-        parts.append(
-            f"<rect x='{x + bw * 0.1:.1f}' y='{y:.1f}' width='{bw * 0.8:.1f}' height='{max(h, 0.5):.1f}' "
-            f"fill='{col}'><title>{esc(lab)}: {esc(fmt(v))}</title></rect>"
-        )
-        if i % every == 0:
-            parts.append(
-                f"<text x='{x + bw / 2:.1f}' y='{T + ph + 12}' font-size='8' text-anchor='middle' "
-                f"fill='#555'>{esc(str(lab)[:14])}</text>"
-            )
-    if mark is not None:
-        xm = L + mark * bw
-        parts.append(f"<line x1='{xm:.1f}' x2='{xm:.1f}' y1='{T}' y2='{T + ph}' stroke='#333' stroke-dasharray='3 3'/>")
-    if ylabel:
-        parts.append(
-            f"<text x='12' y='{T + ph / 2:.1f}' font-size='10' text-anchor='middle' fill='#333' "
-            f"transform='rotate(-90 12 {T + ph / 2:.1f})'>{esc(ylabel[:40])}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-_EXT_LINK = re.compile(r"<a\s+[^>]*?href\s*=\s*(['\"])(https?://[^'\"]*)\1[^>]*>(.*?)</a>", re.I | re.S)
-# attributes that make a browser fetch (or navigate to) something, with an external / protocol-relative URL,
-# quoted or not
-_EXT_ATTR = re.compile(
-    r"(?<![\w-])(src|href|srcset|poster|action|formaction|background|data|xlink:href)\s*=\s*"
-    r"(['\"]?)\s*(https?:|//|ftp:)",
-    re.I,
+#: What an inlined fragment (a feature card, an HTML file from a run) may contain: text, tables, lists, images
+#: (``data:`` URIs only) and inline styles. Everything else is removed by bleach; external links become text.
+ALLOWED_TAGS = frozenset(
+    "a abbr b blockquote br caption code col colgroup dd del details div dl dt em figcaption figure h1 h2 h3 h4 h5 h6 "
+    "hr i img ins kbd li mark ol p pre q s samp small span strong sub summary sup table tbody td tfoot th thead tr "
+    "u ul".split()
 )
-# a src that is neither a data: URI nor an in-page anchor would load a local file beside the report
-_LOCAL_SRC = re.compile(r"(?<![\w-])(src|srcset|poster|background)\s*=(?!\s*['\"]?\s*(?:data:|#))", re.I)
-_JS_URL = re.compile(r"(?<![\w-])(href|src|action|formaction|xlink:href)\s*=\s*(['\"]?)\s*(javascript|vbscript):", re.I)
-_EVENT_ATTR = re.compile(r"\s+on[a-z]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+)", re.I)
-_CSS_EXT = re.compile(r"@import\b[^;]*;?|url\(\s*(['\"]?)\s*(?:https?:|//|javascript:)", re.I)
-_SCRIPT = re.compile(r"<script\b.*?</script\s*>|<script\b[^>]*/?>|<noscript\b.*?</noscript\s*>", re.I | re.S)
-_EMBED_TAGS = re.compile(
-    r"</?(iframe|frame|frameset|object|embed|applet|link|base|portal|audio|video|source|track)\b[^>]*>", re.I
+ALLOWED_ATTRIBUTES = {
+    "*": ["class", "title", "style", "id"],
+    "img": ["alt", "width", "height", "src"],
+    "td": ["colspan", "rowspan"],
+    "th": ["colspan", "rowspan", "scope"],
+    "details": ["open"],
+}
+ALLOWED_CSS = frozenset(
+    "background-color border border-bottom border-collapse border-left border-radius border-right "
+    "border-top color display font-family font-size font-style font-weight height line-height margin margin-bottom "
+    "margin-left margin-right margin-top max-width min-width opacity padding padding-bottom padding-left "
+    "padding-right padding-top text-align text-decoration vertical-align white-space width".split()
 )
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.I | re.S)
-_HEAD_BITS = re.compile(r"</?(html|head|body)[^>]*>|<meta[^>]*>|<title>.*?</title>|<!doctype[^>]*>", re.I | re.S)
+_DROP_WITH_CONTENT = re.compile(r"<(script|style|noscript|template|title)\b.*?</\1\s*>", re.I | re.S)
 
 
 def sanitize_fragment(fragment: str) -> str:
-    """An HTML fragment made safe to inline offline and script-free: body only; no scripts, event-handler
-    attributes, ``javascript:`` URLs or embedding tags; external links turned into text (the URL stays readable);
-    any other external or local-file reference (``src``, ``href``, CSS ``url()`` / ``@import``) disabled.
-    ``data:`` images are kept."""
+    """An HTML fragment made safe to inline offline and script-free, with bleach and an allow-list
+    (:data:`ALLOWED_TAGS`, :data:`ALLOWED_ATTRIBUTES`, :data:`ALLOWED_CSS`): body only; scripts, styles sheets,
+    event handlers, embedding tags and ``javascript:`` URLs gone; images only from ``data:`` URIs (a local or external
+    ``src`` is dropped); links turned into text with the URL readable, so the page never fetches or navigates."""
+    import bleach  # a well-kept HTML sanitiser (html5lib parser); imported here: only reports inline fragments
+    from bleach.css_sanitizer import CSSSanitizer
+
     m = _BODY.search(fragment)
-    s = m.group(1) if m else fragment
-    s = _HEAD_BITS.sub("", _SCRIPT.sub("", s))
-    s = _EMBED_TAGS.sub("", s)
-    s = _EVENT_ATTR.sub("", s)
-    s = _JS_URL.sub(lambda m: f"data-blocked-{m.group(1).lower().replace(':', '-')}={m.group(2)}script-url-removed:", s)
-    s = _EXT_LINK.sub(
-        lambda m: f"<span class='ext' title='{esc(m.group(2))}'>{m.group(3)} <code>{esc(m.group(2))}</code></span>", s
-    )
-    s = _EXT_ATTR.sub(lambda m: f"data-ext-{m.group(1).lower().replace(':', '-')}={m.group(2)}{m.group(3)}", s)
-    s = _LOCAL_SRC.sub(lambda m: f"data-local-{m.group(1).lower()}=", s)
-    return _CSS_EXT.sub(
-        lambda m: (
-            "/* external import removed */"
-            if m.group(0).lower().startswith("@import")
-            else f"x-blocked-url({m.group(1) or ''}"
-        ),
+    s = _DROP_WITH_CONTENT.sub("", m.group(1) if m else fragment)
+
+    def allow(tag: str, name: str, value: str) -> bool:
+        if name == "src":
+            return tag == "img" and value.strip().lower().startswith("data:image/")
+        if name == "href":
+            return False  # rewritten below from the parsed tree instead
+        return name in ALLOWED_ATTRIBUTES.get(tag, []) or name in ALLOWED_ATTRIBUTES["*"]
+
+    # keep link targets readable: <a href=URL>text</a> -> <span class=ext title=URL>text <code>URL</code></span>
+    s = _A_TAG.sub(_link_text, s)
+    cleaned = bleach.clean(
         s,
+        tags=ALLOWED_TAGS,
+        attributes=allow,
+        protocols=["data"],
+        strip=True,
+        strip_comments=True,
+        css_sanitizer=CSSSanitizer(allowed_css_properties=ALLOWED_CSS),
     )
+    return cleaned
+
+
+def _link_text(m: re.Match[str]) -> str:
+    url = m.group(2)
+    if not re.match(r"https?://", url, re.I):
+        return m.group(3)  # javascript:, relative or other links: the text only
+    return f"<span class='ext' title='{esc(url)}'>{m.group(3)} <code>{esc(url)}</code></span>"
+
+
+_A_TAG = re.compile(r"<a\b[^>]*?href\s*=\s*(['\"]?)([^'\" >]*)\1[^>]*>(.*?)</a\s*>", re.I | re.S)
 
 
 def data_uri(name: str, data: bytes) -> str | None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .charts import svg_lines
 from .context import Ctx, Number, paper
-from .html import esc, flatten, fmt, get, svg_lines, table, to_number
+from .html import esc, flatten, fmt, get, table, to_number
 from .records import Run
 from .registry import generic_body, inputs_table
 from .render_persona import steer_rows

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .charts import svg_lines
 from .context import Ctx, Number, paper
-from .html import esc, fmt, get, svg_lines, table
+from .html import esc, fmt, get, table
 from .provenance import provenance
 from .records import Run
 from .registry import generic_body, inputs_table

@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .charts import svg_lines
 from .context import Ctx, Number, paper
-from .html import details, esc, fmt, get, svg_lines, table, to_number
+from .html import details, esc, fmt, get, table, to_number
 from .records import Run
 from .registry import inputs_table
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .charts import svg_bars, svg_lines
 from .context import Ctx, Number
-from .html import details, esc, flatten, fmt, sanitize_fragment, svg_bars, svg_lines, table
+from .html import details, esc, flatten, fmt, sanitize_fragment, table
 from .provenance import provenance_text
 from .records import Run
 from .registry import inputs_table

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .charts import svg_bars
 from .constants import PAPER
 from .context import Ctx, Number, paper
-from .html import esc, fmt, get, svg_bars, table
+from .html import esc, fmt, get, table
 from .provenance import provenance_text
 from .records import Run
 from .registry import inputs_table

@@ -1,0 +1,61 @@
+"""``featurescope judge``: eval | train | score - how far to trust a judge, and using it on a file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def cmd_judge_eval(args: argparse.Namespace) -> int:
+    from ..judges.run import CANDIDATES, run_judge_eval
+
+    judges = [j.strip() for j in args.judge.split(",")] if args.judge else list(CANDIDATES)
+    res = run_judge_eval(
+        judges, labels=args.labels, out=args.out, seed=args.seed, written=not args.no_written, roles=not args.labels
+    )
+    print(f"best test accuracy (threshold chosen on dev): {res['best_on_test']}")
+    if args.out:
+        print(f"summary: {args.out}/summary.json; per-item scores: {args.out}/scores.jsonl")
+    return 0
+
+
+def cmd_judge_train(args: argparse.Namespace) -> int:
+    from ..judges.run import run_judge_train
+
+    paths = run_judge_train(labels=args.labels, out=args.out, seed=args.seed, written=not args.no_written)
+    print("probe weights: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_judge_score(args: argparse.Namespace) -> int:
+    from ..judges.run import run_judge_score
+
+    rows = run_judge_score(args.trait, args.input, judge=args.judge, output=args.output)
+    print(f"scored {len(rows)} answers for {args.trait} with {rows[0]['judge'] if rows else args.judge}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    from ..judges.probe import PROBE_PATH
+
+    j = sub.add_parser("judge", help="judges: eval (agreement with labelled real outputs) | train (probe) | score FILE")
+    acts = j.add_subparsers(dest="action", metavar="ACTION", required=True)
+    e = acts.add_parser("eval", help="agreement table with 95%% bootstrap intervals; writes summary.json with --out")
+    e.add_argument("--judge", help="comma list of judge names (default: every offline candidate)")
+    e.add_argument("--labels", help="labelled JSONL (default: the shipped real-output set, test split)")
+    e.add_argument("--out", help="run folder for summary.json and scores.jsonl")
+    e.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    e.add_argument("--no-written", action="store_true", help="skip the 120 hand-written labels")
+    e.set_defaults(func=cmd_judge_eval)
+    t = acts.add_parser("train", help="train the probe judge on the written labels + the dev split (never test)")
+    t.add_argument("--labels", help="labelled JSONL with a split column (default: the shipped real-output set)")
+    t.add_argument("--out", default=str(PROBE_PATH), help="weights file (default: the shipped probe.safetensors)")
+    t.add_argument("--seed", type=int, default=0, help="cross-validation seed (default 0)")
+    t.add_argument("--no-written", action="store_true", help="train on the dev split only")
+    t.set_defaults(func=cmd_judge_train)
+    s = acts.add_parser("score", help="score a JSONL file of question/answer rows for one trait")
+    s.add_argument("--trait", required=True, help="trait name (see data/traits)")
+    s.add_argument("--input", required=True, help="JSONL with question and answer (or response) per row")
+    s.add_argument("--judge", default="auto", help="judge name (default auto: endpoint if configured, else offline)")
+    s.add_argument("--output", help="output JSONL (default INPUT.scored.jsonl)")
+    s.set_defaults(func=cmd_judge_score)
