@@ -911,7 +911,23 @@ def test_browser_check_in_headless_chromium(built, tmp_path):
     assert res["requests"] == [], res["requests"]
     for sid in ("overview", "persona", "saes", "stages", "axis", "posttrain", "foundation", "papers", "toc"):
         assert sid in res["ids"], sid
-    if res["method"] == "devtools":
-        assert res["title"] == "test report"
-        assert res["images"]["n"] == built["html"].count("<img ") and res["images"]["broken"] == 0
+    assert res["method"] == "playwright" and res["title"] == "test report"
+    assert res["images"]["n"] == built["html"].count("<img ") and res["images"]["broken"] == 0
+    assert res["svgs"] > 0  # the matplotlib charts are inline SVG
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.integration
+def test_browser_check_catches_a_broken_page(tmp_path):
+    """Planted failures are found: a console error, an uncaught exception, an external request, a broken image."""
+    if R.find_chromium() is None:
+        pytest.skip("no Chromium found (Debian: apt-get install chromium; or set FEATURESCOPE_CHROMIUM)")
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        "<html><head><title>bad</title></head><body><img src='missing.png'><img src='http://127.0.0.1:9/x.png'>"
+        "<script>console.error('planted'); throw new Error('boom')</script></body></html>"
+    )
+    res = R.browser_check(bad, timeout=30)
+    assert any("planted" in e for e in res["errors"]) and any("boom" in e for e in res["errors"])
+    assert any(u.startswith("http://127.0.0.1:9/") for u in res["requests"])
+    assert res["images"]["broken"] == 2
