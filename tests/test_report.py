@@ -635,7 +635,9 @@ def built(tmp_path_factory):
 
 def articles(page: str) -> dict[str, str]:
     """data-command -> the article's HTML (each command appears once in the synthetic set)."""
-    found = re.findall(r"<article class='run' id='run\d+' data-command='([^']*)'>(.*?)</article>", page, re.S)
+    found = re.findall(
+        r"<article class=[\"']run[\"'] id=[\"']run\d+[\"'] data-command=[\"']([^\"']*)[\"']>(.*?)</article>", page, re.S
+    )
     return {cmd: body for cmd, body in found}
 
 
@@ -674,13 +676,13 @@ def test_html_is_self_contained(built):
 
 
 def test_ids_are_unique_and_sections_present(built):
-    ids = re.findall(r"\sid='([^']+)'", built["html"])
+    ids = re.findall(r"\sid=[\"']([^\"']+)[\"']", built["html"])
     dup = {i for i in ids if ids.count(i) > 1}
     assert not dup, f"duplicate element ids: {dup}"
     for sid in ("top", "toc", "overview", "persona", "saes", "stages", "axis", "posttrain", "foundation", "papers"):
         assert sid in ids
     # every in-page link points at an element that exists
-    for target in re.findall(r"href='#([^']+)'", built["html"]):
+    for target in re.findall(r"href=[\"']#([^\"']+)[\"']", built["html"]):
         assert target in ids, f"dangling in-page link #{target}"
 
 
@@ -812,7 +814,7 @@ def test_empty_folder_says_no_runs(tmp_path):
     info = R.write_report([empty], tmp_path / "rep")
     assert info["n_runs"] == 0 and info["html"].endswith("report.html")
     page = Path(info["html"]).read_text()
-    assert "No runs found" in page and "id='empty'" in page
+    assert "No runs found" in page and 'id="empty"' in page
     assert "No runs found" in Path(info["markdown"]).read_text()
 
 

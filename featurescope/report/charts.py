@@ -6,7 +6,9 @@ vertical line, ``hline`` a dashed horizontal one.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -31,9 +33,23 @@ def _svg(fig: Any, title: str) -> str:
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "featurescope"}):
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(fig)
-    svg = _HEAD.sub("", buf.getvalue(), count=1)  # drop the XML prolog and DOCTYPE: the SVG is inlined in HTML
+    svg = _unique_ids(_HEAD.sub("", buf.getvalue(), count=1))  # no XML prolog / DOCTYPE: the SVG is inlined in HTML
     label = title.replace('"', "'").replace("<", "").replace(">", "")
     return svg.replace("<svg ", f'<svg class="chart" role="img" aria-label="{label}" ', 1)
+
+
+_ID = re.compile(r'\sid="([^"]+)"')
+_REF = re.compile(r'(href="#|url\(#)([^")]+)')
+_COUNTER = itertools.count(1)
+
+
+def _unique_ids(svg: str) -> str:
+    """Several charts share one HTML page, so ids must be unique page-wide: ids nothing refers to are dropped, the
+    referenced ones (marker and clip-path definitions) get a per-chart prefix."""
+    refs = {m.group(2) for m in _REF.finditer(svg)}
+    pre = f"c{next(_COUNTER)}{hashlib.sha1(svg.encode()).hexdigest()[:6]}-"
+    svg = _ID.sub(lambda m: f' id="{pre}{m.group(1)}"' if m.group(1) in refs else "", svg)
+    return _REF.sub(lambda m: f"{m.group(1)}{pre}{m.group(2)}" if m.group(2) in refs else m.group(0), svg)
 
 
 def _figure(width: int, height: int) -> tuple[Any, Any]:

@@ -9,10 +9,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jinja2
+from markupsafe import Markup
+
 from ..versions import TRACKED
 from .constants import IMAGE_TYPES, PAPER
 from .context import Ctx, Number, numbers_html, slug
-from .html import Raw, esc, flatten, fmt, json_details, table, to_number
+from .html import Raw, flatten, fmt, json_details, table, to_number
 from .provenance import provenance, provenance_html
 from .records import Run, as_run
 from .registry import SECTIONS, Renderer, generic_body, renderer_for, tensors_table
@@ -97,7 +100,7 @@ def build_report(
     for it in items:
         by_sec.setdefault(it[2].section, []).append(it)
 
-    toc, body = [], []
+    sections = []
     for sid, its in by_sec.items():
         if not its:
             continue
@@ -106,39 +109,40 @@ def build_report(
         for it in its:
             key = f"trait '{trait_of(it[1])}'" if sid == "persona" else ""
             groups.setdefault(key, []).append(it)
-        sub_toc, sec_html = [], []
+        sec_groups = []
         for gkey, gits in groups.items():
-            gid = f"{sid}-{slug(trait_of(gits[0][1]))}" if gkey else ""
-            if gkey:
-                sec_html.append(f"<h3 class='group' id='{gid}'>{esc(gkey.capitalize())}</h3>")
-                sub_toc.append(f"<li><a href='#{gid}'>{esc(gkey)}</a><ul>")
+            articles = []
             for i, r, rend, nums in gits:
                 ctx = Ctx(run=r, index=i, prov=provenance(r))
-                rtitle = (rend.title or title_default)(r)
+                failure = ""
                 try:
                     inner = rend.body(ctx)
                 except Exception as e:
                     if strict:
                         raise
-                    inner = (
-                        f"<p class='note'>the {esc(r.command)} renderer failed ({esc(type(e).__name__)}: {esc(e)});"
-                        f" generic view below</p>" + generic_body(ctx)
-                    )
-                sec_html.append(
-                    f"<article class='run' id='run{i}' data-command='{esc(r.command)}'>"
-                    f"<h3>{i}. {esc(rtitle)}</h3>{provenance_html(ctx.prov)}"
-                    f"<p class='note'>folder <code>{esc(r.path)}</code></p>{numbers_html(nums)}{inner}{ctx.rest()}"
-                    f"{tensors_table(r)}{json_details(r.results)}"
-                    f"{json_details(r.summary.get('timings_s') or {}, 'timings (s)')}</article>"
+                    failure = f"{type(e).__name__}: {e}"
+                    inner = generic_body(ctx)
+                articles.append(
+                    {
+                        "index": i,
+                        "command": r.command,
+                        "title": (rend.title or title_default)(r),
+                        "path": r.path,
+                        "failure": failure,
+                        # fragments built by the renderers (escaped there) are marked safe; everything else above is
+                        # escaped by the template
+                        "provenance": Markup(provenance_html(ctx.prov)),
+                        "numbers": Markup(numbers_html(nums)),
+                        "body": Markup(inner),
+                        "rest": Markup(ctx.rest()),
+                        "tensors": Markup(tensors_table(r)),
+                        "results": Markup(json_details(r.results)),
+                        "timings": Markup(json_details(r.summary.get("timings_s") or {}, "timings (s)")),
+                    }
                 )
-                sub_toc.append(f"<li><a href='#run{i}'>{i}. {esc(rtitle)}</a></li>")
-            if gkey:
-                sub_toc.append("</ul></li>")
-        toc.append(f"<li><a href='#{sid}'>{esc(stitle)}</a> ({len(its)})<ul>{''.join(sub_toc)}</ul></li>")
-        body.append(
-            f"<section class='sec' id='{sid}'><h2>{esc(stitle)}</h2><p class='intro'>{esc(intro)}</p>"
-            f"{''.join(sec_html)}</section>"
-        )
+            gid = f"{sid}-{slug(trait_of(gits[0][1]))}" if gkey else ""
+            sec_groups.append({"id": gid, "key": gkey, "articles": articles})
+        sections.append({"id": sid, "title": stitle, "intro": intro, "n": len(its), "groups": sec_groups})
     gen = generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     envs = {
         json.dumps(
@@ -152,22 +156,28 @@ def build_report(
         for r in runs
     }
     env_txt = "; ".join(", ".join(f"{k} {v}" for k, v in json.loads(e).items()) for e in sorted(envs) if e != "{}")
-    empty = "" if runs else "<p class='note' id='empty'>No runs found: no summary.json under the given folders.</p>"
     papers = table([[who, val, what] for who, val, what in PAPER.values()], ["paper", "number", "what"])
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'/>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'/>"
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-        f"<header class='top' id='top'><h1>{esc(title)}</h1><p>{len(runs)} run(s); generated {esc(gen)} by featurescope "
-        f"report. Self-contained: figures are embedded, nothing is fetched from the network.</p></header><main>"
-        f"<nav class='toc' id='toc'><b>Contents</b><ul><li><a href='#overview'>Overview</a></li>{''.join(toc)}"
-        f"<li><a href='#papers'>Paper numbers</a></li></ul></nav>"
-        f"<section class='sec' id='overview'><h2>Overview</h2>{empty}{_overview(runs, items)}"
-        f"<p class='note'>environment: {esc(env_txt or '-')}</p></section>"
-        f"{''.join(body)}"
-        f"<section class='sec' id='papers'><h2>Paper numbers quoted</h2>{papers}</section>"
-        "</main></body></html>"
+    return _template().render(
+        title=title,
+        css=Markup(CSS),
+        generated=gen,
+        n_runs=len(runs),
+        sections=sections,
+        overview=Markup(_overview(runs, items)),
+        environment=env_txt,
+        papers=Markup(papers),
     )
+
+
+def _template() -> Any:
+    """The page template (``templates/report.html.j2``, package data), autoescaping on."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("featurescope.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("report.html.j2")
 
 
 def build_markdown(
