@@ -30,12 +30,14 @@ SHIPPED_PREFIX = "featurescope:"
 
 
 def shipped_sae_roots() -> list[Path]:
-    """Where featurescope's own SAEs are looked for, in order: ``$FEATURESCOPE_SAES``, then the ``saes/`` folder of
-    the repository checkout this package runs from (the source of truth; a pip-installed copy has none)."""
+    """Where featurescope's own SAEs are looked for, in order: ``$FEATURESCOPE_SAES``, the ``saes/`` folder of the
+    repository checkout this package runs from (the source of truth), then the package's ``data/saes`` (in a checkout
+    a symlink to that folder; in a built wheel a copy of it, so a pip-installed featurescope finds them too)."""
     roots = []
     if os.environ.get("FEATURESCOPE_SAES"):
         roots.append(Path(os.environ["FEATURESCOPE_SAES"]).expanduser())
     roots.append(Path(__file__).resolve().parent.parent / "saes")
+    roots.append(Path(__file__).parent / "data" / "saes")
     return roots
 
 
@@ -57,8 +59,8 @@ def resolve_shipped_sae(name: str) -> Path:
     have = list_shipped_saes()
     raise FeaturescopeError(
         f"no shipped SAE {name!r} here.{did_you_mean(name, have)} Available: {', '.join(have) or 'none'}. The "
-        "shipped SAEs live in the repository's saes/ folder (not in a pip-installed copy): run from a checkout, or "
-        "point FEATURESCOPE_SAES at a copy of that folder"
+        "shipped SAEs live in the repository's saes/ folder and in the wheel's featurescope/data/saes; or point "
+        "FEATURESCOPE_SAES at a copy of that folder"
     )
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pkgutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
 
 import featurescope
 
@@ -40,3 +44,43 @@ def test_every_module_imports_alone_in_a_fresh_interpreter():
         results = list(pool.map(_import_alone, MODULES))
     failed = {m: out.strip().splitlines()[-1] if out.strip() else f"exit {rc}" for m, rc, out in results if rc != 0}
     assert not failed, failed
+
+
+@pytest.mark.integration
+def test_shipped_saes_load_by_name_from_a_built_wheel(tmp_path):
+    """The wheel carries the SAEs (featurescope/data/saes, a symlink to saes/ in the checkout): a pip-installed copy,
+    outside any checkout, resolves featurescope:MODEL/HOOK to a folder inside the installed package."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(root),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "w"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next((tmp_path / "w").glob("featurescope-*.whl"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import featurescope.saes as s; p = s.resolve_shipped_sae('featurescope:gemma-3-270m/layer_9_resid_post');"
+        "print(p); print(s.load_sae('featurescope:gemma-3-270m/layer_9_resid_post').cfg.d_sae)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "FEATURESCOPE_SAES"}
+    env["PYTHONPATH"] = str(tmp_path / "site")
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    path, d_sae = out.stdout.split()
+    assert path.startswith(str(tmp_path / "site")) and int(d_sae) > 0
