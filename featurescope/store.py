@@ -30,6 +30,7 @@ from torch import Tensor
 
 from .errors import CorruptStoreError, StoreMismatchError
 from .formatting import FormattedPrompt, prompts_hash
+from .forward import Activations, capture_prompts, check_request
 
 FORMAT = "featurescope.activations/1"
 _REQUEST_KEYS = (
@@ -221,8 +222,6 @@ class ActivationStore:
     ) -> Any:
         """Capture into this store shard by shard, skipping shards already finished. ``stop_after_shards``
         stops early (used to test resumption)."""
-        from .capture import capture_prompts, check_request
-
         hooks = check_request(model, prompts, hooks, reduction)
         request = self.request_for(model, prompts, hooks, reduction, dtype)
         m = self.check_request(request)
@@ -292,8 +291,6 @@ class ActivationStore:
     # -- reading ----------------------------------------------------------------------------------------------
     def load(self, hooks: Sequence[str] | None = None) -> Any:
         """Read the whole store into an :class:`featurescope.capture.Activations`."""
-        from .capture import Activations
-
         m = self.manifest()
         if not m.get("complete"):
             n = len(m["shards"])
