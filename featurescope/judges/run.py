@@ -21,6 +21,9 @@ from .evaluate import TARGETS, JudgeEval, best_threshold, evaluate_scores, forma
 from .probe import PROBE_PATH, train_probe
 from .roles import ROLE_PROBE_PATH, RoleProbeJudge, evaluate_ai_detector, evaluate_role_judge, train_role_probe
 
+#: The ensemble's members, as in :func:`featurescope.judges.choose.get_judge` ("ensemble").
+ENSEMBLE = ("probe", "lm:offline:gemma-3-270m")
+
 CANDIDATES = ("embedding", "probe", "lm:offline:gemma-3-270m", "lm:offline:smollm2-135m-instruct", "ensemble")
 
 
@@ -47,19 +50,32 @@ def run_judge_eval(
     }
     per_item: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
+    computed: dict[str, dict[str, tuple[list[TraitItem], np.ndarray, np.ndarray]]] = {}
     for name in judges:
         t = time.time()
-        judge = get_judge(name, cache=False)
-        jname = str(getattr(judge, "name", name))
         sets: dict[str, tuple[list[TraitItem], np.ndarray, np.ndarray]] = {}
-        for split, rows in (("dev", dev), ("test", test), ("written", wr)):
-            if rows:
-                ts, cs = score_items(judge, rows)
-                sets[split] = (rows, ts, cs)
-                per_item += [
-                    {"judge": name, "split": split, "id": r.id, "trait_score": float(a), "coherence": float(b)}
-                    for r, a, b in zip(rows, ts, cs)
-                ]
+        members = [m for m in ENSEMBLE if m in computed]
+        if name == "ensemble" and len(members) == len(ENSEMBLE):
+            # the same judge as get_judge("ensemble") (mean trait score, the first member's coherence), from the
+            # members' scores already computed in this run instead of scoring every answer again
+            jname = "ensemble(" + "+".join(ENSEMBLE) + ")"
+            for split in computed[members[0]]:
+                rows = computed[members[0]][split][0]
+                ts = np.mean([computed[m][split][1] for m in members], axis=0)
+                sets[split] = (rows, ts, computed[members[0]][split][2])
+        else:
+            judge = get_judge(name, cache=False)
+            jname = str(getattr(judge, "name", name))
+            for split, rows in (("dev", dev), ("test", test), ("written", wr)):
+                if rows:
+                    ts, cs = score_items(judge, rows)
+                    sets[split] = (rows, ts, cs)
+        computed[name] = sets
+        for split, (rows, ts, cs) in sets.items():
+            per_item += [
+                {"judge": name, "split": split, "id": r.id, "trait_score": float(a), "coherence": float(b)}
+                for r, a, b in zip(rows, ts, cs)
+            ]
         thr = 50.0
         if "dev" in sets:
             rows, ts, _ = sets["dev"]
