@@ -15,7 +15,8 @@ Greedy decoding, 64 new tokens, questions drawn per cell by a seeded permutation
 ``featurescope/data/judge/real/generated.jsonl`` (id, model, trait, condition, question, instruction, answer, ...).
 Resumable: rows already in the file are kept and their (model, trait) cells skipped.
 
-    .venv/bin/python scripts/make_judge_evalset.py            # ~15-25 min on 2 CPU cores
+    .venv/bin/python scripts/make_judge_evalset.py            # ~30 min on 2 CPU cores
+    .venv/bin/python scripts/make_judge_evalset.py --batch2   # sampled positives-rich batch, ~15 min
 """
 
 from __future__ import annotations
@@ -40,7 +41,60 @@ MAX_NEW_TOKENS = 64
 SEED = 16
 
 
+#: Batch 2 (positives are rare in batch 1: the small models seldom act on an instruction): 16 *sampled* answers
+#: (temperature 1.0, two seeds) under the trait-eliciting instructions, for the traits with few positives, from the
+#: two chat models. Written to generated2.jsonl.
+OUT2 = OUT.with_name("generated2.jsonl")
+MODELS2 = ["offline:smollm2-135m-instruct", "offline:gemma-3-270m-sft"]
+TRAITS2 = ["evil", "humor", "impoliteness", "sycophancy"]
+
+
+def batch2() -> None:
+    done: set[tuple[str, str]] = set()
+    if OUT2.exists():
+        done = {(r["model"], r["trait"]) for r in map(json.loads, OUT2.read_text().splitlines())}
+    for model_name in MODELS2:
+        model = None
+        for trait_name in TRAITS2:
+            if (model_name, trait_name) in done:
+                continue
+            model = model or fs.load_model(model_name)
+            trait = fs.load_trait(trait_name)
+            rng = random.Random(f"{SEED}-b2-{model_name}-{trait_name}")
+            qs = list(trait.eval_questions)
+            rng.shuffle(qs)
+            rows = []
+            for seed in (1, 2):
+                msgs = [
+                    [Message("system", trait.instructions[k % len(trait.instructions)].pos), Message("user", qs[k])]
+                    for k in range(8 * (seed - 1), 8 * seed)
+                ]
+                gens = fs.generate(
+                    model, msgs, max_new_tokens=MAX_NEW_TOKENS, do_sample=True, temperature=1.0, seed=seed, progress=False
+                )
+                for m, g in zip(msgs, gens):
+                    rows.append(
+                        {
+                            "model": model.name,
+                            "trait": trait_name,
+                            "condition": f"pos_sampled_seed{seed}",
+                            "steer_layer": None,
+                            "steer_fraction_of_norm": 0.0,
+                            "question": m[1].content,
+                            "instruction": m[0].content,
+                            "answer": g.response,
+                            "new_tokens": g.new_tokens,
+                        }
+                    )
+            with OUT2.open("a") as f:
+                for r in rows:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            print(f"batch 2: {model_name} {trait_name}: {len(rows)} answers", flush=True)
+
+
 def main() -> None:
+    if "--batch2" in sys.argv:
+        return batch2()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     done: set[tuple[str, str]] = set()
     if OUT.exists():
