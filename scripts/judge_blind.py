@@ -90,6 +90,26 @@ def traits() -> None:
     print(f"{len(rows)} items -> {REAL / 'items.jsonl'}, {REAL / 'blind.jsonl'}")
 
 
+def traits2() -> None:
+    """Batch 2 (generated2.jsonl): appended to items.jsonl with ids after batch 1's, its own blind2.jsonl."""
+    items = _read(REAL / "items.jsonl")
+    if any(r["source"].endswith("--batch2") for r in items):
+        sys.exit("batch 2 is already in items.jsonl")
+    start = max(int(r["id"][1:]) for r in items) + 1
+    rows = _read(REAL / "generated2.jsonl")
+    for r in rows:
+        r["source"] = "scripts/make_judge_evalset.py --batch2"
+    random.Random(SEED + 2).shuffle(rows)
+    for i, r in enumerate(rows, start):
+        r["id"] = f"r{i:04d}"
+        r["stratum"] = f"{r['trait']}|{r['model']}"
+    _split(rows, "stratum", random.Random(SEED + 3))
+    new = [{"id": r["id"], "split": r["split"], **{k: v for k, v in r.items() if k not in ("id", "split", "stratum")}} for r in rows]
+    _write(REAL / "items.jsonl", items + new)
+    _write(REAL / "blind2.jsonl", [{k: r[k] for k in ("id", "trait", "question", "answer")} for r in rows])
+    print(f"{len(rows)} batch-2 items appended -> {REAL / 'items.jsonl'}, {REAL / 'blind2.jsonl'}")
+
+
 def roles() -> None:
     rng = random.Random(SEED)
     src = ROOT / "docs" / "axis" / "axis-gemma-sft" / "responses.jsonl"
@@ -121,6 +141,6 @@ def roles() -> None:
 
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else ""
-    if what not in ("roles", "traits"):
-        sys.exit("usage: judge_blind.py roles|traits")
-    roles() if what == "roles" else traits()
+    if what not in ("roles", "traits", "traits2"):
+        sys.exit("usage: judge_blind.py roles|traits|traits2")
+    {"roles": roles, "traits": traits, "traits2": traits2}[what]()

@@ -41,8 +41,12 @@ def _disagree(what: str, a: dict, b: dict) -> bool:
 def passes(what: str) -> tuple[list[dict], list[dict], list[dict]]:
     stem = "roles" if what == "roles" else "traits"
     items = _read(REAL / ("roles.items.jsonl" if what == "roles" else "items.jsonl"))
-    a = _read(REAL / "labels" / f"{stem}.pass_a.jsonl")
-    b = _read(REAL / "labels" / f"{stem}.pass_b.jsonl")
+    # batch 2 of the trait set has its own pass files (traits2.pass_*.jsonl), in items order after batch 1
+    a, b = [], []
+    for s in (stem, f"{stem}2"):
+        if (REAL / "labels" / f"{s}.pass_a.jsonl").exists():
+            a += _read(REAL / "labels" / f"{s}.pass_a.jsonl")
+            b += _read(REAL / "labels" / f"{s}.pass_b.jsonl")
     ids = [x["id"] for x in items]
     for name, rows in (("pass_a", a), ("pass_b", b)):
         if [r["id"] for r in rows] != ids:
@@ -53,9 +57,16 @@ def passes(what: str) -> tuple[list[dict], list[dict], list[dict]]:
 def disagreements(what: str) -> None:
     items, a, b = passes(what)
     blind = {r["id"]: r for r in _read(REAL / ("roles.blind.jsonl" if what == "roles" else "blind.jsonl"))}
+    if what == "traits" and (REAL / "blind2.jsonl").exists():
+        blind.update({r["id"]: r for r in _read(REAL / "blind2.jsonl")})
+    stem = "roles" if what == "roles" else "traits"
+    done = set()
+    for s in (stem, f"{stem}2"):
+        if (REAL / "labels" / f"{s}.adjudicated.jsonl").exists():
+            done |= {r["id"] for r in _read(REAL / "labels" / f"{s}.adjudicated.jsonl")}
     out = []
     for it, la, lb in zip(items, a, b):
-        if _disagree(what, la, lb):
+        if _disagree(what, la, lb) and it["id"] not in done:
             keep = ("note",) + KEYS[what]
             out.append({**blind[it["id"]], "annotator_1": {k: la.get(k) for k in keep}, "annotator_2": {k: lb.get(k) for k in keep}})
     dest = Path("/tmp/adj") / f"{what}.disagreements.jsonl"
@@ -67,8 +78,11 @@ def disagreements(what: str) -> None:
 def merge(what: str) -> None:
     items, a, b = passes(what)
     stem = "roles" if what == "roles" else "traits"
-    adj_path = REAL / "labels" / f"{stem}.adjudicated.jsonl"
-    adj = {r["id"]: r for r in _read(adj_path)} if adj_path.exists() else {}
+    adj = {}
+    for s in (stem, f"{stem}2"):
+        adj_path = REAL / "labels" / f"{s}.adjudicated.jsonl"
+        if adj_path.exists():
+            adj.update({r["id"]: r for r in _read(adj_path)})
     k1, k2, _ = KEYS[what]
     rows = []
     n_adj = 0

@@ -45,3 +45,12 @@ def distinct_bigram_ratio(text: str) -> float:
         return 1.0 if words else 0.0
     bigrams = list(zip(words, words[1:]))
     return len(set(bigrams)) / len(bigrams)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the trained judges need from a sentence embedder (the real one: :class:`EmbeddingJudge`)."""
+
+    def embed(self, texts: Sequence[str]) -> Any: ...
+
+    def anchors(self, trait: Any) -> tuple[Any, Any]: ...

@@ -167,24 +167,28 @@ def format_eval(e: JudgeEval, targets: dict[str, float] | None = None) -> str:
             f"(null 0.5{'; ' + stats.NOT_DISTINGUISHABLE if e.coherence_auroc.contains(0.5) else ''})"
         )
     if targets:
-        lines.append(
-            "targets: accuracy >= {acc:.2f} overall ({ok1}), >= {per:.2f} every trait ({ok2}), Spearman >= {rho:.2f} "
-            "({ok3}), coherence AUROC >= {coh:.2f} ({ok4})".format(
-                acc=targets["accuracy"],
-                per=targets["per_trait_accuracy"],
-                rho=targets["spearman"],
-                coh=targets["coherence_auroc"],
-                ok1="met" if o.accuracy.value >= targets["accuracy"] else "NOT met",
-                ok2="met"
-                if all(a.accuracy.value >= targets["per_trait_accuracy"] for a in e.per_trait.values())
-                else "NOT met",
-                ok3="met" if o.spearman.value >= targets["spearman"] else "NOT met",
-                ok4="met"
-                if e.coherence_auroc is not None and e.coherence_auroc.value >= targets["coherence_auroc"]
-                else "NOT met",
-            )
-        )
+        lines.append(target_line(e, targets))
     return "\n".join(lines)
+
+
+def target_line(e: JudgeEval, targets: dict[str, float]) -> str:
+    """Which targets are met. An accuracy target counts as met only when the accuracy's interval also lies above
+    the majority-class rate: on a set where most answers do not express a trait, answering "no" every time clears
+    0.85 and says nothing."""
+
+    def acc_ok(a: TraitAgreement, bar: float) -> str:
+        if a.accuracy.value < bar:
+            return "NOT met"
+        return "met" if a.accuracy.lo > a.chance else "met in value, but not distinguishable from chance"
+
+    per = [f"{t} {acc_ok(a, targets['per_trait_accuracy'])}" for t, a in e.per_trait.items()]
+    coh = e.coherence_auroc
+    return (
+        f"targets: accuracy >= {targets['accuracy']:.2f} overall: {acc_ok(e.overall, targets['accuracy'])}; "
+        f">= {targets['per_trait_accuracy']:.2f} per trait: {', '.join(per)}; Spearman >= {targets['spearman']:.2f}: "
+        f"{'met' if e.overall.spearman.value >= targets['spearman'] else 'NOT met'}; coherence AUROC >= "
+        f"{targets['coherence_auroc']:.2f}: {'met' if coh is not None and coh.value >= targets['coherence_auroc'] else 'NOT met'}"
+    )
 
 
 TARGETS = {"accuracy": 0.85, "per_trait_accuracy": 0.75, "spearman": 0.6, "coherence_auroc": 0.9}

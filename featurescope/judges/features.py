@@ -13,8 +13,7 @@ from torch import Tensor
 
 from ..measures import looks_degenerate
 from ..traits import Trait
-from .base import distinct_bigram_ratio
-from .embedding import EmbeddingJudge
+from .base import Embedder, distinct_bigram_ratio
 
 TEXT_FEATURES = (
     "distinct_bigram_ratio",
@@ -50,7 +49,7 @@ def text_matrix(answers: Sequence[str]) -> Float[Tensor, "n f"]:
 
 
 def trait_features(
-    emb: EmbeddingJudge, trait: Trait, questions: Sequence[str], answers: Sequence[str]
+    emb: Embedder, trait: Trait, questions: Sequence[str], answers: Sequence[str]
 ) -> Float[Tensor, "n f"]:
     """[answer embedding (384), anchor margin, echo of the instructions, text features] per answer."""
     e = emb.embed([a if a.strip() else "(no answer)" for a in answers])

@@ -16,6 +16,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..errors import FeaturescopeError, PromptError
 from ..formatting import Message, format_conversation
 from ..models import Model
 from ..traits import Trait, load_trait
@@ -37,12 +38,13 @@ def _clip(text: str, n: int = 600) -> str:
 
 
 def _ids(model: Model, words: Sequence[str]) -> list[int]:
-    out: list[int] = []
+    """The first token of each spelling (a whole word in a real tokenizer; its first letter in a character one)."""
+    out: set[int] = set()
     for w in words:
         ids = model.tokenizer.encode(w, add_special_tokens=False)
-        if len(ids) == 1:
-            out.append(int(ids[0]))
-    return sorted(set(out))
+        if ids:
+            out.add(int(ids[0]))
+    return sorted(out)
 
 
 @torch.inference_mode()
@@ -102,28 +104,44 @@ class LMJudge:
         self.model = model
         self.shots = {k: list(v) for k, v in (shots or {}).items()}
         self.chat = model.has_chat_template and model.stage != "base"
-        self.yes = _ids(model, ["Yes", " Yes", "yes", " yes"])
-        self.no = _ids(model, ["No", " No", "no", " no"])
+        yes = _ids(model, ["Yes", " Yes", "yes", " yes"])
+        no = _ids(model, ["No", " No", "no", " no"])
+        self.yes = [t for t in yes if t not in no]
+        self.no = [t for t in no if t not in yes]
+        if not self.yes or not self.no:
+            raise FeaturescopeError(f"{model.name}'s tokenizer does not tell 'Yes' from 'No' by their first token")
         self.coherence_center = coherence_center
         self.coherence_scale = coherence_scale
         self.batch_size = batch_size
         self.name = f"lm:{model.name}"
 
     def prompt(self, trait: Trait, question: str, answer: str) -> Tensor:
+        """The few-shot prompt's tokens; shots are dropped (earliest first) until it fits the model's context."""
         ask = TRAIT_QUESTION.get(trait.name, f"Does the answer show {trait.name}?")
-        blocks = []
-        for s in self.shots.get(trait.name, []):
-            blocks.append(
-                f"Question: {_clip(s.question, 200)}\nAnswer: {_clip(s.answer, 300)}\n{ask} {'Yes' if s.expresses else 'No'}"
-            )
-        blocks.append(f"Question: {_clip(question, 300)}\nAnswer: {_clip(answer)}\n{ask}")
-        text = "\n\n".join(blocks)
-        if self.chat:
-            head = f"{trait.description}\n\nAnswer each question with Yes or No.\n\n"
-            fp = format_conversation(self.model, [Message("user", head + text)], kind="chat")
-            return fp.tokens
-        ids = self.model.tokenizer.encode(text, add_special_tokens=True)
-        return torch.tensor(ids, dtype=torch.long)
+        shots = [
+            f"Question: {_clip(s.question, 200)}\nAnswer: {_clip(s.answer, 300)}\n{ask} {'Yes' if s.expresses else 'No'}"
+            for s in self.shots.get(trait.name, [])
+        ]
+        n_ctx = int(self.model.info.n_ctx or 2048)
+        clip = 600
+        while True:
+            text = "\n\n".join([*shots, f"Question: {_clip(question, 300)}\nAnswer: {_clip(answer, clip)}\n{ask}"])
+            if self.chat:
+                head = f"{trait.description}\n\nAnswer each question with Yes or No.\n\n" if shots else ""
+                try:
+                    return format_conversation(self.model, [Message("user", head + text)], kind="chat").tokens
+                except PromptError:
+                    pass
+            else:
+                ids = self.model.tokenizer.encode(text, add_special_tokens=True)
+                if len(ids) <= n_ctx:
+                    return torch.tensor(ids, dtype=torch.long)
+            if shots:
+                shots = shots[1:]
+            elif clip > 50:
+                clip //= 2
+            else:
+                raise FeaturescopeError(f"{self.model.name}: the judge prompt does not fit its context ({n_ctx})")
 
     def p_yes(self, trait: Any, questions: Sequence[str], answers: Sequence[str]) -> Float[Tensor, " n"]:
         tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)

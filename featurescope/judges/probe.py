@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import FeaturescopeError
 from ..traits import Trait, load_trait
-from .base import Score
+from .base import Embedder, Score
 from .embedding import EmbeddingJudge
 from .evalset import TraitItem
 from .features import TEXT_FEATURES, text_matrix, trait_features
@@ -31,7 +31,7 @@ class ProbeJudge:
         self,
         traits: dict[str, Logistic],
         coherence: Logistic,
-        embedder: EmbeddingJudge | None = None,
+        embedder: Embedder | None = None,
         info: dict[str, Any] | None = None,
     ):
         self.traits = traits
@@ -66,7 +66,7 @@ class ProbeJudge:
         return p
 
     @classmethod
-    def load(cls, path: str | Path = PROBE_PATH, embedder: EmbeddingJudge | None = None) -> ProbeJudge:
+    def load(cls, path: str | Path = PROBE_PATH, embedder: Embedder | None = None) -> ProbeJudge:
         p = Path(path)
         if not p.is_file():
             raise FeaturescopeError(f"probe judge weights {p} do not exist; train them with `featurescope judge train`")
@@ -84,7 +84,7 @@ class ProbeJudge:
         )
 
 
-def train_probe(items: Sequence[TraitItem], embedder: EmbeddingJudge | None = None, seed: int = 0) -> ProbeJudge:
+def train_probe(items: Sequence[TraitItem], embedder: Embedder | None = None, seed: int = 0) -> ProbeJudge:
     """Fit the per-trait probes on ``items`` (labels ``expresses``) and the coherence probe on those with a coherence
     label (broken = coherence <= 1; the written set counts as fluent). The caller passes training rows only."""
     emb = embedder or EmbeddingJudge()

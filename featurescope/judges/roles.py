@@ -26,6 +26,7 @@ from .. import stats
 from ..errors import FeaturescopeError
 from ..measures import identifies_as_ai
 from ..stats import Estimate
+from .base import Embedder
 from .embedding import EmbeddingJudge
 from .evalset import RoleItem
 from .features import text_matrix
@@ -43,7 +44,7 @@ ASSISTANT_VOICE = (
 
 
 def role_features(
-    emb: EmbeddingJudge, instructions: Sequence[str], questions: Sequence[str], answers: Sequence[str]
+    emb: Embedder, instructions: Sequence[str], questions: Sequence[str], answers: Sequence[str]
 ) -> Float[Tensor, "n f"]:
     e = emb.embed([a if a.strip() else "..." for a in answers])
     ins = emb.embed(list(instructions))
@@ -57,7 +58,7 @@ class RoleProbeJudge:
     """0-3 role adherence from three cumulative probes (see the module docstring)."""
 
     def __init__(
-        self, probes: Sequence[Logistic], embedder: EmbeddingJudge | None = None, info: dict[str, Any] | None = None
+        self, probes: Sequence[Logistic], embedder: Embedder | None = None, info: dict[str, Any] | None = None
     ):
         if len(probes) != 3:
             raise ValueError("three probes: P(score >= 1), P(>= 2), P(>= 3)")
@@ -85,7 +86,7 @@ class RoleProbeJudge:
         return p
 
     @classmethod
-    def load(cls, path: str | Path = ROLE_PROBE_PATH, embedder: EmbeddingJudge | None = None) -> RoleProbeJudge:
+    def load(cls, path: str | Path = ROLE_PROBE_PATH, embedder: Embedder | None = None) -> RoleProbeJudge:
         p = Path(path)
         if not p.is_file():
             raise FeaturescopeError(f"role probe weights {p} do not exist; train them with `featurescope judge train`")
@@ -93,9 +94,7 @@ class RoleProbeJudge:
         return cls([Logistic.from_state(state, f"ge{k}") for k in (1, 2, 3)], embedder)
 
 
-def train_role_probe(
-    items: Sequence[RoleItem], embedder: EmbeddingJudge | None = None, seed: int = 0
-) -> RoleProbeJudge:
+def train_role_probe(items: Sequence[RoleItem], embedder: Embedder | None = None, seed: int = 0) -> RoleProbeJudge:
     emb = embedder or EmbeddingJudge()
     x = role_features(emb, [i.role_instruction for i in items], [i.question for i in items], [i.answer for i in items])
     s = torch.tensor([i.role_score for i in items])
