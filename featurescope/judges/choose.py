@@ -63,6 +63,36 @@ class EnsembleJudge:
         ]
 
 
+class ProbeOrEmbedding:
+    """The probe judge for the traits it was trained on; the embedding judge (with a warning, once per trait) for
+    any other trait, e.g. a user's own trait file."""
+
+    def __init__(self, probe: Any, embedding: Any = None):
+        self.probe = probe
+        self._embedding = embedding
+        self.name = str(probe.name)
+        self._warned: set[str] = set()
+
+    def score_many(self, trait: Any, questions: Sequence[str], answers: Sequence[str]) -> list[Score]:
+        name = getattr(trait, "name", str(trait))
+        if name in self.probe.traits:
+            return self.probe.score_many(trait, questions, answers)
+        if name not in self._warned:
+            import warnings
+
+            warnings.warn(
+                f"the probe judge was not trained on trait {name!r}: scoring it with the embedding judge (weaker; "
+                "label answers and run `featurescope judge train` to add a probe)",
+                stacklevel=2,
+            )
+            self._warned.add(name)
+        if self._embedding is None:
+            self._embedding = getattr(self.probe, "embedder", None) or EmbeddingJudge()
+            if not hasattr(self._embedding, "score_many"):
+                self._embedding = EmbeddingJudge()
+        return self._embedding.score_many(trait, questions, answers)
+
+
 def get_judge(name: str = "auto", cache: bool = True) -> Any:
     """A judge by name (see :data:`JUDGE_NAMES`); ``cache``: wrapped in the on-disk judgement cache."""
     from .cache import CachedJudge
@@ -79,7 +109,7 @@ def _make(name: str) -> Any:
     if name == "probe":
         from .probe import ProbeJudge
 
-        return ProbeJudge.load()
+        return ProbeOrEmbedding(ProbeJudge.load())
     if name.startswith("lm:"):
         from ..models import load_model
         from .lm import LMJudge
