@@ -27,7 +27,7 @@ JUDGE_NAMES = (
 )
 
 #: The offline default, chosen on the real-output set (see data/judge/real/README.md and `featurescope judge eval`).
-DEFAULT_OFFLINE = "embedding"
+DEFAULT_OFFLINE = "probe"
 
 
 def few_shot_examples(per_class: int = 3, seed: int = 0) -> dict[str, list[TraitItem]]:

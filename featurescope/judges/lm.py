@@ -49,17 +49,32 @@ def _ids(model: Model, words: Sequence[str]) -> list[int]:
 
 @torch.inference_mode()
 def last_logits(model: Model, token_lists: Sequence[Tensor], batch_size: int = 8) -> Float[Tensor, "n vocab"]:
-    """Next-token logits after each token sequence (right padding; causal attention makes it exact)."""
+    """Next-token logits after each token sequence (right padding; causal attention makes it exact). On a
+    HookedTransformer only the last position is unembedded (a 262k-token vocabulary over every position of a
+    few-shot prompt would cost gigabytes per batch)."""
     out: list[Tensor] = []
     pad = int(model.tokenizer.pad_token_id or 0)
-    for i in range(0, len(token_lists), batch_size):
-        chunk = token_lists[i : i + batch_size]
+    tl = model.tl
+    partial = not model.is_bridge and hasattr(tl, "ln_final") and hasattr(tl, "unembed")
+    bs = batch_size if partial else max(1, batch_size // 4)
+    for i in range(0, len(token_lists), bs):
+        chunk = token_lists[i : i + bs]
         n = max(len(t) for t in chunk)
         toks = torch.full((len(chunk), n), pad, dtype=torch.long)
         for j, t in enumerate(chunk):
             toks[j, : len(t)] = t
-        logits = model.tl(toks.to(model.device))
-        out.append(torch.stack([logits[j, len(t) - 1].float().cpu() for j, t in enumerate(chunk)]))
+        last = torch.tensor([len(t) - 1 for t in chunk])
+        if partial:
+            resid = tl(toks.to(model.device), stop_at_layer=model.n_layers)
+            h = resid[torch.arange(len(chunk)), last.to(resid.device)][:, None, :]
+            logits = tl.unembed(tl.ln_final(h))[:, 0].float()
+            cap = float(getattr(tl.cfg, "output_logits_soft_cap", 0.0) or 0.0)
+            if cap > 0:
+                logits = cap * torch.tanh(logits / cap)
+            out.append(logits.cpu())
+        else:
+            logits = tl(toks.to(model.device))
+            out.append(torch.stack([logits[j, int(k)].float().cpu() for j, k in enumerate(last)]))
     return torch.cat(out)
 
 
@@ -76,8 +91,9 @@ def answer_logprob(
         seqs.append((torch.tensor(pre + ans, dtype=torch.long), len(pre)))
     pad = int(tok.pad_token_id or 0)
     out: list[float] = []
-    for i in range(0, len(seqs), batch_size):
-        chunk = seqs[i : i + batch_size]
+    bs = max(1, batch_size // 2)  # full logits over every position of question + answer
+    for i in range(0, len(seqs), bs):
+        chunk = seqs[i : i + bs]
         n = max(len(t) for t, _ in chunk)
         toks = torch.full((len(chunk), n), pad, dtype=torch.long)
         for j, (t, _) in enumerate(chunk):
