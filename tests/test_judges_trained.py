@@ -113,3 +113,14 @@ def test_lm_judge_on_a_tiny_model(tiny_chat, tiny_base):
         assert len(s) == 2 and all(0 <= x.trait <= 100 and 0 <= x.coherence <= 100 for x in s)
         lp = answer_logprob(m, ["q"], ["ab"])
         assert lp.shape == (1,) and float(lp[0]) < 0
+
+
+def test_last_logits_match_the_full_forward(tiny_base, tiny_chat):
+    from featurescope.judges.lm import last_logits
+
+    for m in (tiny_base, tiny_chat):
+        toks = [torch.tensor(m.tokenizer.encode(t, add_special_tokens=True)) for t in ("hello there", "a b c d e f")]
+        got = last_logits(m, toks, batch_size=2)
+        for i, t in enumerate(toks):
+            full = m.tl(t[None])[0, -1].float()
+            assert torch.allclose(got[i], full, atol=1e-4)
