@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -112,7 +112,7 @@ class LMJudge:
     def __init__(
         self,
         model: Model,
-        shots: dict[str, Sequence[TraitItem]] | None = None,
+        shots: Mapping[str, Sequence[TraitItem]] | None = None,
         coherence_center: float = -4.0,
         coherence_scale: float = 1.5,
         batch_size: int = 8,
