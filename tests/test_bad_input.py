@@ -286,12 +286,12 @@ def test_separation_with_one_answer_per_side_prints_no_huge_number():
 
 
 def test_ctrl_c_prints_one_line_on_how_to_resume(tiny_hf_folder, tmp_path, capsys, monkeypatch):
-    capture_mod = importlib.import_module("featurescope.capture")
-
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(capture_mod, "capture_prompts", interrupted)
+    # the forward pass is imported by name into the modules that run it (capture in memory, store on disk)
+    for mod in ("featurescope.capture", "featurescope.store"):
+        monkeypatch.setattr(importlib.import_module(mod), "capture_prompts", interrupted)
     p = tmp_path / "p.txt"
     p.write_text("hello\nworld\n")
     rc = main(["capture", "--model", str(tiny_hf_folder), "--prompts", str(p), "--out", str(tmp_path / "r"), "--quiet"])
