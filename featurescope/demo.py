@@ -97,7 +97,9 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     if (persona_dir / "summary.json").exists():
         print(f"\n== persona vectors: reusing {persona_dir}/summary.json")
     else:
-        from .judge import default_judge
+        import os
+
+        from .judge import EmbeddingJudge, default_judge
         from .persona import ExtractionConfig, run_persona
 
         print("\n== persona vectors (Chen et al.): trait 'evil' on", DEFAULT_POST_TRAINED)
@@ -108,7 +110,11 @@ def run_demo(out: Path, quick: bool = False) -> dict:
         res = run_persona(
             model,
             "evil",
-            default_judge(),
+            # At demo scale (a few answers per side) the validated offline default, the probe judge, finds no evil
+            # answer from SmolLM2 (it keeps 4 of 125 at full scale, benchmarks/RESULTS.md), and extraction stops. The
+            # demo keeps every step running with the embedding judge, so its persona numbers are illustrations;
+            # a configured endpoint is still used when there is one.
+            default_judge() if os.environ.get("FEATURESCOPE_JUDGE_URL", "").strip() else EmbeddingJudge(),
             persona_dir,
             extraction=cfg,
             layers=[8, 15] if quick else list(range(3, model.n_layers, 3)),
