@@ -26,6 +26,9 @@ JUDGE_NAMES = (
     "openai",
 )
 
+#: The ensemble's members (mean trait score; coherence from the first).
+ENSEMBLE = ("probe", "lm:offline:gemma-3-270m")
+
 #: The offline default, chosen on the real-output set (see data/judge/real/README.md and `featurescope judge eval`).
 DEFAULT_OFFLINE = "probe"
 
@@ -116,7 +119,7 @@ def _make(name: str) -> Any:
 
         return LMJudge(load_model(name[3:]), few_shot_examples())
     if name == "ensemble":
-        return EnsembleJudge([_make("probe"), _make("lm:offline:gemma-3-270m")])
+        return EnsembleJudge([_make(m) for m in ENSEMBLE])
     if name == "openai":
         j = OpenAIJudge()
         j.check()

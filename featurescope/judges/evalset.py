@@ -17,7 +17,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import DataError
 from ..traits import list_traits
@@ -62,10 +62,11 @@ class RoleItem:
     split: str = "all"
 
 
-def _rows(path: Path) -> list[tuple[int, dict[str, object]]]:
+def read_jsonl(path: Path, what: str = "labels file") -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-empty line; a clear DataError for a missing file, bad JSON or an empty file."""
     if not path.is_file():
-        raise DataError(f"labels file {path} does not exist")
-    out: list[tuple[int, dict[str, object]]] = []
+        raise DataError(f"{what} {path} does not exist")
+    out: list[tuple[int, dict[str, Any]]] = []
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -77,7 +78,7 @@ def _rows(path: Path) -> list[tuple[int, dict[str, object]]]:
             raise DataError(f"{path}:{i}: expected a JSON object per line")
         out.append((i, r))
     if not out:
-        raise DataError(f"labels file {path} is empty")
+        raise DataError(f"{what} {path} is empty")
     return out
 
 
@@ -107,7 +108,7 @@ def load_trait_items(path: str | Path | None = None, split: Split = "all") -> li
     p = Path(path) if path is not None else TRAITS_PATH
     known = set(list_traits())
     items: list[TraitItem] = []
-    for i, r in _rows(p):
+    for i, r in read_jsonl(p):
         _need(p, i, r, ("id", "trait", "question", "expresses"))
         if "answer" not in r and "response" not in r:
             raise DataError(f"{p}:{i}: missing field answer (or response) (row {r.get('id', '?')!r})")
@@ -143,7 +144,7 @@ def load_trait_items(path: str | Path | None = None, split: Split = "all") -> li
 def load_written_items() -> list[TraitItem]:
     """The 120 hand-written labels (``response`` -> answer), as trait items (no coherence labels)."""
     out: list[TraitItem] = []
-    for i, r in _rows(LABELS_PATH):
+    for i, r in read_jsonl(LABELS_PATH):
         _need(LABELS_PATH, i, r, ("id", "trait", "question", "response", "score", "expresses"))
         out.append(
             TraitItem(
@@ -163,7 +164,7 @@ def load_written_items() -> list[TraitItem]:
 def load_role_items(path: str | Path | None = None, split: Split = "all") -> list[RoleItem]:
     p = Path(path) if path is not None else ROLES_PATH
     items: list[RoleItem] = []
-    for i, r in _rows(p):
+    for i, r in read_jsonl(p):
         _need(p, i, r, ("id", "role", "role_instruction", "question", "answer", "role_score", "claims_ai", "coherence"))
         items.append(
             RoleItem(

@@ -15,14 +15,11 @@ from ..errors import DataError
 from ..runs import write_summary
 from ..store import atomic_write_text
 from ..traits import load_trait
-from .choose import get_judge
-from .evalset import TraitItem, load_role_items, load_trait_items, load_written_items
+from .choose import ENSEMBLE, get_judge
+from .evalset import TraitItem, load_role_items, load_trait_items, load_written_items, read_jsonl
 from .evaluate import TARGETS, JudgeEval, best_threshold, evaluate_scores, format_eval, score_items
 from .probe import PROBE_PATH, train_probe
 from .roles import ROLE_PROBE_PATH, RoleProbeJudge, evaluate_ai_detector, evaluate_role_judge, train_role_probe
-
-#: The ensemble's members, as in :func:`featurescope.judges.choose.get_judge` ("ensemble").
-ENSEMBLE = ("probe", "lm:offline:gemma-3-270m")
 
 CANDIDATES = ("embedding", "probe", "lm:offline:gemma-3-270m", "lm:offline:smollm2-135m-instruct", "ensemble")
 
@@ -164,18 +161,10 @@ def run_judge_score(
     """Score every row of a JSONL file with ``question`` and ``answer`` (or ``response``) fields; writes the rows
     with ``trait_score`` and ``coherence`` added to ``output`` (default: ``<input>.scored.jsonl``)."""
     p = Path(input_path)
-    if not p.is_file():
-        raise DataError(f"input file {p} does not exist")
     tr = load_trait(trait)
     rows: list[dict[str, Any]] = []
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p}:{i}: not valid JSON ({e.msg})") from None
-        if not isinstance(r, dict) or "question" not in r or not ("answer" in r or "response" in r):
+    for i, r in read_jsonl(p, "input file"):
+        if "question" not in r or not ("answer" in r or "response" in r):
             raise DataError(f"{p}:{i}: each row needs 'question' and 'answer' (or 'response')")
         rows.append(r)
     j = get_judge(judge)
