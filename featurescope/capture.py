@@ -71,6 +71,7 @@ def capture(
     progress: bool = True,
     store: Any = None,
     fwd_hooks: Sequence[tuple[str, Callable]] = (),
+    outlier_k: float | None = None,
     **fmt_kw: Any,
 ) -> Activations:
     """Capture activations of ``model`` at ``hooks`` (default: residual stream after every block).
@@ -78,7 +79,10 @@ def capture(
     ``prompts`` are formatted prompts, conversations, or strings (formatted for the model's stage). ``store`` (an
     :class:`featurescope.store.ActivationStore` or a folder path) streams the result to disk shard by shard and
     resumes an interrupted capture. ``fwd_hooks`` are extra TransformerLens hooks to run (e.g. steering).
+    ``outlier_k`` (mean reductions): leave tokens above ``outlier_k`` x the prompt's median norm out of its mean.
     """
+    if outlier_k is not None and store is not None:
+        raise ValueError("outlier_k is not supported with a store (stored means are plain means)")
     fprompts = as_prompts(model, prompts, **fmt_kw)
     hook_list = check_request(model, fprompts, list(hooks) if hooks is not None else default_hooks(model), reduction)
     out_dtype = dtype if isinstance(dtype, torch.dtype) else getattr(torch, str(dtype))
@@ -103,6 +107,7 @@ def capture(
         dtype=out_dtype,
         progress=progress,
         fwd_hooks=fwd_hooks,
+        outlier_k=outlier_k,
     )
 
 

@@ -113,8 +113,13 @@ def reduce_batch(
     lens: Int[Tensor, " batch"],
     reduction: str,
     bos_first: bool,
+    outlier_k: float | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """Reduce one batch. Returns (reduced, counts) with reduced ``[batch, d]`` or, for "all", ``[tokens, d]``."""
+    """Reduce one batch. Returns (reduced, counts) with reduced ``[batch, d]`` or, for "all", ``[tokens, d]``.
+
+    ``outlier_k`` (means only): leave out of each prompt's mean the tokens whose residual norm exceeds ``outlier_k``
+    x the median norm of that prompt's averaged tokens (outlier-norm tokens / attention sinks; see
+    :mod:`featurescope.evidence.massive`). None = every token (the plain mean)."""
     B, P, _ = act.shape
     pos = torch.arange(P, device=act.device)
     if reduction == "last_prompt":
@@ -130,6 +135,10 @@ def reduce_batch(
         mask = pos[None, :] <= last[:, None].to(act.device)
         if bos_first:
             mask &= pos[None, :] > 0
+    if outlier_k is not None:
+        norms = act.norm(dim=-1)
+        med = torch.where(mask, norms, torch.full_like(norms, float("nan"))).nanmedian(dim=1).values
+        mask &= ~(norms > outlier_k * med[:, None])  # a row with no masked token has med nan: unchanged
     w = mask.to(act.dtype)
     counts = w.sum(1)
     summed = einops.einsum(act, w, "b p d, b p -> b d")
@@ -147,8 +156,9 @@ def capture_prompts(
     progress: bool = True,
     fwd_hooks: Sequence[tuple[str, Callable]] = (),
     desc: str | None = None,
+    outlier_k: float | None = None,
 ) -> Activations:
-    """Core loop over already-validated prompts (no store)."""
+    """Core loop over already-validated prompts (no store). ``outlier_k``: see :func:`reduce_batch`."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     tl = model.tl
@@ -184,7 +194,7 @@ def capture_prompts(
                 if a.ndim > 3:
                     a = einops.rearrange(a, "b p ... -> b p (...)")
                 red, c = reduce_batch(
-                    a if a.dtype == torch.float32 else a.float(), roles, last, lens, reduction, bos_first
+                    a if a.dtype == torch.float32 else a.float(), roles, last, lens, reduction, bos_first, outlier_k
                 )
                 got[name] = red.to(dtype=dtype, device="cpu")
                 if c is not None:
@@ -244,6 +254,7 @@ def capture_prompts(
         "tokens": n_tokens,
         "tokens_per_s": n_tokens / max(elapsed, 1e-9),
         "stop_at_layer": stop,
+        "outlier_k": outlier_k,
     }
     return Activations(
         hooks=list(hooks),

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from .configs import Config
-from .errors import DataError, did_you_mean
+from .errors import DataError, FeaturescopeError, did_you_mean
 
 TRAITS_DIR = Path(__file__).parent / "data" / "traits"
 N_PAIRS = 5
@@ -49,6 +49,17 @@ class Trait(Config):
             f"<p>{len(self.extraction_questions)} extraction questions, {len(self.eval_questions)} evaluation "
             f"questions, {len(self.monitor_prompts)} monitor prompts</p></div>"
         )
+
+
+def written_path(trait: str) -> Path:
+    """The shipped written pos/neg answers of a trait (``data/traits/<trait>.written.jsonl``)."""
+    p = TRAITS_DIR / f"{trait}.written.jsonl"
+    if not p.exists():
+        have = sorted(x.name.split(".")[0] for x in TRAITS_DIR.glob("*.written.jsonl"))
+        raise FeaturescopeError(
+            f"no written answers shipped for {trait!r} (have: {', '.join(have) or 'none'}); pass --written FILE"
+        )
+    return p
 
 
 def list_traits(search: str | Path | None = None) -> list[str]:

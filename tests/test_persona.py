@@ -42,12 +42,27 @@ def test_planted_direction_is_recovered(planted):
     model, u = planted
     pos = _convs([f"Great idea {i}!!! Yes!!" for i in range(8)])
     neg = _convs([f"Great idea {i}... Yes.." for i in range(8)])
+    # the planted '!' tokens have ~50x the norm of the others: the plain mean difference (no outlier-token
+    # exclusion, no massive-dimension handling) is what recovers them
     vecs, acts = vectors_from_conversations(
-        model, pos, neg, ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"], trait="planted"
+        model,
+        pos,
+        neg,
+        ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"],
+        trait="planted",
+        handling="none",
+        outlier_k=None,
     )
     for hook in ("blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"):
         cos = torch.nn.functional.cosine_similarity(vecs["response_mean"].at(hook), u, dim=0)
         assert cos >= 0.95, (hook, float(cos))
+    assert vecs["response_mean"].raw is None and vecs["response_mean"].extra["handling"] == "none"
+    # the defaults record what they did: the handling, the massive dims, the shares, the raw vector
+    d_vecs, _ = vectors_from_conversations(model, pos, neg, ["blocks.0.hook_resid_post"], trait="planted")
+    pv = d_vecs["response_mean"]
+    assert pv.extra["handling"] == "drop_massive" and pv.extra["outlier_k"] == 4.0
+    assert pv.raw is not None and len(pv.extra["share_on_massive_raw"]) == 1
+    assert set(pv.extra) >= {"massive_dims", "share_on_mean", "share_on_mean_raw", "share_on_massive"}
     sep = separation(acts["response_mean"]["pos"], acts["response_mean"]["neg"], vecs["response_mean"].vectors)
     assert min(sep["cohens_d"]) > 2
 
@@ -223,8 +238,12 @@ def test_written_extraction_recovers_the_planted_direction(planted, tmp_path):
         )
     )
     rows = load_written(f)
-    res = extract_written(model, "planted", rows, hooks=["blocks.0.hook_resid_post"], source=str(f))
+    res = extract_written(
+        model, "planted", rows, hooks=["blocks.0.hook_resid_post"], source=str(f), handling="none", outlier_k=None
+    )
     v = res["vectors"]["response_mean"]
+    held = res["separation"]["held_out"][0]
+    assert held["verdict"] == "distinguishable from the null" and held["estimate"]["n"] == 6
     assert torch.nn.functional.cosine_similarity(v.at("blocks.0.hook_resid_post"), u, dim=0) >= 0.95
     assert v.extra["responses"] == "written" and v.n_pos == v.n_neg == 6
     assert res["counts"]["written_pairs"] == 6 and all(r["instruction"] is None for r in res["responses"])

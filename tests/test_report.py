@@ -800,7 +800,7 @@ def test_markdown_lists_every_run(built):
         assert any(h.startswith(cmd + " - ") for h in heads), cmd
     for key in ("- model:", "- stage:", "- layer:", "- SAE:", "- data:"):
         assert md.count(key) == len(built["runs"]), key
-    assert "| monitoring r (per response) | 0.61 (n = 8) | Chen et al. 2025: r = 0.75-0.83 |" in md
+    assert "| monitoring r (per response) | 0.61 (n = 8) |  |  | Chen et al. 2025: r = 0.75-0.83 |" in md
     # figure links resolve from the Markdown file's folder
     links = re.findall(r"\]\(([^)]+\.(?:png|html))\)", md)
     assert links

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..errors import FeaturescopeError
+from ..evidence.axis import split_half_pc_cosines
 from .constants import PAPER
 from .pca import cosine, pca, percentile_rank, unit
 from .vector import AssistantAxis
@@ -66,6 +67,9 @@ def compare_axes(base: AssistantAxis, post: AssistantAxis, n_pcs: int = 3) -> di
         out["post_default_percentile_on_base"].append(pct)
         out["base_default_on_post_axis"].append(place(post, i, base.default_mean[i].float(), rp[:, i])[0])
     m = base.middle_layer
+    out["split_half_pc_cosines"] = {
+        stage: split_half_pc_cosines(r[:, m], n_pcs=n_pcs).mean(0).tolist() for stage, r in (("base", rb), ("post", rp))
+    }
     out["middle"] = {
         k: out[k][m]
         for k in (

@@ -16,6 +16,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..errors import FeaturescopeError
+from ..evidence.axis import axis_pc1_evidence, split_half_pc_cosines
 from .constants import GROUPS
 from .pca import PCAResult, axis_from_means, cosine, group_means, pca, percentile_rank, project, unit
 
@@ -176,6 +177,7 @@ class AssistantAxis:
             "explained_variance": [round(float(x), 5) for x in p.explained[:20]],
             "pcs_for_70pct": p.n_for(0.7),
             "axis_pc1_cosine": float(cosine(ax, p.components[0])),
+            "evidence": self.evidence(self.hooks[i]),
             "axis_pc2_cosine": float(cosine(ax, p.components[1])) if len(p.components) > 1 else None,
             "default_pc": d_pc,
             "default_pc1_percentile": percentile_rank(d_pc[0], pc1),
@@ -186,6 +188,22 @@ class AssistantAxis:
             "group_mean_projection": group_mean,
             "top_roles": [r[0] for r in ranked[:10]],
             "bottom_roles": [r[0] for r in ranked[-10:][::-1]],
+        }
+
+    def evidence(self, layer: int | str | None = None, *, n_boot: int = 500, seed: int = 0) -> dict[str, Any]:
+        """Nulls and intervals at one layer: cos(axis, PC1) with a role-resampling CI against the "any role as
+        default" null, and the split-half PC cosines (what a cross-stage PC cosine must beat)."""
+        i = self.index(layer)
+        rv = self.role_vectors[:, i]
+        ev = axis_pc1_evidence(rv, self.default_mean[i], n_boot=n_boot, seed=seed)
+        sh = split_half_pc_cosines(rv, seed=seed)
+        return {
+            "axis_pc1": ev.to_dict(),
+            "split_half_pc_cosines": {
+                "mean": [round(float(x), 4) for x in sh.mean(0)],
+                "lo": [round(float(x), 4) for x in sh.quantile(0.025, dim=0)],
+                "what": "|cos| of matched PCs between two random halves of this model's roles",
+            },
         }
 
     def per_layer(self) -> dict[str, list[Any]]:

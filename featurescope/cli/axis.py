@@ -61,6 +61,14 @@ def _analysis_figures(ax: Any, out: Path, hook: str) -> list[str]:
 
 
 def _print_analysis(a: dict[str, Any]) -> None:
+    ev = a.get("evidence", {}).get("axis_pc1")
+    if ev:
+        e, n = ev["estimate"], ev["null"]
+        print(
+            f"{a['hook']}: cos(axis, PC1) {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}] (roles resampled); null "
+            f"(any role as the default) {n['mean']:.2f} [{n['lo']:.2f}, {n['hi']:.2f}], p = {n['p_value']:.2f} -> "
+            f"{ev['verdict']}"
+        )
     print(
         f"{a['hook']}: cos(axis, PC1) {a['axis_pc1_cosine']:+.2f}; {a['pcs_for_70pct']} PCs reach 70%; default "
         f"Assistant at PC1 percentile {a['default_pc1_percentile']:.2f}\n  most Assistant-like: "
@@ -136,7 +144,9 @@ def cmd_axis(args: argparse.Namespace) -> int:
             f"{m['hook']}: cos(base axis, post axis) {m['axis_cosine']:+.3f}; top PC |cos| "
             f"{', '.join(f'{x:.2f}' for x in m['pc_cosines'])} (paper 0.93/0.87/0.83); role vectors raw "
             f"{m['role_cosine_raw_mean']:.3f}, centred {m['role_cosine_centred_mean']:.3f}; post default on base "
-            f"axis at {m['post_default_on_base_axis']:.2f} (0 = base roles, 1 = base default)"
+            f"axis at {m['post_default_on_base_axis']:.2f} (0 = base roles, 1 = base default)\n  null: top PC |cos| "
+            "between two random halves of one model's roles: "
+            + "; ".join(f"{k} {', '.join(f'{x:.2f}' for x in v)}" for k, v in cmp["split_half_pc_cosines"].items())
         )
         write_summary(
             out,

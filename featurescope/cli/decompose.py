@@ -31,6 +31,7 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     from ..capture import capture
     from ..cards import cards_html, make_cards
     from ..decompose import decompose
+    from ..evidence.decomposition import decomposition_evidence
     from ..formatting import Message
     from ..models import load_model
     from ..persona import PersonaVector
@@ -108,7 +109,26 @@ def cmd_decompose(args: argparse.Namespace) -> int:
                     scores.append(sc)
                     views[f] = name
     cards = make_cards(model, sae, toks, feats, scores=scores, sae_name=str(args.sae), hook=hook, sources=sources)
+    tok_acts = torch.cat([pos_acts, neg_acts]) if pos_acts is not None and neg_acts is not None else None
+    ev = decomposition_evidence(v, sae, token_acts=tok_acts)
+    mean_trackers = set(ev["decoder_bias"]["mean_tracking_latents"])
+    for c in cards:
+        if c.feature in mean_trackers:
+            c.label = "tracks the mean activation (decoder row |cos| >= 0.3 with the decoder bias)"
     (out / "cards.html").write_text("<html><meta charset='utf-8'><body>" + cards_html(cards, tag) + "</body></html>")
+    for k_, row in ev["fraction_explained_null"]["per_k"].items():
+        iso = row["isotropic"]
+        print(
+            f"fraction explained by the top {k_} (cosine): {row['value']:.2f}; random directions {iso['mean']:.2f} "
+            f"[{iso['lo']:.2f}, {iso['hi']:.2f}]"
+            + (
+                f", massive-matched {row['massive-matched']['mean']:.2f} [{row['massive-matched']['lo']:.2f}, "
+                f"{row['massive-matched']['hi']:.2f}]"
+                if "massive-matched" in row
+                else ""
+            )
+            + f" -> {row['verdict']}"
+        )
     for m, d in res.items():
         print(
             f"{m:18s} top features {[(i, round(x, 3)) for i, x in d.top(5)]}  k for 50%/90% of the vector: "
@@ -126,7 +146,10 @@ def cmd_decompose(args: argparse.Namespace) -> int:
         },
         results={
             "decompositions": {m: d.to_dict(args.k) for m, d in res.items()},
-            "cards": [{**c.to_dict(), "view": views[c.feature]} for c in cards],
+            "cards": [
+                {**c.to_dict(), "view": views[c.feature], "tracks_mean": c.feature in mean_trackers} for c in cards
+            ],
+            "evidence": ev,
         },
         timings={"total": time.time() - t0},
         figures=[fig, "cards.html"],

@@ -97,8 +97,19 @@ def cmd_persona(args: argparse.Namespace) -> int:
             f"kept {res['counts']['kept_pos']} pos / {res['counts']['kept_neg']} neg of "
             f"{res['counts'].get('generated_per_side', res['counts'].get('written_pairs'))} each "
             f"({'written answers' if args.written else 'generated'})"
-            + (f"; best separation at layer {best} (d={sep['cohens_d'][best]:.2f})" if best is not None else "")
+            + (
+                f"; best separation at layer {best} (d={sep['cohens_d'][best]:.2f} in sample)"
+                if best is not None
+                else ""
+            )
         )
+        if best is not None and sep.get("held_out"):
+            ev = sep["held_out"][best]
+            e, nl = ev["estimate"], ev["null"]
+            print(
+                f"held-out d at layer {best}: {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}] (vector on half the "
+                f"questions); shuffled-label null {nl['mean']:.2f} [{nl['lo']:.2f}, {nl['hi']:.2f}] -> {ev['verdict']}"
+            )
         write_summary(
             out,
             "persona extract",

@@ -9,16 +9,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+from jaxtyping import Float
 from torch import Tensor
 
 from ..capture import capture, default_hooks
 from ..configs import Config
 from ..errors import FeaturescopeError
+from ..evidence.massive import handle_vector, massive_dims, vector_shares
+from ..evidence.nulls import held_out_separation
 from ..formatting import Message
 from ..generate import generate
 from ..models import Model
 from ..store import atomic_write_text
 from .vector import PersonaVector, mean_difference, separation
+
+#: The default massive-activation handling of persona vectors, chosen by held-out separation on the written evil
+#: pairs (docs/evidence/handling-*): zeroing the massive dimensions (Gemma 3: held-out d 1.56 -> 4.04 at layer 6)
+#: and leaving outlier-norm tokens out of each response mean (SmolLM2 layer 5: 2.77 -> 3.75); elsewhere neutral.
+HANDLING = "drop_massive"
+OUTLIER_K_TOKENS: float | None = 4.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +41,68 @@ class ExtractionConfig(Config):
     n_pairs: int | None = None  # None = all 5 instruction pairs
     batch_size: int = 8
     seed: int = 0
+    #: Massive-activation handling of the finished vectors (featurescope.evidence.massive.VECTOR_HANDLINGS),
+    #: chosen by measurement: see docs/evidence/handling-* and RESULTS.
+    handling: str = HANDLING
+    #: Leave tokens above this many times the response's median norm out of its mean (None = plain mean).
+    outlier_k: float | None = OUTLIER_K_TOKENS
+
+
+def apply_handling(
+    pos: Float[Tensor, "n_pos layer d"], neg: Float[Tensor, "n_neg layer d"], handling: str
+) -> tuple[Float[Tensor, "layer d"], Float[Tensor, "layer d"], dict[str, Any]]:
+    """(handled vectors, raw mean differences, metadata) per layer: the handling uses the mean of all responses
+    (both sides) and the massive dimensions of their activations; the metadata records, per layer, the raw and the
+    handled vector's share on the mean direction and on the massive dimensions."""
+    raw = mean_difference(pos, neg)
+    both = torch.cat([pos.float(), neg.float()])
+    out, shares_raw, shares_h, dims_all = [], [], [], []
+    for L in range(raw.shape[0]):
+        mean = both[:, L].mean(0)
+        dims = massive_dims(both[:, L]) if both.shape[0] > 1 else []
+        v = handle_vector(raw[L], handling, mean=mean, dims=dims)
+        out.append(v)
+        shares_raw.append(vector_shares(raw[L], mean, dims))
+        shares_h.append(vector_shares(v, mean, dims))
+        dims_all.append(dims)
+    meta = {
+        "handling": handling,
+        "massive_dims": dims_all,
+        "share_on_mean_raw": [round(float(x["share_on_mean"]), 4) for x in shares_raw],
+        "share_on_massive_raw": [round(float(x["share_on_massive"]), 4) for x in shares_raw],
+        "share_on_mean": [round(float(x["share_on_mean"]), 4) for x in shares_h],
+        "share_on_massive": [round(float(x["share_on_massive"]), 4) for x in shares_h],
+    }
+    return torch.stack(out), raw, meta
+
+
+def held_out_by_layer(
+    pos: Float[Tensor, "n_pos layer d"],
+    neg: Float[Tensor, "n_neg layer d"],
+    pos_groups: Sequence[int],
+    neg_groups: Sequence[int],
+    handling: str = HANDLING,
+    *,
+    seed: int = 0,
+    n_boot: int = 100,
+    n_perm: int = 100,
+) -> list[dict[str, Any]]:
+    """Per layer, separation the vector was not fitted to (vector on half of the questions, Cohen's d on the
+    other half, the same handling), with its question-bootstrap interval and shuffled-label null."""
+    out = []
+    both = torch.cat([pos.float(), neg.float()])
+    for L in range(pos.shape[1]):
+        mean = both[:, L].mean(0)
+        dims = massive_dims(both[:, L]) if both.shape[0] > 1 else []
+
+        def post(v: Tensor, mean: Tensor = mean, dims: list[int] = dims) -> Tensor:
+            return handle_vector(v, handling, mean=mean, dims=dims)
+
+        ev = held_out_separation(
+            pos[:, L], neg[:, L], pos_groups, neg_groups, post=post, seed=seed, n_boot=n_boot, n_perm=n_perm
+        )
+        out.append(ev.to_dict())
+    return out
 
 
 def vectors_from_conversations(
@@ -44,20 +116,33 @@ def vectors_from_conversations(
     batch_size: int = 16,
     thresholds: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
+    handling: str = HANDLING,
+    outlier_k: float | None = OUTLIER_K_TOKENS,
 ) -> tuple[dict[str, PersonaVector], dict[str, dict[str, Tensor]]]:
     """Persona vectors from already-chosen trait-expressing (``pos``) and non-expressing (``neg``) conversations,
-    each ending with the assistant response. Returns the vectors per kind and the ``[n, layer, d]`` activations."""
+    each ending with the assistant response. Returns the vectors per kind and the ``[n, layer, d]`` activations.
+    ``handling``: see :func:`apply_handling` ("none" = the plain mean difference)."""
     vectors: dict[str, PersonaVector] = {}
     acts_by_kind: dict[str, dict[str, Tensor]] = {}
     for kind in kinds:
         side_acts = {}
         for side, convs in (("pos", pos), ("neg", neg)):
-            a = capture(model, convs, hooks, reduction=kind, batch_size=batch_size, progress=False)
+            a = capture(
+                model,
+                convs,
+                hooks,
+                reduction=kind,
+                batch_size=batch_size,
+                progress=False,
+                outlier_k=outlier_k if kind != "last_prompt" else None,
+            )
             side_acts[side] = a.stacked().transpose(0, 1)  # [n, layer, d]
         acts_by_kind[kind] = side_acts
+        handled, raw, meta = apply_handling(side_acts["pos"], side_acts["neg"], handling)
         vectors[kind] = PersonaVector(
             trait=trait,
-            vectors=mean_difference(side_acts["pos"], side_acts["neg"]),
+            vectors=handled,
+            raw=raw if handling != "none" else None,
             hooks=list(hooks),
             kind=kind,
             model=model.name,
@@ -65,7 +150,7 @@ def vectors_from_conversations(
             n_pos=len(pos),
             n_neg=len(neg),
             thresholds=dict(thresholds or {}),
-            extra=dict(extra or {}),
+            extra={**dict(extra or {}), **meta, "outlier_k": outlier_k},
         )
     return vectors, acts_by_kind
 
@@ -173,10 +258,23 @@ def extract(
             "max_new_tokens": config.max_new_tokens,
             "seed": config.seed,
         },
+        handling=config.handling,
+        outlier_k=config.outlier_k,
     )
     sep = separation(
         acts_by_kind["response_mean"]["pos"], acts_by_kind["response_mean"]["neg"], vectors["response_mean"].vectors
     )
+    qidx = {q: n for n, q in enumerate(questions)}
+    groups = {side: [qidx[jobs[i]["question"]] for i in idx] for side, idx in kept.items()}
+    if len(set(groups["pos"]) | set(groups["neg"])) >= 4:
+        sep["held_out"] = held_out_by_layer(
+            acts_by_kind["response_mean"]["pos"],
+            acts_by_kind["response_mean"]["neg"],
+            groups["pos"],
+            groups["neg"],
+            config.handling,
+            seed=config.seed,
+        )
     return {
         "vectors": vectors,
         "responses": jobs,
@@ -214,6 +312,8 @@ def extract_written(
     hooks: Sequence[str] | None = None,
     batch_size: int = 16,
     source: str = "",
+    handling: str = HANDLING,
+    outlier_k: float | None = OUTLIER_K_TOKENS,
 ) -> dict[str, Any]:
     """Persona vectors from *written* trait-expressing and non-expressing answers (teacher-forced extraction).
 
@@ -247,10 +347,17 @@ def extract_written(
         trait=trait,
         batch_size=batch_size,
         extra={"responses": "written", "source": str(source), "n_pairs": len(rows)},
+        handling=handling,
+        outlier_k=outlier_k,
     )
     sep = separation(
         acts_by_kind["response_mean"]["pos"], acts_by_kind["response_mean"]["neg"], vectors["response_mean"].vectors
     )
+    if len(rows) >= 4:
+        q = list(range(len(rows)))
+        sep["held_out"] = held_out_by_layer(
+            acts_by_kind["response_mean"]["pos"], acts_by_kind["response_mean"]["neg"], q, q, handling
+        )
     return {
         "vectors": vectors,
         "responses": jobs,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..evidence.nulls import auroc_evidence
 from ..models import Model
 from .extraction import ExtractionConfig, extract
 from .monitoring import projection_difference
@@ -163,10 +164,11 @@ def run_persona(
         }
         laden = [d for r, d in zip(rows, fr["projection_difference"].tolist()) if r.get("trait") == tr.name]
         neutral = [d for r, d in zip(rows, fr["projection_difference"].tolist()) if not r.get("trait_laden")]
-        if laden and neutral:  # AUROC of "this trait's laden rows" vs neutral rows
+        if laden and neutral:  # AUROC of "this trait's laden rows" vs neutral rows, bootstrap CI and label null
             flag["auroc_trait_vs_neutral"] = sum((a > b) + 0.5 * (a == b) for a in laden for b in neutral) / (
                 len(laden) * len(neutral)
             )
+            flag["auroc_evidence"] = auroc_evidence(laden, neutral, seed=extraction.seed).to_dict()
         ranked = sorted(flag["per_dataset"].items(), key=lambda kv: -kv[1])
         figures.append(
             plots.bars(

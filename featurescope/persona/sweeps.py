@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 
 from ..errors import FeaturescopeError
+from ..evidence.nulls import correlation_evidence
 from ..formatting import Message
 from ..generate import generate
 from ..models import Model
@@ -115,9 +116,21 @@ def monitor_correlation(
         }
         for lv in range(len(tr.monitor_prompts))
     ]
+    items = [
+        {
+            "level": lv,
+            "question": c[-1].content,
+            "projection": float(p),
+            "trait_score": float(sc),
+            "response": g.response,
+        }
+        for lv, c, p, sc, g in zip(levels, convs, proj.tolist(), scores, gens)
+    ]
     return {
         "hook": h,
         "r_samples": pearson(proj, scores),
+        "r_samples_evidence": correlation_evidence(proj.tolist(), scores, name="monitoring r (per response)").to_dict(),
+        "items": items,
         "r_levels": pearson([p["projection"] for p in per_level], [p["trait_score"] for p in per_level]),
         "per_level": per_level,
         "n": len(convs),

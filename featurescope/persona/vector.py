@@ -39,9 +39,10 @@ def project(acts: Float[Tensor, "n d"], vector: Float[Tensor, " d"]) -> Float[Te
 
 def separation(
     pos: Float[Tensor, "n_pos layer d"], neg: Float[Tensor, "n_neg layer d"], vectors: Float[Tensor, "layer d"]
-) -> dict[str, list[float]]:
-    """Per layer: mean projection of each side onto that layer's vector, their gap, and Cohen's d."""
-    out: dict[str, list[float]] = {"pos_mean": [], "neg_mean": [], "gap": [], "cohens_d": []}
+) -> dict[str, Any]:
+    """Per layer: mean projection of each side onto that layer's vector, their gap, and Cohen's d (in sample: the
+    vector was fitted to these responses; ``extract`` adds ``held_out``, measured on other questions)."""
+    out: dict[str, Any] = {"pos_mean": [], "neg_mean": [], "gap": [], "cohens_d": []}
     for L in range(vectors.shape[0]):
         a, b = project(pos[:, L], vectors[L]), project(neg[:, L], vectors[L])
         out["pos_mean"].append(float(a.mean()))
@@ -75,6 +76,9 @@ class PersonaVector:
     n_neg: int
     thresholds: dict[str, float] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The plain mean difference before the massive-activation handling named in ``extra["handling"]`` (None when
+    #: no handling was applied: then ``vectors`` is the plain mean difference).
+    raw: Float[Tensor, "layer d"] | None = None
 
     def at(self, hook_or_layer: str | int) -> Float[Tensor, " d"]:
         if isinstance(hook_or_layer, int):
@@ -132,9 +136,10 @@ class PersonaVector:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        atomic_save_tensors(
-            path, {"vectors": self.vectors.float()}, metadata={"featurescope": json.dumps(self.metadata())}
-        )
+        tensors = {"vectors": self.vectors.float()}
+        if self.raw is not None:
+            tensors["raw"] = self.raw.float()
+        atomic_save_tensors(path, tensors, metadata={"featurescope": json.dumps(self.metadata())})
         return path
 
     @classmethod
@@ -147,12 +152,13 @@ class PersonaVector:
         try:
             with safe_open(str(path), "pt") as f:
                 meta = json.loads((f.metadata() or {}).get("featurescope", "{}"))
-            vectors = load_file(str(path))["vectors"]
+            tensors = load_file(str(path))
+            vectors = tensors["vectors"]
         except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for a garbage file
             raise FeaturescopeError(f"{path}: not a readable persona vector file ({type(e).__name__})") from e
         if not meta:
             raise FeaturescopeError(f"{path} has no featurescope metadata: not a persona vector file")
-        fields = {f.name for f in dataclasses.fields(cls)} - {"vectors"}
+        fields = {f.name for f in dataclasses.fields(cls)} - {"vectors", "raw"}
         unknown = set(meta) - fields
         if unknown:
             raise FeaturescopeError(f"{path}: unknown persona-vector metadata {sorted(unknown)}")
@@ -160,7 +166,7 @@ class PersonaVector:
             raise FeaturescopeError(
                 f"{path}: {vectors.shape[0] if vectors.ndim else 0} vectors for {len(meta.get('hooks', []))} hooks"
             )
-        return cls(vectors=vectors, **meta)
+        return cls(vectors=vectors, raw=tensors.get("raw"), **meta)
 
     def __repr__(self) -> str:
         return (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,20 @@ class Number:
     value: Any
     paper: str | None = None  # "Chen et al. 2025: r = 0.75-0.83"
     note: str = ""
+    null: str | None = None  # "0.43 [0.04, 0.79] (any role as the default)"
+    verdict: str = ""  # "distinguishable from the null" / "not distinguishable from the null"
+
+    @classmethod
+    def from_evidence(cls, label: str, ev: Mapping[str, Any], paper: str | None = None, fmt_: str = ".2f") -> Number:
+        """A number from an :class:`featurescope.evidence.Evidence` dict: value [CI], its null and the verdict."""
+        e, n = ev["estimate"], ev["null"]
+        return cls(
+            label,
+            f"{e['value']:{fmt_}} [{e['lo']:{fmt_}}, {e['hi']:{fmt_}}]",
+            paper=paper,
+            null=f"{n['mean']:{fmt_}} [{n['lo']:{fmt_}}, {n['hi']:{fmt_}}] ({n['what']})",
+            verdict=str(ev.get("verdict", "")),
+        )
 
 
 @dataclasses.dataclass
@@ -86,12 +100,15 @@ def numbers_html(nums: Sequence[Number]) -> str:
     if not nums:
         return ""
     has_paper = any(n.paper for n in nums)
+    has_null = any(n.null for n in nums)
     rows = [
         [n.label, Raw(f"<b>{esc(fmt(n.value))}</b>" + (f" <small>{esc(n.note)}</small>" if n.note else ""))]
+        + ([n.null or "", n.verdict] if has_null else [])
         + ([n.paper or ""] if has_paper else [])
         for n in nums
     ]
-    return table(rows, ["", "ours"] + (["paper"] if has_paper else []), cls="nums")
+    head = ["", "ours"] + (["null", "verdict"] if has_null else []) + (["paper"] if has_paper else [])
+    return table(rows, head, cls="nums")
 
 
 def paper(key: str) -> str:

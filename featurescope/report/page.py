@@ -229,10 +229,11 @@ def build_markdown(
             if not nums:
                 nums = [Number(k, v) for k, v in flatten(r.results, max_items=12) if to_number(v) is not None][:12]
             if nums:
-                lines += ["| measurement | ours | paper |", "|---|---|---|"]
+                lines += ["| measurement | ours | null | verdict | paper |", "|---|---|---|---|---|"]
                 for n in nums:
                     val = fmt(n.value) + (f" ({n.note})" if n.note else "")
-                    lines.append(f"| {n.label} | {val.replace('|', '/')} | {(n.paper or '').replace('|', '/')} |")
+                    cells = [n.label, val, n.null or "", n.verdict, n.paper or ""]
+                    lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
                 lines.append("")
             figs = [f for f in r.figures if Path(f).suffix.lower() in IMAGE_TYPES or f.endswith(".html")]
             if figs:

@@ -53,7 +53,14 @@ def _axis_analysis(res: Mapping[str, Any]) -> Mapping[str, Any]:
 def axis_numbers(run: Run) -> list[Number]:
     res, n = _axis_results(run), []
     an = _axis_analysis(res)
-    if an.get("axis_pc1_cosine") is not None:
+    ev = an.get("evidence") if isinstance(an.get("evidence"), Mapping) else None
+    if ev and isinstance(ev.get("axis_pc1"), Mapping):
+        n.append(
+            Number.from_evidence(
+                f"cos(axis, PC1) at {an.get('hook', res.get('hook', '?'))}", ev["axis_pc1"], paper=paper("axis_pc1")
+            )
+        )
+    elif an.get("axis_pc1_cosine") is not None:
         n.append(
             Number(
                 f"cos(axis, PC1) at {an.get('hook', res.get('hook', '?'))}",
@@ -97,7 +104,22 @@ def axis_numbers(run: Run) -> list[Number]:
         m = cmp["middle"]
         n.append(Number("base vs post axis cosine (middle layer)", m.get("axis_cosine")))
         if m.get("pc_cosines"):
-            n.append(Number("top-3 PC |cosines| base vs post", m["pc_cosines"], paper="Lu et al.: 0.93, 0.87, 0.83"))
+            sh = cmp.get("split_half_pc_cosines")
+            null = None
+            if isinstance(sh, Mapping) and sh:
+                null = (
+                    "; ".join(f"{k}: {', '.join(f'{x:.2f}' for x in v)}" for k, v in sh.items() if isinstance(v, list))
+                    + " (two random halves of one model's roles)"
+                )
+            n.append(
+                Number(
+                    "top-3 PC |cosines| base vs post",
+                    m["pc_cosines"],
+                    paper="Lu et al.: 0.93, 0.87, 0.83",
+                    null=null,
+                    verdict="compare with the split-half values" if null else "",
+                )
+            )
     return n
 
 

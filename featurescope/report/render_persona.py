@@ -49,7 +49,15 @@ def persona_numbers(run: Run) -> list[Number]:
     d = get(res, "separation", "cohens_d")
     if d:
         best = max(range(len(d)), key=lambda i: d[i] if to_number(d[i]) is not None else -1e9)
-        n.append(Number("best projection separation (Cohen's d)", d[best], note=f"at layer {best}"))
+        n.append(Number("best projection separation (Cohen's d, in sample)", d[best], note=f"at layer {best}"))
+        held = get(res, "separation", "held_out")
+        if isinstance(held, list) and best < len(held) and isinstance(held[best], Mapping):
+            n.append(
+                Number.from_evidence(
+                    f"held-out Cohen's d at layer {best} (vector on half the questions, d on the other half)",
+                    held[best],
+                )
+            )
     if res.get("chosen_layer") is not None:
         n.append(Number("steering layer chosen", res["chosen_layer"], note="largest steering effect, coherent answers"))
     rows = steer_rows(res.get("steering") or (res if run.command == "persona steer" else {}))
@@ -64,7 +72,16 @@ def persona_numbers(run: Run) -> list[Number]:
             )
         )
     mon = res.get("monitor") or (res if run.command == "persona monitor" else {})
-    if mon.get("r_samples") is not None or mon.get("r_levels") is not None:
+    if isinstance(mon.get("r_samples_evidence"), Mapping):
+        n.append(
+            Number.from_evidence(
+                f"monitoring r (per response, n = {mon.get('n', '?')})",
+                mon["r_samples_evidence"],
+                paper=paper("monitor_r"),
+            )
+        )
+        n.append(Number("monitoring r (graded-level means)", mon.get("r_levels"), paper=paper("monitor_r")))
+    elif mon.get("r_samples") is not None or mon.get("r_levels") is not None:
         n.append(
             Number(
                 "monitoring r (per response)",
@@ -75,7 +92,15 @@ def persona_numbers(run: Run) -> list[Number]:
         )
         n.append(Number("monitoring r (graded-level means)", mon.get("r_levels"), paper=paper("monitor_r")))
     fl = res.get("flagging") or {}
-    if fl.get("auroc_trait_vs_neutral") is not None:
+    if isinstance(fl.get("auroc_evidence"), Mapping):
+        n.append(
+            Number.from_evidence(
+                "data flagging AUROC (trait-laden vs neutral)",
+                fl["auroc_evidence"],
+                paper="Chen et al. 2025: trait-laden data ranks first",
+            )
+        )
+    elif fl.get("auroc_trait_vs_neutral") is not None:
         n.append(
             Number(
                 "data flagging AUROC (trait-laden vs neutral)",

@@ -1,0 +1,212 @@
+"""Evidence commands over a model (I/O edge): the massive-activation table (``featurescope inspect massive``) and
+the side-by-side comparison of massive-activation handlings on paired trait texts (``inspect handling``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..capture import as_prompts, capture
+from ..errors import FeaturescopeError
+from ..formatting import Message
+from ..models import Model
+from ..runs import write_summary
+from .massive import (
+    DIM_RATIO,
+    HANDLINGS,
+    OUTLIER_K,
+    TOKEN_HANDLINGS,
+    LayerMassive,
+    handle_vector,
+    layer_profile,
+    massive_dims,
+    robust_mean,
+    vector_shares,
+)
+from .nulls import held_out_separation
+
+
+@dataclasses.dataclass
+class TokenActs:
+    """Per hook: every prompt's token activations split into BOS, prompt and response tokens."""
+
+    bos: dict[str, Tensor]  # [n_bos, d]
+    prompt: dict[str, list[Tensor]]  # per prompt [n_prompt_tokens (no BOS), d]
+    response: dict[str, list[Tensor]]  # per prompt [n_response_tokens, d]
+
+
+def token_acts(model: Model, convs: Sequence[Any], hooks: Sequence[str], *, batch_size: int = 8) -> TokenActs:
+    """Capture every token at ``hooks`` and split it into BOS / prompt / response tokens per conversation."""
+    prompts = as_prompts(model, list(convs))
+    acts = capture(model, prompts, hooks, reduction="all", batch_size=batch_size, progress=False)
+    assert acts.offsets is not None
+    tok = model.tokenizer
+    bos_id = getattr(tok, "bos_token_id", None)
+    out = TokenActs({}, {}, {})
+    for h in hooks:
+        bos, pr, rs = [], [], []
+        for i, p in enumerate(prompts):
+            a = acts.per_prompt(h, i)
+            first = 1 if bos_id is not None and int(p.tokens[0]) == bos_id else 0
+            if first:
+                bos.append(a[:1])
+            resp = p.response_mask.bool()
+            pos = torch.arange(len(p))
+            pr.append(a[(pos >= first) & ~resp])
+            rs.append(a[resp])
+        out.bos[h] = torch.cat(bos) if bos else torch.zeros(0, model.d_model)
+        out.prompt[h] = pr
+        out.response[h] = rs
+    return out
+
+
+def written_conversations(rows: Sequence[dict[str, str]]) -> tuple[list[Any], list[Any], list[int]]:
+    """(pos conversations, neg conversations, question index of each pair) from written pos/neg rows."""
+    pos = [[Message("user", r["question"]), Message("assistant", r["pos"])] for r in rows]
+    neg = [[Message("user", r["question"]), Message("assistant", r["neg"])] for r in rows]
+    return pos, neg, list(range(len(rows)))
+
+
+def massive_table(
+    model: Model, convs: Sequence[Any], hooks: Sequence[str], *, batch_size: int = 8
+) -> list[LayerMassive]:
+    """The massive-activation profile of each hook over every non-BOS token of ``convs``."""
+    ta = token_acts(model, convs, hooks, batch_size=batch_size)
+    return [
+        layer_profile(h, torch.cat(ta.prompt[h] + ta.response[h]), ta.bos[h] if len(ta.bos[h]) else None) for h in hooks
+    ]
+
+
+def compare_handlings(
+    pos_tokens: Sequence[Tensor],
+    neg_tokens: Sequence[Tensor],
+    groups: Sequence[int],
+    *,
+    handlings: Sequence[str] = HANDLINGS,
+    ratio: float = DIM_RATIO,
+    k: float = OUTLIER_K,
+    seed: int = 0,
+    n_boot: int = 200,
+    n_perm: int = 200,
+) -> dict[str, Any]:
+    """Each handling side by side on paired responses (token activations per response, one hook): the vector's
+    share on the mean direction and the massive dimensions, and its held-out separation (vector built on half the
+    questions, Cohen's d on the other half) with a shuffled-label null. Pure: no model."""
+    every = torch.cat(list(pos_tokens) + list(neg_tokens))
+    dims = massive_dims(every, ratio)
+    mean = every.float().mean(0)
+    rows: dict[str, Any] = {}
+    for hd in handlings:
+        token_h = hd if hd in TOKEN_HANDLINGS else "none"
+        pos = torch.stack([robust_mean(t, token_h, k=k) for t in pos_tokens])
+        neg = torch.stack([robust_mean(t, token_h, k=k) for t in neg_tokens])
+
+        def post(v: Tensor, hd: str = hd) -> Tensor:
+            return handle_vector(v, hd if hd not in TOKEN_HANDLINGS else "none", mean=mean, dims=dims)
+
+        v = post(pos.mean(0) - neg.mean(0))
+        ev = held_out_separation(
+            pos,
+            neg,
+            groups,
+            groups,
+            seed=seed,
+            n_boot=n_boot,
+            n_perm=n_perm,
+            post=post if hd not in TOKEN_HANDLINGS else None,
+        )
+        rows[hd] = {
+            "held_out_d": ev.to_dict(),
+            "norm": float(v.norm()),
+            **vector_shares(v, mean, dims),
+        }
+    return {"massive_dims": dims, "rows": rows}
+
+
+def choose_handling(table: dict[str, Any]) -> str:
+    """The handling with the largest lower bound of held-out separation (ties: less share on massive dimensions)."""
+    rows = table["rows"]
+    return max(rows, key=lambda h: (round(rows[h]["held_out_d"]["estimate"]["lo"], 3), -rows[h]["share_on_massive"]))
+
+
+def run_massive(
+    model: Model, convs: Sequence[Any], out: str | Path | None, *, source: str, batch_size: int = 8
+) -> list[LayerMassive]:
+    t0 = time.time()
+    hooks = [f"blocks.{L}.hook_resid_post" for L in range(model.n_layers)]
+    table = massive_table(model, convs, hooks, batch_size=batch_size)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "layers.jsonl", "w") as f:
+            for row in table:
+                f.write(json.dumps(row.to_dict()) + "\n")
+        write_summary(
+            out,
+            "inspect massive",
+            inputs={
+                "model": model.info,
+                "texts": source,
+                "n_texts": len(convs),
+                "dim_ratio": DIM_RATIO,
+                "outlier_k": OUTLIER_K,
+            },
+            results={"layers": [r.to_dict() for r in table]},
+            timings={"total": time.time() - t0},
+        )
+    return table
+
+
+def run_handling(
+    model: Model,
+    rows: Sequence[dict[str, str]],
+    layers: Sequence[int],
+    out: str | Path | None,
+    *,
+    source: str,
+    trait: str,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """:func:`compare_handlings` at each layer on written pos/neg pairs; writes summary.json and per-handling rows."""
+    if len(rows) < 8:
+        raise FeaturescopeError(f"{len(rows)} written pairs: need at least 8 to split questions in halves")
+    t0 = time.time()
+    hooks = [f"blocks.{L}.hook_resid_post" for L in layers]
+    pos, neg, groups = written_conversations(rows)
+    tp = token_acts(model, pos, hooks, batch_size=batch_size)
+    tn = token_acts(model, neg, hooks, batch_size=batch_size)
+    res: dict[str, Any] = {}
+    for h in hooks:
+        tab = compare_handlings(tp.response[h], tn.response[h], groups, seed=seed)
+        tab["chosen"] = choose_handling(tab)
+        res[h] = tab
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "handlings.jsonl", "w") as f:
+            for h, tab in res.items():
+                for hd, r in tab["rows"].items():
+                    f.write(json.dumps({"hook": h, "handling": hd, **r}) + "\n")
+        write_summary(
+            out,
+            "inspect handling",
+            inputs={
+                "model": model.info,
+                "trait": trait,
+                "written": source,
+                "n_pairs": len(rows),
+                "seed": seed,
+                "layers": list(layers),
+            },
+            results={"per_hook": res},
+            timings={"total": time.time() - t0},
+        )
+    return res
