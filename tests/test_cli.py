@@ -128,6 +128,15 @@ def test_persona_commands_end_to_end_on_a_tiny_model(tiny_hf_folder, tmp_path):
     assert s["results"]["counts"] == {"generated_per_side": 2, "kept_pos": 2, "kept_neg": 2}
     assert len(s["results"]["separation"]["cohens_d"]) == 2 and (ex / "layers.png").exists()
     vec = str(ex / "evil.response_mean.safetensors")
+    rb = tmp_path / "rb"
+    assert main(["persona", "rebuild", "--model", m, "--responses", str(ex / "responses.jsonl"), "--out", str(rb)]) == 0
+    s = json.loads((rb / "summary.json").read_text())
+    assert s["results"]["counts"] == {"kept_pos": 2, "kept_neg": 2}
+    assert len(s["results"]["reread"]["cosine_with_instruction_vector"]) == 2
+    assert (
+        s["inputs"]["config"]["handling"] == "drop_massive" and (rb / "evil.reread.response_mean.safetensors").exists()
+    )
+    assert main(["persona", "rebuild", "--model", m, "--out", str(rb)]) == 2  # --responses is required
     assert (
         main(
             [
@@ -210,7 +219,7 @@ def test_persona_commands_end_to_end_on_a_tiny_model(tiny_hf_folder, tmp_path):
 
     info = write_report([tmp_path], tmp_path / "rep" / "report.html", strict=True)
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert info["n_runs"] == 4 and "renderer failed" not in page and "could not read key numbers" not in page
+    assert info["n_runs"] == 5 and "renderer failed" not in page and "could not read key numbers" not in page
 
 
 def test_persona_needs_a_vector(tmp_path, capsys):

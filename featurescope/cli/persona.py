@@ -25,6 +25,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
         load_written,
         monitor_correlation,
         projection_difference,
+        rebuild,
         run_persona,
         steering_sweep,
     )
@@ -33,12 +34,19 @@ def cmd_persona(args: argparse.Namespace) -> int:
 
     t0 = time.time()
     out = Path(args.out)
-    if args.action not in ("extract", "run") and not args.vector:
+    if args.action == "rebuild" and not args.responses:
+        raise FeaturescopeError("persona rebuild needs --responses (a run's responses.jsonl with kept flags)")
+    if args.action not in ("extract", "run", "rebuild") and not args.vector:
         raise FeaturescopeError(f"persona {args.action} needs --vector (a file written by `persona extract`)")
     if args.action == "flag" and not args.dataset:
         raise FeaturescopeError("persona flag needs --dataset")
     # Cheap checks before the model loads or anything is generated.
-    pv_in = PersonaVector.load(args.vector) if args.vector and args.action != "extract" else None
+    pv_in = PersonaVector.load(args.vector) if args.vector and args.action not in ("extract", "rebuild") else None
+    resp_rows = (
+        [json.loads(x) for x in Path(args.responses).read_text().splitlines() if x.strip()]
+        if args.action == "rebuild"
+        else None
+    )
     flag_rows = check_flag_rows(read_prompts(args.dataset), args.dataset) if args.action == "flag" else None
     judge = default_judge()  # a configured judge endpoint is checked here, before anything is generated
     model = load_model(args.model)
@@ -73,7 +81,14 @@ def cmd_persona(args: argparse.Namespace) -> int:
         tr = load_trait(args.trait)
         cfg = config_from_args(ExtractionConfig, args)
         if args.written:
-            res = extract_written(model, tr.name, load_written(args.written), source=args.written)
+            res = extract_written(
+                model,
+                tr.name,
+                load_written(args.written),
+                source=args.written,
+                handling=cfg.handling,
+                outlier_k=cfg.outlier_k,
+            )
         else:
             res = extract(model, tr, judge, config=cfg, answers_path=out / "answers.jsonl")
         out.mkdir(parents=True, exist_ok=True)
@@ -125,6 +140,61 @@ def cmd_persona(args: argparse.Namespace) -> int:
                 "separation": sep,
                 "best_separation_layer": best,
                 "vector_norms": res["vectors"]["response_mean"].norms,
+                "files": files,
+            },
+            timings=res["timings"],
+            figures=[fig],
+        )
+    elif args.action == "rebuild":
+        assert resp_rows is not None
+        tr = load_trait(args.trait)
+        cfg = config_from_args(ExtractionConfig, args)
+        res = rebuild(model, tr.name, resp_rows, config=cfg, source=args.responses)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {k: str(v.save(out / f"{tr.name}.{k}.safetensors")) for k, v in res["vectors"].items()}
+        files["reread.response_mean"] = str(
+            res["reread_vectors"]["response_mean"].save(out / f"{tr.name}.reread.response_mean.safetensors")
+        )
+        (out / "responses.jsonl").write_text(Path(args.responses).read_text())
+        sep, rr = res["separation"], res["reread"]
+        finite = [i for i, d in enumerate(sep["cohens_d"]) if d == d]
+        best = max(finite, key=lambda i: sep["cohens_d"][i]) if finite else None
+        for tag, sp in (("with the system prompt", sep), ("re-read without it", rr["separation"])):
+            if best is not None and sp.get("held_out"):
+                ev = sp["held_out"][best]
+                e, nl = ev["estimate"], ev["null"]
+                print(
+                    f"{tag}: held-out d at layer {best} {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]; null "
+                    f"{nl['mean']:.2f} [{nl['lo']:.2f}, {nl['hi']:.2f}] -> {ev['verdict']}"
+                )
+        if best is not None:
+            print(f"cos(vector, re-read vector) at layer {best}: {rr['cosine_with_instruction_vector'][best]:.2f}")
+        series = {"Cohen's d in sample": sep["cohens_d"]}
+        for tag, sp in (("held-out d", sep), ("held-out d, re-read without the system prompt", rr["separation"])):
+            if sp.get("held_out"):
+                series[tag] = [e["estimate"]["value"] for e in sp["held_out"]]
+                series[tag + ": null 97.5%"] = [e["null"]["hi"] for e in sp["held_out"]]
+        fig = plots.layer_profile(
+            out / "layers.png",
+            series,
+            f"{tr.name} vector rebuilt on {model.name} ({cfg.handling}, outlier k {cfg.outlier_k})",
+            "Cohen's d",
+            mark=best,
+        )
+        write_summary(
+            out,
+            "persona rebuild",
+            inputs={"model": model.info, "trait": tr.name, "config": cfg.to_dict(), "responses": args.responses},
+            results={
+                "counts": res["counts"],
+                "separation": sep,
+                "best_separation_layer": best,
+                "reread": rr,
+                "vector_norms": res["vectors"]["response_mean"].norms,
+                "massive": {
+                    k: res["vectors"]["response_mean"].extra[k]
+                    for k in ("handling", "massive_dims", "share_on_mean_raw", "share_on_massive_raw")
+                },
                 "files": files,
             },
             timings=res["timings"],
@@ -219,11 +289,16 @@ def _max_new(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def register(sub: Any) -> None:
-    pe = sub.add_parser("persona", help="persona vectors: run | extract | steer | monitor | flag (Chen et al. 2025)")
+    from ..persona.extraction import ExtractionConfig
+
+    pe = sub.add_parser(
+        "persona", help="persona vectors: run | extract | rebuild | steer | monitor | flag (Chen et al. 2025)"
+    )
     pe.add_argument(
         "action",
-        choices=["run", "extract", "steer", "monitor", "flag"],
-        help="run = extract, choose the layer, steer, monitor and flag in one go",
+        choices=["run", "extract", "rebuild", "steer", "monitor", "flag"],
+        help="run = extract, choose the layer, steer, monitor and flag in one go; rebuild = vectors again from a "
+        "run's kept responses with the current defaults, plus the re-read control (no generation)",
     )
     pe.add_argument("--model", default="offline:smollm2-135m-instruct")
     pe.add_argument("--trait", default="evil", help="shipped trait name or path to a trait YAML (extract)")
@@ -250,6 +325,19 @@ def register(sub: Any) -> None:
         default=None,
         help="tokens generated per answer (default: the library's for each action: extract/run 64, steer/monitor 48, "
         "flag 64)",
+    )
+    pe.add_argument("--responses", help="a run's responses.jsonl with kept flags (rebuild)")
+    pe.add_argument(
+        "--handling",
+        choices=("none", "project_mean", "drop_massive"),
+        default=ExtractionConfig.handling,
+        help="massive-activation handling of the vectors (extract / run / rebuild; see `featurescope inspect handling`)",
+    )
+    pe.add_argument(
+        "--outlier-k",
+        type=float,
+        default=ExtractionConfig.outlier_k,
+        help="leave tokens above this x the response's median norm out of its mean (0 = keep every token)",
     )
     pe.add_argument("--pos-threshold", type=float, default=50.0)
     pe.add_argument("--neg-threshold", type=float, default=50.0)

@@ -16,7 +16,14 @@ correlation, layer choice), ``run`` (:func:`run_persona`: the whole experiment i
 Everything is re-exported here, so ``featurescope.persona.X`` keeps working.
 """
 
-from .extraction import ExtractionConfig, extract, extract_written, load_written, vectors_from_conversations
+from .extraction import (
+    ExtractionConfig,
+    extract,
+    extract_written,
+    load_written,
+    rebuild,
+    vectors_from_conversations,
+)
 from .monitoring import check_flag_rows, monitor, projection_difference
 from .run import FLAG_DEMO, run_persona
 from .steering import steer, steering_hook
@@ -32,6 +39,7 @@ __all__ = [
     "extract",
     "extract_written",
     "load_written",
+    "rebuild",
     "mean_difference",
     "monitor",
     "monitor_correlation",

@@ -134,7 +134,7 @@ def vectors_from_conversations(
                 reduction=kind,
                 batch_size=batch_size,
                 progress=False,
-                outlier_k=outlier_k if kind != "last_prompt" else None,
+                outlier_k=(outlier_k or None) if kind != "last_prompt" else None,  # 0 = keep every token
             )
             side_acts[side] = a.stacked().transpose(0, 1)  # [n, layer, d]
         acts_by_kind[kind] = side_acts
@@ -364,4 +364,77 @@ def extract_written(
         "separation": sep,
         "counts": {"written_pairs": len(rows), "kept_pos": len(rows), "kept_neg": len(rows)},
         "timings": {"capture": time.time() - t0, "total": time.time() - t0},
+    }
+
+
+def conversations_from_responses(rows: Sequence[dict[str, Any]], *, instruction: bool = True) -> dict[str, Any]:
+    """Kept pos/neg conversations (and each one's question index) from a run's ``responses.jsonl`` rows;
+    ``instruction=False`` drops the eliciting / suppressing system prompt (the re-read control)."""
+    questions = list(dict.fromkeys(r["question"] for r in rows))
+    qidx = {q: i for i, q in enumerate(questions)}
+    out: dict[str, Any] = {"pos": [], "neg": [], "pos_groups": [], "neg_groups": []}
+    for r in rows:
+        if not r.get("kept") or r.get("side") not in ("pos", "neg"):
+            continue
+        msgs = ([Message("system", r["instruction"])] if instruction and r.get("instruction") else []) + [
+            Message("user", r["question"]),
+            Message("assistant", r["response"]),
+        ]
+        out[r["side"]].append(msgs)
+        out[r["side"] + "_groups"].append(qidx[r["question"]])
+    if not out["pos"] or not out["neg"]:
+        raise FeaturescopeError(
+            f"the responses file keeps {len(out['pos'])} positive and {len(out['neg'])} negative answers: need both"
+        )
+    return out
+
+
+def rebuild(
+    model: Model,
+    trait: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    config: ExtractionConfig = ExtractionConfig(),
+    hooks: Sequence[str] | None = None,
+    source: str = "",
+) -> dict[str, Any]:
+    """Persona vectors re-derived from a run's kept responses (no generation, no judge) with the current handling
+    defaults, plus the **re-read control**: the same kept responses read without the system prompt that elicited
+    them. If the vector comes from the instruction rather than the response, the two disagree (cosine per layer)
+    and the re-read separation collapses."""
+    hooks = list(hooks) if hooks is not None else default_hooks(model)
+    t0 = time.time()
+    res: dict[str, Any] = {}
+    for tag, instr in (("with_instruction", True), ("reread", False)):
+        c = conversations_from_responses(rows, instruction=instr)
+        vectors, acts = vectors_from_conversations(
+            model,
+            c["pos"],
+            c["neg"],
+            hooks,
+            trait=trait,
+            batch_size=config.batch_size * 2,
+            extra={"responses": "rebuilt" if instr else "rebuilt without the system prompt", "source": source},
+            handling=config.handling,
+            outlier_k=config.outlier_k,
+        )
+        rm = acts["response_mean"]
+        sep = separation(rm["pos"], rm["neg"], vectors["response_mean"].vectors)
+        if len(set(c["pos_groups"]) | set(c["neg_groups"])) >= 4:
+            sep["held_out"] = held_out_by_layer(
+                rm["pos"], rm["neg"], c["pos_groups"], c["neg_groups"], config.handling, seed=config.seed
+            )
+        res[tag] = {"vectors": vectors, "separation": sep, "n_pos": len(c["pos"]), "n_neg": len(c["neg"])}
+    a, b = res["with_instruction"]["vectors"]["response_mean"], res["reread"]["vectors"]["response_mean"]
+    cos = torch.nn.functional.cosine_similarity(a.vectors.float(), b.vectors.float(), dim=-1)
+    return {
+        "vectors": res["with_instruction"]["vectors"],
+        "reread_vectors": res["reread"]["vectors"],
+        "separation": res["with_instruction"]["separation"],
+        "reread": {
+            "separation": res["reread"]["separation"],
+            "cosine_with_instruction_vector": [round(float(x), 4) for x in cos],
+        },
+        "counts": {"kept_pos": res["with_instruction"]["n_pos"], "kept_neg": res["with_instruction"]["n_neg"]},
+        "timings": {"total": time.time() - t0},
     }

@@ -124,9 +124,9 @@ def provenance(run: Run | Mapping[str, Any]) -> dict[str, str]:
         layer = ", ".join(k for k in res if str(k).startswith("blocks.")) or None
     if layer is None and get(res, "analysis", "hook"):
         layer = str(res["analysis"]["hook"])
-    if layer is None and cmd in ("persona extract", "demo", "capture"):
+    if layer is None and cmd in ("persona extract", "persona rebuild", "demo", "capture"):
         layer = "every layer (blocks.L.hook_resid_post)"
-        if cmd == "persona extract" and res.get("best_separation_layer") is not None:
+        if cmd in ("persona extract", "persona rebuild") and res.get("best_separation_layer") is not None:
             layer += f"; best separation at blocks.{res['best_separation_layer']}.hook_resid_post"
     saes = []
     for k in ("sae", "base_sae", "post_sae"):

@@ -137,7 +137,7 @@ def load_run(folder: str | Path) -> Run:
             if k != "__metadata__" and isinstance(v, dict)
         }
     files = run.results.get("files")
-    if run.command in ("persona run", "persona extract") and isinstance(files, dict):
+    if run.command in ("persona run", "persona extract", "persona rebuild") and isinstance(files, dict):
         prof = _persona_profile(files, d)
         if prof:
             run.derived["vector_profile"] = prof

@@ -58,6 +58,14 @@ def persona_numbers(run: Run) -> list[Number]:
                     held[best],
                 )
             )
+        rr = get(res, "reread", "separation", "held_out")
+        if isinstance(rr, list) and best < len(rr) and isinstance(rr[best], Mapping):
+            n.append(
+                Number.from_evidence(
+                    f"re-read control: held-out d at layer {best}, kept answers read without the system prompt",
+                    rr[best],
+                )
+            )
     if res.get("chosen_layer") is not None:
         n.append(Number("steering layer chosen", res["chosen_layer"], note="largest steering effect, coherent answers"))
     rows = steer_rows(res.get("steering") or (res if run.command == "persona steer" else {}))
@@ -281,7 +289,7 @@ def _flag_block(ctx: Ctx, fl: Mapping[str, Any]) -> str:
 def persona_body(ctx: Ctx) -> str:
     r, res = ctx.run, ctx.run.results
     out = []
-    if r.command in ("persona run", "persona extract"):
+    if r.command in ("persona run", "persona extract", "persona rebuild"):
         out += [
             "<h4>Layer profile</h4>",
             _vector_profile(ctx),

@@ -9,7 +9,7 @@ from .render_persona import persona_body, persona_numbers
 from .render_saes import decompose_body, decompose_numbers, sae_body, sae_numbers
 from .render_stages import stages_body, stages_numbers
 
-for _c in ("persona run", "persona extract", "persona steer", "persona monitor", "persona flag"):
+for _c in ("persona run", "persona extract", "persona rebuild", "persona steer", "persona monitor", "persona flag"):
     register(_c, "persona", persona_numbers, persona_body, title_persona)
 register("decompose", "persona", decompose_numbers, decompose_body, title_persona)
 register("sae train", "saes", sae_numbers, sae_body)
