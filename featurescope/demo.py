@@ -121,6 +121,7 @@ def run_demo(out: Path, quick: bool = False) -> dict:
             alphas=(-8.0, 0.0, 8.0) if quick else (-12.0, -8.0, -4.0, 0.0, 4.0, 8.0, 12.0),
             n_eval_questions=2 if quick else 6,
             n_monitor_questions=1 if quick else 2,
+            n_random_controls=0 if quick else 1,  # the steering null: one random vector of equal norm
             progress=not quick,
         )
         results["persona-evil"] = {

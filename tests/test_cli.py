@@ -159,8 +159,15 @@ def test_persona_commands_end_to_end_on_a_tiny_model(tiny_hf_folder, tmp_path):
         )
         == 0
     )
-    rows = json.loads((tmp_path / "st" / "summary.json").read_text())["results"]["rows"]
-    assert [r["alpha"] for r in rows] == [-2.0, 0.0, 2.0]
+    st = json.loads((tmp_path / "st" / "summary.json").read_text())["results"]
+    rows = st["rows"]
+    assert [r["alpha"] for r in rows] == [-2.0, 0.0, 2.0] and all(len(r["scores"]) == 2 for r in rows)
+    ctl = st["control"]  # the steering null: 2 random vectors of equal norm at the same alphas
+    assert len(ctl["controls"]) == 2 and [r["alpha"] for r in ctl["controls"][0]["rows"]] == [-2.0, 0.0, 2.0]
+    assert ctl["evidence"]["verdict"] in ("distinguishable from the null", "not distinguishable from the null")
+    assert ctl["evidence"]["estimate"]["n"] == 2
+    no_zero = ["persona", "steer", "--model", m, "--vector", vec, "--alphas=1,2", "--out", str(tmp_path / "st2")]
+    assert main(no_zero) == 2
     assert (
         main(
             [

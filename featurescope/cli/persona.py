@@ -27,6 +27,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
         projection_difference,
         rebuild,
         run_persona,
+        steering_control,
         steering_sweep,
     )
     from ..runs import write_summary
@@ -71,6 +72,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
             alphas=alphas,
             n_eval_questions=args.n_eval_questions,
             n_monitor_questions=args.n_monitor_questions,
+            n_random_controls=args.controls,
             **({"flag_dataset": args.dataset} if args.dataset else {}),
         )
         print(
@@ -204,6 +206,8 @@ def cmd_persona(args: argparse.Namespace) -> int:
         v = pv_in
         assert v is not None
         alphas = [float(a) for a in args.alphas.split(",")]
+        if args.controls > 0 and (0.0 not in alphas or max(alphas) <= 0):
+            raise FeaturescopeError("--controls needs alpha 0 and a positive alpha in --alphas (or pass --controls 0)")
         res = steering_sweep(
             model,
             v,
@@ -214,6 +218,25 @@ def cmd_persona(args: argparse.Namespace) -> int:
             n_questions=args.n_questions,
             **_max_new(args),
         )
+        if args.controls > 0:
+            res["control"] = steering_control(
+                model,
+                v,
+                v.trait,
+                judge,
+                hook=args.layer,
+                sweep=res,
+                n_random=args.controls,
+                seed=args.seed,
+                n_questions=args.n_questions,
+                **_max_new(args),
+            )
+            ev = res["control"]["evidence"]
+            e, nl = ev["estimate"], ev["null"]
+            print(
+                f"{ev['name']}: {e['value']:+.1f} [{e['lo']:+.1f}, {e['hi']:+.1f}]; random vectors {nl['mean']:+.1f} "
+                f"[{nl['lo']:+.1f}, {nl['hi']:+.1f}] -> {ev['verdict']}"
+            )
         out.mkdir(parents=True, exist_ok=True)
         fig = plots.steering_curve(
             out / "steering.png",
@@ -325,6 +348,12 @@ def register(sub: Any) -> None:
         default=None,
         help="tokens generated per answer (default: the library's for each action: extract/run 64, steer/monitor 48, "
         "flag 64)",
+    )
+    pe.add_argument(
+        "--controls",
+        type=int,
+        default=2,
+        help="random vectors of equal norm swept like the persona vector: the steering null (steer / run; 0 = none)",
     )
     pe.add_argument("--responses", help="a run's responses.jsonl with kept flags (rebuild)")
     pe.add_argument(

@@ -27,7 +27,7 @@ from .extraction import (
 from .monitoring import check_flag_rows, monitor, projection_difference
 from .run import FLAG_DEMO, run_persona
 from .steering import steer, steering_hook
-from .sweeps import choose_layer, monitor_correlation, steering_sweep, unsteered_logprob
+from .sweeps import choose_layer, monitor_correlation, steering_control, steering_sweep, unsteered_logprob
 from .vector import PersonaVector, mean_difference, pearson, project, separation
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "separation",
     "steer",
     "steering_hook",
+    "steering_control",
     "steering_sweep",
     "unsteered_logprob",
     "vectors_from_conversations",

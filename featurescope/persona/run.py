@@ -12,7 +12,7 @@ from ..evidence.nulls import auroc_evidence
 from ..models import Model
 from .extraction import ExtractionConfig, extract
 from .monitoring import projection_difference
-from .sweeps import choose_layer, monitor_correlation, steering_sweep
+from .sweeps import choose_layer, monitor_correlation, steering_control, steering_sweep
 
 FLAG_DEMO = Path(__file__).parent.parent / "data" / "flagging" / "demo.jsonl"
 
@@ -51,9 +51,12 @@ def run_persona(
     n_eval_questions: int = 8,
     n_monitor_questions: int = 3,
     flag_dataset: str | Path | None = FLAG_DEMO,
+    n_random_controls: int = 2,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run Chen et al.'s full loop for one trait on one model and write vectors, figures and ``summary.json``."""
+    """Run Chen et al.'s full loop for one trait on one model and write vectors, figures and ``summary.json``.
+    ``n_random_controls`` random vectors of equal norm are swept like the persona vector (the steering null; 0 =
+    none)."""
     from .. import plots
     from ..runs import write_summary
     from ..traits import Trait, load_trait
@@ -123,6 +126,22 @@ def run_persona(
         max_new_tokens=extraction.max_new_tokens,
         progress=progress,
     )
+    if n_random_controls > 0:
+        if progress:
+            print(f"[persona] steering control: {n_random_controls} random vectors of equal norm ...", flush=True)
+        sw["control"] = steering_control(
+            model,
+            v,
+            tr,
+            judge,
+            hook=best,
+            sweep=sw,
+            n_random=n_random_controls,
+            seed=extraction.seed,
+            n_questions=n_eval_questions,
+            max_new_tokens=extraction.max_new_tokens,
+            progress=progress,
+        )
     timings["steer"] = time.time() - t
     figures.append(
         plots.steering_curve(

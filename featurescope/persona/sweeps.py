@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
+from torch import Tensor
 
 from ..errors import FeaturescopeError
-from ..evidence.nulls import correlation_evidence
+from ..evidence.nulls import EFFECT, Null, correlation_evidence, random_directions
 from ..formatting import Message
 from ..generate import generate
 from ..models import Model
+from ..stats import NOT_DISTINGUISHABLE, bootstrap
 from .monitoring import monitor
 from .steering import steer
 from .vector import PersonaVector, pearson
@@ -19,7 +22,7 @@ from .vector import PersonaVector, pearson
 
 def steering_sweep(
     model: Model,
-    vector: PersonaVector,
+    vector: PersonaVector | Tensor,
     trait: Any,
     judge: Any,
     *,
@@ -54,6 +57,7 @@ def steering_sweep(
                 "alpha": a,
                 "trait_score": sum(s.trait for s in scores) / len(scores),
                 "coherence": sum(s.coherence for s in scores) / len(scores),
+                "scores": [float(s.trait) for s in scores],  # per question, for the controls' paired intervals
                 "logprob_per_token": lp,
                 "examples": [g.response for g in gens[:3]],
             }
@@ -184,4 +188,84 @@ def choose_layer(
         "rows": rows,
         "min_coherence": min_coherence,
         "questions": qs,
+    }
+
+
+def steering_control(
+    model: Model,
+    vector: PersonaVector,
+    trait: Any,
+    judge: Any,
+    *,
+    hook: str | int,
+    sweep: dict[str, Any],
+    n_random: int = 2,
+    seed: int = 0,
+    n_questions: int | None = 10,
+    max_new_tokens: int = 48,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The null of a steering sweep: ``n_random`` random vectors of the same norm (and the same share on the
+    massive dimensions recorded in the vector's metadata) swept at the same alphas and questions.
+
+    Effect = trait score at the largest alpha minus at alpha 0, per question. Estimate: the persona vector's mean
+    effect with a bootstrap interval over questions; null: the random vectors' mean effect, same bootstrap. The
+    verdict compares the two intervals."""
+    h = hook if isinstance(hook, str) else model.resid_hook(hook)
+    v = vector.at(h)
+    i = vector.hooks.index(h)
+    dims_all = vector.extra.get("massive_dims") or []
+    dims = list(dims_all[i]) if i < len(dims_all) else []
+    share = float((v[dims].double() ** 2).sum() / (v.double() ** 2).sum()) if dims else 0.0
+    alphas = [r["alpha"] for r in sweep["rows"]]
+    if 0.0 not in alphas or max(alphas) <= 0:
+        raise FeaturescopeError("the steering control needs alpha 0 and a positive alpha in the sweep")
+    rand = random_directions(n_random, v.shape[-1], norm=float(v.norm()), dims=dims, share=share, seed=seed)
+    controls = []
+    for j, r in enumerate(rand):
+        sw = steering_sweep(
+            model,
+            r,
+            trait,
+            judge,
+            hook=h,
+            alphas=alphas,
+            n_questions=n_questions,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            progress=False,
+        )
+        controls.append(
+            {
+                "seed": seed + j,
+                "rows": [{k: x[k] for k in ("alpha", "trait_score", "coherence", "scores")} for x in sw["rows"]],
+            }
+        )
+        if progress:
+            print(
+                f"  random vector {j}: " + ", ".join(f"{x['alpha']:+.0f}: {x['trait_score']:.1f}" for x in sw["rows"])
+            )
+
+    def effect(rows: list[dict[str, Any]]) -> np.ndarray:
+        by = {x["alpha"]: np.asarray(x["scores"], dtype=np.float64) for x in rows}
+        return by[max(alphas)] - by[0.0]
+
+    real = effect(sweep["rows"])
+    null_items = np.mean([effect(c["rows"]) for c in controls], axis=0)
+    est = bootstrap(np.mean, real, seed=seed)
+    nb = bootstrap(np.mean, null_items, seed=seed + 1)
+    null = Null(nb.value, nb.lo, nb.hi, len(controls), float("nan"), f"{len(controls)} random vectors of equal norm")
+    overlap = not (est.lo > null.hi or est.hi < null.lo)
+    return {
+        "alpha": max(alphas),
+        "share_on_massive": share,
+        "massive_dims": dims,
+        "controls": controls,
+        "evidence": {
+            "name": f"steering effect (trait score at alpha {max(alphas):+g} minus alpha 0)",
+            "estimate": est.to_dict(),
+            "null": null.to_dict(),
+            "verdict": NOT_DISTINGUISHABLE if overlap or est.lo != est.lo else EFFECT,
+        },
     }

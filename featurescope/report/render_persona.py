@@ -79,6 +79,10 @@ def persona_numbers(run: Run) -> list[Number]:
                 note=f"alpha {fmt(rows[0].get('alpha'))} .. {fmt(rows[-1].get('alpha'))}; monotone: {fmt(mono)}",
             )
         )
+    st = res.get("steering") or (res if run.command == "persona steer" else {})
+    ctl = st.get("control") if isinstance(st, Mapping) else None
+    if isinstance(ctl, Mapping) and isinstance(ctl.get("evidence"), Mapping):
+        n.append(Number.from_evidence(str(ctl["evidence"].get("name", "steering effect")), ctl["evidence"], fmt_=".1f"))
     mon = res.get("monitor") or (res if run.command == "persona monitor" else {})
     if isinstance(mon.get("r_samples_evidence"), Mapping):
         n.append(
