@@ -77,5 +77,8 @@ def test_shipped_sae_fits_its_model_and_reproduces_its_eval(folder, models):
     assert fresh["fraction_variance_explained"] == pytest.approx(ev["fraction_variance_explained"], abs=0.05)
     assert fresh["l0"] == pytest.approx(ev["l0"], rel=0.25)
     assert fresh["ce_loss_recovered"] > ev["ce_loss_recovered"] - 0.15
+    # mean ablation is the stricter baseline: its CE is far below the uniform-distribution zero ablation
+    assert fresh["ce_mean_ablation"] < fresh["ce_zero_ablation"]
+    assert fresh["ce_loss_recovered_vs_mean"] <= fresh["ce_loss_recovered"] + 1e-6
     with torch.no_grad():
         assert torch.isfinite(sae.W_dec).all()

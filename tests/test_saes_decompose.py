@@ -134,9 +134,13 @@ def test_ce_loss_recovered_is_one_for_a_perfect_sae(tiny_chat):
         sae.b_enc.zero_()
         sae.b_dec.zero_()
     toks = torch.stack([fs.format_conversation(tiny_chat, f"Hello number {i}?").tokens[:12] for i in range(3)])
-    r = ce_loss_recovered(sae, tiny_chat, toks)
+    acts = fs.capture(tiny_chat, ["Hello number 7?"], ["blocks.1.hook_resid_post"], reduction="all", progress=False)
+    r = ce_loss_recovered(sae, tiny_chat, toks, mean=acts["blocks.1.hook_resid_post"].mean(0))
     assert r["ce_loss_recovered"] == pytest.approx(1.0, abs=1e-4)
     assert r["ce_with_sae"] == pytest.approx(r["ce_clean"], abs=1e-5)
+    # the stricter baseline: mean ablation, and the CE increase in nats
+    assert r["ce_loss_recovered_vs_mean"] == pytest.approx(1.0, abs=1e-3)
+    assert r["ce_mean_ablation"] > r["ce_clean"] and r["ce_increase_nats"] == pytest.approx(0.0, abs=1e-5)
 
 
 def test_feature_card_finds_the_planted_token(planted_model):
