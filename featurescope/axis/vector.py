@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..errors import FeaturescopeError
 from ..evidence.axis import axis_pc1_evidence, split_half_pc_cosines
+from ..evidence.massive import massive_dims_of, share_on_dims, share_on_direction
 from .constants import GROUPS
 from .pca import PCAResult, axis_from_means, cosine, group_means, pca, percentile_rank, project, unit
 
@@ -178,6 +179,9 @@ class AssistantAxis:
             "pcs_for_70pct": p.n_for(0.7),
             "axis_pc1_cosine": float(cosine(ax, p.components[0])),
             "evidence": self.evidence(self.hooks[i]),
+            "massive_dims": (dims := massive_dims_of(self.default_mean[i])),
+            "axis_share_on_massive": share_on_dims(ax, dims),
+            "axis_share_on_mean": share_on_direction(ax, self.default_mean[i]),
             "axis_pc2_cosine": float(cosine(ax, p.components[1])) if len(p.components) > 1 else None,
             "default_pc": d_pc,
             "default_pc1_percentile": percentile_rank(d_pc[0], pc1),
@@ -197,8 +201,13 @@ class AssistantAxis:
         rv = self.role_vectors[:, i]
         ev = axis_pc1_evidence(rv, self.default_mean[i], n_boot=n_boot, seed=seed)
         sh = split_half_pc_cosines(rv, seed=seed)
+        dims = massive_dims_of(self.default_mean[i])
+        keep = torch.ones(rv.shape[-1], dtype=torch.bool)
+        keep[dims] = False
+        ev_nm = axis_pc1_evidence(rv[:, keep], self.default_mean[i][keep], n_boot=n_boot, seed=seed)
         return {
             "axis_pc1": ev.to_dict(),
+            "axis_pc1_without_massive": {**ev_nm.to_dict(), "massive_dims": dims},
             "split_half_pc_cosines": {
                 "mean": [round(float(x), 4) for x in sh.mean(0)],
                 "lo": [round(float(x), 4) for x in sh.quantile(0.025, dim=0)],

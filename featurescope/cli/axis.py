@@ -61,6 +61,13 @@ def _analysis_figures(ax: Any, out: Path, hook: str) -> list[str]:
 
 
 def _print_analysis(a: dict[str, Any]) -> None:
+    nm = a.get("evidence", {}).get("axis_pc1_without_massive")
+    if nm and nm.get("massive_dims"):
+        e, n = nm["estimate"], nm["null"]
+        print(
+            f"  without the massive dims {nm['massive_dims']}: {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]; null "
+            f"{n['mean']:.2f} [{n['lo']:.2f}, {n['hi']:.2f}] -> {nm['verdict']}"
+        )
     ev = a.get("evidence", {}).get("axis_pc1")
     if ev:
         e, n = ev["estimate"], ev["null"]

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..decompose import by_cosine, decoder_cosines
 from ..stats import NOT_DISTINGUISHABLE
-from .massive import DIM_RATIO, massive_dims, share_on_dims
+from .massive import massive_dims, massive_dims_of, share_on_dims
 from .nulls import EFFECT, random_directions, summarise_null
 
 #: A latent "tracks the mean" when its decoder row has |cosine| at least this with the SAE's decoder bias.
@@ -78,15 +78,6 @@ def bias_decomposition(sae: Any, k: int = 20) -> dict[str, Any]:
         "mean_tracking_latents": mean_tracking_latents(W, b).tolist(),
         "threshold": MEAN_TRACKING_COSINE,
     }
-
-
-def massive_dims_of(mean: Float[Tensor, " d"], ratio: float = DIM_RATIO) -> list[int]:
-    """Massive dimensions read off a mean activation (or an SAE's decoder bias) when no token activations are at
-    hand: coordinates at least ``ratio`` x the median |coordinate|, largest first."""
-    a = mean.float().abs()
-    r = a / a.median().clamp(min=1e-12)
-    idx = (r >= ratio).nonzero().flatten()
-    return [int(i) for i in idx[r[idx].argsort(descending=True)]]
 
 
 def decomposition_evidence(

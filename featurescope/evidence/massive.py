@@ -72,6 +72,15 @@ def massive_dims(acts: Float[Tensor, "n d"], ratio: float = DIM_RATIO) -> list[i
     return [int(i) for i in idx[r[idx].argsort(descending=True)]]
 
 
+def massive_dims_of(mean: Float[Tensor, " d"], ratio: float = DIM_RATIO) -> list[int]:
+    """Massive dimensions read off a mean activation (or an SAE's decoder bias) when no token activations are at
+    hand: coordinates at least ``ratio`` x the median |coordinate|, largest first."""
+    a = mean.float().abs()
+    r = a / a.median().clamp(min=1e-12)
+    idx = (r >= ratio).nonzero().flatten()
+    return [int(i) for i in idx[r[idx].argsort(descending=True)]]
+
+
 def share_on_dims(vector: Float[Tensor, " d"], dims: Sequence[int]) -> float:
     """Fraction of ``||v||^2`` on the given coordinates."""
     v = vector.double()

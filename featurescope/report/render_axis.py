@@ -60,6 +60,9 @@ def axis_numbers(run: Run) -> list[Number]:
                 f"cos(axis, PC1) at {an.get('hook', res.get('hook', '?'))}", ev["axis_pc1"], paper=paper("axis_pc1")
             )
         )
+        nm = ev.get("axis_pc1_without_massive")
+        if isinstance(nm, Mapping) and nm.get("massive_dims"):
+            n.append(Number.from_evidence(f"cos(axis, PC1) without massive dims {nm['massive_dims']}", nm))
     elif an.get("axis_pc1_cosine") is not None:
         n.append(
             Number(
