@@ -194,3 +194,30 @@ def test_reduce_batch_leaves_outlier_tokens_out_of_means():
     robust, c2 = reduce_batch(act, roles, last, lens, "response_mean", False, outlier_k=4.0)
     assert float(plain[0, 0]) > 10 and torch.allclose(robust, torch.ones(1, 4))
     assert c is not None and c2 is not None and int(c[0]) == 4 and int(c2[0]) == 3
+
+
+def test_flag_summary_and_correlation_evidence_both_ways():
+    from featurescope.evidence import EFFECT
+    from featurescope.evidence.nulls import correlation_evidence
+    from featurescope.persona import flag_summary
+
+    rng = np.random.default_rng(0)
+    rows = [
+        {
+            "id": i,
+            "dataset": "evil" if i < 20 else "neutral",
+            "trait": "evil" if i < 20 else None,
+            "trait_laden": i < 20,
+        }
+        for i in range(40)
+    ]
+    planted = [float(x) + (2.0 if i < 20 else 0.0) for i, x in enumerate(rng.normal(size=40))]
+    s = flag_summary(rows, planted, "evil")
+    assert s["auroc_evidence"]["verdict"] == EFFECT and s["auroc_trait_vs_neutral"] > 0.8
+    assert len(s["per_sample"]) == 40 and s["per_sample"][0]["trait_laden"] is True
+    noise = rng.normal(size=40).tolist()
+    assert flag_summary(rows, noise, "evil")["auroc_evidence"]["verdict"] == NOT_DISTINGUISHABLE
+    assert "auroc_evidence" not in flag_summary([{"dataset": "x"}] * 3, [0.0, 1.0, 2.0], "evil")
+    x = rng.normal(size=60)
+    assert correlation_evidence(x, x + 0.5 * rng.normal(size=60), n_boot=300, n_perm=300).verdict == EFFECT
+    assert correlation_evidence(x, rng.normal(size=60), n_boot=300, n_perm=300).verdict == NOT_DISTINGUISHABLE

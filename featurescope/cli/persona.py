@@ -22,6 +22,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
         check_flag_rows,
         extract,
         extract_written,
+        flag_summary,
         load_written,
         monitor_correlation,
         projection_difference,
@@ -282,24 +283,21 @@ def cmd_persona(args: argparse.Namespace) -> int:
         rows = flag_rows
         hook = model.resid_hook(args.layer)
         res = projection_difference(model, rows, v.at(hook), hook, **_max_new(args))
-        pdiff = res["projection_difference"].tolist()
-        by_ds: dict[str, list[float]] = {}
-        for r, d in zip(rows, pdiff):
-            by_ds.setdefault(str(r.get("dataset", "all")), []).append(d)
-        ranking = sorted(((sum(x) / len(x), k) for k, x in by_ds.items()), reverse=True)
-        for m_, k in ranking:
+        fs_ = flag_summary(rows, res["projection_difference"].tolist(), v.trait, seed=args.seed)
+        for k, m_ in fs_["per_dataset"].items():
             print(f"  {k:24s} mean projection difference {m_:+.3f}")
+        if "auroc_evidence" in fs_:
+            ev = fs_["auroc_evidence"]
+            e, nl = ev["estimate"], ev["null"]
+            print(
+                f"{ev['name']}: {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]; null {nl['mean']:.2f} "
+                f"[{nl['lo']:.2f}, {nl['hi']:.2f}] -> {ev['verdict']}"
+            )
         write_summary(
             out,
             "persona flag",
             inputs={"model": model.info, "vector": args.vector, "layer": args.layer, "dataset": args.dataset},
-            results={
-                "per_sample": [
-                    {"id": r.get("id"), "dataset": r.get("dataset"), "projection_difference": d}
-                    for r, d in zip(rows, pdiff)
-                ],
-                "per_dataset": {k: v_ for v_, k in ranking},
-            },
+            results=fs_,
             timings={"total": time.time() - t0},
         )
     print(f"summary: {out / 'summary.json'}")

@@ -24,7 +24,7 @@ from .extraction import (
     rebuild,
     vectors_from_conversations,
 )
-from .monitoring import check_flag_rows, monitor, projection_difference
+from .monitoring import check_flag_rows, flag_summary, monitor, projection_difference
 from .run import FLAG_DEMO, run_persona
 from .steering import steer, steering_hook
 from .sweeps import choose_layer, monitor_correlation, steering_control, steering_sweep, unsteered_logprob
@@ -46,6 +46,7 @@ __all__ = [
     "pearson",
     "project",
     "projection_difference",
+    "flag_summary",
     "run_persona",
     "separation",
     "steer",

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..capture import capture
 from ..errors import DataError, FeaturescopeError
+from ..evidence.nulls import auroc_evidence
 from ..formatting import Message
 from ..generate import generate
 from ..models import Model
@@ -77,3 +78,34 @@ def projection_difference(
         "own_projection": project(o[hook], vector),
         "own_responses": list(own_responses),
     }
+
+
+def flag_summary(
+    rows: Sequence[dict[str, Any]], pdiff: Sequence[float], trait: str, *, seed: int = 0
+) -> dict[str, Any]:
+    """What a flagging run reports: per-row projection differences (the per-item file behind every number), the
+    mean per dataset, and the AUROC of this trait's laden rows against neutral rows with a bootstrap interval and a
+    label-shuffle null (absent when the file has no such labels)."""
+    per: dict[str, list[float]] = {}
+    for r, d in zip(rows, pdiff):
+        per.setdefault(str(r.get("dataset", "all")), []).append(float(d))
+    out: dict[str, Any] = {
+        "per_dataset": dict(sorted(((k, sum(x) / len(x)) for k, x in per.items()), key=lambda kv: -kv[1])),
+        "per_sample": [
+            {
+                "id": r.get("id"),
+                "dataset": r.get("dataset"),
+                "trait": r.get("trait"),
+                "trait_laden": r.get("trait_laden"),
+                "projection_difference": float(d),
+            }
+            for r, d in zip(rows, pdiff)
+        ],
+    }
+    laden = [float(d) for r, d in zip(rows, pdiff) if r.get("trait") == trait]
+    neutral = [float(d) for r, d in zip(rows, pdiff) if r.get("trait_laden") is False]
+    if laden and neutral:
+        ev = auroc_evidence(laden, neutral, name=f"flagging AUROC ({trait}-laden vs neutral rows)", seed=seed)
+        out["auroc_trait_vs_neutral"] = ev.estimate.value
+        out["auroc_evidence"] = ev.to_dict()
+    return out

@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..evidence.nulls import auroc_evidence
 from ..models import Model
 from .extraction import ExtractionConfig, extract
-from .monitoring import projection_difference
+from .monitoring import flag_summary, projection_difference
 from .sweeps import choose_layer, monitor_correlation, steering_control, steering_sweep
 
 FLAG_DEMO = Path(__file__).parent.parent / "data" / "flagging" / "demo.jsonl"
@@ -170,24 +169,10 @@ def run_persona(
         rows = [json.loads(x) for x in Path(flag_dataset).read_text().splitlines() if x.strip()]
         hook = model.resid_hook(best)
         fr = projection_difference(model, rows, v.at(hook), hook, max_new_tokens=extraction.max_new_tokens)
-        per: dict[str, list[float]] = {}
-        for r, d in zip(rows, fr["projection_difference"].tolist()):
-            per.setdefault(str(r.get("dataset", "all")), []).append(d)
         flag = {
             "dataset": str(flag_dataset),
-            "per_dataset": {k: sum(x) / len(x) for k, x in per.items()},
-            "per_sample": [
-                {"id": r.get("id"), "dataset": r.get("dataset"), "projection_difference": d}
-                for r, d in zip(rows, fr["projection_difference"].tolist())
-            ],
+            **flag_summary(rows, fr["projection_difference"].tolist(), tr.name, seed=extraction.seed),
         }
-        laden = [d for r, d in zip(rows, fr["projection_difference"].tolist()) if r.get("trait") == tr.name]
-        neutral = [d for r, d in zip(rows, fr["projection_difference"].tolist()) if not r.get("trait_laden")]
-        if laden and neutral:  # AUROC of "this trait's laden rows" vs neutral rows, bootstrap CI and label null
-            flag["auroc_trait_vs_neutral"] = sum((a > b) + 0.5 * (a == b) for a in laden for b in neutral) / (
-                len(laden) * len(neutral)
-            )
-            flag["auroc_evidence"] = auroc_evidence(laden, neutral, seed=extraction.seed).to_dict()
         ranked = sorted(flag["per_dataset"].items(), key=lambda kv: -kv[1])
         figures.append(
             plots.bars(
