@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 from jaxtyping import Float, Int
+from numpy.typing import ArrayLike
 from torch import Tensor
 
 from ..measures import cohens_d
@@ -196,8 +197,8 @@ def random_directions(
 
 
 def correlation_evidence(
-    x: Sequence[float],
-    y: Sequence[float],
+    x: ArrayLike,
+    y: ArrayLike,
     *,
     name: str = "Pearson r",
     n_boot: int = 2000,
@@ -213,8 +214,8 @@ def correlation_evidence(
 
 
 def auroc_evidence(
-    pos_scores: Sequence[float],
-    neg_scores: Sequence[float],
+    pos_scores: ArrayLike,
+    neg_scores: ArrayLike,
     *,
     name: str = "AUROC",
     n_boot: int = 2000,
@@ -222,8 +223,9 @@ def auroc_evidence(
     seed: int = 0,
 ) -> Evidence:
     """AUROC of positives over negatives, bootstrap interval over items, label-shuffle null (≈ 0.5)."""
-    s = np.r_[np.asarray(pos_scores, dtype=np.float64), np.asarray(neg_scores, dtype=np.float64)]
-    y = np.r_[np.ones(len(pos_scores), dtype=bool), np.zeros(len(neg_scores), dtype=bool)]
+    p, q = np.asarray(pos_scores, dtype=np.float64), np.asarray(neg_scores, dtype=np.float64)
+    s = np.r_[p, q]
+    y = np.r_[np.ones(len(p), dtype=bool), np.zeros(len(q), dtype=bool)]
     est = bootstrap(auroc, s, y, n_boot=n_boot, seed=seed)
     rng = np.random.default_rng(seed + 1)
     draws = [auroc(s, rng.permutation(y)) for _ in range(n_perm)]
