@@ -182,6 +182,7 @@ class AssistantAxis:
             "massive_dims": (dims := massive_dims_of(self.default_mean[i])),
             "axis_share_on_massive": share_on_dims(ax, dims),
             "axis_share_on_mean": share_on_direction(ax, self.default_mean[i]),
+            "role_filter": self.role_filter(),
             "axis_pc2_cosine": float(cosine(ax, p.components[1])) if len(p.components) > 1 else None,
             "default_pc": d_pc,
             "default_pc1_percentile": percentile_rank(d_pc[0], pc1),
@@ -192,6 +193,18 @@ class AssistantAxis:
             "group_mean_projection": group_mean,
             "top_roles": [r[0] for r in ranked[:10]],
             "bottom_roles": [r[0] for r in ranked[-10:][::-1]],
+        }
+
+    def role_filter(self) -> dict[str, int]:
+        """How many role vectors used the role-adherence filter as asked (score 3), the relaxed one (>= 2), or no
+        filter at all (every answer: the judge found too few in-role answers for that role)."""
+        used = self.extra.get("score_threshold_used") or {}
+        vals = list(used.values())
+        return {
+            "score_3": sum(1 for t in vals if t >= 3),
+            "score_2": sum(1 for t in vals if t == 2),
+            "unfiltered": sum(1 for t in vals if t < 2),
+            "n_roles": len(vals),
         }
 
     def evidence(self, layer: int | str | None = None, *, n_boot: int = 500, seed: int = 0) -> dict[str, Any]:

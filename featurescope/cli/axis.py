@@ -61,6 +61,12 @@ def _analysis_figures(ax: Any, out: Path, hook: str) -> list[str]:
 
 
 def _print_analysis(a: dict[str, Any]) -> None:
+    rf = a.get("role_filter") or {}
+    if rf.get("n_roles") and rf["unfiltered"] > rf["n_roles"] / 2:
+        print(
+            f"  note: {rf['unfiltered']} of {rf['n_roles']} role vectors average every answer (the judge found fewer "
+            "than min_kept in-role answers): the role filter is mostly off in this run"
+        )
     nm = a.get("evidence", {}).get("axis_pc1_without_massive")
     if nm and nm.get("massive_dims"):
         e, n = nm["estimate"], nm["null"]

@@ -60,6 +60,14 @@ def axis_numbers(run: Run) -> list[Number]:
                 f"cos(axis, PC1) at {an.get('hook', res.get('hook', '?'))}", ev["axis_pc1"], paper=paper("axis_pc1")
             )
         )
+        rf = an.get("role_filter")
+        if isinstance(rf, Mapping) and rf.get("n_roles"):
+            n.append(
+                Number(
+                    "role vectors by filter: score 3 / score >= 2 / unfiltered (too few in-role answers)",
+                    f"{rf['score_3']} / {rf['score_2']} / {rf['unfiltered']} of {rf['n_roles']}",
+                )
+            )
         nm = ev.get("axis_pc1_without_massive")
         if isinstance(nm, Mapping) and nm.get("massive_dims"):
             n.append(Number.from_evidence(f"cos(axis, PC1) without massive dims {nm['massive_dims']}", nm))
