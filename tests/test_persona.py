@@ -251,3 +251,23 @@ def test_written_extraction_recovers_the_planted_direction(planted, tmp_path):
     bad.write_text(json.dumps({"question": "Q?", "pos": "yes"}))
     with pytest.raises(fs.FeaturescopeError, match="lacks neg"):
         load_written(bad)
+
+
+def test_layer_choice_uses_questions_the_sweep_does_not(planted):
+    from featurescope.persona import PersonaVector, choose_layer
+    from featurescope.traits import load_trait
+
+    model, u = planted
+    tr = load_trait("evil")
+
+    class Judge:
+        name = "fake"
+
+        def score_many(self, trait, questions, answers):
+            return [type("S", (), {"trait": 50.0, "coherence": 90.0})() for _ in questions]
+
+    hooks = [f"blocks.{L}.hook_resid_post" for L in range(model.n_layers)]
+    pv = PersonaVector("evil", torch.stack([u] * len(hooks)), hooks, "response_mean", model.name, model.stage, 1, 1)
+    lc = choose_layer(model, pv, tr, Judge(), layers=[0, 1], n_questions=5, max_new_tokens=2, progress=False)
+    assert lc["questions"] == list(tr.eval_questions[-5:])
+    assert not set(lc["questions"]) & set(tr.eval_questions[:8])  # the sweep's questions

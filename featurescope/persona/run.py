@@ -97,6 +97,8 @@ def run_persona(
         max_new_tokens=extraction.max_new_tokens,
         progress=progress,
     )
+    sweep_qs = set(tr.eval_questions[:n_eval_questions])
+    lc["questions_disjoint_from_sweep"] = not (set(lc["questions"]) & sweep_qs)
     timings["choose_layer"] = time.time() - t
     best = lc["best_layer"]
     eff = [float("nan")] * model.n_layers

@@ -157,12 +157,18 @@ def choose_layer(
 ) -> dict[str, Any]:
     """Pick the steering layer as Chen et al. do: steer the held-out questions with ``+alpha * v_L`` at each
     candidate layer and keep the layer whose steered answers gain the most trait score over the unsteered ones
-    (among layers whose answers stay coherent). Default candidates: every other layer."""
+    (among layers whose answers stay coherent). Default candidates: every other layer.
+
+    The layer is selected on the **last** ``n_questions`` evaluation questions; the steering sweep measures on the
+    first ones, so selection and measurement use disjoint questions whenever the two counts fit in the trait's
+    evaluation set (25 questions for the shipped traits)."""
     from ..traits import Trait, load_trait
 
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
     cands = list(layers) if layers is not None else list(range(0, model.n_layers, 2))
-    qs = list(tr.eval_questions[:n_questions])
+    qs = list(tr.eval_questions[-n_questions:]) if n_questions > 0 else []
+    if not qs:
+        raise FeaturescopeError("choose_layer needs at least one evaluation question")
     convs = [[Message("user", q)] for q in qs]
 
     def judged(gens: list[Any]) -> tuple[float, float]:
