@@ -277,6 +277,8 @@ def _axis_part(folder: Path, quick: bool, dry: bool) -> int | str:
             "--alphas=" + ("-4,0,4" if quick else "-4,-2,0,2,4"),
             "--turns",
             "2" if quick else "4",
+            "--conversations",  # one greedy conversation per script at demo scale (the CLI default is 5, sampled)
+            "1",
             "--scripts",
             "coding_help,emotional_support"
             if quick

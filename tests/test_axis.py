@@ -460,6 +460,18 @@ def test_steer_axis_cap_context_and_drift(planted):
         progress=False,
     )
     assert capped["capped"] and capped["cap_layers"] == [1, 2] and 0 <= capped["cap_stats"]["fraction_capped"] <= 1
+    # several sampled conversations per script: the mean per turn, a bootstrap interval, each conversation kept
+    multi = A.drift(
+        model, ax, lib.scripts, layers=[1], n_turns=2, max_new_tokens=4, batch_size=4, n_conversations=3, progress=False
+    )
+    m1 = multi["scripts"]["s1"]
+    h = "blocks.1.hook_resid_post"
+    assert m1["n_conversations"] == 3 and len(m1["replicates"]) == 3
+    reps = [r[h] for r in m1["replicates"]]
+    assert m1["projection"][h] == pytest.approx([sum(r[t] for r in reps) / 3 for t in range(2)])
+    assert all(lo <= mu <= hi for lo, mu, hi in zip(m1["ci"][h]["lo"], m1["ci"][h]["mean"], m1["ci"][h]["hi"]))
+    assert m1["change_evidence"]["n"] == 3
+    assert len({tuple(r) for r in reps}) > 1  # sampled: the conversations differ
 
 
 def test_steering_sweep_and_prefill_test_structure(planted, tiny_base):

@@ -45,6 +45,7 @@ def run_axis(
     steer_system_prompts: Sequence[str | None] | None = None,
     n_identity_questions: int | None = 8,
     drift_turns: int | None = 6,
+    drift_conversations: int = 5,
     drift_scripts: Sequence[str] | None = None,
     cap_layers: Sequence[int] | None = None,
     cap_percentile: float = 25.0,
@@ -167,6 +168,7 @@ def run_axis(
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
             seed=seed,
+            n_conversations=drift_conversations,
             progress=progress,
         )
         d0 = drift(model, axis, scripts, **kw)
@@ -191,6 +193,9 @@ def run_axis(
                 "first_turn_mean": sum(v[0] for v in per.values()) / len(per),
                 "last_turn_mean": sum(v[-1] for v in per.values()) / len(per),
                 "change_per_script": {n: v[-1] - v[0] for n, v in per.items()},
+                # with several conversations per script: the change's bootstrap interval over conversations
+                "change_evidence": {n: s["change_evidence"] for n, s in d["scripts"].items() if "change_evidence" in s},
+                "n_conversations": drift_conversations,
                 "ai_fraction_of_replies": sum(
                     identifies_as_ai(r) for s in d["scripts"].values() for r in s["responses"]
                 )
@@ -267,6 +272,7 @@ def run_axis(
             "layer": hook,
             "alphas": list(alphas),
             "drift_turns": drift_turns,
+            "drift_conversations": drift_conversations,
             "cap_layers": cap_layers,
             "cap_percentile": cap_percentile,
             "library": list(lib.sources),

@@ -223,6 +223,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
             alphas=_floats(args.alphas),
             n_identity_questions=args.n_identity_questions,
             drift_turns=args.turns,
+            drift_conversations=args.conversations,
             drift_scripts=args.scripts.split(",") if args.scripts else None,
             cap_layers=_ints(args.cap_layers),
             cap_percentile=args.percentile,
@@ -323,6 +324,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             batch_size=args.batch_size,
             seed=args.seed,
+            n_conversations=args.conversations,
         )
         cap_layers = _ints(args.cap_layers)
         runs: dict[str, Any] = {}
@@ -338,6 +340,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
         res = {
             k: {
                 "per_script": {n: s["projection"][hook] for n, s in r["scripts"].items()},
+                "change_evidence": {n: s["change_evidence"] for n, s in r["scripts"].items() if "change_evidence" in s},
                 "last_replies": {n: s["responses"][-1] for n, s in r["scripts"].items()},
                 **({"cap_stats": r["cap_stats"], "cap_layers": r["cap_layers"]} if r.get("capped") else {}),
             }
@@ -500,6 +503,12 @@ def register(sub: Any) -> None:
     a.add_argument("--alphas", default="-4,-2,0,2,4", help="steering coefficients in units of the axis")
     a.add_argument("--system-prompt", action="append", help="also steer under this system prompt (steer; repeatable)")
     a.add_argument("--turns", type=int, default=None, help="user turns per drift script (default: all)")
+    a.add_argument(
+        "--conversations",
+        type=int,
+        default=5,
+        help="conversations per drift script, replies sampled (intervals over conversations; 1 = one greedy one)",
+    )
     a.add_argument("--scripts", help="comma-separated drift scripts (default: all shipped)")
     a.add_argument("--capped", action="store_true", help="drift: generate under activation capping")
     a.add_argument("--cap-layers", help="comma-separated layers to cap (default: middle to three-quarter depth)")
