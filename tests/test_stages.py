@@ -349,8 +349,23 @@ def test_rotated_subspace_is_lost_in_transfer_matching_and_shift(planted, tmp_pa
     base, post, bs, ps, R = planted["base"], planted["post"], planted["base_sae"], planted["post_sae"], planted["R"]
     prow = plain_rows(base.tokenizer)
     res = st.run_stages(
-        base, post, bs, ps, 1, tmp_path, config=CFG, conversations=CONVS, plain_rows=prow, progress=False
+        base,
+        post,
+        bs,
+        ps,
+        1,
+        tmp_path,
+        config=CFG,
+        conversations=CONVS,
+        plain_rows=prow,
+        progress=False,
+        null_model=base,  # a "random LoRA" of zero change: the null equals the base model's own numbers
     )
+    null = res["transfer"]["random_lora_null"]
+    for set_k in ("plain", "chat"):
+        assert null[set_k]["fraction_variance_explained"] == pytest.approx(
+            res["transfer"]["base_sae"]["base_model"][set_k]["fraction_variance_explained"], abs=1e-6
+        )
     # the planted change is exact: the post model's activations are the base ones rotated
     a_b, _, keep = st.capture_rows(base, prow, HOOK)
     a_p, _, _ = st.capture_rows(post, prow, HOOK)
@@ -533,3 +548,33 @@ def test_seed_control_sets_the_reuse_ceiling():
     assert "seed" in lines and "BASE model" in rep["baselines"]["seed"]["what"]
     with pytest.raises(st.StagesError, match="control dictionary width"):
         st.matching_report(post, base, control_W=torch.randn(8, D + 1))
+
+
+def test_random_lora_matches_the_weight_change_module_by_module(tmp_path):
+    import json as _json
+
+    from safetensors.torch import load_file, save_file
+
+    from featurescope.stages.random_lora import delta_norms, random_lora_like
+
+    g = torch.Generator().manual_seed(0)
+    t = {
+        "m.layers.0.q_proj.lora_A.weight": torch.randn(4, 16, generator=g),
+        "m.layers.0.q_proj.lora_B.weight": torch.randn(8, 4, generator=g) * 0.1,
+        "m.layers.0.o_proj.lora_A.weight": torch.randn(4, 8, generator=g),
+        "m.layers.0.o_proj.lora_B.weight": torch.randn(16, 4, generator=g) * 0.01,
+        "m.embed_tokens.token_adapter.trainable_tokens_delta": torch.randn(2, 16, generator=g),
+    }
+    src = tmp_path / "a"
+    src.mkdir()
+    save_file(t, str(src / "adapter_model.safetensors"))
+    (src / "adapter_config.json").write_text(_json.dumps({"r": 4, "lora_alpha": 8}))
+    dst = random_lora_like(src, tmp_path / "r", seed=1)
+    r = load_file(str(dst / "adapter_model.safetensors"))
+    assert set(r) == set(t) and all(r[k].shape == t[k].shape for k in t)
+    a, b = delta_norms(t), delta_norms(r)
+    assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-4 * max(1.0, a[k]) for k in a)
+    ba = r["m.layers.0.q_proj.lora_B.weight"] @ r["m.layers.0.q_proj.lora_A.weight"]
+    bt = t["m.layers.0.q_proj.lora_B.weight"] @ t["m.layers.0.q_proj.lora_A.weight"]
+    assert abs(float(torch.nn.functional.cosine_similarity(ba.flatten(), bt.flatten(), dim=0))) < 0.3  # random
+    assert (dst / "adapter_config.json").read_text() == (src / "adapter_config.json").read_text()

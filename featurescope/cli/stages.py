@@ -60,6 +60,18 @@ def cmd_stages(args: argparse.Namespace) -> int:
 
         control = load_sae(args.control_sae, args.control_sae_id)
         check_sae(control, base, hook)
+    null_model = None
+    if args.random_lora_null:
+        import tempfile
+
+        from ..stages.random_lora import random_lora_like
+
+        adapter = post.info.adapter
+        if not adapter:
+            raise FeaturescopeError("--random-lora-null needs a post-trained model loaded with a peft adapter")
+        tmp = Path(tempfile.mkdtemp(prefix="featurescope-random-lora-"))
+        random_lora_like(adapter, tmp, seed=args.seed)
+        null_model = load_model(args.base, adapter=tmp, stage="base", device=args.device)
     res = run_stages(
         base,
         post,
@@ -73,6 +85,7 @@ def cmd_stages(args: argparse.Namespace) -> int:
         sae_names=names,
         progress=not args.quiet,
         control_sae=control,
+        null_model=null_model,
     )
     _print(res)
     print(f"summary: {Path(args.out) / 'summary.json'}")
@@ -179,4 +192,10 @@ def register(sub: Any) -> None:
     add_config_flag(s, "StagesConfig")
     s.add_argument("--device")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument(
+        "--random-lora-null",
+        action="store_true",
+        help="also measure the base SAE on the base model + a random LoRA with the post adapter's per-module weight "
+        "change (the transfer null; needs a post model with a peft adapter)",
+    )
     s.set_defaults(func=cmd_stages)

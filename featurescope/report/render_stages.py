@@ -29,6 +29,15 @@ def stages_numbers(run: Run) -> list[Number]:
                     note=f"difference {fmt(other - own)}",
                 )
             )
+        null_fve = get(tr, "random_lora_null", set_k, "fraction_variance_explained")
+        if own is not None and other is not None and null_fve is not None:
+            n.append(
+                Number(
+                    f"base SAE FVE on the base model + a random LoRA of equal weight change ({set_k})",
+                    fmt(null_fve),
+                    note="the transfer null: post-training must change FVE more than this does to say anything",
+                )
+            )
         ce_own = get(tr, "base_sae", "base_model", set_k, "ce_loss_recovered")
         ce_other = get(tr, "base_sae", "post_model", set_k, "ce_loss_recovered")
         if ce_own is not None and ce_other is not None:

@@ -46,13 +46,16 @@ def run_stages(
     progress: bool = True,
     command: str = "stages",
     control_sae: Any = None,
+    null_model: Any = None,
 ) -> dict[str, Any]:
     """Run the cross-stage analysis (module docstring) and write ``out_dir/summary.json``, figures and ``cards.html``.
 
     ``hook`` is a hook name or a residual layer (default: the base SAE's own hook). ``crosscoder`` is a path for
     :func:`load_crosscoder` or a :class:`CrosscoderWeights`. ``conversations`` (ending with assistant turns) replace
     the generated held-out dialogues; ``plain_rows`` replace the corpus rows; ``persona_vectors``
-    (``{trait: {"base": [L, d], "post": [L, d]}}``) replace the prompt-side extraction. Returns the results dict.
+    (``{trait: {"base": [L, d], "post": [L, d]}}``) replace the prompt-side extraction. ``null_model`` (the base
+    model with a random LoRA of the post-trained adapter's weight-change norm, :mod:`.random_lora`) adds the
+    transfer null: the base SAE on a model moved as far in no particular direction. Returns the results dict.
     """
     from ..cards import cards_html, make_cards
     from ..runs import write_summary
@@ -179,8 +182,38 @@ def run_stages(
             }
             for sk in saes
         }
+        null_entry: dict[str, Any] = {}
+        if null_model is not None:
+            null_tr: dict[str, Any] = {}
+            for set_k, r in rows.items():
+                a_null = capture_rows(null_model, r, hook, cfg.batch_size)
+                null_tr[set_k] = transfer_metrics(
+                    base_sae,
+                    null_model,
+                    r,
+                    a_null[0],
+                    a_null[2],
+                    hook,
+                    ce_rows=cfg.ce_rows,
+                    ce_batch=cfg.ce_batch,
+                    outlier_quantile=cfg.outlier_quantile,
+                )
+            null_entry = {
+                "model": getattr(null_model, "name", "?"),
+                "what": "base SAE on the base model + a random LoRA with the adapter's per-module ||dW||",
+                **null_tr,
+            }
+            if progress:
+                for set_k in rows:
+                    print(
+                        f"[stages] base SAE FVE on {set_k}: base {tr['base_sae']['base_model'][set_k]['fraction_variance_explained']:.3f}, "
+                        f"post {tr['base_sae']['post_model'][set_k]['fraction_variance_explained']:.3f}, random LoRA "
+                        f"{null_tr[set_k]['fraction_variance_explained']:.3f}",
+                        flush=True,
+                    )
         results["transfer"] = {
             **tr,
+            **({"random_lora_null": null_entry} if null_model is not None else {}),
             "deltas": deltas,
             "note": "BOS/padding and the top 1% activation norms excluded from FVE/L0 (Kissane et "
             "al.); CE-loss recovered = (CE_zero_abl - CE_sae) / (CE_zero_abl - CE_clean) "
