@@ -7,10 +7,12 @@ vector: every number here is read from a file a shipped command wrote (``scripts
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 EV = ROOT / "docs" / "evidence"
 
 
@@ -36,8 +38,12 @@ def massive() -> None:
         s = load(EV / f"massive-{name}" / "summary.json")
         if not s:
             continue
-        print(f"**{s['inputs']['model']['name']}** ({s['inputs']['n_texts']} texts; dims ≥ {s['inputs']['dim_ratio']:.0f}x the median dimension are massive):\n")
-        print("| layer | median token norm | BOS norm / median | outlier tokens (> 4x median) | massive dims | top dims (ratio) | mean's share of E‖x‖² |")
+        print(
+            f"**{s['inputs']['model']['name']}** ({s['inputs']['n_texts']} texts; dims ≥ {s['inputs']['dim_ratio']:.0f}x the median dimension are massive):\n"
+        )
+        print(
+            "| layer | median token norm | BOS norm / median | outlier tokens (> 4x median) | massive dims | top dims (ratio) | mean's share of E‖x‖² |"
+        )
         print("|---:|---:|---:|---:|---|---|---:|")
         for r in s["results"]["layers"]:
             L = r["hook"].split(".")[1]
@@ -53,7 +59,9 @@ def massive() -> None:
 def handling() -> None:
     print("### Handlings compared: held-out Cohen's d of the evil vector on the written pairs (`inspect handling`)\n")
     print("Vector built on half of the 75 questions, d measured on the other half (20 splits); interval: questions")
-    print("bootstrapped; null: pos/neg labels shuffled. Share: fraction of ‖v‖² on the mean direction / massive dims.\n")
+    print(
+        "bootstrapped; null: pos/neg labels shuffled. Share: fraction of ‖v‖² on the mean direction / massive dims.\n"
+    )
     for name in ("gemma-3-270m-evil", "smollm2-evil"):
         s = load(EV / f"handling-{name}" / "summary.json")
         if not s:
@@ -73,7 +81,11 @@ def handling() -> None:
             print(f"| {hd} | " + " | ".join(cells) + " |")
         nulls = [s["results"]["per_hook"][h]["rows"]["none"]["held_out_d"]["null"] for h in hooks]
         print("| *null (shuffled labels)* | " + " | ".join(null(n) for n in nulls) + " |")
-        print("| *chosen (largest lower bound)* | " + " | ".join(s["results"]["per_hook"][h]["chosen"] for h in hooks) + " |")
+        print(
+            "| *chosen (largest lower bound)* | "
+            + " | ".join(s["results"]["per_hook"][h]["chosen"] for h in hooks)
+            + " |"
+        )
         print()
 
 
@@ -97,13 +109,24 @@ def headline() -> None:
         r = w["results"]
         held = r["separation"]["held_out"]
         L = max(range(len(held)), key=lambda i: held[i]["estimate"]["lo"])
-        print(f"| SmolLM2 evil vector from the written pairs, held-out d, layer {L} (chosen here) | — | {ev_cells(held[L])} | `docs/evidence/persona-evil-smollm2-written/` |")
+        print(
+            f"| SmolLM2 evil vector from the written pairs, held-out d, layer {L} (chosen here) | — | {ev_cells(held[L])} | `docs/evidence/persona-evil-smollm2-written/` |"
+        )
     m = load(EV / "monitor-evil-smollm2" / "summary.json")
     if m:
         r = m["results"]
         print(
             f"| SmolLM2 monitoring r, last-prompt projection vs judged trait (n = {r['n']}, layer {m['inputs']['layer']}) | 0.75–0.83 | "
             f"{ev_cells(r['r_samples_evidence'])} | `docs/evidence/monitor-evil-smollm2/` (items) |"
+        )
+    if m:
+        from featurescope.evidence.nulls import correlation_evidence
+
+        items = m["results"]["items"]
+        lv = correlation_evidence([i["projection"] for i in items], [i["level"] for i in items], name="level")
+        print(
+            f"| … projection vs the graded prompt's level (0 = suppressing, 9 = eliciting), same items | — | "
+            f"{ev_cells(lv.to_dict())} | recomputed from the items |"
         )
     for name, label in (("flag-evil-smollm2", "SmolLM2"), ("flag-evil-gemma-3-270m", "Gemma base")):
         f = load(EV / name / "summary.json")
@@ -112,20 +135,31 @@ def headline() -> None:
                 f"| {label} flagging AUROC, evil-laden vs neutral rows (layer {f['inputs']['layer']}) | laden data ranks first | "
                 f"{ev_cells(f['results']['auroc_evidence'])} | `docs/evidence/{name}/` (per_sample) |"
             )
-    for name, label in (("axis-axis-gemma-sft", "SFT Gemma, 40 roles"), ("axis-axis-gemma-sft-probejudge", "SFT Gemma, 40 roles, probe-judge filter"), ("axis-axis-smollm2", "SmolLM2, 40 roles")):
+    for name, label in (
+        ("axis-axis-gemma-sft", "SFT Gemma, 40 roles"),
+        ("axis-axis-gemma-sft-probejudge", "SFT Gemma, 40 roles, probe-judge filter"),
+        ("axis-axis-smollm2", "SmolLM2, 40 roles"),
+    ):
         a = load(EV / name / "summary.json")
         if not a:
             continue
         an = a["results"]["analysis"]
         e = an["evidence"]
-        print(f"| cos(axis, PC1), {label}, {an['hook']} | > 0.71 | {ev_cells(e['axis_pc1'])} | `docs/evidence/{name}/` |")
+        print(
+            f"| cos(axis, PC1), {label}, {an['hook']} | > 0.71 | {ev_cells(e['axis_pc1'])} | `docs/evidence/{name}/` |"
+        )
         nm = e.get("axis_pc1_without_massive")
         if nm and nm.get("massive_dims"):
-            print(f"| … without massive dims {nm['massive_dims']} (axis share on them {an['axis_share_on_massive']:.2f}) | — | {ev_cells(nm)} | same |")
+            print(
+                f"| … without massive dims {nm['massive_dims']} (axis share on them {an['axis_share_on_massive']:.2f}) | — | {ev_cells(nm)} | same |"
+            )
     sh = load(EV / "axis-axis-gemma-sft" / "summary.json")
     if sh:
         half = sh["results"]["analysis"]["evidence"]["split_half_pc_cosines"]
-        for name, label in (("axis-compare", "base writes its own transcripts"), ("axis-compare-readsft", "base reads the SFT's answers")):
+        for name, label in (
+            ("axis-compare", "base writes its own transcripts"),
+            ("axis-compare-readsft", "base reads the SFT's answers"),
+        ):
             c = load(ROOT / "docs/axis" / name / "summary.json")
             if c:
                 pcs = ", ".join(f"{x:.2f}" for x in c["results"]["middle"]["pc_cosines"])

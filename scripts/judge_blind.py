@@ -84,7 +84,10 @@ def traits() -> None:
         r["id"] = f"r{i:04d}"
         r["stratum"] = f"{r['trait']}|{r['model']}"
     _split(rows, "stratum", random.Random(SEED + 1))
-    items = [{"id": r["id"], "split": r["split"], **{k: v for k, v in r.items() if k not in ("id", "split", "stratum")}} for r in rows]
+    items = [
+        {"id": r["id"], "split": r["split"], **{k: v for k, v in r.items() if k not in ("id", "split", "stratum")}}
+        for r in rows
+    ]
     _write(REAL / "items.jsonl", items)
     _write(REAL / "blind.jsonl", [{k: r[k] for k in ("id", "trait", "question", "answer")} for r in rows])
     print(f"{len(rows)} items -> {REAL / 'items.jsonl'}, {REAL / 'blind.jsonl'}")
@@ -104,7 +107,10 @@ def traits2() -> None:
         r["id"] = f"r{i:04d}"
         r["stratum"] = f"{r['trait']}|{r['model']}"
     _split(rows, "stratum", random.Random(SEED + 3))
-    new = [{"id": r["id"], "split": r["split"], **{k: v for k, v in r.items() if k not in ("id", "split", "stratum")}} for r in rows]
+    new = [
+        {"id": r["id"], "split": r["split"], **{k: v for k, v in r.items() if k not in ("id", "split", "stratum")}}
+        for r in rows
+    ]
     _write(REAL / "items.jsonl", items + new)
     _write(REAL / "blind2.jsonl", [{k: r[k] for k in ("id", "trait", "question", "answer")} for r in rows])
     print(f"{len(rows)} batch-2 items appended -> {REAL / 'items.jsonl'}, {REAL / 'blind2.jsonl'}")

@@ -34,7 +34,11 @@ def _read(p: Path) -> list[dict]:
 def _disagree(what: str, a: dict, b: dict) -> bool:
     k1, k2, _ = KEYS[what]
     if what == "traits":
-        return a["expresses"] != b["expresses"] or abs(a["trait_score"] - b["trait_score"]) >= 2 or abs(a["coherence"] - b["coherence"]) >= 2
+        return (
+            a["expresses"] != b["expresses"]
+            or abs(a["trait_score"] - b["trait_score"]) >= 2
+            or abs(a["coherence"] - b["coherence"]) >= 2
+        )
     return a[k1] != b[k1] or a[k2] != b[k2] or abs(a["coherence"] - b["coherence"]) >= 2
 
 
@@ -68,7 +72,13 @@ def disagreements(what: str) -> None:
     for it, la, lb in zip(items, a, b):
         if _disagree(what, la, lb) and it["id"] not in done:
             keep = ("note",) + KEYS[what]
-            out.append({**blind[it["id"]], "annotator_1": {k: la.get(k) for k in keep}, "annotator_2": {k: lb.get(k) for k in keep}})
+            out.append(
+                {
+                    **blind[it["id"]],
+                    "annotator_1": {k: la.get(k) for k in keep},
+                    "annotator_2": {k: lb.get(k) for k in keep},
+                }
+            )
     dest = Path("/tmp/adj") / f"{what}.disagreements.jsonl"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out))
@@ -118,7 +128,9 @@ def merge(what: str) -> None:
             **({"kappa_quadratic": stats.cohen_kappa([x[k1] for x in a], [x[k1] for x in b], "quadratic")}),
         },
         k2: {"kappa": stats.cohen_kappa([x[k2] for x in a], [x[k2] for x in b])},
-        "coherence": {"kappa_quadratic": stats.cohen_kappa([x["coherence"] for x in a], [x["coherence"] for x in b], "quadratic")},
+        "coherence": {
+            "kappa_quadratic": stats.cohen_kappa([x["coherence"] for x in a], [x["coherence"] for x in b], "quadratic")
+        },
         "n": len(items),
         "n_disagreements_adjudicated": n_adj,
         "raw_agreement": {

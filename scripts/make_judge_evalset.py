@@ -70,7 +70,13 @@ def batch2() -> None:
                     for k in range(8 * (seed - 1), 8 * seed)
                 ]
                 gens = fs.generate(
-                    model, msgs, max_new_tokens=MAX_NEW_TOKENS, do_sample=True, temperature=1.0, seed=seed, progress=False
+                    model,
+                    msgs,
+                    max_new_tokens=MAX_NEW_TOKENS,
+                    do_sample=True,
+                    temperature=1.0,
+                    seed=seed,
+                    progress=False,
                 )
                 for m, g in zip(msgs, gens):
                     rows.append(

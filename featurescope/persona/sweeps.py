@@ -134,6 +134,10 @@ def monitor_correlation(
         "hook": h,
         "r_samples": pearson(proj, scores),
         "r_samples_evidence": correlation_evidence(proj.tolist(), scores, name="monitoring r (per response)").to_dict(),
+        # does the projection follow the graded system prompts at all (whatever the judge sees)?
+        "r_projection_vs_level_evidence": correlation_evidence(
+            proj.tolist(), levels, name="projection vs graded prompt level"
+        ).to_dict(),
         "items": items,
         "r_levels": pearson([p["projection"] for p in per_level], [p["trait_score"] for p in per_level]),
         "per_level": per_level,
