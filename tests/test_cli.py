@@ -166,6 +166,12 @@ def test_persona_commands_end_to_end_on_a_tiny_model(tiny_hf_folder, tmp_path):
     assert len(ctl["controls"]) == 2 and [r["alpha"] for r in ctl["controls"][0]["rows"]] == [-2.0, 0.0, 2.0]
     assert ctl["evidence"]["verdict"] in ("distinguishable from the null", "not distinguishable from the null")
     assert ctl["evidence"]["estimate"]["n"] == 2
+    seeded = ["persona", "steer", "--model", m, "--vector", vec, "--layer", "1", "--alphas=0,2", "--n-questions", "2"]
+    seeded += ["--max-new-tokens", "4", "--steer-seeds", "0,1,2", "--controls", "1", "--out", str(tmp_path / "st3")]
+    assert main(seeded) == 0
+    st3 = json.loads((tmp_path / "st3" / "summary.json").read_text())["results"]
+    assert st3["seeds"] == [0, 1, 2] and all(len(r["per_seed"]) == 3 and "trait_ci" in r for r in st3["rows"])
+    assert len(st3["control"]["controls"][0]["rows"][0]["scores"]) == 2
     no_zero = ["persona", "steer", "--model", m, "--vector", vec, "--alphas=1,2", "--out", str(tmp_path / "st2")]
     assert main(no_zero) == 2
     assert (
@@ -226,7 +232,7 @@ def test_persona_commands_end_to_end_on_a_tiny_model(tiny_hf_folder, tmp_path):
 
     info = write_report([tmp_path], tmp_path / "rep" / "report.html", strict=True)
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert info["n_runs"] == 5 and "renderer failed" not in page and "could not read key numbers" not in page
+    assert info["n_runs"] == 6 and "renderer failed" not in page and "could not read key numbers" not in page
 
 
 def test_persona_needs_a_vector(tmp_path, capsys):

@@ -217,6 +217,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
             hook=args.layer,
             alphas=alphas,
             n_questions=args.n_questions,
+            seeds=[int(x) for x in args.steer_seeds.split(",")] if args.steer_seeds else (),
             **_max_new(args),
         )
         if args.controls > 0:
@@ -352,6 +353,12 @@ def register(sub: Any) -> None:
         type=int,
         default=2,
         help="random vectors of equal norm swept like the persona vector: the steering null (steer / run; 0 = none)",
+    )
+    pe.add_argument(
+        "--steer-seeds",
+        default="",
+        help="steer: sample every answer once per seed (e.g. 0,1,2) instead of one greedy answer; per-alpha "
+        "intervals over questions",
     )
     pe.add_argument("--responses", help="a run's responses.jsonl with kept flags (rebuild)")
     pe.add_argument(

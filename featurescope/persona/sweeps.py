@@ -32,42 +32,67 @@ def steering_sweep(
     max_new_tokens: int = 48,
     positions: Literal["all", "response"] = "all",
     batch_size: int = 8,
+    seeds: Sequence[int] = (),
+    temperature: float = 1.0,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Generate answers to the trait's held-out questions under ``alpha * v`` for each alpha; judge trait score and
-    coherence, and the log-prob per token of the steered text under the unsteered model."""
+    coherence, and the log-prob per token of the steered text under the unsteered model.
+
+    Greedy by default (one answer per question). With ``seeds`` (e.g. ``(0, 1, 2)``) every question is answered once
+    per seed by sampling at ``temperature``; each question's score is its mean over seeds and each row gets a
+    bootstrap interval over questions (``trait_ci``) and the per-seed means (``per_seed``)."""
     from ..traits import Trait, load_trait
 
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
     qs = list(tr.eval_questions[:n_questions] if n_questions else tr.eval_questions)
+    runs: list[int | None] = list(seeds) if seeds else [None]
     rows = []
     for a in alphas:
-        with steer(model, vector, a, hook=hook, positions=positions):
-            gens = generate(
-                model,
-                [[Message("user", q)] for q in qs],
-                max_new_tokens=max_new_tokens,
-                batch_size=batch_size,
-                progress=False,
-            )
-        scores = judge.score_many(tr, qs, [g.response for g in gens])
-        lp = unsteered_logprob(model, [g for g in gens if g.formatted is not None])
-        rows.append(
-            {
-                "alpha": a,
-                "trait_score": sum(s.trait for s in scores) / len(scores),
-                "coherence": sum(s.coherence for s in scores) / len(scores),
-                "scores": [float(s.trait) for s in scores],  # per question, for the controls' paired intervals
-                "logprob_per_token": lp,
-                "examples": [g.response for g in gens[:3]],
-            }
-        )
+        per_seed: list[list[float]] = []
+        cohs: list[float] = []
+        lps: list[float] = []
+        examples: list[str] = []
+        for sd in runs:
+            with steer(model, vector, a, hook=hook, positions=positions):
+                gens = generate(
+                    model,
+                    [[Message("user", q)] for q in qs],
+                    max_new_tokens=max_new_tokens,
+                    batch_size=batch_size,
+                    progress=False,
+                    **({"do_sample": True, "temperature": temperature, "seed": sd} if sd is not None else {}),
+                )
+            scores = judge.score_many(tr, qs, [g.response for g in gens])
+            per_seed.append([float(x.trait) for x in scores])
+            cohs.extend(float(x.coherence) for x in scores)
+            lps.append(unsteered_logprob(model, [g for g in gens if g.formatted is not None]))
+            examples.extend(g.response for g in gens[: 3 if not examples else 0])
+        by_q = np.asarray(per_seed, dtype=np.float64).mean(0)  # per question, mean over seeds
+        lp = float(np.nanmean(lps)) if lps else float("nan")
+        row: dict[str, Any] = {
+            "alpha": a,
+            "trait_score": float(by_q.mean()),
+            "coherence": sum(cohs) / len(cohs),
+            "scores": by_q.tolist(),  # per question (mean over seeds): the controls' paired intervals use them
+            "logprob_per_token": lp,
+            "examples": examples,
+        }
+        if seeds:
+            row["per_seed"] = [float(np.mean(x)) for x in per_seed]
+            row["trait_ci"] = bootstrap(np.mean, by_q).to_dict()
+        rows.append(row)
         if progress:
             print(
                 f"  alpha {a:+.1f}: trait {rows[-1]['trait_score']:.1f}  coherence {rows[-1]['coherence']:.1f}  "
                 f"logprob/token {lp:.2f}"
             )
-    return {"hook": hook if isinstance(hook, str) else model.resid_hook(hook), "questions": qs, "rows": rows}
+    return {
+        "hook": hook if isinstance(hook, str) else model.resid_hook(hook),
+        "questions": qs,
+        "seeds": list(seeds),
+        "rows": rows,
+    }
 
 
 def unsteered_logprob(model: Model, gens: Sequence[Any]) -> float:
@@ -244,6 +269,7 @@ def steering_control(
             n_questions=n_questions,
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
+            seeds=sweep.get("seeds") or (),
             progress=False,
         )
         controls.append(
