@@ -33,3 +33,8 @@ import json; s=json.load(open('featurescope/data/vectors/gemma-3-270m/evil/summa
 print(max(range(len(s)), key=lambda i: s[i]['estimate']['lo']))")
 step $D/flag-evil-gemma-3-270m $FS persona flag --model offline:gemma-3-270m --vector $VG --layer "$LG" \
   --dataset featurescope/data/flagging/demo.jsonl --out $D/flag-evil-gemma-3-270m
+
+# Stages: the transfer null (base SAE on base + a random LoRA with the SFT adapter's per-module weight change)
+step $D/stages-transfer-null $FS stages --base offline:gemma-3-270m --post offline:gemma-3-270m-sft \
+  --base-sae saes/gemma-3-270m/layer_9_resid_post --post-sae saes/gemma-3-270m-sft/layer_9_resid_post \
+  --layer 9 --parts transfer --random-lora-null --out $D/stages-transfer-null

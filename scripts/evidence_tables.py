@@ -168,9 +168,22 @@ def headline() -> None:
                 beats = [x > lo for x, lo in zip(c["results"]["middle"]["pc_cosines"], half["lo"])]
                 print(
                     f"| top-3 PC cosines base vs SFT Gemma ({label}), layer 9 | 0.93, 0.87, 0.83 | {pcs} | {hm} (2.5%: {hl}) "
-                    f"(two random halves of the SFT's roles) | above the split-half 2.5% bound for PCs "
-                    f"{[i + 1 for i, b in enumerate(beats) if b] or 'none'} | `docs/axis/{name}/` |"
+                    f"(two random halves of the SFT's roles) | as consistent as two halves of one model for PCs "
+                    f"{[i + 1 for i, b in enumerate(beats) if b] or 'none'} (above the split-half 2.5% bound) | `docs/axis/{name}/` |"
                 )
+    st = load(EV / "stages-transfer-null" / "summary.json")
+    if st and "random_lora_null" in st["results"].get("transfer", {}):
+        tr = st["results"]["transfer"]
+        for set_k in ("plain", "chat"):
+            own = tr["base_sae"]["base_model"][set_k]["fraction_variance_explained"]
+            post = tr["base_sae"]["post_model"][set_k]["fraction_variance_explained"]
+            rnd = tr["random_lora_null"][set_k]["fraction_variance_explained"]
+            print(
+                f"| base SAE FVE on the SFT model's activations ({set_k} texts), layer 9; own model {own:.3f} | "
+                f"transfers (Kissane et al.) | {post:.3f} | {rnd:.3f} (base + a random LoRA of the same per-module "
+                f"weight change) | {'post-training changes FVE more than a random change' if post < rnd else 'no larger change than a random LoRA'} | "
+                "`docs/evidence/stages-transfer-null/` |"
+            )
     for L in (2, 9):
         d = load(ROOT / f"docs/decompositions/evil-gemma-3-270m-layer{L}" / "summary.json")
         if not d or "evidence" not in d["results"]:
