@@ -181,7 +181,7 @@ def headline() -> None:
             print(
                 f"| base SAE FVE on the SFT model's activations ({set_k} texts), layer 9; own model {own:.3f} | "
                 f"transfers (Kissane et al.) | {post:.3f} | {rnd:.3f} (base + a random LoRA of the same per-module "
-                f"weight change) | {'post-training changes FVE more than a random change' if post < rnd else 'no larger change than a random LoRA'} | "
+                f"weight change) | {'post-training lowers FVE more than a random change (one random seed, no interval)' if post < rnd else 'no larger change than a random LoRA'} | "
                 "`docs/evidence/stages-transfer-null/` |"
             )
     for L in (2, 9):
