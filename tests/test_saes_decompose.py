@@ -51,7 +51,11 @@ def test_planted_direction_decomposes_into_its_three_features(planted_model):
         for i in range(8)
     ]
     hook = "blocks.0.hook_resid_pre"
-    vecs, acts = vectors_from_conversations(model, pos, neg, [hook], trait="planted", kinds=("response_mean",))
+    # the planted '!' tokens are ~50x the others' norm: the plain mean difference (no outlier-token exclusion, no
+    # massive-dimension handling) is the vector whose decomposition is known
+    vecs, acts = vectors_from_conversations(
+        model, pos, neg, [hook], trait="planted", kinds=("response_mean",), handling="none", outlier_k=None
+    )
     v = vecs["response_mean"].at(hook)
     # all-token activations of each side, for the encode / attribution views
     pa = fs.capture(model, pos, [hook], reduction="all", progress=False)
