@@ -149,7 +149,8 @@ def held_out_separation(
     y = np.r_[np.ones(len(pos), dtype=bool), np.zeros(len(neg), dtype=bool)]
     g = np.r_[np.asarray(pos_groups, dtype=np.int64), np.asarray(neg_groups, dtype=np.int64)]
     rng = np.random.default_rng(seed)
-    value = float(np.nanmean([_split_d(x, y, g, rng, post) for _ in range(n_splits)]))
+    splits = np.asarray([_split_d(x, y, g, rng, post) for _ in range(n_splits)])
+    value = float(splits[~np.isnan(splits)].mean()) if (~np.isnan(splits)).any() else float("nan")
     uniq = np.unique(g)
     boots = []
     for _ in range(n_boot):
