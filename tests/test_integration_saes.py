@@ -77,8 +77,10 @@ def test_shipped_sae_fits_its_model_and_reproduces_its_eval(folder, models):
     assert fresh["fraction_variance_explained"] == pytest.approx(ev["fraction_variance_explained"], abs=0.05)
     assert fresh["l0"] == pytest.approx(ev["l0"], rel=0.25)
     assert fresh["ce_loss_recovered"] > ev["ce_loss_recovered"] - 0.15
-    # mean ablation is the stricter baseline: its CE is far below the uniform-distribution zero ablation
-    assert fresh["ce_mean_ablation"] < fresh["ce_zero_ablation"]
-    assert fresh["ce_loss_recovered_vs_mean"] <= fresh["ce_loss_recovered"] + 1e-6
+    # mean ablation is reported next to zero ablation (at layer 2 of Gemma it can be even worse than uniform:
+    # the mean carries the massive dimension 400), with the CE increase in nats
+    assert fresh["ce_mean_ablation"] > fresh["ce_clean"] + 1.0
+    assert fresh["ce_increase_nats"] == pytest.approx(fresh["ce_with_sae"] - fresh["ce_clean"], abs=1e-6)
+    assert -1.0 < fresh["ce_loss_recovered_vs_mean"] <= 1.0 + 1e-6
     with torch.no_grad():
         assert torch.isfinite(sae.W_dec).all()
