@@ -168,7 +168,10 @@ def generate(
         bar.update(len(idx))
     bar.close()
     result = [g for g in out if g is not None]
-    bad = degenerate_fraction([g.response for g in result]) if not fwd_hooks and len(result) >= 4 else 0.0
+    # only unsteered decoding says anything about the install: skip the check under hooks given here or active in a
+    # caller's context (``steer``, capping), where broken text is the intervention's doing
+    steered = bool(fwd_hooks) or _hooks_active(model)
+    bad = degenerate_fraction([g.response for g in result]) if not steered and len(result) >= 4 else 0.0
     if bad >= 0.9:
         warnings.warn(
             f"{model.name}: {bad:.0%} of {len(result)} unsteered answers "
@@ -259,3 +262,11 @@ def _finish(
     return Generation(
         messages=full_msgs, prompt=prompt, response=response, formatted=formatted, new_tokens=cut, stopped=stopped
     )
+
+
+def _hooks_active(model: Model) -> bool:
+    """Whether any TransformerLens forward hook is attached to the model right now."""
+    try:
+        return any(len(getattr(hp, "fwd_hooks", ()) or ()) > 0 for hp in model.tl.hook_dict.values())
+    except AttributeError:
+        return False

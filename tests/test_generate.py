@@ -142,3 +142,21 @@ def test_config_and_keyword_overrides_do_not_mix(tiny_chat):
     assert g[0].new_tokens <= 3
     with pytest.raises(FeaturescopeError, match="max_new_tokens="):
         fs.generate(tiny_chat, ["Hi?"], config=cfg, max_new_tokens=5, progress=False)
+
+
+def test_degenerate_warning_only_for_unsteered_decoding(tiny_chat, monkeypatch):
+    import sys
+    import warnings
+
+    from featurescope.persona import steer
+
+    gen_mod = sys.modules["featurescope.generate"]  # the module (the package re-exports the function by that name)
+
+    monkeypatch.setattr(gen_mod, "degenerate_fraction", lambda texts: 1.0)  # every answer "looks broken"
+    convs = [[{"role": "user", "content": f"Hi {i}?"}] for i in range(4)]
+    with pytest.warns(RuntimeWarning, match="decoding is probably broken"):
+        gen_mod.generate(tiny_chat, convs, max_new_tokens=2, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with steer(tiny_chat, torch.zeros(tiny_chat.d_model), 1.0, hook=0):  # a steering context: no warning
+            gen_mod.generate(tiny_chat, convs, max_new_tokens=2, progress=False)
