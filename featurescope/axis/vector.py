@@ -157,8 +157,9 @@ class AssistantAxis:
             return float(q[lo] * (1 - w) + q[hi] * w)
         return float(torch.quantile(self.default_projections[:, i].double(), percentile / 100))
 
-    def analysis(self, layer: int | str | None = None) -> dict[str, Any]:
-        """PCA and placement numbers at one layer."""
+    def analysis(self, layer: int | str | None = None, *, with_evidence: bool = True) -> dict[str, Any]:
+        """PCA and placement numbers at one layer; ``with_evidence`` adds :meth:`evidence` (bootstraps and nulls,
+        about a second at 40 roles; the notebook display leaves it out)."""
         i = self.index(layer)
         p = self.pca(self.hooks[i])
         ax = self.vectors[i]
@@ -178,7 +179,7 @@ class AssistantAxis:
             "explained_variance": [round(float(x), 5) for x in p.explained[:20]],
             "pcs_for_70pct": p.n_for(0.7),
             "axis_pc1_cosine": float(cosine(ax, p.components[0])),
-            "evidence": self.evidence(self.hooks[i]),
+            **({"evidence": self.evidence(self.hooks[i])} if with_evidence else {}),
             "massive_dims": (dims := massive_dims_of(self.default_mean[i])),
             "axis_share_on_massive": share_on_dims(ax, dims),
             "axis_share_on_mean": share_on_direction(ax, self.default_mean[i]),
@@ -327,7 +328,7 @@ class AssistantAxis:
         )
 
     def _repr_html_(self) -> str:
-        a = self.analysis()
+        a = self.analysis(with_evidence=False)
         pl = self.per_layer()
         mx = max(pl["axis_norm"]) or 1.0
         rows = "".join(

@@ -61,6 +61,8 @@ def _analysis_figures(ax: Any, out: Path, hook: str) -> list[str]:
 
 
 def _print_analysis(a: dict[str, Any]) -> None:
+    from ..evidence.nulls import evidence_text
+
     rf = a.get("role_filter") or {}
     if rf.get("n_roles") and rf["unfiltered"] > rf["n_roles"] / 2:
         print(
@@ -69,19 +71,10 @@ def _print_analysis(a: dict[str, Any]) -> None:
         )
     nm = a.get("evidence", {}).get("axis_pc1_without_massive")
     if nm and nm.get("massive_dims"):
-        e, n = nm["estimate"], nm["null"]
-        print(
-            f"  without the massive dims {nm['massive_dims']}: {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]; null "
-            f"{n['mean']:.2f} [{n['lo']:.2f}, {n['hi']:.2f}] -> {nm['verdict']}"
-        )
+        print(f"  without the massive dims {nm['massive_dims']}: {evidence_text(nm)}")
     ev = a.get("evidence", {}).get("axis_pc1")
     if ev:
-        e, n = ev["estimate"], ev["null"]
-        print(
-            f"{a['hook']}: cos(axis, PC1) {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}] (roles resampled); null "
-            f"(any role as the default) {n['mean']:.2f} [{n['lo']:.2f}, {n['hi']:.2f}], p = {n['p_value']:.2f} -> "
-            f"{ev['verdict']}"
-        )
+        print(f"{a['hook']}: {evidence_text(ev)}")
     print(
         f"{a['hook']}: cos(axis, PC1) {a['axis_pc1_cosine']:+.2f}; {a['pcs_for_70pct']} PCs reach 70%; default "
         f"Assistant at PC1 percentile {a['default_pc1_percentile']:.2f}\n  most Assistant-like: "

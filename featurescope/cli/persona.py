@@ -14,6 +14,7 @@ from .io import add_config_flag, config_from_args, read_prompts
 
 def cmd_persona(args: argparse.Namespace) -> int:
     from .. import plots
+    from ..evidence.nulls import evidence_text
     from ..judge import default_judge
     from ..models import load_model
     from ..persona import (
@@ -122,12 +123,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
             )
         )
         if best is not None and sep.get("held_out"):
-            ev = sep["held_out"][best]
-            e, nl = ev["estimate"], ev["null"]
-            print(
-                f"held-out d at layer {best}: {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}] (vector on half the "
-                f"questions); shuffled-label null {nl['mean']:.2f} [{nl['lo']:.2f}, {nl['hi']:.2f}] -> {ev['verdict']}"
-            )
+            print(f"layer {best}, vector on half the questions: {evidence_text(sep['held_out'][best])}")
         write_summary(
             out,
             "persona extract",
@@ -164,12 +160,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
         best = max(finite, key=lambda i: sep["cohens_d"][i]) if finite else None
         for tag, sp in (("with the system prompt", sep), ("re-read without it", rr["separation"])):
             if best is not None and sp.get("held_out"):
-                ev = sp["held_out"][best]
-                e, nl = ev["estimate"], ev["null"]
-                print(
-                    f"{tag}: held-out d at layer {best} {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]; null "
-                    f"{nl['mean']:.2f} [{nl['lo']:.2f}, {nl['hi']:.2f}] -> {ev['verdict']}"
-                )
+                print(f"{tag}, layer {best}: {evidence_text(sp['held_out'][best])}")
         if best is not None:
             print(f"cos(vector, re-read vector) at layer {best}: {rr['cosine_with_instruction_vector'][best]:.2f}")
         series = {"Cohen's d in sample": sep["cohens_d"]}
@@ -233,12 +224,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
                 n_questions=args.n_questions,
                 **_max_new(args),
             )
-            ev = res["control"]["evidence"]
-            e, nl = ev["estimate"], ev["null"]
-            print(
-                f"{ev['name']}: {e['value']:+.1f} [{e['lo']:+.1f}, {e['hi']:+.1f}]; random vectors {nl['mean']:+.1f} "
-                f"[{nl['lo']:+.1f}, {nl['hi']:+.1f}] -> {ev['verdict']}"
-            )
+            print(evidence_text(res["control"]["evidence"], "+.1f"))
         out.mkdir(parents=True, exist_ok=True)
         fig = plots.steering_curve(
             out / "steering.png",
@@ -288,12 +274,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
         for k, m_ in fs_["per_dataset"].items():
             print(f"  {k:24s} mean projection difference {m_:+.3f}")
         if "auroc_evidence" in fs_:
-            ev = fs_["auroc_evidence"]
-            e, nl = ev["estimate"], ev["null"]
-            print(
-                f"{ev['name']}: {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]; null {nl['mean']:.2f} "
-                f"[{nl['lo']:.2f}, {nl['hi']:.2f}] -> {ev['verdict']}"
-            )
+            print(evidence_text(fs_["auroc_evidence"]))
         write_summary(
             out,
             "persona flag",

@@ -13,7 +13,8 @@ each headline number comes with its null from the same run:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -197,21 +198,32 @@ def random_directions(
 # -- correlations and AUROC over items ---------------------------------------------------------------------------
 
 
-def correlation_evidence(
-    x: ArrayLike,
-    y: ArrayLike,
+def paired_evidence(
+    fn: Callable[[np.ndarray, np.ndarray], float],
+    a: np.ndarray,
+    b: np.ndarray,
     *,
-    name: str = "Pearson r",
+    name: str,
+    what: str,
     n_boot: int = 2000,
     n_perm: int = 1000,
     seed: int = 0,
 ) -> Evidence:
+    """``fn(a, b)`` over paired items: a bootstrap interval (items resampled) and a permutation null (``b``
+    shuffled against ``a``)."""
+    est = bootstrap(fn, a, b, n_boot=n_boot, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    return evidence(name, est, [fn(a, rng.permutation(b)) for _ in range(n_perm)], what)
+
+
+def correlation_evidence(
+    x: ArrayLike, y: ArrayLike, *, name: str = "Pearson r", n_boot: int = 2000, n_perm: int = 1000, seed: int = 0
+) -> Evidence:
     """Pearson r with a bootstrap interval over items and a permutation null (``y`` shuffled)."""
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    est = bootstrap(pearson, a, b, n_boot=n_boot, seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    draws = [pearson(a, rng.permutation(b)) for _ in range(n_perm)]
-    return evidence(name, est, draws, "scores shuffled across items")
+    return paired_evidence(
+        pearson, a, b, name=name, what="scores shuffled across items", n_boot=n_boot, n_perm=n_perm, seed=seed
+    )
 
 
 def auroc_evidence(
@@ -227,7 +239,14 @@ def auroc_evidence(
     p, q = np.asarray(pos_scores, dtype=np.float64), np.asarray(neg_scores, dtype=np.float64)
     s = np.r_[p, q]
     y = np.r_[np.ones(len(p), dtype=bool), np.zeros(len(q), dtype=bool)]
-    est = bootstrap(auroc, s, y, n_boot=n_boot, seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    draws = [auroc(s, rng.permutation(y)) for _ in range(n_perm)]
-    return evidence(name, est, draws, "labels shuffled")
+    return paired_evidence(auroc, s, y, name=name, what="labels shuffled", n_boot=n_boot, n_perm=n_perm, seed=seed)
+
+
+def evidence_text(ev: Mapping[str, Any], fmt: str = ".2f") -> str:
+    """One line for an :meth:`Evidence.to_dict` record: ``name: value [lo, hi]; null (what) mean [lo, hi] ->
+    verdict`` - what the commands print."""
+    e, n = ev["estimate"], ev["null"]
+    return (
+        f"{ev.get('name', '')}: {e['value']:{fmt}} [{e['lo']:{fmt}}, {e['hi']:{fmt}}]; null ({n.get('what', '')}) "
+        f"{n['mean']:{fmt}} [{n['lo']:{fmt}}, {n['hi']:{fmt}}] -> {ev['verdict']}"
+    )

@@ -10,11 +10,12 @@ import torch
 from torch import Tensor
 
 from ..errors import FeaturescopeError
-from ..evidence.nulls import EFFECT, Null, correlation_evidence, random_directions
+from ..evidence.massive import share_on_dims
+from ..evidence.nulls import Null, correlation_evidence, random_directions, verdict
 from ..formatting import Message
 from ..generate import generate
 from ..models import Model
-from ..stats import NOT_DISTINGUISHABLE, bootstrap
+from ..stats import bootstrap
 from .monitoring import monitor
 from .steering import steer
 from .vector import PersonaVector, pearson
@@ -252,7 +253,7 @@ def steering_control(
     i = vector.hooks.index(h)
     dims_all = vector.extra.get("massive_dims") or []
     dims = list(dims_all[i]) if i < len(dims_all) else []
-    share = float((v[dims].double() ** 2).sum() / (v.double() ** 2).sum()) if dims else 0.0
+    share = share_on_dims(v, dims)
     alphas = [r["alpha"] for r in sweep["rows"]]
     if 0.0 not in alphas or max(alphas) <= 0:
         raise FeaturescopeError("the steering control needs alpha 0 and a positive alpha in the sweep")
@@ -292,7 +293,6 @@ def steering_control(
     est = bootstrap(np.mean, real, seed=seed)
     nb = bootstrap(np.mean, null_items, seed=seed + 1)
     null = Null(nb.value, nb.lo, nb.hi, len(controls), float("nan"), f"{len(controls)} random vectors of equal norm")
-    overlap = not (est.lo > null.hi or est.hi < null.lo)
     return {
         "alpha": max(alphas),
         "share_on_massive": share,
@@ -302,6 +302,6 @@ def steering_control(
             "name": f"steering effect (trait score at alpha {max(alphas):+g} minus alpha 0)",
             "estimate": est.to_dict(),
             "null": null.to_dict(),
-            "verdict": NOT_DISTINGUISHABLE if overlap or est.lo != est.lo else EFFECT,
+            "verdict": verdict(est, null),
         },
     }
