@@ -122,6 +122,7 @@ def run_demo(out: Path, quick: bool = False) -> dict:
             n_eval_questions=2 if quick else 6,
             n_monitor_questions=1 if quick else 2,
             n_random_controls=0 if quick else 1,  # the steering null: one random vector of equal norm
+            seeds=() if quick else (0, 1, 2),  # sampled answers, intervals over questions; quick: greedy
             progress=not quick,
         )
         results["persona-evil"] = {
@@ -279,6 +280,10 @@ def _axis_part(folder: Path, quick: bool, dry: bool) -> int | str:
             "2" if quick else "4",
             "--conversations",  # one greedy conversation per script at demo scale (the CLI default is 5, sampled)
             "1",
+            "--steer-seeds",  # sampled steering answers with an interval; quick: one greedy answer each
+            "" if quick else "0,1,2",
+            "--controls",  # the steering null: random vectors of the axis' norm
+            "0" if quick else "1",
             "--scripts",
             "coding_help,emotional_support"
             if quick

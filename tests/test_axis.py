@@ -2,12 +2,15 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 import featurescope as fs
 from featurescope import axis as A
 from featurescope.errors import DataError, FeaturescopeError
+from featurescope.evidence.nulls import EFFECT
+from featurescope.stats import NOT_DISTINGUISHABLE
 from tests.conftest import make_tiny_tl
 
 
@@ -506,6 +509,21 @@ def test_steering_sweep_and_prefill_test_structure(planted, tiny_base):
         ("Be a dragon.", 1.0),
     ]
     assert all(0 <= r["ai_fraction"] <= 1 and len(r["responses"]) == 2 for r in sw["rows"])
+    sws = A.axis_steering_sweep(
+        model,
+        ax,
+        layer=1,
+        alphas=(-1.0, 0.0),
+        questions=lib.identity_questions,
+        max_new_tokens=3,
+        seeds=(0, 1, 2),
+        progress=False,
+    )
+    r0 = sws["rows"][0]
+    assert sws["seeds"] == [0, 1, 2] and len(r0["per_seed"]) == 3 and len(r0["responses"]) == 3 * 2
+    assert len(r0["ai_scores"]) == 2 and r0["ai_ci"]["lo"] <= r0["ai_fraction"] <= r0["ai_ci"]["hi"]
+    ctl = A.axis_steering_control(model, ax, sws, n_random=1, max_new_tokens=3, progress=False)
+    assert len(ctl["controls"]) == 1 and ctl["evidence"]["verdict"] in (EFFECT, NOT_DISTINGUISHABLE)
     texts = A.complete_prefills(tiny_base, ["I am a", "Q: who?\nA: I'm a"], max_new_tokens=5)
     assert len(texts) == 2 and all("\n" not in t for t in texts)
     pf = A.prefill_test(
@@ -607,7 +625,11 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
             "2",
             "--scripts",
             "coding_help",
-            "--alphas=-1,1",
+            "--alphas=-1,0",
+            "--steer-seeds",
+            "0,1",
+            "--controls",
+            "1",
             "--n-identity-questions",
             "2",
             "--out",
@@ -616,6 +638,9 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
     )
     assert rc == 0
     s = json.loads((out / "summary.json").read_text())
+    st = s["results"]["steering"]
+    assert st["seeds"] == [0, 1] and all("ai_ci" in r for r in st["rows"])
+    assert len(st["control"]["controls"]) == 1 and "verdict" in st["control"]["evidence"]
     assert s["command"] == "axis run" and s["results"]["counts"]["n_jobs"] == 5 * 2 + 3 * 2
     assert s["results"]["hook"] == "blocks.1.hook_resid_post" and len(s["results"]["per_layer"]["axis_norm"]) == 2
     assert {
@@ -714,3 +739,44 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
     assert len(d["cards"]) == 2 and (dec / "cards.html").exists()
     assert main(["axis", "steer", "--axis", str(out / "axis.safetensors"), "--out", str(tmp_path / "x")]) == 2
     assert "needs --model" in capsys.readouterr().err
+
+
+def _fake_sweep(real: list[float], null: list[float]):
+    """A sweep whose per-question AI scores drop by ``real`` at alpha -1; random vectors drop by ``null``."""
+
+    def rows(drop: list[float]) -> list[dict]:
+        return [
+            {
+                "system_prompt": "",
+                "alpha": -1.0,
+                "ai_fraction": 0.0,
+                "coherence": 1.0,
+                "ai_scores": [1 - d for d in drop],
+            },
+            {"system_prompt": "", "alpha": 0.0, "ai_fraction": 1.0, "coherence": 1.0, "ai_scores": [1.0] * len(drop)},
+        ]
+
+    return rows(real), rows(null)
+
+
+@pytest.mark.parametrize("planted_effect", [True, False])
+def test_axis_steering_control_both_ways(monkeypatch, planted_effect):
+    """A planted drop in AI identity (every question flips) is an effect against random vectors that change
+    nothing; the same drop under random vectors too is not distinguishable."""
+    import featurescope.axis.steer as S
+
+    rng = np.random.default_rng(0)
+    drop = (rng.random(16) < 0.9).astype(float).tolist()
+    real_rows, null_rows = _fake_sweep(drop, [0.0] * 16 if planted_effect else drop)
+    monkeypatch.setattr(S, "axis_steering_sweep", lambda *a, **k: {"rows": null_rows})
+    ax = A.AssistantAxis.from_activations(
+        torch.randn(4, 1, 8),
+        torch.arange(4),
+        torch.randn(2, 1, 8),
+        hooks=["blocks.0.hook_resid_post"],
+        role_names=list("abcd"),
+        role_categories=["x"] * 4,
+    )
+    sweep = {"hook": "blocks.0.hook_resid_post", "alphas": [-1.0, 0.0], "questions": ["q"] * 16, "rows": real_rows}
+    ctl = S.axis_steering_control(None, ax, sweep, n_random=2, progress=False)
+    assert ctl["evidence"]["verdict"] == (EFFECT if planted_effect else NOT_DISTINGUISHABLE)

@@ -207,6 +207,10 @@ def test_run_persona_writes_everything(tiny_chat, tmp_path):
         progress=False,
     )
     assert res["chosen_layer"] in (0, 2) and len(res["steering"]["rows"]) == 3
+    # sampled with three seeds by default: per-alpha intervals and per-seed monitoring scores
+    assert res["steering"]["seeds"] == [0, 1, 2] and all(len(r["per_seed"]) == 3 for r in res["steering"]["rows"])
+    assert all(len(it["trait_score_per_seed"]) == 3 for it in res["monitor"]["items"])
+    assert res["monitor"]["seeds"] == [0, 1, 2]
     assert set(res["flagging"]["per_dataset"]) == {"evil_laden", "neutral_helpful"}
     assert 0.0 <= res["flagging"]["auroc_trait_vs_neutral"] <= 1.0
     s = json.loads((tmp_path / "run" / "summary.json").read_text())

@@ -106,6 +106,7 @@ from .run import run_axis
 from .steer import (
     CapStats,
     ai_fraction,
+    axis_steering_control,
     axis_steering_sweep,
     cap,
     capping_hook,
@@ -148,6 +149,7 @@ __all__ = [
     "ai_fraction",
     "axis_features_across_stages",
     "axis_from_means",
+    "axis_steering_control",
     "axis_steering_sweep",
     "build_jobs",
     "cap",

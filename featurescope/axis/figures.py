@@ -134,8 +134,23 @@ def plot_steering(path: Path, sweep: dict[str, Any], tag: str) -> str:
     for sp in dict.fromkeys(r["system_prompt"] for r in sweep["rows"]):
         rs = [r for r in sweep["rows"] if r["system_prompt"] == sp]
         lab = (sp[:28] + "...") if len(sp) > 28 else (sp or "no system prompt")
-        ax.plot([r["alpha"] for r in rs], [r["ai_fraction"] for r in rs], marker="o", label=f"identifies as AI [{lab}]")
+        xs, ys = [r["alpha"] for r in rs], [r["ai_fraction"] for r in rs]
+        if all("ai_ci" in r for r in rs):
+            err = [[y - r["ai_ci"]["lo"] for y, r in zip(ys, rs)], [r["ai_ci"]["hi"] - y for y, r in zip(ys, rs)]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=2, label=f"identifies as AI [{lab}] (95% CI)")
+        else:
+            ax.plot(xs, ys, marker="o", label=f"identifies as AI [{lab}]")
         ax.plot([r["alpha"] for r in rs], [r["coherence"] for r in rs], marker="s", ls=":", label=f"coherence [{lab}]")
+    for j, c in enumerate((sweep.get("control") or {}).get("controls", [])):
+        rs = c["rows"]
+        ax.plot(
+            [r["alpha"] for r in rs],
+            [r["ai_fraction"] for r in rs],
+            color="grey",
+            lw=0.8,
+            alpha=0.7,
+            label="identifies as AI [random vector, equal norm]" if j == 0 else None,
+        )
     ax.set_xlabel("alpha (h <- h + alpha * axis; > 0 toward the Assistant)")
     ax.set_ylim(-0.03, 1.03)
     pl._title(ax, f"steering along the axis at {sweep['hook']} on {len(sweep['questions'])} identity questions - {tag}")
@@ -155,6 +170,9 @@ def plot_drift(path: Path, runs: dict[str, dict[str, Any]], tag: str, tau: float
         for c, (name, s) in zip(colors * 3, res["scripts"].items()):
             y = s["projection"][hook]
             ax.plot(range(1, len(y) + 1), y, ls=ls, marker="o", ms=3, color=c, label=f"{name} ({label})")
+            ci = (s.get("ci") or {}).get(hook)
+            if ci:  # several conversations per script: the bootstrap band over conversations
+                ax.fill_between(range(1, len(y) + 1), ci["lo"], ci["hi"], color=c, alpha=0.12, lw=0)
     if tau is not None:
         ax.axhline(tau, color="grey", lw=1, ls="-.", label="tau (capping threshold)")
     ax.set_xlabel("Assistant turn")

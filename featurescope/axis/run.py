@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from ..evidence.nulls import evidence_text
 from ..measures import DEFAULT_AI_TERMS, identifies_as_ai
 from .collect import collect_axis
 from .compare import axis_features_across_stages, compare_axes, decompose_axis
@@ -24,7 +25,7 @@ from .figures import (
 )
 from .judges import AxisConfig
 from .roles import RoleLibrary, load_role_library, spread
-from .steer import axis_steering_sweep, drift, prefill_test
+from .steer import axis_steering_control, axis_steering_sweep, drift, prefill_test
 from .vector import AssistantAxis
 
 
@@ -44,6 +45,9 @@ def run_axis(
     alphas: Sequence[float] = (-4.0, -2.0, 0.0, 2.0, 4.0),
     steer_system_prompts: Sequence[str | None] | None = None,
     n_identity_questions: int | None = 8,
+    steer_seeds: Sequence[int] = (0, 1, 2),
+    n_random_controls: int = 2,
+    prefill_samples: int = 3,
     drift_turns: int | None = 6,
     drift_conversations: int = 5,
     drift_scripts: Sequence[str] | None = None,
@@ -66,6 +70,9 @@ def run_axis(
     (with no system prompt, and with a fantastical role's prompt) -> drift over the scripts, uncapped and capped ->
     for a base checkpoint, the prefill test (with ``prefill_axis``, e.g. the post-trained axis, else its own) ->
     with ``compare_with`` (an axis of the other stage), the cross-stage numbers -> with ``sae``, the decomposition.
+    Steering samples each answer once per ``steer_seeds`` seed (``()`` = greedy) and sweeps ``n_random_controls``
+    random vectors of the axis' norm the same way (the null); the prefill test samples ``prefill_samples``
+    completions per prefill (1 = greedy).
     Small knobs (``n_roles``, ``n_questions``, ``max_new_tokens``, ``drift_turns``) make a demo run take minutes."""
     from ..runs import write_summary
 
@@ -143,9 +150,27 @@ def run_axis(
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         seed=seed,
+        seeds=steer_seeds,
         ai_terms=lib.ai_terms or DEFAULT_AI_TERMS,
         progress=progress,
     )
+    control = None
+    if n_random_controls > 0 and 0.0 in sw["alphas"] and min(sw["alphas"]) < 0:
+        if progress:
+            print(f"[axis] steering control: {n_random_controls} random vectors of the axis' norm ...", flush=True)
+        control = axis_steering_control(
+            model,
+            axis,
+            sw,
+            n_random=n_random_controls,
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            ai_terms=lib.ai_terms or DEFAULT_AI_TERMS,
+            progress=progress,
+        )
+        if progress:
+            print("  " + evidence_text(control["evidence"]), flush=True)
     timings["steer"] = time.time() - t
     figures.append(plot_steering(out / "steering.png", sw, tag))
     with open(out / "steering.jsonl", "w") as f:
@@ -157,6 +182,7 @@ def run_axis(
         "rows": [
             {k: v for k, v in r.items() if k != "responses"} | {"examples": r["responses"][:3]} for r in sw["rows"]
         ],
+        **({"control": control} if control is not None else {}),
     }
     # drift, uncapped and capped
     if drift_turns != 0 and lib.scripts:
@@ -231,6 +257,7 @@ def run_axis(
                 layer=hook if hook in pa.hooks else None,
                 alphas=prefill_alphas or alphas,
                 library=lib,
+                n_samples=prefill_samples,
                 seed=seed,
                 progress=progress,
             )
@@ -271,6 +298,9 @@ def run_axis(
             "judge": axis.extra["judge"],
             "layer": hook,
             "alphas": list(alphas),
+            "steer_seeds": list(steer_seeds),
+            "n_random_controls": n_random_controls,
+            "prefill_samples": prefill_samples,
             "drift_turns": drift_turns,
             "drift_conversations": drift_conversations,
             "cap_layers": cap_layers,

@@ -13,9 +13,14 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..capture import capture
 from ..errors import FeaturescopeError
+from ..evidence.massive import massive_dims_of, share_on_dims
+from ..evidence.nulls import Null, random_directions, verdict
 from ..formatting import FormattedPrompt, Message
+from ..generate import generate, generate_batch, stop_token_ids
 from ..measures import DEFAULT_AI_TERMS, identifies_as_ai
+from ..persona.steering import steer, steering_hook
 from ..stats import bootstrap
 from .collect import format_all, token_projections
 from .pca import cap_activations, default_cap_layers, outlier_positions, project, turn_spans
@@ -33,7 +38,6 @@ def steer_axis(
     positions: Literal["all", "response"] = "all",
 ) -> Iterator[None]:
     """``h <- h + alpha * axis_L`` at ``blocks.L.hook_resid_post`` (alpha > 0 toward the Assistant)."""
-    from ..persona import steer
 
     with steer(model, axis.at(layer), alpha, hook=axis.hook(layer), positions=positions):
         yield
@@ -133,45 +137,75 @@ def axis_steering_sweep(
     max_new_tokens: int = 40,
     batch_size: int = 16,
     seed: int = 0,
+    seeds: Sequence[int] = (),
+    temperature: float = 1.0,
     ai_terms: Sequence[str] = DEFAULT_AI_TERMS,
+    direction: Float[Tensor, " d"] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Steer along the axis at one layer for each alpha (and each system prompt: ``None`` = none) and measure
     whether the model still identifies as an AI, the coherence (distinct-bigram ratio) and the projection of its
-    answers on the axis read back *without* steering."""
-    from ..capture import capture
-    from ..generate import generate
+    answers on the axis read back *without* steering.
+
+    Greedy by default. With ``seeds`` every question is answered once per seed by sampling at ``temperature``;
+    each question's AI-identity score is its fraction over seeds, and each row gets a bootstrap interval over
+    questions (``ai_ci``) and the per-seed fractions (``per_seed``). ``direction`` replaces the axis' vector at this
+    layer (same alpha units: the random-vector control passes vectors of the axis' norm)."""
 
     qs = list(questions or load_role_library(min_roles=0, min_questions=0).identity_questions)
     h = axis.hook(layer)
+    v = axis.at(h) if direction is None else direction
+    runs: list[int | None] = list(seeds) if seeds else [None]
     rows = []
     for sp in system_prompts:
         convs = [([Message("system", sp)] if sp else []) + [Message("user", q)] for q in qs]
         for a in alphas:
-            with steer_axis(model, axis, a, h):
-                gens = generate(
-                    model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, progress=False
-                )
-            texts = [g.response for g in gens]
-            fm = [g.formatted for g in gens if g.formatted is not None]
-            proj = (
-                float(project(capture(model, fm, [h], batch_size=batch_size, progress=False)[h], axis.at(h)).mean())
-                if fm
-                else float("nan")
-            )
-            row = {
+            per_seed: list[list[float]] = []
+            texts_all: list[list[str]] = []
+            projs: list[float] = []
+            for sd in runs:
+                with steer(model, v, a, hook=h):
+                    gens = generate(
+                        model,
+                        convs,
+                        max_new_tokens=max_new_tokens,
+                        batch_size=batch_size,
+                        seed=seed if sd is None else sd,
+                        progress=False,
+                        **({"do_sample": True, "temperature": temperature} if sd is not None else {}),
+                    )
+                texts = [g.response for g in gens]
+                texts_all.append(texts)
+                per_seed.append([float(identifies_as_ai(t, ai_terms)) for t in texts])
+                fm = [g.formatted for g in gens if g.formatted is not None]
+                if fm:
+                    acts = capture(model, fm, [h], batch_size=batch_size, progress=False)[h]
+                    projs.append(float(project(acts, axis.at(h)).mean()))
+            by_q = np.asarray(per_seed, dtype=np.float64).mean(0)
+            proj = float(np.mean(projs)) if projs else float("nan")
+            flat = [t for ts in texts_all for t in ts]
+            row: dict[str, Any] = {
                 "system_prompt": sp or "",
                 "alpha": a,
-                "ai_fraction": ai_fraction(texts, ai_terms),
-                "coherence": sum(distinct_bigram_ratio(t) for t in texts) / max(len(texts), 1),
+                "ai_fraction": float(by_q.mean()) if len(by_q) else float("nan"),
+                "ai_scores": by_q.tolist(),  # per question (fraction over seeds): the control's paired interval
+                "coherence": sum(distinct_bigram_ratio(t) for t in flat) / max(len(flat), 1),
                 "readback_projection": proj,
-                "responses": [{"question": q, "response": t} for q, t in zip(qs, texts)],
+                "responses": [
+                    {"question": q, "response": t, **({"seed": sd} if sd is not None else {})}
+                    for sd, ts in zip(runs, texts_all)
+                    for q, t in zip(qs, ts)
+                ],
             }
+            if seeds:
+                row["ai_ci"] = bootstrap(np.mean, by_q, seed=seed).to_dict()
+                row["per_seed"] = [float(np.mean(x)) for x in per_seed]
             rows.append(row)
             if progress:
+                ci = f" [{row['ai_ci']['lo']:.2f}, {row['ai_ci']['hi']:.2f}]" if seeds else ""
                 print(
-                    f"  [{(sp or 'no system prompt')[:30]}] alpha {a:+.1f}: identifies as AI {row['ai_fraction']:.2f}  "
-                    f"coherence {row['coherence']:.2f}  readback projection {proj:.2f}",
+                    f"  [{(sp or 'no system prompt')[:30]}] alpha {a:+.1f}: identifies as AI {row['ai_fraction']:.2f}"
+                    f"{ci}  coherence {row['coherence']:.2f}  readback projection {proj:.2f}",
                     flush=True,
                 )
     return {
@@ -179,8 +213,92 @@ def axis_steering_sweep(
         "alphas": list(alphas),
         "questions": qs,
         "rows": rows,
+        "seeds": list(seeds),
+        "temperature": temperature if seeds else None,
         "alpha_units": "multiples of the unnormalised axis at this layer (alpha=1 = the default-minus-roles gap)",
         "axis_norm": float(axis.at(h).norm()),
+    }
+
+
+def axis_steering_control(
+    model: Any,
+    axis: AssistantAxis,
+    sweep: dict[str, Any],
+    *,
+    n_random: int = 2,
+    seed: int = 0,
+    max_new_tokens: int = 40,
+    batch_size: int = 16,
+    ai_terms: Sequence[str] = DEFAULT_AI_TERMS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The null of an axis steering sweep: ``n_random`` random vectors of the axis' norm (and its share on the
+    layer's massive dimensions) swept at the same alphas, questions and seeds, with no system prompt.
+
+    Effect = AI-identity score at the most negative alpha (away from the Assistant) minus at alpha 0, per question.
+    Estimate: the axis' mean effect with a bootstrap interval over questions; null: the random vectors' mean
+    effect, same bootstrap; the verdict compares the two intervals."""
+    h = sweep["hook"]
+    alphas = list(sweep["alphas"])
+    if 0.0 not in alphas or min(alphas) >= 0:
+        raise FeaturescopeError("the axis steering control needs alpha 0 and a negative alpha in the sweep")
+    v = axis.at(h)
+    dims = massive_dims_of(axis.default_mean[axis.index(h)])
+    share = share_on_dims(v, dims)
+    rand = random_directions(n_random, v.shape[-1], norm=float(v.norm()), dims=dims, share=share, seed=seed)
+    first = sweep["rows"][0]["system_prompt"]
+    controls = []
+    for j, r in enumerate(rand):
+        sw = axis_steering_sweep(
+            model,
+            axis,
+            layer=h,
+            alphas=alphas,
+            questions=sweep["questions"],
+            system_prompts=(first or None,),
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            seeds=sweep.get("seeds") or (),
+            temperature=sweep.get("temperature") or 1.0,
+            ai_terms=ai_terms,
+            direction=r,
+            progress=False,
+        )
+        controls.append(
+            {
+                "seed": seed + j,
+                "rows": [{k: x[k] for k in ("alpha", "ai_fraction", "coherence", "ai_scores")} for x in sw["rows"]],
+            }
+        )
+        if progress:
+            print(
+                f"  random vector {j}: "
+                + ", ".join(f"{x['alpha']:+.0f}: AI {x['ai_fraction']:.2f}" for x in sw["rows"]),
+                flush=True,
+            )
+    lo_a = min(alphas)
+
+    def effect(rows: list[dict[str, Any]]) -> np.ndarray:
+        by = {x["alpha"]: np.asarray(x["ai_scores"], dtype=np.float64) for x in rows}
+        return by[lo_a] - by[0.0]
+
+    real = effect([x for x in sweep["rows"] if x["system_prompt"] == first])
+    null_items = np.mean([effect(c["rows"]) for c in controls], axis=0)
+    est = bootstrap(np.mean, real, seed=seed)
+    nb = bootstrap(np.mean, null_items, seed=seed + 1)
+    null = Null(nb.value, nb.lo, nb.hi, len(controls), float("nan"), f"{len(controls)} random vectors of equal norm")
+    return {
+        "alpha": lo_a,
+        "system_prompt": first,
+        "share_on_massive": share,
+        "massive_dims": dims,
+        "controls": controls,
+        "evidence": {
+            "name": f"axis steering effect (AI-identity at alpha {lo_a:+g} minus alpha 0)",
+            "estimate": est.to_dict(),
+            "null": null.to_dict(),
+            "verdict": verdict(est, null),
+        },
     }
 
 
@@ -204,7 +322,6 @@ def run_drift(
     ``layers`` (default: the middle layer) are where the projections will be read. ``n_conversations`` > 1 plays
     each script that many times with sampled replies (``temperature``; greedy replies would repeat the same
     conversation), so each turn's projection gets an interval over conversations."""
-    from ..generate import generate
 
     scripts = list(scripts if scripts is not None else load_role_library(min_roles=0, min_questions=0).scripts)
     if n_conversations < 1:
@@ -326,7 +443,6 @@ def complete_prefills(
     fwd_hooks: Sequence[tuple[str, Callable]] = (),
 ) -> list[str]:
     """Raw continuations of plain text (no chat or transcript framing), up to the first newline."""
-    from ..generate import generate_batch, stop_token_ids
 
     tok = model.tokenizer
     stops = set(stop_token_ids(model))
@@ -399,8 +515,6 @@ def prefill_test(
         if layer is None or isinstance(layer, str) and not layer.startswith("blocks."):
             raise ValueError("give the layer (int or hook name) to steer a raw vector at")
         h, v = (model.resid_hook(layer) if isinstance(layer, int) else layer), vector
-    from ..persona import steering_hook
-
     rows = []
     for a in alphas:
         comps: list[dict[str, str]] = []
@@ -424,11 +538,18 @@ def prefill_test(
             ]
         n = len(comps)
         frac = {k: sum(c["label"] == k for c in comps) / n for k in ("helpful", "fantastical", "both", "other")}
+        # per prefill (mean over samples), so the interval resamples prefills
+        per_p = np.zeros(len(lib.prefills))
+        for j, c in enumerate(comps):
+            per_p[j % len(lib.prefills)] += (c["label"] == "helpful") - (c["label"] == "fantastical")
+        per_p /= n_samples
         rows.append(
             {
                 "alpha": a,
                 **{f"{k}_fraction": v_ for k, v_ in frac.items()},
                 "helpful_minus_fantastical": frac["helpful"] - frac["fantastical"],
+                "helpful_minus_fantastical_ci": bootstrap(np.mean, per_p, seed=seed).to_dict(),
+                "per_prefill": per_p.tolist(),
                 "completions": comps,
             }
         )

@@ -215,6 +215,9 @@ def cmd_axis(args: argparse.Namespace) -> int:
             layer=args.layer,
             alphas=_floats(args.alphas),
             n_identity_questions=args.n_identity_questions,
+            steer_seeds=_ints(args.steer_seeds) or (),
+            n_random_controls=args.controls,
+            prefill_samples=args.samples or 3,
             drift_turns=args.turns,
             drift_conversations=args.conversations,
             drift_scripts=args.scripts.split(",") if args.scripts else None,
@@ -288,8 +291,23 @@ def cmd_axis(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             batch_size=args.batch_size,
             seed=args.seed,
+            seeds=_ints(args.steer_seeds) or (),
             ai_terms=lib.ai_terms,
         )
+        if args.controls > 0:
+            sw["control"] = A.axis_steering_control(
+                model,
+                ax,
+                sw,
+                n_random=args.controls,
+                seed=args.seed,
+                max_new_tokens=args.max_new_tokens,
+                batch_size=args.batch_size,
+                ai_terms=lib.ai_terms,
+            )
+            from ..evidence.nulls import evidence_text  # with the axis package: torch-heavy, not at CLI start-up
+
+            print(evidence_text(sw["control"]["evidence"]))
         fig = A.plot_steering(out / "steering.png", sw, tag)
         with open(out / "steering.jsonl", "w") as f:
             for r in sw["rows"]:
@@ -365,7 +383,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
             layer=hook,
             alphas=_floats(args.alphas),
             library=lib,
-            n_samples=args.samples,
+            n_samples=args.samples or 1,
             batch_size=args.batch_size,
             seed=args.seed,
         )
@@ -494,6 +512,17 @@ def register(sub: Any) -> None:
     )
     a.add_argument("--layer", type=int, default=None, help="layer for analysis / steering / drift (default: middle)")
     a.add_argument("--alphas", default="-4,-2,0,2,4", help="steering coefficients in units of the axis")
+    a.add_argument(
+        "--steer-seeds",
+        default="0,1,2",
+        help="steer/run: sample each answer once per seed (comma-separated; '' = one greedy answer)",
+    )
+    a.add_argument(
+        "--controls",
+        type=int,
+        default=2,
+        help="steer/run: random vectors of the axis' norm swept the same way (the steering null; 0 = none)",
+    )
     a.add_argument("--system-prompt", action="append", help="also steer under this system prompt (steer; repeatable)")
     a.add_argument("--turns", type=int, default=None, help="user turns per drift script (default: all)")
     a.add_argument(
@@ -506,7 +535,9 @@ def register(sub: Any) -> None:
     a.add_argument("--capped", action="store_true", help="drift: generate under activation capping")
     a.add_argument("--cap-layers", help="comma-separated layers to cap (default: middle to three-quarter depth)")
     a.add_argument("--percentile", type=float, default=25.0, help="tau = this percentile of the default's projections")
-    a.add_argument("--samples", type=int, default=1, help="sampled completions per prefill (prefill; 1 = greedy)")
+    a.add_argument(
+        "--samples", type=int, default=None, help="sampled completions per prefill (prefill: 1 = greedy; run: 3)"
+    )
     a.add_argument("--base", help="base-checkpoint axis file (compare)")
     a.add_argument("--post", help="post-trained axis file (compare)")
     a.add_argument(

@@ -75,6 +75,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
             n_eval_questions=args.n_eval_questions,
             n_monitor_questions=args.n_monitor_questions,
             n_random_controls=args.controls,
+            seeds=_seeds(args),
             **({"flag_dataset": args.dataset} if args.dataset else {}),
         )
         print(
@@ -208,7 +209,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
             hook=args.layer,
             alphas=alphas,
             n_questions=args.n_questions,
-            seeds=[int(x) for x in args.steer_seeds.split(",")] if args.steer_seeds else (),
+            seeds=_seeds(args),
             **_max_new(args),
         )
         if args.controls > 0:
@@ -251,7 +252,14 @@ def cmd_persona(args: argparse.Namespace) -> int:
         v = pv_in
         assert v is not None
         res = monitor_correlation(
-            model, v, v.trait, judge, hook=args.layer, n_questions=args.n_questions, **_max_new(args)
+            model,
+            v,
+            v.trait,
+            judge,
+            hook=args.layer,
+            n_questions=args.n_questions,
+            seeds=_seeds(args),
+            **_max_new(args),
         )
         print(
             f"projection vs trait score: r = {res['r_samples']:.2f} over {res['n']} responses "
@@ -260,7 +268,13 @@ def cmd_persona(args: argparse.Namespace) -> int:
         write_summary(
             out,
             "persona monitor",
-            inputs={"model": model.info, "vector": args.vector, "layer": args.layer, "judge": judge.name},
+            inputs={
+                "model": model.info,
+                "vector": args.vector,
+                "layer": args.layer,
+                "judge": judge.name,
+                "seeds": _seeds(args),
+            },
             results=res,
             timings={"total": time.time() - t0},
         )
@@ -284,6 +298,10 @@ def cmd_persona(args: argparse.Namespace) -> int:
         )
     print(f"summary: {out / 'summary.json'}")
     return 0
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    return [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else []
 
 
 def _max_new(args: argparse.Namespace) -> dict[str, Any]:
@@ -336,10 +354,12 @@ def register(sub: Any) -> None:
         help="random vectors of equal norm swept like the persona vector: the steering null (steer / run; 0 = none)",
     )
     pe.add_argument(
+        "--seeds",
         "--steer-seeds",
-        default="",
-        help="steer: sample every answer once per seed (e.g. 0,1,2) instead of one greedy answer; per-alpha "
-        "intervals over questions",
+        dest="seeds",
+        default="0,1,2",
+        help="steer / monitor / run: sample every answer once per seed (comma-separated); per-alpha intervals over "
+        "questions of the per-question mean ('' = one greedy answer each)",
     )
     pe.add_argument("--responses", help="a run's responses.jsonl with kept flags (rebuild)")
     pe.add_argument(

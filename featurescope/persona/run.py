@@ -51,11 +51,13 @@ def run_persona(
     n_monitor_questions: int = 3,
     flag_dataset: str | Path | None = FLAG_DEMO,
     n_random_controls: int = 2,
+    seeds: Sequence[int] = (0, 1, 2),
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run Chen et al.'s full loop for one trait on one model and write vectors, figures and ``summary.json``.
     ``n_random_controls`` random vectors of equal norm are swept like the persona vector (the steering null; 0 =
-    none)."""
+    none). ``seeds`` (e.g. ``(0, 1, 2)``): the steering sweep, its controls and the monitoring answers are sampled
+    once per seed (intervals over questions of the per-question mean); ``()`` = greedy."""
     from .. import plots
     from ..runs import write_summary
     from ..traits import Trait, load_trait
@@ -125,6 +127,7 @@ def run_persona(
         alphas=alphas,
         n_questions=n_eval_questions,
         max_new_tokens=extraction.max_new_tokens,
+        seeds=seeds,
         progress=progress,
     )
     if n_random_controls > 0:
@@ -155,7 +158,14 @@ def run_persona(
     )
     t = time.time()
     mon = monitor_correlation(
-        model, v, tr, judge, hook=best, n_questions=n_monitor_questions, max_new_tokens=extraction.max_new_tokens
+        model,
+        v,
+        tr,
+        judge,
+        hook=best,
+        n_questions=n_monitor_questions,
+        max_new_tokens=extraction.max_new_tokens,
+        seeds=seeds,
     )
     timings["monitor"] = time.time() - t
     figures.append(
@@ -212,6 +222,8 @@ def run_persona(
             "alpha": alpha,
             "alphas": list(alphas),
             "layers": layers,
+            "seeds": list(seeds),
+            "n_random_controls": n_random_controls,
         },
         results=results,
         timings={**timings, "extract_generate": ex["timings"]["generate"]},

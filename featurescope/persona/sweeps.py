@@ -122,9 +122,14 @@ def monitor_correlation(
     n_questions: int | None = 5,
     max_new_tokens: int = 48,
     batch_size: int = 8,
+    seeds: Sequence[int] = (),
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
     """Chen et al.'s monitoring experiment: system prompts graded from trait-suppressing to trait-eliciting; the
-    last-prompt-token projection onto the vector vs the judged trait score of the response (Pearson r)."""
+    last-prompt-token projection onto the vector vs the judged trait score of the response (Pearson r).
+
+    Greedy by default; with ``seeds`` each prompt is answered once per seed by sampling at ``temperature`` and its
+    trait score is the mean over seeds (the projection is read before the answer, so it does not depend on it)."""
     from ..traits import Trait, load_trait
 
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
@@ -136,8 +141,23 @@ def monitor_correlation(
     convs = [[Message("system", sp), Message("user", q)] for sp in tr.monitor_prompts for q in qs]
     levels = [i for i in range(len(tr.monitor_prompts)) for _ in qs]
     proj = monitor(model, convs, v, h, batch_size=batch_size)
-    gens = generate(model, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
-    scores = [s.trait for s in judge.score_many(tr, [c[-1].content for c in convs], [g.response for g in gens])]
+    runs: list[int | None] = list(seeds) if seeds else [None]
+    per_seed: list[list[float]] = []
+    gens: list[Any] = []
+    for sd in runs:
+        g_sd = generate(
+            model,
+            convs,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            progress=False,
+            **({"do_sample": True, "temperature": temperature, "seed": sd} if sd is not None else {}),
+        )
+        gens = gens or g_sd
+        per_seed.append(
+            [float(s.trait) for s in judge.score_many(tr, [c[-1].content for c in convs], [g.response for g in g_sd])]
+        )
+    scores = np.asarray(per_seed, dtype=np.float64).mean(0).tolist()
     per_level = [
         {
             "level": lv,
@@ -153,8 +173,9 @@ def monitor_correlation(
             "projection": float(p),
             "trait_score": float(sc),
             "response": g.response,
+            **({"trait_score_per_seed": [x[i] for x in per_seed]} if seeds else {}),
         }
-        for lv, c, p, sc, g in zip(levels, convs, proj.tolist(), scores, gens)
+        for i, (lv, c, p, sc, g) in enumerate(zip(levels, convs, proj.tolist(), scores, gens))
     ]
     return {
         "hook": h,
@@ -168,6 +189,7 @@ def monitor_correlation(
         "r_levels": pearson([p["projection"] for p in per_level], [p["trait_score"] for p in per_level]),
         "per_level": per_level,
         "n": len(convs),
+        "seeds": list(seeds),
     }
 
 

@@ -13,6 +13,10 @@ from .registry import generic_body, inputs_table
 from .render_persona import steer_rows
 
 
+def _ci(e: Any) -> str:
+    return f"[{fmt(e.get('lo'))}, {fmt(e.get('hi'))}]" if isinstance(e, Mapping) else "greedy (no interval)"
+
+
 def _axis_results(run: Run) -> dict[str, Any]:
     """The results of any ``axis ...`` command in the layout of ``axis run`` (whose parts the sub-commands write
     at the top level of their results)."""
@@ -99,6 +103,10 @@ def axis_numbers(run: Run) -> list[Number]:
                 note=f"alpha {fmt(nosys[0].get('alpha'))} .. {fmt(nosys[-1].get('alpha'))}",
             )
         )
+    ctl = get(res, "steering", "control")
+    if isinstance(ctl, Mapping) and isinstance(ctl.get("evidence"), Mapping):
+        ev = ctl["evidence"]
+        n.append(Number.from_evidence(str(ev.get("name") or "axis steering effect"), ev))
     dr = res.get("drift")
     if isinstance(dr, Mapping):
         for k in ("uncapped", "capped"):
@@ -201,12 +209,20 @@ def axis_body(ctx: Ctx) -> str:
                         r.get("system_prompt") or "(none)",
                         r.get("alpha"),
                         r.get("ai_fraction"),
+                        _ci(r.get("ai_ci")),
                         r.get("coherence"),
                         r.get("readback_projection"),
                     ]
                     for r in rows
                 ],
-                ["system prompt", "alpha", "identifies as AI", "coherence", "read-back projection"],
+                [
+                    "system prompt",
+                    "alpha",
+                    "identifies as AI",
+                    "95% CI (questions)",
+                    "coherence",
+                    "read-back projection",
+                ],
             ),
         ]
     dr = res.get("drift")
