@@ -8,6 +8,7 @@
 from . import paper, versions  # fs.paper.NUMBERS: published numbers; fs.versions: installed versions
 from .capture import Activations, CaptureConfig, capture, default_hooks
 from .errors import FeaturescopeError
+from .exports import export_control_vector, export_neuronpedia, load_pretrained, save_pretrained
 from .formatting import FormattedPrompt, Message, TranscriptFormat, format_conversation
 from .generate import Generation, GenerationConfig, generate
 from .judge import EmbeddingJudge, OpenAIJudge, default_judge
@@ -32,6 +33,10 @@ from .traits import Trait, list_traits, load_trait
 __version__ = "0.1.0"
 
 __all__ = [
+    "export_control_vector",
+    "export_neuronpedia",
+    "load_pretrained",
+    "save_pretrained",
     "paper",
     "versions",
     "Activations",
