@@ -37,11 +37,13 @@ def layer_profile(
     ylabel: str,
     mark: int | None = None,
     xlabel: str = "layer L (blocks.L.hook_resid_post)",
+    x0: int = 0,
 ) -> str:
+    """One line per series over x = x0, x0 + 1, ... (layers from 0 by default; ``x0=1`` for counts like top-k)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.4))
     for k, v in series.items():
-        ax.plot(range(len(v)), list(v), marker="o", ms=3, label=k)
+        ax.plot(range(x0, x0 + len(v)), list(v), marker="o", ms=3, label=k)
     if mark is not None:
         ax.axvline(mark, color="grey", ls="--", lw=1, label=f"chosen layer {mark}")
     ax.set_xlabel(xlabel)

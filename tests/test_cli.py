@@ -416,3 +416,26 @@ def test_cli_defaults_come_from_the_library():
     a = p.parse_args(["persona", "extract", "--out", "x"])
     assert a.max_new_tokens is None  # -> ExtractionConfig's own default
     assert ExtractionConfig().max_new_tokens == 64
+
+
+def test_every_argument_has_help_and_every_parser_shows_defaults():
+    """`featurescope <cmd> --help` documents every argument and shows its default (issue 20)."""
+    import argparse
+
+    from featurescope.cli.main import build_parser
+
+    missing, plain = [], []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        if path != "featurescope" and not issubclass(parser.formatter_class, argparse.ArgumentDefaultsHelpFormatter):
+            plain.append(path)
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, child in a.choices.items():
+                    walk(child, f"{path} {name}")
+            elif a.dest != "help" and not a.help:
+                missing.append((path, a.option_strings or a.dest))
+
+    walk(build_parser(), "featurescope")
+    assert not missing, f"arguments without help: {missing}"
+    assert not plain, f"parsers that do not show defaults: {plain}"

@@ -451,6 +451,7 @@ def register(sub: Any) -> None:
         "axis",
         help="the Assistant axis (Lu et al.): roles | collect | analyze | steer | drift | cap | "
         "prefill | compare | decompose | run",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     a.add_argument(
         "action",
@@ -481,9 +482,14 @@ def register(sub: Any) -> None:
         choices=["cycle", "all"],
         help="cycle: one of the 5 prompts per question; all: every prompt x every question",
     )
-    a.add_argument("--reduction", default="response_mean", choices=["response_mean", "prompt_mean"])
-    a.add_argument("--max-new-tokens", type=int, default=40)
-    a.add_argument("--batch-size", type=int, default=16)
+    a.add_argument(
+        "--reduction",
+        default="response_mean",
+        choices=["response_mean", "prompt_mean"],
+        help="role vectors from response means or prompt means",
+    )
+    a.add_argument("--max-new-tokens", type=int, default=40, help="tokens generated per answer")
+    a.add_argument("--batch-size", type=int, default=16, help="prompts per batch")
     a.add_argument(
         "--generation-dtype",
         default="float32",
@@ -545,12 +551,12 @@ def register(sub: Any) -> None:
     )
     a.add_argument("--compare-with", help="run: an axis of the other stage of the same model, for cross-stage numbers")
     a.add_argument("--sae", help="SAE folder or sae-lens release (decompose, run; compare: both axes in its features)")
-    a.add_argument("--sae-id")
+    a.add_argument("--sae-id", help="SAE id inside a sae-lens release")
     a.add_argument("--allow-other-model", action="store_true", help="decompose with an SAE of another checkpoint")
-    a.add_argument("--k", type=int, default=100)
-    a.add_argument("--cards", type=int, default=10)
-    a.add_argument("--card-sequences", type=int, default=256)
-    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--k", type=int, default=100, help="top features per view (decompose)")
+    a.add_argument("--cards", type=int, default=10, help="feature cards for the top features (decompose)")
+    a.add_argument("--card-sequences", type=int, default=256, help="corpus sequences scanned for card contexts")
+    a.add_argument("--seed", type=int, default=0, help="seed of generation and bootstraps")
     add_config_flag(a, "AxisConfig (axis collect)")
     a.set_defaults(func=_dispatch)
 

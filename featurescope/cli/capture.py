@@ -73,19 +73,38 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    c = sub.add_parser("capture", help="capture activations at chosen hooks into an on-disk store")
+    c = sub.add_parser(
+        "capture",
+        help="capture activations at chosen hooks into an on-disk store",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     c.add_argument("--model", required=True, help="offline:gemma-3-270m | hub name | local folder")
     c.add_argument("--adapter", help="peft adapter folder to merge into the model")
     c.add_argument("--stage", choices=["base", "post-trained"], help="override the inferred training stage")
     c.add_argument("--prompts", required=True, help=".txt (one user prompt a line), .jsonl or .json conversations")
     c.add_argument("--hooks", help="comma-separated TransformerLens hook names")
     c.add_argument("--layers", help="comma-separated layers (residual stream after each block) or 'all' (default)")
-    c.add_argument("--reduction", default="last_prompt", choices=["response_mean", "prompt_mean", "last_prompt", "all"])
-    c.add_argument("--format", default="auto", choices=["auto", "chat", "transcript"])
-    c.add_argument("--batch-size", type=int, default=16)
+    c.add_argument(
+        "--reduction",
+        default="last_prompt",
+        choices=["response_mean", "prompt_mean", "last_prompt", "all"],
+        help="what to keep per prompt: response/prompt mean, the last prompt token, or every token",
+    )
+    c.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "chat", "transcript"],
+        help="prompt format: the chat template, a plain transcript, or auto (chat if the model has a template)",
+    )
+    c.add_argument("--batch-size", type=int, default=16, help="prompts per forward pass")
     c.add_argument("--shard-size", type=int, default=256, help="prompts per shard of the store")
-    c.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    c.add_argument("--device")
+    c.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "bfloat16", "float16"],
+        help="capture dtype (bfloat16 is ~2.5x faster on CPU)",
+    )
+    c.add_argument("--device", help="torch device (None: cuda if present, else cpu)")
     c.add_argument("--out", required=True, help="run folder (summary.json, activations/)")
-    c.add_argument("--quiet", action="store_true")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=cmd_capture)

@@ -83,6 +83,8 @@ def cmd_decompose(args: argparse.Namespace) -> int:
         {m: d.fraction_explained.tolist() for m, d in res.items()},
         f"fraction of the vector reconstructed by its top-k features - {tag}",
         "fraction of ||v||^2 explained",
+        xlabel="k (top features kept)",
+        x0=1,
     )
     toks = corpus.sequences(model.tokenizer, "heldout", max_sequences=args.card_sequences, seed=2)
     sources = [(0, "held-out corpus")]
@@ -160,21 +162,29 @@ def cmd_decompose(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     dc = sub.add_parser(
-        "decompose", help="decompose a persona vector (or any direction file) into SAE features, with cards"
+        "decompose",
+        help="decompose a persona vector (or any direction file) into SAE features, with cards",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    dc.add_argument("--model", default="offline:gemma-3-270m")
+    dc.add_argument(
+        "--model", default="offline:gemma-3-270m", help="model whose unembedding the cards read (the SAE's model)"
+    )
     dc.add_argument("--vector", required=True, help="persona vector .safetensors")
     dc.add_argument(
         "--sae",
         required=True,
         help="SAE folder, shipped SAE name (featurescope:gemma-3-270m/layer_9_resid_post) or sae-lens release",
     )
-    dc.add_argument("--sae-id")
+    dc.add_argument("--sae-id", help="SAE id inside a sae-lens release")
     dc.add_argument("--responses", help="responses.jsonl of the extraction (default: beside the vector)")
-    dc.add_argument("--k", type=int, default=100)
+    dc.add_argument("--k", type=int, default=100, help="top features per view")
     dc.add_argument("--cards", type=int, default=10, help="feature cards for the top features")
     dc.add_argument("--card-sequences", type=int, default=256, help="held-out corpus rows scanned for card contexts")
-    dc.add_argument("--allow-other-model", action="store_true")
+    dc.add_argument(
+        "--allow-other-model",
+        action="store_true",
+        help="decompose with an SAE trained on another checkpoint on purpose",
+    )
     dc.add_argument(
         "--max-density",
         type=float,
@@ -182,5 +192,5 @@ def register(sub: Any) -> None:
         help="also rank only features firing on at most this fraction of the response tokens "
         "(view 'attribution_sparse'; 0 = off)",
     )
-    dc.add_argument("--out", required=True)
+    dc.add_argument("--out", required=True, help="output folder")
     dc.set_defaults(func=cmd_decompose)

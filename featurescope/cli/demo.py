@@ -15,7 +15,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    d = sub.add_parser("demo", help="the end-to-end demo on the offline default models")
-    d.add_argument("--out", default="reports/demo")
+    d = sub.add_parser(
+        "demo",
+        help="the end-to-end demo on the offline default models",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d.add_argument("--out", default="reports/demo", help="output folder (report.html inside)")
     d.add_argument("--quick", action="store_true", help="fewer prompts (for tests)")
     d.set_defaults(func=cmd_demo)

@@ -68,7 +68,9 @@ def _vector_flags(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     g = sub.add_parser(
-        "export", help="exports other tools read: pretrained folders, GGUF control vectors, Neuronpedia JSON"
+        "export",
+        help="exports other tools read: pretrained folders, GGUF control vectors, Neuronpedia JSON",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     actions = g.add_subparsers(dest="action", metavar="ACTION", required=True)
 

@@ -38,22 +38,38 @@ def cmd_judge_score(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     from ..judges.probe import PROBE_PATH
 
-    j = sub.add_parser("judge", help="judges: eval (agreement with labelled real outputs) | train (probe) | score FILE")
+    j = sub.add_parser(
+        "judge",
+        help="judges: eval (agreement with labelled real outputs) | train (probe) | score FILE",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     acts = j.add_subparsers(dest="action", metavar="ACTION", required=True)
-    e = acts.add_parser("eval", help="agreement table with 95%% bootstrap intervals; writes summary.json with --out")
+    e = acts.add_parser(
+        "eval",
+        help="agreement table with 95%% bootstrap intervals; writes summary.json with --out",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     e.add_argument("--judge", help="comma list of judge names (default: every offline candidate)")
     e.add_argument("--labels", help="labelled JSONL (default: the shipped real-output set, test split)")
     e.add_argument("--out", help="run folder for summary.json and scores.jsonl")
     e.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     e.add_argument("--no-written", action="store_true", help="skip the 120 hand-written labels")
     e.set_defaults(func=cmd_judge_eval)
-    t = acts.add_parser("train", help="train the probe judge on the written labels + the dev split (never test)")
+    t = acts.add_parser(
+        "train",
+        help="train the probe judge on the written labels + the dev split (never test)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     t.add_argument("--labels", help="labelled JSONL with a split column (default: the shipped real-output set)")
     t.add_argument("--out", default=str(PROBE_PATH), help="weights file (default: the shipped probe.safetensors)")
     t.add_argument("--seed", type=int, default=0, help="cross-validation seed (default 0)")
     t.add_argument("--no-written", action="store_true", help="train on the dev split only")
     t.set_defaults(func=cmd_judge_train)
-    s = acts.add_parser("score", help="score a JSONL file of question/answer rows for one trait")
+    s = acts.add_parser(
+        "score",
+        help="score a JSONL file of question/answer rows for one trait",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     s.add_argument("--trait", required=True, help="trait name (see data/traits)")
     s.add_argument("--input", required=True, help="JSONL with question and answer (or response) per row")
     s.add_argument("--judge", default="auto", help="judge name (default auto: endpoint if configured, else offline)")

@@ -24,6 +24,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    m = sub.add_parser("models", help="list the checkpoints that can be loaded here (offline and online)")
+    m = sub.add_parser(
+        "models",
+        help="list the checkpoints that can be loaded here (offline and online)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.set_defaults(func=cmd_models)

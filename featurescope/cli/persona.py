@@ -313,7 +313,9 @@ def register(sub: Any) -> None:
     from ..persona.extraction import ExtractionConfig
 
     pe = sub.add_parser(
-        "persona", help="persona vectors: run | extract | rebuild | steer | monitor | flag (Chen et al. 2025)"
+        "persona",
+        help="persona vectors: run | extract | rebuild | steer | monitor | flag (Chen et al. 2025)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     pe.add_argument(
         "action",
@@ -321,11 +323,15 @@ def register(sub: Any) -> None:
         help="run = extract, choose the layer, steer, monitor and flag in one go; rebuild = vectors again from a "
         "run's kept responses with the current defaults, plus the re-read control (no generation)",
     )
-    pe.add_argument("--model", default="offline:smollm2-135m-instruct")
+    pe.add_argument(
+        "--model", default="offline:smollm2-135m-instruct", help="model name (featurescope models) or local folder"
+    )
     pe.add_argument("--trait", default="evil", help="shipped trait name or path to a trait YAML (extract)")
     pe.add_argument("--vector", help="persona vector .safetensors (steer, monitor, flag)")
     pe.add_argument("--layer", type=int, default=15, help="layer to steer / monitor / flag at")
-    pe.add_argument("--alphas", default="-12,-8,-4,0,4,8,12")
+    pe.add_argument(
+        "--alphas", default="-12,-8,-4,0,4,8,12", help="comma-separated steering coefficients (steer / run)"
+    )
     pe.add_argument("--alpha", type=float, default=8.0, help="steering coefficient used to choose the layer (run)")
     pe.add_argument(
         "--layers", help="candidate layers for the layer choice, comma-separated (run; default every other)"
@@ -336,8 +342,13 @@ def register(sub: Any) -> None:
         help="extract: read the model on written paired answers (JSONL of {question, pos, neg}, "
         "e.g. featurescope/data/traits/evil.written.jsonl) instead of generating them",
     )
-    pe.add_argument("--n-questions", type=int, default=None)
-    pe.add_argument("--n-pairs", type=int, default=None)
+    pe.add_argument(
+        "--n-questions",
+        type=int,
+        default=None,
+        help="extraction questions per trait (None: all) / monitor questions (monitor)",
+    )
+    pe.add_argument("--n-pairs", type=int, default=None, help="instruction pairs per trait (None: all)")
     pe.add_argument("--n-eval-questions", type=int, default=8, help="held-out questions per steering point (run)")
     pe.add_argument("--n-monitor-questions", type=int, default=3, help="questions per graded monitor prompt (run)")
     pe.add_argument(
@@ -374,14 +385,24 @@ def register(sub: Any) -> None:
         default=ExtractionConfig.outlier_k,
         help="leave tokens above this x the response's median norm out of its mean (0 = keep every token)",
     )
-    pe.add_argument("--pos-threshold", type=float, default=50.0)
-    pe.add_argument("--neg-threshold", type=float, default=50.0)
-    pe.add_argument("--seed", type=int, default=0)
+    pe.add_argument(
+        "--pos-threshold",
+        type=float,
+        default=50.0,
+        help="keep a trait answer when the judge's trait score is above this (0-100)",
+    )
+    pe.add_argument(
+        "--neg-threshold",
+        type=float,
+        default=50.0,
+        help="keep a baseline answer when its trait score is below this (0-100)",
+    )
+    pe.add_argument("--seed", type=int, default=0, help="seed of generation and bootstraps")
     add_config_flag(pe, "ExtractionConfig (persona run / extract)")
     pe.add_argument(
         "--allow-other-model",
         action="store_true",
         help="use a vector extracted on another checkpoint of the same width (steer, monitor, flag)",
     )
-    pe.add_argument("--out", required=True)
+    pe.add_argument("--out", required=True, help="output folder")
     pe.set_defaults(func=cmd_persona)

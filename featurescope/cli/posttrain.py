@@ -50,31 +50,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         "posttrain",
         help="LoRA SFT of the offline base into an Assistant (peft), with evaluation and "
         "optional preventative steering",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--base", default="offline:gemma-3-270m")
+    p.add_argument("--base", default="offline:gemma-3-270m", help="base checkpoint to fine-tune")
     p.add_argument("--data", help="dialogue .jsonl or folder of sft-*.jsonl shards (default: the shipped dialogues)")
     p.add_argument("--heldout", help="held-out prompts .jsonl (default: the shipped heldout.jsonl)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-len", type=int, default=1024)
-    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=3, help="passes over the dialogues")
+    p.add_argument("--lr", type=float, default=2e-4, help="LoRA learning rate")
+    p.add_argument("--batch-size", type=int, default=8, help="dialogues per step")
+    p.add_argument("--max-len", type=int, default=1024, help="tokens per dialogue (longer ones are cut)")
+    p.add_argument("--lora-r", type=int, default=16, help="LoRA rank")
     p.add_argument("--max-dialogues", type=int, help="train on a seeded random subset of this many dialogues")
     p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 20)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed")
     add_config_flag(p, "PosttrainConfig")
     p.add_argument("--steer-vector", help="persona vector .safetensors to add during training (preventative steering)")
     p.add_argument("--steer-layer", type=int, help="block whose output gets steer_alpha * v")
-    p.add_argument("--steer-alpha", type=float, default=5.0)
+    p.add_argument(
+        "--steer-alpha", type=float, default=5.0, help="preventative steering coefficient (with --steer-vector)"
+    )
     p.add_argument(
         "--baseline-adapter",
         help="with --steer-vector: an adapter trained by the same recipe without "
         "steering, used as the 'without' arm instead of training it again",
     )
     p.add_argument("--no-base-eval", action="store_true", help="skip the base model's format / identity evaluation")
-    p.add_argument("--eval-max-new-tokens", type=int, default=96)
-    p.add_argument("--device")
-    p.add_argument("--no-eval", action="store_true")
+    p.add_argument(
+        "--eval-max-new-tokens", type=int, default=96, help="tokens generated per held-out evaluation answer"
+    )
+    p.add_argument("--device", help="torch device (None: cuda if present, else cpu)")
+    p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     p.add_argument("--ship", action="store_true", help="copy the adapter into the package (offline:gemma-3-270m-sft)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_posttrain)

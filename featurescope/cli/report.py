@@ -66,12 +66,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "report", help="one self-contained HTML report (figures embedded) + Markdown summary from run folders"
+        "report",
+        help="one self-contained HTML report (figures embedded) + Markdown summary from run folders",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (searched recursively for summary.json)")
     p.add_argument("--out", default="reports/report/report.html", help="HTML file (or folder: FOLDER/report.html)")
     p.add_argument("--markdown", help="Markdown summary path (default: beside the HTML, report.md)")
-    p.add_argument("--title", default="featurescope report")
+    p.add_argument("--title", default="featurescope report", help="page title")
     p.add_argument(
         "--check",
         action="store_true",

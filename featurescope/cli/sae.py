@@ -123,15 +123,25 @@ def cmd_sae(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    sa = sub.add_parser("sae", help="SAEs: train (sae-lens trainer, offline corpus) | eval (any SAE on any model)")
-    sa.add_argument("action", choices=["train", "eval"])
-    sa.add_argument("--model", default="offline:gemma-3-270m")
+    sa = sub.add_parser(
+        "sae",
+        help="SAEs: train (sae-lens trainer, offline corpus) | eval (any SAE on any model)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sa.add_argument(
+        "action",
+        choices=["train", "eval"],
+        help="train: SAEs through sae-lens' trainer; eval: FVE, CE recovered, L0, dead latents",
+    )
+    sa.add_argument("--model", default="offline:gemma-3-270m", help="model name or local folder")
     sa.add_argument("--layers", default="6,9", help="residual layers to train SAEs on (train)")
     lib = inspect.signature(train_saes).parameters  # the library is the single home of the defaults
-    sa.add_argument("--training-tokens", type=int, default=lib["training_tokens"].default)
-    sa.add_argument("--d-sae", type=int, default=lib["d_sae"].default)
+    sa.add_argument(
+        "--training-tokens", type=int, default=lib["training_tokens"].default, help="tokens per SAE (train)"
+    )
+    sa.add_argument("--d-sae", type=int, default=lib["d_sae"].default, help="latents per SAE (train)")
     sa.add_argument("--k", type=int, default=lib["k"].default, help="BatchTopK k (= mean L0)")
-    sa.add_argument("--lr", type=float, default=lib["lr"].default)
+    sa.add_argument("--lr", type=float, default=lib["lr"].default, help="learning rate (train)")
     sa.add_argument(
         "--batch-tokens",
         type=int,
@@ -151,8 +161,8 @@ def register(sub: Any) -> None:
         help="prompts per model forward pass feeding the SAEs (train)",
     )
     sa.add_argument("--adapter", help="peft adapter folder merged into --model")
-    sa.add_argument("--context", type=int, default=128)
-    sa.add_argument("--seed", type=int, default=lib["seed"].default)
+    sa.add_argument("--context", type=int, default=128, help="tokens per training / eval sequence")
+    sa.add_argument("--seed", type=int, default=lib["seed"].default, help="training seed")
     sa.add_argument("--eval-sequences", type=int, default=128, help="held-out rows of --context tokens for evaluation")
     sa.add_argument("--ce-batches", type=int, default=4, help="batches of 16 held-out rows for CE-loss recovered")
     sa.add_argument("--sae", help="SAE folder, or sae-lens release (eval)")
@@ -161,5 +171,5 @@ def register(sub: Any) -> None:
     sa.add_argument(
         "--allow-other-model", action="store_true", help="evaluate an SAE trained on another checkpoint (transfer)"
     )
-    sa.add_argument("--out", required=True)
+    sa.add_argument("--out", required=True, help="output folder")
     sa.set_defaults(func=cmd_sae)

@@ -138,13 +138,14 @@ def register(sub: Any) -> None:
         "stages",
         help="feature reuse across training stages: SAE transfer, feature matching, "
         "activation shift, persona vectors, crosscoder diff",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     s.add_argument("--base", default="offline:gemma-3-270m", help="base checkpoint")
     s.add_argument("--post", default="offline:gemma-3-270m-sft", help="post-trained checkpoint (same tokenizer)")
     s.add_argument("--base-sae", required=True, help="SAE folder, or sae-lens release (with --base-sae-id)")
     s.add_argument("--base-sae-id", help="sae-lens SAE id within the release")
     s.add_argument("--post-sae", required=True, help="SAE folder, or sae-lens release (with --post-sae-id)")
-    s.add_argument("--post-sae-id")
+    s.add_argument("--post-sae-id", help="SAE id inside the post-trained SAE's sae-lens release")
     s.add_argument("--layer", type=int, help="residual layer (blocks.L.hook_resid_post); default: the base SAE's hook")
     s.add_argument("--hook", help="explicit hook name (overrides --layer)")
     s.add_argument("--out", required=True, help="run folder (summary.json, figures, cards.html)")
@@ -155,17 +156,22 @@ def register(sub: Any) -> None:
         help="a second SAE of the BASE model at the same hook (same recipe, other seed): "
         "the reuse ceiling when only the SAE's training run differs",
     )
-    s.add_argument("--control-sae-id")
+    s.add_argument("--control-sae-id", help="SAE id of the control SAE's release")
     s.add_argument("--threshold", type=float, default=0.7, help="decoder cosine at which a latent counts as reused")
-    s.add_argument("--context", type=int, default=128)
+    s.add_argument("--context", type=int, default=128, help="tokens per text sequence")
     s.add_argument("--plain-rows", type=int, default=48, help="held-out corpus rows")
     s.add_argument("--chat-dialogues", type=int, default=60, help="held-out dialogues answered by the post model")
-    s.add_argument("--max-new-tokens", type=int, default=48)
+    s.add_argument("--max-new-tokens", type=int, default=48, help="tokens generated per answer")
     s.add_argument("--ce-rows", type=int, default=12, help="rows per (SAE, model, text set) for CE-loss recovered")
     s.add_argument("--cards", type=int, default=6, help="feature cards per list")
     s.add_argument("--traits", help="comma-separated traits (default: all shipped)")
     s.add_argument("--persona-questions", type=int, default=5, help="extraction questions per instruction pair")
-    s.add_argument("--persona-kind", default="prompt_mean", choices=["prompt_mean", "last_prompt"])
+    s.add_argument(
+        "--persona-kind",
+        default="prompt_mean",
+        choices=["prompt_mean", "last_prompt"],
+        help="persona vector reduction read by the cross-stage persona part",
+    )
     s.add_argument(
         "--persona-format",
         default="own",
@@ -174,7 +180,11 @@ def register(sub: Any) -> None:
     )
     s.add_argument("--persona-base", help="folder of persona vectors of the base model (persona extract output)")
     s.add_argument("--persona-post", help="folder of persona vectors of the post-trained model")
-    s.add_argument("--persona-vector-kind", default="response_mean")
+    s.add_argument(
+        "--persona-vector-kind",
+        default="response_mean",
+        help="which saved vector file of the persona folders to compare",
+    )
     s.add_argument(
         "--crosscoder",
         help="crosscoder checkpoint (.safetensors/.pt; dictionary_learning or W_enc/W_dec "
@@ -188,10 +198,10 @@ def register(sub: Any) -> None:
         choices=["float32", "bfloat16"],
         help="matmul dtype for feature matching (bfloat16 for 1M-latent dictionaries on a GPU)",
     )
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of sampling and nulls")
     add_config_flag(s, "StagesConfig")
-    s.add_argument("--device")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--device", help="torch device (None: cuda if present, else cpu)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.add_argument(
         "--random-lora-null",
         action="store_true",
