@@ -207,21 +207,18 @@ class ActivationStore:
             raise CorruptStoreError(f"shard {p} cannot be read: {e}") from e
 
     # -- capture ----------------------------------------------------------------------------------------------
-    def capture(
+    def begin(
         self,
         model: Any,
         prompts: Sequence[FormattedPrompt],
         hooks: Sequence[str],
         *,
         reduction: str,
-        batch_size: int = 16,
         dtype: torch.dtype = torch.float32,
-        progress: bool = True,
-        fwd_hooks: Sequence[tuple[str, Callable]] = (),
-        stop_after_shards: int | None = None,
-    ) -> Any:
-        """Capture into this store shard by shard, skipping shards already finished. ``stop_after_shards``
-        stops early (used to test resumption)."""
+    ) -> tuple[dict[str, Any], list[int]]:
+        """Open (or resume) the store for this request: ``(manifest, indices of the shards still to compute)``.
+        Only the process that calls this writes the manifest (:meth:`add_shard`); shards may be written by others
+        (:meth:`write_shard`), e.g. Ray workers."""
         hooks = check_request(model, prompts, hooks, reduction)
         request = self.request_for(model, prompts, hooks, reduction, dtype)
         m = self.check_request(request)
@@ -240,7 +237,7 @@ class ActivationStore:
             warnings.warn(
                 f"{len(missing)} shard(s) listed in {self.manifest_path} are missing "
                 f"({', '.join(s['file'] for s in missing[:3])}); recomputing them",
-                stacklevel=2,
+                stacklevel=3,
             )
             m["shards"] = [s for s in m["shards"] if s not in missing]
             m["complete"] = False
@@ -249,14 +246,66 @@ class ActivationStore:
             self._check_shard(s)
         self.remove_orphans()
         done = {s["index"] for s in m["shards"]}
-        n_shards = (len(prompts) + self.shard_size - 1) // self.shard_size
-        written = 0
-        for idx in range(n_shards):
-            if idx in done:
-                continue
+        return m, [i for i in range(self.n_shards(len(prompts))) if i not in done]
+
+    def n_shards(self, n_prompts: int) -> int:
+        return (n_prompts + self.shard_size - 1) // self.shard_size
+
+    def bounds(self, idx: int, n_prompts: int) -> tuple[int, int]:
+        """Prompt range ``[lo, hi)`` of shard ``idx``."""
+        return idx * self.shard_size, min(n_prompts, (idx + 1) * self.shard_size)
+
+    def write_shard(self, idx: int, lo: int, hi: int, acts: Any) -> dict[str, Any]:
+        """Write one shard file atomically and return its manifest record (the manifest itself is not touched)."""
+        tensors = {f"act.{h}": t for h, t in acts.data.items()}
+        if acts.offsets is not None:
+            tensors["offsets"] = acts.offsets
+            tensors["role_ids"] = acts.role_ids
+        if acts.counts is not None:
+            tensors["counts"] = acts.counts
+        p = self._shard_path(idx)
+        atomic_save_tensors(p, tensors, metadata={"lo": str(lo), "hi": str(hi)})
+        return {"index": idx, "file": p.name, "lo": lo, "hi": hi, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+
+    def add_shard(self, m: dict[str, Any], record: dict[str, Any], n_prompts: int) -> None:
+        """Record a finished shard in the manifest (checked against its size and checksum first) and rewrite it."""
+        self._check_shard(record)
+        if any(s["index"] == record["index"] for s in m["shards"]):
+            raise CorruptStoreError(f"shard {record['index']} of {self.path} was recorded twice")
+        m["shards"].append(record)
+        m["shards"].sort(key=lambda s: s["index"])
+        m["complete"] = len(m["shards"]) == self.n_shards(n_prompts)
+        self._write_manifest(m)
+
+    def finish(self, m: dict[str, Any]) -> Any:
+        if not m["complete"]:
+            m["complete"] = True
+            self._write_manifest(m)
+        self.remove_orphans()
+        return self.load()
+
+    def capture(
+        self,
+        model: Any,
+        prompts: Sequence[FormattedPrompt],
+        hooks: Sequence[str],
+        *,
+        reduction: str,
+        batch_size: int = 16,
+        dtype: torch.dtype = torch.float32,
+        progress: bool = True,
+        fwd_hooks: Sequence[tuple[str, Callable]] = (),
+        stop_after_shards: int | None = None,
+    ) -> Any:
+        """Capture into this store shard by shard, skipping shards already finished. ``stop_after_shards``
+        stops early (used to test resumption)."""
+        hooks = check_request(model, prompts, hooks, reduction)
+        m, todo = self.begin(model, prompts, hooks, reduction=reduction, dtype=dtype)
+        n_shards = self.n_shards(len(prompts))
+        for written, idx in enumerate(todo):
             if stop_after_shards is not None and written >= stop_after_shards:
                 return None
-            lo, hi = idx * self.shard_size, min(len(prompts), (idx + 1) * self.shard_size)
+            lo, hi = self.bounds(idx, len(prompts))
             acts = capture_prompts(
                 model,
                 prompts[lo:hi],
@@ -268,25 +317,8 @@ class ActivationStore:
                 fwd_hooks=fwd_hooks,
                 desc=f"capture shard {idx + 1}/{n_shards}",
             )
-            tensors = {f"act.{h}": t for h, t in acts.data.items()}
-            if acts.offsets is not None:
-                tensors["offsets"] = acts.offsets
-                tensors["role_ids"] = acts.role_ids  # type: ignore[assignment]
-            if acts.counts is not None:
-                tensors["counts"] = acts.counts
-            p = self._shard_path(idx)
-            atomic_save_tensors(p, tensors, metadata={"lo": str(lo), "hi": str(hi)})
-            m["shards"].append(
-                {"index": idx, "file": p.name, "lo": lo, "hi": hi, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
-            )
-            m["shards"].sort(key=lambda s: s["index"])
-            m["complete"] = len(m["shards"]) == n_shards
-            self._write_manifest(m)
-            written += 1
-        if not m["complete"]:
-            m["complete"] = True
-            self._write_manifest(m)
-        return self.load()
+            self.add_shard(m, self.write_shard(idx, lo, hi, acts), len(prompts))
+        return self.finish(m)
 
     # -- reading ----------------------------------------------------------------------------------------------
     def load(self, hooks: Sequence[str] | None = None) -> Any:

@@ -15,6 +15,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..distributed.tasks import capture_on_pool, generate_chunk, generate_on_pool
 from ..errors import FeaturescopeError
 from ..formatting import FormattedPrompt, Message, pad_batch
 from .judges import AxisConfig, build_jobs, keep_mask, role_judge
@@ -39,12 +40,14 @@ def generate_cached(
     seed: int = 0,
     chunk: int = 256,
     progress: bool = True,
+    pool: Any = None,
 ) -> list[str]:
     """Batched generation of one answer per conversation, written chunk by chunk to ``path`` (JSONL) so that an
     interrupted run resumes where it stopped. The file starts with a header naming the request; a file written
-    for another request is refused. Conversations are ordered by length first (less padding)."""
-    from ..generate import generate
+    for another request is refused. Conversations are ordered by length first (less padding).
 
+    ``pool`` (a :class:`featurescope.distributed.WorkerPool`): the chunks run on its Ray workers (the same chunks
+    and seeds, so greedy answers equal a single-process run's); this process alone writes ``path``."""
     convs = [list(c) for c in conversations]
     request = {
         "model": model.info.name,
@@ -73,27 +76,37 @@ def generate_cached(
         p.write_text(json.dumps({"request": request}) + "\n")
     order = sorted((i for i in range(len(convs)) if i not in done), key=lambda i: sum(len(m.content) for m in convs[i]))
     bar = tqdm(total=len(convs), initial=len(done), desc=f"generate {model.name}", unit="answer", disable=not progress)
-    for c0 in range(0, len(order), chunk):
-        idx = order[c0 : c0 + chunk]
-        gens = generate(
-            model,
-            [convs[i] for i in idx],
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            seed=seed + c0,
-            batch_size=batch_size,
-            progress=False,
+    chunks = [
+        (
+            order[c0 : c0 + chunk],
+            [convs[i] for i in order[c0 : c0 + chunk]],
+            {
+                "max_new_tokens": max_new_tokens,
+                "do_sample": do_sample,
+                "temperature": temperature,
+                "seed": seed + c0,
+                "batch_size": batch_size,
+            },
         )
+        for c0 in range(0, len(order), chunk)
+    ]
+
+    def record(idx: Sequence[int], rows_in: list[dict[str, Any]]) -> None:
         rows = []
-        for i, g in zip(idx, gens):
-            done[i] = g.response
-            rows.append(json.dumps({"i": i, "response": g.response, "new_tokens": g.new_tokens, "stopped": g.stopped}))
+        for i, r in zip(idx, rows_in):
+            done[i] = r["response"]
+            rows.append(json.dumps({"i": i, **r}))
         if p is not None:
             with open(p, "a") as f:
                 f.write("\n".join(rows) + "\n")
                 f.flush()
         bar.update(len(idx))
+
+    if pool is not None:
+        generate_on_pool(pool, chunks, record, dtype=model.info.dtype)
+    else:
+        for idx, cs, kw in chunks:
+            record(idx, generate_chunk(model, cs, kw, model.info.dtype))
     bar.close()
     return [done[i] for i in range(len(convs))]
 
@@ -162,6 +175,7 @@ def collect_axis(
     responses: Sequence[str] | None = None,
     hooks: Sequence[str] | None = None,
     progress: bool = True,
+    pool: Any = None,
 ) -> tuple[AssistantAxis, list[dict[str, Any]]]:
     """Generate (or take) the answers of every role and of the default Assistant, judge role adherence, capture
     activations at every layer and build the :class:`AssistantAxis`.
@@ -169,7 +183,9 @@ def collect_axis(
     With ``out_dir``, generations (``generations.jsonl``) and activations (``activations/``, an ActivationStore)
     stream to disk and an interrupted call resumes; ``responses.jsonl`` lists every job with its answer and score.
     ``responses`` (one per job of :func:`build_jobs`) skips generation - e.g. to read a base checkpoint on the
-    post-trained model's answers. Returns (axis, rows)."""
+    post-trained model's answers. ``pool`` (a :class:`featurescope.distributed.WorkerPool` of the same model):
+    generation chunks and capture shards run on its Ray workers; this process writes every file. Returns (axis,
+    rows)."""
     from ..capture import capture, default_hooks
     from ..store import ActivationStore
 
@@ -192,6 +208,7 @@ def collect_axis(
             seed=config.seed,
             chunk=config.chunk,
             progress=progress,
+            pool=pool,
         )
         source = "generated"
     else:
@@ -219,16 +236,31 @@ def collect_axis(
     formatted = format_all(model, [convs[i] + [Message("assistant", responses[i])] for i in live])
     store = ActivationStore(out / "activations" / config.reduction, shard_size=config.shard_size) if out else None
     cap_model = model.cast(config.capture_dtype)
-    acts = capture(
-        cap_model,
-        formatted,
-        hooks,
-        reduction=config.reduction,
-        batch_size=config.batch_size,
-        store=store,
-        dtype=config.dtype,
-        progress=progress,
-    )
+    if pool is not None:
+        if store is None:
+            raise FeaturescopeError("a distributed collection writes its activations to a store: give out_dir")
+        acts = capture_on_pool(
+            pool,
+            cap_model,
+            formatted,
+            hooks,
+            store,
+            reduction=config.reduction,
+            batch_size=config.batch_size,
+            dtype=config.dtype,
+            progress=progress,
+        )
+    else:
+        acts = capture(
+            cap_model,
+            formatted,
+            hooks,
+            reduction=config.reduction,
+            batch_size=config.batch_size,
+            store=store,
+            dtype=config.dtype,
+            progress=progress,
+        )
     X = einops.rearrange(acts.stacked().float(), "l n d -> n l d")
     t_cap = time.time() - t
     live_jobs = [jobs[i] for i in live]

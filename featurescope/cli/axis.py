@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeaturescopeError
-from .io import add_config_flag, config_from_args
+from .io import add_config_flag, add_ray_flags, config_from_args, ray_pool
 
 ACTIONS = ("roles", "collect", "analyze", "steer", "drift", "cap", "prefill", "compare", "decompose", "run")
 
@@ -240,7 +240,8 @@ def cmd_axis(args: argparse.Namespace) -> int:
         if args.responses_from:
             rows = [json.loads(x) for x in Path(args.responses_from).read_text().splitlines() if x.strip()]
             responses = [r["response"] for r in rows]
-        ax, _ = A.collect_axis(model, lib, cfg, judge=args.judge, out_dir=out, responses=responses)
+        with ray_pool(args, args.model) as pool:
+            ax, _ = A.collect_axis(model, lib, cfg, judge=args.judge, out_dir=out, responses=responses, pool=pool)
         path = ax.save(out / "axis.safetensors")
         hook = ax.hook(args.layer)
         a = ax.analysis(hook)
@@ -254,6 +255,8 @@ def cmd_axis(args: argparse.Namespace) -> int:
                 "config": cfg.to_dict(),
                 "judge": ax.extra["judge"],
                 "responses_from": args.responses_from,
+                "ray": args.ray,
+                "workers": args.workers if args.ray else 1,
                 "library": list(lib.sources),
             },
             results={
@@ -558,6 +561,7 @@ def register(sub: Any) -> None:
     a.add_argument("--card-sequences", type=int, default=256, help="corpus sequences scanned for card contexts")
     a.add_argument("--seed", type=int, default=0, help="seed of generation and bootstraps")
     add_config_flag(a, "AxisConfig (axis collect)")
+    add_ray_flags(a, "generation and capture (collect)")
     a.set_defaults(func=_dispatch)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeaturescopeError
-from .io import parse_hooks, read_prompts
+from .io import add_ray_flags, parse_hooks, ray_pool, read_prompts
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -30,16 +30,32 @@ def cmd_capture(args: argparse.Namespace) -> int:
     out = Path(args.out)
     store = ActivationStore(out / "activations", shard_size=args.shard_size)
     t1 = time.time()
-    acts = capture(
-        model,
-        prompts,
-        hooks,
-        reduction=args.reduction,
-        batch_size=args.batch_size,
-        store=store,
-        dtype=args.dtype,
-        progress=not args.quiet,
-    )
+    with ray_pool(args, args.model, stage=args.stage, adapter=args.adapter, device=args.device) as pool:
+        if pool is not None:
+            from ..distributed import capture_on_pool
+
+            acts = capture_on_pool(
+                pool,
+                model,
+                prompts,
+                hooks,
+                store,
+                reduction=args.reduction,
+                batch_size=args.batch_size,
+                dtype=args.dtype,
+                progress=not args.quiet,
+            )
+        else:
+            acts = capture(
+                model,
+                prompts,
+                hooks,
+                reduction=args.reduction,
+                batch_size=args.batch_size,
+                store=store,
+                dtype=args.dtype,
+                progress=not args.quiet,
+            )
     t_cap = time.time() - t1
     n_tok = sum(len(p) for p in prompts)
     norms = {h: float(acts[h].float().norm(dim=-1).mean()) for h in hooks}
@@ -55,6 +71,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
             "format": args.format,
             "batch_size": args.batch_size,
             "dtype": args.dtype,
+            "ray": args.ray,
+            "workers": args.workers if args.ray else 1,
         },
         results={
             "store": str(store.path),
@@ -107,4 +125,5 @@ def register(sub: Any) -> None:
     c.add_argument("--device", help="torch device (None: cuda if present, else cpu)")
     c.add_argument("--out", required=True, help="run folder (summary.json, activations/)")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_ray_flags(c, "the capture's shards")
     c.set_defaults(func=cmd_capture)

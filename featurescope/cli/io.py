@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -98,3 +100,40 @@ def config_from_args(cls: type[C], args: Any, fields: dict[str, str] | None = No
     return cls.from_dict(
         {**base.to_dict(), **{k: v.to_dict() if isinstance(v, Config) else v for k, v in over.items()}}
     )
+
+
+def add_ray_flags(parser: Any, what: str) -> None:
+    """``--ray [ADDRESS]`` / ``--workers`` / ``--gpus-per-worker`` for a command that can spread work over Ray."""
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help=f"spread {what} over Ray workers: alone = a local Ray cluster started for this run; ADDRESS = an "
+        "existing one ('auto' on a node that ran `ray start`, or HEAD:6379)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers (actors), each holding one model copy")
+    parser.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0.0,
+        help="GPUs per Ray worker (> 1 splits one model over several GPUs with device_map=auto)",
+    )
+
+
+@contextlib.contextmanager
+def ray_pool(args: Any, model: str, **spec: Any) -> Iterator[Any]:
+    """The Ray worker pool asked for by ``--ray`` (None without it), closed (and a local cluster stopped) after."""
+    if getattr(args, "ray", None) is None:
+        yield None
+        return
+    from ..distributed import ModelSpec, RayCluster, WorkerPool  # Ray is optional: only with --ray
+
+    address = None if args.ray == "local" else args.ray
+    gpus = float(args.gpus_per_worker)
+    ms = ModelSpec(
+        name=model, num_gpus=gpus, device_map="auto" if gpus > 1 else None, **{k: v for k, v in spec.items() if v}
+    )
+    with RayCluster(address, n_cpus=None if address else args.workers), WorkerPool(ms, args.workers) as pool:
+        yield pool
