@@ -221,3 +221,42 @@ def test_flag_summary_and_correlation_evidence_both_ways():
     x = rng.normal(size=60)
     assert correlation_evidence(x, x + 0.5 * rng.normal(size=60), n_boot=300, n_perm=300).verdict == EFFECT
     assert correlation_evidence(x, rng.normal(size=60), n_boot=300, n_perm=300).verdict == NOT_DISTINGUISHABLE
+
+
+class _LengthJudge:
+    """Trait score = answer length: steering that changes the text at all changes the score."""
+
+    name = "length"
+
+    def score_many(self, trait, questions, answers):
+        from featurescope.judges.base import Score
+
+        return [Score(trait=float(len(a)), coherence=100.0) for a in answers]
+
+
+def test_handling_steering_at_equal_norm(tmp_path, tiny_chat):
+    """Every handling's vector steered at the same norm, against random directions of that norm, per question."""
+    from featurescope.evidence.run import run_handling
+
+    rows = [{"id": str(i), "question": f"q{i}?", "pos": f"bad bad {i}", "neg": f"good {i}"} for i in range(10)]
+    res = run_handling(
+        tiny_chat,
+        rows,
+        [0, 1],
+        tmp_path / "h",
+        source="w",
+        trait="evil",
+        steer_layer=1,
+        judge=_LengthJudge(),
+        alpha=4.0,
+        seeds=(0, 1),
+        n_questions=3,
+    )
+    st = res["steering"]
+    assert st["hook"] == "blocks.1.hook_resid_post" and st["seeds"] == [0, 1] and st["best"] in st["rows"]
+    assert set(st["rows"]) == {"none", "exclude_outliers", "trimmed", "rms", "project_mean", "drop_massive"}
+    for r in st["rows"].values():
+        assert len(r["per_question"]) == 3 and r["effect"]["verdict"] in (EFFECT, NOT_DISTINGUISHABLE)
+        assert r["effect_per_unit_norm"] == pytest.approx(r["effect"]["estimate"]["value"] / st["norm"])
+    s = json.loads((tmp_path / "h" / "summary.json").read_text())
+    assert "steering" in s["results"]

@@ -86,7 +86,31 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if not args.layers:
             raise FeaturescopeError("inspect handling needs --layers (e.g. 2,9)")
         layers = [int(x) for x in args.layers.split(",")]
-        res = run_handling(model, rows, layers, args.out, source=src, trait=args.trait, seed=args.seed)
+        judge = None
+        if args.steer_layer is not None:
+            from ..judge import default_judge
+
+            judge = default_judge()
+        res = run_handling(
+            model,
+            rows,
+            layers,
+            args.out,
+            source=src,
+            trait=args.trait,
+            seed=args.seed,
+            steer_layer=args.steer_layer,
+            judge=judge,
+            alpha=args.alpha,
+            seeds=[int(x) for x in args.seeds.split(",") if x.strip()],
+            n_questions=args.n_questions,
+        )
+        steering = res.pop("steering", None)
+        if steering is not None:
+            print(
+                f"steering at {steering['hook']}, every handling at norm {steering['norm']:.3g} (alpha {args.alpha} x "
+                f"the plain vector's norm); best: {steering['best']}"
+            )
         for h, tab in res.items():
             print(
                 f"{h}: massive dims {tab['massive_dims']}; chosen (largest lower bound of held-out d): {tab['chosen']}"
@@ -125,5 +149,14 @@ def register(sub: Any) -> None:
     p.add_argument("--vector", help="persona vector file (decomposition)")
     p.add_argument("--sae", help="SAE: featurescope:NAME, a folder, or a sae-lens release (decomposition)")
     p.add_argument("--sae-id", help="sae-lens sae_id for a registry release")
+    p.add_argument(
+        "--steer-layer",
+        type=int,
+        help="handling: also steer with each handling's vector at this layer (all at the same norm) and judge the "
+        "trait change against random directions",
+    )
+    p.add_argument("--alpha", type=float, default=8.0, help="handling --steer-layer: norm = alpha x the plain vector's")
+    p.add_argument("--seeds", default="0,1,2", help="handling --steer-layer: sampling seeds per answer")
+    p.add_argument("--n-questions", type=int, default=8, help="handling --steer-layer: evaluation questions")
     p.add_argument("--out", help="run folder: summary.json and the per-layer / per-handling JSONL")
     p.set_defaults(func=cmd_inspect)

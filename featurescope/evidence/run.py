@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -18,6 +19,7 @@ from ..errors import FeaturescopeError
 from ..formatting import Message
 from ..models import Model
 from ..runs import write_summary
+from ..stats import bootstrap
 from .massive import (
     DIM_RATIO,
     HANDLINGS,
@@ -30,7 +32,7 @@ from .massive import (
     robust_mean,
     vector_shares,
 )
-from .nulls import held_out_separation
+from .nulls import Evidence, Null, held_out_separation, random_directions, verdict
 
 
 @dataclasses.dataclass
@@ -104,13 +106,7 @@ def compare_handlings(
     mean = every.float().mean(0)
     rows: dict[str, Any] = {}
     for hd in handlings:
-        token_h = hd if hd in TOKEN_HANDLINGS else "none"
-        pos = torch.stack([robust_mean(t, token_h, k=k) for t in pos_tokens])
-        neg = torch.stack([robust_mean(t, token_h, k=k) for t in neg_tokens])
-
-        def post(v: Tensor, hd: str = hd) -> Tensor:
-            return handle_vector(v, hd if hd not in TOKEN_HANDLINGS else "none", mean=mean, dims=dims)
-
+        pos, neg, post = _handled_means(pos_tokens, neg_tokens, hd, k=k, mean=mean, dims=dims)
         v = post(pos.mean(0) - neg.mean(0))
         ev = held_out_separation(
             pos,
@@ -128,6 +124,103 @@ def compare_handlings(
             **vector_shares(v, mean, dims),
         }
     return {"massive_dims": dims, "rows": rows}
+
+
+def _handled_means(
+    pos_tokens: Sequence[Tensor], neg_tokens: Sequence[Tensor], hd: str, *, k: float, mean: Tensor, dims: Sequence[int]
+) -> tuple[Tensor, Tensor, Any]:
+    """Per-response means under handling ``hd`` (token handlings act here) and the vector post-processing (vector
+    handlings act there)."""
+    token_h = hd if hd in TOKEN_HANDLINGS else "none"
+    pos = torch.stack([robust_mean(t, token_h, k=k) for t in pos_tokens])
+    neg = torch.stack([robust_mean(t, token_h, k=k) for t in neg_tokens])
+
+    def post(v: Tensor) -> Tensor:
+        return handle_vector(v, hd if hd not in TOKEN_HANDLINGS else "none", mean=mean, dims=dims)
+
+    return pos, neg, post
+
+
+def handling_vectors(
+    pos_tokens: Sequence[Tensor],
+    neg_tokens: Sequence[Tensor],
+    *,
+    handlings: Sequence[str] = HANDLINGS,
+    ratio: float = DIM_RATIO,
+    k: float = OUTLIER_K,
+) -> dict[str, Tensor]:
+    """The persona vector (all responses) under each handling."""
+    every = torch.cat(list(pos_tokens) + list(neg_tokens))
+    dims, mean = massive_dims(every, ratio), every.float().mean(0)
+    out = {}
+    for hd in handlings:
+        pos, neg, post = _handled_means(pos_tokens, neg_tokens, hd, k=k, mean=mean, dims=dims)
+        out[hd] = post(pos.mean(0) - neg.mean(0))
+    return out
+
+
+def steering_per_norm(
+    model: Model,
+    vectors: dict[str, Tensor],
+    trait: Any,
+    judge: Any,
+    *,
+    hook: str,
+    norm: float,
+    seeds: Sequence[int] = (0, 1, 2),
+    n_questions: int = 8,
+    max_new_tokens: int = 48,
+    n_random: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Steering effect of each handling's vector rescaled to the same ``norm`` (so the effect is per unit norm):
+    trait score with ``+v`` minus unsteered, per question (mean over ``seeds``), bootstrap interval over questions;
+    null: ``n_random`` isotropic random directions of that norm, same questions and seeds."""
+    from ..persona.sweeps import steering_sweep  # persona imports evidence: at call time, not at import
+
+    def scores(v: Tensor | None) -> np.ndarray:
+        sw = steering_sweep(
+            model,
+            v if v is not None else torch.zeros(model.d_model),
+            trait,
+            judge,
+            hook=hook,
+            alphas=(1.0,),
+            n_questions=n_questions,
+            max_new_tokens=max_new_tokens,
+            seeds=seeds,
+            progress=False,
+        )
+        return np.asarray(sw["rows"][0]["scores"], dtype=np.float64)
+
+    base = scores(None)
+    rand = random_directions(n_random, model.d_model, norm=norm, seed=seed)
+    null_items = np.mean([scores(r) - base for r in rand], axis=0)
+    nb = bootstrap(np.mean, null_items, seed=seed + 1)
+    null = Null(nb.value, nb.lo, nb.hi, n_random, float("nan"), f"{n_random} random direction(s) of norm {norm:.3g}")
+    rows = {}
+    for hd, v in vectors.items():
+        eff = scores(v.float() / v.float().norm().clamp(min=1e-12) * norm) - base
+        est = bootstrap(np.mean, eff, seed=seed)
+        rows[hd] = {
+            "effect": Evidence("steering effect at equal norm", est, null, verdict(est, null)).to_dict(),
+            "effect_per_unit_norm": est.value / norm,
+            "per_question": eff.tolist(),
+        }
+        if progress:
+            print(
+                f"  {hd:>16}: effect {est.value:+.1f} [{est.lo:+.1f}, {est.hi:+.1f}] -> {rows[hd]['effect']['verdict']}"
+            )
+    return {
+        "hook": hook,
+        "norm": norm,
+        "seeds": list(seeds),
+        "unsteered_trait_score": float(base.mean()),
+        "null": null.to_dict(),
+        "rows": rows,
+        "best": max(rows, key=lambda h: rows[h]["effect"]["estimate"]["lo"]),
+    }
 
 
 def choose_handling(table: dict[str, Any]) -> str:
@@ -174,8 +267,15 @@ def run_handling(
     trait: str,
     seed: int = 0,
     batch_size: int = 8,
+    steer_layer: int | None = None,
+    judge: Any = None,
+    alpha: float = 8.0,
+    seeds: Sequence[int] = (0, 1, 2),
+    n_questions: int = 8,
 ) -> dict[str, Any]:
-    """:func:`compare_handlings` at each layer on written pos/neg pairs; writes summary.json and per-handling rows."""
+    """:func:`compare_handlings` at each layer on written pos/neg pairs; writes summary.json and per-handling rows.
+    With ``steer_layer`` (one of ``layers``) and a ``judge``: :func:`steering_per_norm` there, every handling's vector
+    at ``alpha`` times the plain vector's norm."""
     if len(rows) < 8:
         raise FeaturescopeError(f"{len(rows)} written pairs: need at least 8 to split questions in halves")
     t0 = time.time()
@@ -188,6 +288,24 @@ def run_handling(
         tab = compare_handlings(tp.response[h], tn.response[h], groups, seed=seed)
         tab["chosen"] = choose_handling(tab)
         res[h] = tab
+    steering = None
+    if steer_layer is not None:
+        if steer_layer not in layers or judge is None:
+            raise FeaturescopeError("the steering comparison needs --steer-layer among --layers, and a judge")
+        h = f"blocks.{steer_layer}.hook_resid_post"
+        vecs = handling_vectors(tp.response[h], tn.response[h])
+        steering = steering_per_norm(
+            model,
+            vecs,
+            trait,
+            judge,
+            hook=h,
+            norm=alpha * float(vecs["none"].norm()),
+            seeds=seeds,
+            n_questions=n_questions,
+            seed=seed,
+        )
+        steering["alpha"] = alpha
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -206,7 +324,9 @@ def run_handling(
                 "seed": seed,
                 "layers": list(layers),
             },
-            results={"per_hook": res},
+            results={"per_hook": res, **({"steering": steering} if steering is not None else {})},
             timings={"total": time.time() - t0},
         )
+    if steering is not None:
+        res = {**res, "steering": steering}
     return res
