@@ -100,5 +100,30 @@ def test_unreachable_cluster_and_missing_connection_fail_clearly(tiny_hf_folder)
 
 
 def test_workers_that_cannot_load_the_model_fail_naming_it(cluster, tmp_path):
-    with pytest.raises(FeaturescopeError, match="could not start"):
-        WorkerPool(ModelSpec(name=str(tmp_path / "no-such-model")), n_workers=1, start_timeout=120)
+    # num_cpus=0: the module's pool already holds both CPUs of the local cluster
+    with pytest.raises(FeaturescopeError, match="could not start.*does not exist"):
+        WorkerPool(ModelSpec(name=str(tmp_path / "no-such-model"), num_cpus=0), n_workers=1, start_timeout=120)
+
+
+class _SideJudge:
+    name = "side"
+
+    def score_many(self, trait, questions, answers):
+        from featurescope.judges.base import Score
+
+        return [Score(trait=90.0 if i % 2 == 0 else 10.0, coherence=100.0) for i in range(len(answers))]
+
+
+def test_persona_extraction_generates_on_ray_like_one_process(pool, tiny_hf_folder, monkeypatch):
+    """Extraction's answers come from the same chunks on the workers: the same answers and the same vectors."""
+    import featurescope.persona.extraction as X
+    from featurescope.persona import ExtractionConfig, extract
+
+    monkeypatch.setattr(X, "GENERATION_CHUNK", 3)  # several chunks, so several workers take part
+    model = load_model(str(tiny_hf_folder))
+    cfg = ExtractionConfig(n_questions=2, n_pairs=2, max_new_tokens=4)
+    one = extract(model, "evil", _SideJudge(), config=cfg, progress=False)
+    dist = extract(model, "evil", _SideJudge(), config=cfg, progress=False, pool=pool)
+    assert [r["response"] for r in one["responses"]] == [r["response"] for r in dist["responses"]]
+    for k in one["vectors"]:
+        assert torch.equal(one["vectors"][k].vectors, dist["vectors"][k].vectors)

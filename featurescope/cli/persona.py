@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeaturescopeError
-from .io import add_config_flag, config_from_args, read_prompts
+from .io import add_config_flag, add_ray_flags, config_from_args, ray_pool, read_prompts
 
 
 def cmd_persona(args: argparse.Namespace) -> int:
@@ -95,7 +95,8 @@ def cmd_persona(args: argparse.Namespace) -> int:
                 outlier_k=cfg.outlier_k,
             )
         else:
-            res = extract(model, tr, judge, config=cfg, answers_path=out / "answers.jsonl")
+            with ray_pool(args, args.model) as pool:
+                res = extract(model, tr, judge, config=cfg, answers_path=out / "answers.jsonl", pool=pool)
         out.mkdir(parents=True, exist_ok=True)
         files = {k: str(v.save(out / f"{tr.name}.{k}.safetensors")) for k, v in res["vectors"].items()}
         (out / "responses.jsonl").write_text(
@@ -134,6 +135,8 @@ def cmd_persona(args: argparse.Namespace) -> int:
                 "config": cfg.to_dict(),
                 "judge": None if args.written else judge.name,
                 "written": args.written,
+                "ray": args.ray,
+                "workers": args.workers if args.ray else 1,
             },
             results={
                 "counts": res["counts"],
@@ -399,6 +402,7 @@ def register(sub: Any) -> None:
     )
     pe.add_argument("--seed", type=int, default=0, help="seed of generation and bootstraps")
     add_config_flag(pe, "ExtractionConfig (persona run / extract)")
+    add_ray_flags(pe, "the answers' generation (extract)")
     pe.add_argument(
         "--allow-other-model",
         action="store_true",

@@ -111,3 +111,39 @@ def generate_on_pool(
 
 
 __all__ = ["capture_on_pool", "capture_shard", "generate_chunk", "generate_on_pool"]
+
+
+def generate_objects(
+    model: Model, convs: Sequence[Sequence[Message]], kw: dict[str, Any], dtype: str = "float32"
+) -> list[Any]:
+    """On a worker: one chunk of :class:`~featurescope.generate.Generation` objects (model cast to ``dtype``)."""
+    return generate(model.cast(dtype), [list(c) for c in convs], progress=False, **kw)
+
+
+def generate_in_chunks(
+    model: Model,
+    convs: Sequence[Sequence[Message]],
+    *,
+    chunk: int = 256,
+    seed: int = 0,
+    pool: WorkerPool | None = None,
+    progress: bool = True,
+    **kw: Any,
+) -> list[Any]:
+    """:func:`~featurescope.generate.generate` over ``convs`` in chunks of ``chunk`` (seed ``seed + start`` each), in
+    this process or on ``pool``'s workers - the same chunks either way, so greedy answers are identical. Up to
+    ``chunk`` conversations this is one ``generate`` call."""
+    starts = list(range(0, len(convs), chunk))
+    args = [([list(c) for c in convs[c0 : c0 + chunk]], {**kw, "seed": seed + c0}, model.info.dtype) for c0 in starts]
+    out: list[list[Any]] = [[] for _ in starts]
+    bar = tqdm(total=len(convs), desc=f"generate {model.name}", unit="answer", disable=not progress)
+    if pool is not None:
+        for i, gens in pool.map(generate_objects, args):
+            out[i] = gens
+            bar.update(len(gens))
+    else:
+        for i, (cs, k, _) in enumerate(args):
+            out[i] = generate(model, cs, progress=False, **k)
+            bar.update(len(out[i]))
+    bar.close()
+    return [g for gens in out for g in gens]

@@ -15,11 +15,11 @@ from torch import Tensor
 
 from ..capture import capture, default_hooks
 from ..configs import Config
+from ..distributed.tasks import generate_in_chunks
 from ..errors import FeaturescopeError
 from ..evidence.massive import handle_vector, massive_dims, vector_shares
 from ..evidence.nulls import held_out_separation
 from ..formatting import Message
-from ..generate import generate
 from ..models import Model
 from ..store import atomic_write_text
 from .vector import PersonaVector, mean_difference, separation
@@ -29,6 +29,8 @@ from .vector import PersonaVector, mean_difference, separation
 #: and leaving outlier-norm tokens out of each response mean (SmolLM2 layer 5: 2.77 -> 3.75); elsewhere neutral.
 HANDLING = "drop_massive"
 OUTLIER_K_TOKENS: float | None = 4.0
+#: Answers generated per ``generate`` call in extraction (and per Ray task with a worker pool).
+GENERATION_CHUNK = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +166,7 @@ def extract(
     hooks: Sequence[str] | None = None,
     progress: bool = True,
     answers_path: str | Path | None = None,
+    pool: Any = None,
 ) -> dict[str, Any]:
     """Run Chen et al.'s extraction pipeline for ``trait`` on ``model``.
 
@@ -173,7 +176,9 @@ def extract(
     below ``neg_threshold`` (both coherent), and take the mean difference of their activations per layer for the
     three vector kinds. Returns ``{"vectors": {kind: PersonaVector}, "responses": [...], "counts": {...}}``.
     ``answers_path``: the generated answers are written there (JSONL) before judging, so a judge failure does
-    not lose them.
+    not lose them. ``pool`` (a :class:`featurescope.distributed.WorkerPool` of this model): generation runs on its
+    Ray workers in chunks of :data:`GENERATION_CHUNK` (the same chunks as without it: greedy answers are identical);
+    judging and capture stay in this process.
     """
     from ..traits import Trait, load_trait
 
@@ -195,12 +200,14 @@ def extract(
                         "messages": [Message("system", instr), Message("user", q)],
                     }
                 )
-    gens = generate(
+    gens = generate_in_chunks(
         model,
         [j["messages"] for j in jobs],
+        chunk=GENERATION_CHUNK,
         max_new_tokens=config.max_new_tokens,
         batch_size=config.batch_size,
         seed=config.seed,
+        pool=pool,
         progress=progress,
     )
     t_gen = time.time() - t0
