@@ -162,10 +162,10 @@ def headline() -> None:
         ):
             c = load(ROOT / "docs/axis" / name / "summary.json")
             if c:
-                pcs = ", ".join(f"{x:.2f}" for x in c["results"]["middle"]["pc_cosines"])
+                pcs = ", ".join(f"{x:.2f}" for x in c["results"]["compare"]["middle"]["pc_cosines"])
                 hm = ", ".join(f"{x:.2f}" for x in half["mean"])
                 hl = ", ".join(f"{x:.2f}" for x in half["lo"])
-                beats = [x > lo for x, lo in zip(c["results"]["middle"]["pc_cosines"], half["lo"])]
+                beats = [x > lo for x, lo in zip(c["results"]["compare"]["middle"]["pc_cosines"], half["lo"])]
                 print(
                     f"| top-3 PC cosines base vs SFT Gemma ({label}), layer 9 | 0.93, 0.87, 0.83 | {pcs} | {hm} (2.5%: {hl}) "
                     f"(two random halves of the SFT's roles) | as consistent as two halves of one model for PCs "

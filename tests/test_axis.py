@@ -679,7 +679,7 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
         )
         == 0
     )
-    cmp = json.loads((tmp_path / "cmp" / "summary.json").read_text())["results"]
+    cmp = json.loads((tmp_path / "cmp" / "summary.json").read_text())["results"]["compare"]
     assert cmp["axis_cosine"] == pytest.approx([1.0, 1.0], abs=1e-5)
     # with --sae: both axes in one SAE's features (an axis against itself shares all its top features)
     from tests.test_saes_decompose import make_sae
@@ -704,7 +704,7 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
         )
         == 0
     )
-    feats = json.loads((tmp_path / "cmp2" / "summary.json").read_text())["results"]["features"]
+    feats = json.loads((tmp_path / "cmp2" / "summary.json").read_text())["results"]["compare"]["features"]
     assert feats["hook"] == "blocks.1.hook_resid_post" and feats["overlap"]["cosine"]["jaccard"] == 1.0
     # the axis in SAE features with cards, into a folder that does not exist yet (corpus stubbed small)
     from featurescope import corpus
@@ -739,6 +739,26 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
     assert len(d["cards"]) == 2 and (dec / "cards.html").exists()
     assert main(["axis", "steer", "--axis", str(out / "axis.safetensors"), "--out", str(tmp_path / "x")]) == 2
     assert "needs --model" in capsys.readouterr().err
+    # the sub-commands write their part under the key `axis run` uses, and the report renders every run strictly
+    common = ["--model", str(long_ctx_folder), "--axis", str(out / "axis.safetensors"), "--max-new-tokens", "3"]
+    sub = {
+        "steer": ["--alphas=-1,0", "--n-questions", "2", "--steer-seeds", "0,1", "--controls", "1"],
+        "drift": ["--turns", "2", "--scripts", "coding_help", "--conversations", "2"],
+        "cap": ["--turns", "2", "--scripts", "coding_help", "--conversations", "1"],
+        "prefill": ["--alphas=-1,1"],
+    }
+    for action, extra in sub.items():
+        assert main(["axis", action, *common, *extra, "--out", str(tmp_path / "sub" / action)]) == 0, action
+    key = {"steer": "steering", "drift": "drift", "cap": "drift", "prefill": "prefill"}
+    for action in sub:
+        res = json.loads((tmp_path / "sub" / action / "summary.json").read_text())["results"]
+        assert key[action] in res, action
+    assert "capped" in json.loads((tmp_path / "sub" / "cap" / "summary.json").read_text())["results"]["drift"]
+    from featurescope.report import write_report
+
+    info = write_report([tmp_path], tmp_path / "rep" / "report.html", strict=True)
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert info["n_runs"] >= 9 and "renderer failed" not in page and "could not read key numbers" not in page
 
 
 def _fake_sweep(real: list[float], null: list[float]):

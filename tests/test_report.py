@@ -583,7 +583,7 @@ def build_runs(root: Path) -> dict[str, Path]:
         ],
     )
 
-    # cli_axis.py: sub-commands write their part at the top level of the results
+    # cli/axis.py: sub-commands write their part under the key `axis run` uses (featurescope.axis.sections)
     runs["axis drift"] = write_run(
         root / "axis-drift",
         "axis drift",
@@ -597,8 +597,16 @@ def build_runs(root: Path) -> dict[str, Path]:
             "percentile": 25.0,
         },
         results={
-            "uncapped": {"per_script": {"therapy": [0.9, 0.4, 0.1]}, "last_replies": {"therapy": "..."}},
-            "tau_at_layer": 0.3,
+            "drift": {
+                "hook": "blocks.2.hook_resid_post",
+                "uncapped": {
+                    "per_script": {"therapy": [0.9, 0.4, 0.1]},
+                    "first_turn_mean": 0.9,
+                    "last_turn_mean": 0.1,
+                    "last_replies": {"therapy": "..."},
+                },
+                "tau_at_layer": 0.3,
+            }
         },
         figures=["drift.png"],
     )
@@ -776,7 +784,7 @@ def test_axis_subcommands_render_their_part(built):
     arts = articles(built["html"])
     drift = arts["axis drift"]
     assert "Drift and capping" in drift and "first-turn mean projection" in drift
-    assert "<td class='n'>0.9</td>" in drift  # first-turn mean computed from per_script
+    assert "<td class='n'>0.9</td>" in drift  # the first-turn mean the library wrote
     assert "Top SAE features" in arts["axis decompose"]
     run = arts["axis run"]
     for h in ("Persona space", "Role ranking", "Steering along the axis", "Drift and capping"):

@@ -103,6 +103,7 @@ from .pca import (
 )
 from .roles import DriftScript, Role, RoleLibrary, load_role_library, load_scripts, parse_roles, spread
 from .run import run_axis
+from .sections import drift_section, drift_summary, prefill_section, steering_section
 from .steer import (
     CapStats,
     ai_fraction,
@@ -121,6 +122,10 @@ from .text import classify_completion, distinct_bigram_ratio
 from .vector import AssistantAxis
 
 __all__ = [
+    "drift_section",
+    "drift_summary",
+    "prefill_section",
+    "steering_section",
     "ASSISTANT_ANCHORS",
     "AssistantAxis",
     "AxisConfig",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..evidence.nulls import evidence_text
-from ..measures import DEFAULT_AI_TERMS, identifies_as_ai
+from ..measures import DEFAULT_AI_TERMS
 from .collect import collect_axis
 from .compare import axis_features_across_stages, compare_axes, decompose_axis
 from .constants import GROUPS, PAPER
@@ -25,6 +25,7 @@ from .figures import (
 )
 from .judges import AxisConfig
 from .roles import RoleLibrary, load_role_library, spread
+from .sections import drift_section, prefill_section, steering_section
 from .steer import axis_steering_control, axis_steering_sweep, drift, prefill_test
 from .vector import AssistantAxis
 
@@ -172,18 +173,12 @@ def run_axis(
         if progress:
             print("  " + evidence_text(control["evidence"]), flush=True)
     timings["steer"] = time.time() - t
-    figures.append(plot_steering(out / "steering.png", sw, tag))
+    results["steering"] = steering_section(sw, control)
+    figures.append(plot_steering(out / "steering.png", results["steering"], tag))
     with open(out / "steering.jsonl", "w") as f:
         for r in sw["rows"]:
             for x in r["responses"]:
                 f.write(json.dumps({"system_prompt": r["system_prompt"], "alpha": r["alpha"], **x}) + "\n")
-    results["steering"] = {
-        **sw,
-        "rows": [
-            {k: v for k, v in r.items() if k != "responses"} | {"examples": r["responses"][:3]} for r in sw["rows"]
-        ],
-        **({"control": control} if control is not None else {}),
-    }
     # drift, uncapped and capped
     if drift_turns != 0 and lib.scripts:
         t = time.time()
@@ -212,37 +207,7 @@ def run_axis(
         )
         (out / "drift.json").write_text(json.dumps({"uncapped": d0, "capped": d1}, indent=1))
 
-        def summ(d: dict[str, Any]) -> dict[str, Any]:
-            per = {n: s["projection"][hook] for n, s in d["scripts"].items()}
-            return {
-                "per_script": per,
-                "first_turn_mean": sum(v[0] for v in per.values()) / len(per),
-                "last_turn_mean": sum(v[-1] for v in per.values()) / len(per),
-                "change_per_script": {n: v[-1] - v[0] for n, v in per.items()},
-                # with several conversations per script: the change's bootstrap interval over conversations
-                "change_evidence": {n: s["change_evidence"] for n, s in d["scripts"].items() if "change_evidence" in s},
-                "n_conversations": drift_conversations,
-                "ai_fraction_of_replies": sum(
-                    identifies_as_ai(r) for s in d["scripts"].values() for r in s["responses"]
-                )
-                / max(1, sum(len(s["responses"]) for s in d["scripts"].values())),
-            }
-
-        results["drift"] = {
-            "hook": hook,
-            "n_turns": d0["n_turns"],
-            "uncapped": summ(d0),
-            "capped": summ(d1),
-            "cap_layers": d1["cap_layers"],
-            "cap_percentile": cap_percentile,
-            "tau": {axis.hook(x): axis.tau(x, cap_percentile) for x in d1["cap_layers"]},
-            "cap_stats": d1["cap_stats"],
-            "examples": {
-                n: {"uncapped": d0["scripts"][n]["responses"][-1], "capped": d1["scripts"][n]["responses"][-1]}
-                for n in d0["scripts"]
-            },
-            "readback": "per-turn projections read without hooks: capping acts through the text",
-        }
+        results["drift"] = drift_section(axis, hook, {"uncapped": d0, "capped": d1}, cap_percentile)
     # base-model prefill test
     if model.stage == "base" and lib.prefills:
         t = time.time()
@@ -263,13 +228,7 @@ def run_axis(
             )
             pf["axis"] = src
             figures.append(plot_prefill(out / "prefill.png", pf, f"{tag}; steered with {src}"))
-            results["prefill"] = {
-                **pf,
-                "rows": [
-                    {k: v for k, v in r.items() if k != "completions"} | {"examples": r["completions"][:4]}
-                    for r in pf["rows"]
-                ],
-            }
+            results["prefill"] = prefill_section(pf)
             with open(out / "prefill.jsonl", "w") as f:
                 for r in pf["rows"]:
                     for c in r["completions"]:
@@ -284,7 +243,7 @@ def run_axis(
         from ..saes import sae_hook
 
         dec = decompose_axis(axis, sae, layer=sae_hook(sae))
-        results["decomposition"] = {m: d.to_dict(20) for m, d in dec.items()}
+        results["decompositions"] = {m: d.to_dict(20) for m, d in dec.items()}
         if compare_with is not None and sae_hook(sae) in compare_with.hooks:
             b, p = (axis, compare_with) if model.stage == "base" else (compare_with, axis)
             results["features_across_stages"] = axis_features_across_stages(b, p, sae)

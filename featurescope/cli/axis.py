@@ -158,7 +158,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
             out,
             "axis compare",
             inputs={"base": args.base, "post": args.post, "sae": args.sae},
-            results=cmp,
+            results={"compare": cmp},
             timings={"total": time.time() - t0},
             figures=[fig],
         )
@@ -297,8 +297,9 @@ def cmd_axis(args: argparse.Namespace) -> int:
             seeds=_ints(args.steer_seeds) or (),
             ai_terms=lib.ai_terms,
         )
+        control = None
         if args.controls > 0:
-            sw["control"] = A.axis_steering_control(
+            control = A.axis_steering_control(
                 model,
                 ax,
                 sw,
@@ -310,8 +311,9 @@ def cmd_axis(args: argparse.Namespace) -> int:
             )
             from ..evidence.nulls import evidence_text  # with the axis package: torch-heavy, not at CLI start-up
 
-            print(evidence_text(sw["control"]["evidence"]))
-        fig = A.plot_steering(out / "steering.png", sw, tag)
+            print(evidence_text(control["evidence"]))
+        section = A.steering_section(sw, control)
+        fig = A.plot_steering(out / "steering.png", section, tag)
         with open(out / "steering.jsonl", "w") as f:
             for r in sw["rows"]:
                 for x in r["responses"]:
@@ -326,7 +328,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
                 "alphas": sw["alphas"],
                 "system_prompts": sps,
             },
-            results=sw,
+            results={"steering": section},
             timings={"load_model": t_load, "total": time.time() - t0},
             figures=[fig],
         )
@@ -351,17 +353,9 @@ def cmd_axis(args: argparse.Namespace) -> int:
         tau = ax.tau(hook, args.percentile, "tokens" if ax.token_quantiles is not None else "responses")
         fig = A.plot_drift(out / ("drift.png" if args.action == "drift" else "drift_capped.png"), runs, tag, tau=tau)
         (out / "drift.json").write_text(json.dumps(runs, indent=1))
-        res = {
-            k: {
-                "per_script": {n: s["projection"][hook] for n, s in r["scripts"].items()},
-                "change_evidence": {n: s["change_evidence"] for n, s in r["scripts"].items() if "change_evidence" in s},
-                "last_replies": {n: s["responses"][-1] for n, s in r["scripts"].items()},
-                **({"cap_stats": r["cap_stats"], "cap_layers": r["cap_layers"]} if r.get("capped") else {}),
-            }
-            for k, r in runs.items()
-        }
-        for k, r in res.items():
-            for n, v in r["per_script"].items():
+        res = A.drift_section(ax, hook, runs, args.percentile)
+        for k in runs:
+            for n, v in res[k]["per_script"].items():
                 print(f"  [{k}] {n:26s} " + " ".join(f"{x:+.2f}" for x in v))
         write_summary(
             out,
@@ -375,7 +369,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
                 "cap_layers": cap_layers,
                 "percentile": args.percentile,
             },
-            results={**res, "tau_at_layer": tau},
+            results={"drift": {**res, "tau_at_layer": tau}},
             timings={"load_model": t_load, "total": time.time() - t0},
             figures=[fig],
         )
@@ -391,6 +385,10 @@ def cmd_axis(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         fig = A.plot_prefill(out / "prefill.png", pf, tag)
+        with open(out / "prefill.jsonl", "w") as f:
+            for r in pf["rows"]:
+                for c in r["completions"]:
+                    f.write(json.dumps({"alpha": r["alpha"], **c}) + "\n")
         write_summary(
             out,
             "axis prefill",
@@ -401,7 +399,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
                 "alphas": pf["alphas"],
                 "samples": args.samples,
             },
-            results=pf,
+            results={"prefill": A.prefill_section(pf)},
             timings={"load_model": t_load, "total": time.time() - t0},
             figures=[fig],
         )

@@ -17,45 +17,13 @@ def _ci(e: Any) -> str:
     return f"[{fmt(e.get('lo'))}, {fmt(e.get('hi'))}]" if isinstance(e, Mapping) else "greedy (no interval)"
 
 
-def _axis_results(run: Run) -> dict[str, Any]:
-    """The results of any ``axis ...`` command in the layout of ``axis run`` (whose parts the sub-commands write
-    at the top level of their results)."""
-    res, cmd, inp = dict(run.results), run.command, run.inputs
-    if cmd == "axis steer" and "rows" in res:
-        return {"steering": res}
-    if cmd == "axis prefill" and "rows" in res:
-        return {"prefill": res}
-    if cmd == "axis compare" and "middle" in res:
-        return {"compare": res}
-    if cmd in ("axis drift", "axis cap") and any(isinstance(res.get(k), Mapping) for k in ("uncapped", "capped")):
-        dr: dict[str, Any] = {
-            "hook": inp.get("layer"),
-            "cap_percentile": inp.get("percentile"),
-            "tau_at_layer": res.get("tau_at_layer"),
-        }
-        for k in ("uncapped", "capped"):
-            v = res.get(k)
-            if not isinstance(v, Mapping):
-                continue
-            v = dict(v)
-            per = {n: x for n, x in (v.get("per_script") or {}).items() if isinstance(x, list) and x}
-            if per and v.get("first_turn_mean") is None:
-                v["first_turn_mean"] = sum(to_number(x[0]) or 0.0 for x in per.values()) / len(per)
-                v["last_turn_mean"] = sum(to_number(x[-1]) or 0.0 for x in per.values()) / len(per)
-            dr[k] = v
-            if v.get("cap_layers") is not None:
-                dr["cap_layers"] = v["cap_layers"]
-        return {"drift": dr}
-    return res
-
-
 def _axis_analysis(res: Mapping[str, Any]) -> Mapping[str, Any]:
     an = res.get("analysis")
     return an if isinstance(an, Mapping) else res
 
 
 def axis_numbers(run: Run) -> list[Number]:
-    res, n = _axis_results(run), []
+    res, n = run.results, []
     an = _axis_analysis(res)
     ev = an.get("evidence") if isinstance(an.get("evidence"), Mapping) else None
     if ev and isinstance(ev.get("axis_pc1"), Mapping):
@@ -143,7 +111,7 @@ def axis_numbers(run: Run) -> list[Number]:
 
 
 def axis_body(ctx: Ctx) -> str:
-    res = _axis_results(ctx.run)
+    res = ctx.run.results
     an = _axis_analysis(res)
     out = []
     if an.get("explained_variance") or "explained_variance.png" in ctx.run.assets:
@@ -279,7 +247,7 @@ def axis_body(ctx: Ctx) -> str:
             ctx.figure("compare.png", "base vs post-trained axes"),
             table([[k, v] for k, v in flatten(cmp.get("middle") or {}, max_items=20)]),
         ]
-    dec = res.get("decomposition")
+    dec = res.get("decompositions")
     if isinstance(dec, Mapping):
         out.append(f"<h4 id='run{ctx.index}-features'>SAE features of the axis</h4>")
         out.append(
