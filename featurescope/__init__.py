@@ -7,6 +7,7 @@
 
 from . import paper, versions  # fs.paper.NUMBERS: published numbers; fs.versions: installed versions
 from .capture import Activations, CaptureConfig, capture, default_hooks
+from .decompose_run import VectorDecomposition, decompose_vector
 from .errors import FeaturescopeError
 from .exports import export_control_vector, export_neuronpedia, load_pretrained, save_pretrained
 from .formatting import FormattedPrompt, Message, TranscriptFormat, format_conversation
@@ -33,6 +34,8 @@ from .traits import Trait, list_traits, load_trait
 __version__ = "0.1.0"
 
 __all__ = [
+    "VectorDecomposition",
+    "decompose_vector",
     "export_control_vector",
     "export_neuronpedia",
     "load_pretrained",

@@ -19,15 +19,23 @@ A part whose shipped inputs (adapter, SAEs, vectors) are missing is skipped with
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import torch
 
+from .axis import run_axis
 from .capture import capture, default_hooks
+from .decompose_run import decompose_vector
 from .generate import generate
+from .judge import EmbeddingJudge, default_judge
 from .models import DEFAULT_BASE, DEFAULT_POST_TRAINED, load_model
+from .persona import ExtractionConfig, PersonaVector, run_persona
+from .report import write_report
 from .runs import write_summary
+from .saes import load_sae
+from .stages import StagesConfig, run_stages
 
 DEMO_QUESTIONS = [
     "Who are you?",
@@ -97,11 +105,6 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     if (persona_dir / "summary.json").exists():
         print(f"\n== persona vectors: reusing {persona_dir}/summary.json")
     else:
-        import os
-
-        from .judge import EmbeddingJudge, default_judge
-        from .persona import ExtractionConfig, run_persona
-
         print("\n== persona vectors (Chen et al.): trait 'evil' on", DEFAULT_POST_TRAINED)
         model = load_model(DEFAULT_POST_TRAINED)
         cfg = ExtractionConfig(
@@ -164,13 +167,13 @@ def run_demo(out: Path, quick: bool = False) -> dict:
         timings=timings,
     )
     t = time.time()
-    _cli(["report", str(out), "--out", str(out / "report.html"), "--title", "featurescope demo (offline default)"])
+    write_report([out], out / "report.html", title="featurescope demo (offline default)")
     print(f"\nsummary: {path}; report: {out / 'report.html'}  ({time.time() - t0:.0f}s, report {time.time() - t:.0f}s)")
     return results
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Parts 3-5: thin wrappers over the CLI commands (the same code a user runs), at a demo scale
+# Parts 3-5: one library call each (the calls the CLI commands make), at a demo scale
 # ----------------------------------------------------------------------------------------------------------------
 PKG = Path(__file__).parent
 REPO = PKG.parent
@@ -185,110 +188,77 @@ def post_model() -> str:
     return POST_GEMMA if (ADAPTER / "adapter_config.json").exists() else DEFAULT_POST_TRAINED
 
 
-def _cli(argv: list[str]) -> int:
-    from .cli import main
-
-    return main(argv)
-
-
 def _missing(*paths: Path) -> str:
     gone = [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in paths if not p.exists()]
     return ("missing " + ", ".join(gone)) if gone else ""
 
 
 def _decompose_part(folder: Path, quick: bool, dry: bool) -> int | str:
-    sae = SAES / "gemma-3-270m" / "layer_2_resid_post"
+    sae_dir = SAES / "gemma-3-270m" / "layer_2_resid_post"
     if dry:
-        return _missing(SHIPPED_VECTOR, sae / "cfg.json")
-    return _cli(
-        [
-            "decompose",
-            "--model",
-            DEFAULT_BASE,
-            "--vector",
-            str(SHIPPED_VECTOR),
-            "--sae",
-            str(sae),
-            "--k",
-            "50",
-            "--cards",
-            "4" if quick else "8",
-            "--card-sequences",
-            "64" if quick else "192",
-            "--out",
-            str(folder),
-        ]
+        return _missing(SHIPPED_VECTOR, sae_dir / "cfg.json")
+    res = decompose_vector(
+        load_model(DEFAULT_BASE),
+        PersonaVector.load(SHIPPED_VECTOR),
+        load_sae(str(sae_dir)),
+        sae_name=str(sae_dir),
+        k=50,
+        n_cards=4 if quick else 8,
+        card_sequences=64 if quick else 192,
+        out=folder,
+        vector_path=str(SHIPPED_VECTOR),
     )
+    for m, d in res.decompositions.items():
+        print(f"  {m:18s} top features {[i for i, _ in d.top(5)]}  k for 50%: {d.k_for(0.5)}")
+    return 0
 
 
 def _stages_part(folder: Path, quick: bool, dry: bool) -> int | str:
     b, p = SAES / "gemma-3-270m" / "layer_9_resid_post", SAES / "gemma-3-270m-sft" / "layer_9_resid_post"
     if dry:
         return _missing(ADAPTER / "adapter_config.json", b / "cfg.json", p / "cfg.json")
-    return _cli(
-        [
-            "stages",
-            "--base",
-            DEFAULT_BASE,
-            "--post",
-            POST_GEMMA,
-            "--base-sae",
-            str(b),
-            "--post-sae",
-            str(p),
-            "--layer",
-            "9",
-            "--plain-rows",
-            "8" if quick else "24",
-            "--chat-dialogues",
-            "6" if quick else "16",
-            "--max-new-tokens",
-            "24" if quick else "40",
-            "--ce-rows",
-            "2" if quick else "6",
-            "--cards",
-            "2" if quick else "4",
-            "--traits",
-            "evil",
-            "--persona-questions",
-            "2" if quick else "4",
-            "--out",
-            str(folder),
-        ]
+    base, post = load_model(DEFAULT_BASE), load_model(POST_GEMMA)
+    cfg = StagesConfig(
+        plain_rows=8 if quick else 24,
+        chat_dialogues=6 if quick else 16,
+        max_new_tokens=24 if quick else 40,
+        ce_rows=2 if quick else 6,
+        n_cards=2 if quick else 4,
+        traits=("evil",),
+        persona_questions=2 if quick else 4,
     )
+    run_stages(
+        base,
+        post,
+        load_sae(str(b)),
+        load_sae(str(p)),
+        base.resid_hook(9),
+        folder,
+        config=cfg,
+        sae_names=(str(b), str(p)),
+        progress=not quick,
+    )
+    return 0
 
 
 def _axis_part(folder: Path, quick: bool, dry: bool) -> int | str:
     if dry:
         return ""
-    return _cli(
-        [
-            "axis",
-            "run",
-            "--model",
-            post_model(),
-            "--n-roles",
-            "8" if quick else "16",
-            "--n-questions",
-            "3" if quick else "6",
-            "--n-identity-questions",
-            "3" if quick else "6",
-            "--max-new-tokens",
-            "24" if quick else "32",
-            "--alphas=" + ("-4,0,4" if quick else "-4,-2,0,2,4"),
-            "--turns",
-            "2" if quick else "4",
-            "--conversations",  # one greedy conversation per script at demo scale (the CLI default is 5, sampled)
-            "1",
-            "--steer-seeds",  # sampled steering answers with an interval; quick: one greedy answer each
-            "" if quick else "0,1,2",
-            "--controls",  # the steering null: random vectors of the axis' norm
-            "0" if quick else "1",
-            "--scripts",
-            "coding_help,emotional_support"
-            if quick
-            else "coding_help,emotional_support,model_nature_philosophy,roleplay_request",
-            "--out",
-            str(folder),
-        ]
+    run_axis(
+        load_model(post_model()),
+        folder,
+        n_roles=8 if quick else 16,
+        n_questions=3 if quick else 6,
+        n_identity_questions=3 if quick else 6,
+        max_new_tokens=24 if quick else 32,
+        alphas=(-4.0, 0.0, 4.0) if quick else (-4.0, -2.0, 0.0, 2.0, 4.0),
+        drift_turns=2 if quick else 4,
+        drift_conversations=1,  # one greedy conversation per script at demo scale (the CLI default is 5, sampled)
+        drift_scripts=["coding_help", "emotional_support"]
+        if quick
+        else ["coding_help", "emotional_support", "model_nature_philosophy", "roleplay_request"],
+        steer_seeds=() if quick else (0, 1, 2),  # sampled steering answers with an interval; quick: greedy
+        n_random_controls=0 if quick else 1,  # the steering null: random vectors of the axis' norm
+        progress=not quick,
     )
+    return 0

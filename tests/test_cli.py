@@ -336,7 +336,7 @@ def test_decompose_command_on_a_tiny_model(tiny_hf_folder, tmp_path, monkeypatch
 def test_padded_rows_keep_bos_and_the_end_of_long_sequences():
     import torch
 
-    from featurescope.cli.decompose import padded_rows
+    from featurescope.decompose_run import padded_rows
 
     rows = padded_rows([torch.tensor([2, 5, 6]), torch.tensor([2, 10, 11, 12, 13, 14])], 4, bos=2, pad=0)
     assert rows.tolist() == [[2, 5, 6, 0], [2, 12, 13, 14]]

@@ -288,3 +288,28 @@ def test_shipped_saes_load_by_name(tmp_path, monkeypatch):
     shutil.copytree(resolve_shipped_sae("featurescope:gemma-3-270m-sft/layer_9_resid_post"), tmp_path / "m" / "x")
     monkeypatch.setenv("FEATURESCOPE_SAES", str(tmp_path))
     assert resolve_shipped_sae("featurescope:m/x") == tmp_path / "m" / "x"
+
+
+def test_decompose_vector_is_one_call_with_a_rich_result(tiny_chat, tmp_path, monkeypatch):
+    """fs.decompose_vector: views, cards, nulls, the run folder; the result renders, plots and tabulates."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import featurescope.decompose_run as DV
+    from featurescope.persona import PersonaVector
+
+    tok = torch.randint(5, 40, (6, 16))
+    monkeypatch.setattr(DV.corpus, "sequences", lambda *a, **k: tok)
+    hooks = [f"blocks.{i}.hook_resid_post" for i in range(tiny_chat.n_layers)]
+    pv = PersonaVector("evil", torch.randn(len(hooks), 32), hooks, "response_mean", "tiny-chat", "post-trained", 3, 3)
+    sae = make_sae(d_in=32, d_sae=48, hook="blocks.1.hook_resid_post", model_name="tiny-chat")
+    res = fs.decompose_vector(tiny_chat, pv, sae, sae_name="toy", k=10, n_cards=2, out=tmp_path / "d")
+    assert "cosine" in res.decompositions and 1 <= len(res.cards) <= 6  # no extraction answers: cosine view only
+    assert "fraction_explained_null" in res.evidence
+    html = res._repr_html_()
+    assert "random directions" in html and "fs-card" in html
+    assert res.plot().axes and list(res.to_frame()["view"]) == list(res.decompositions)
+    s = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert s["command"] == "decompose" and set(s["results"]) == {"decompositions", "cards", "evidence"}

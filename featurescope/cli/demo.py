@@ -8,7 +8,7 @@ from typing import Any
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from ..demo import run_demo  # every model and analysis: imported when the command runs, not at CLI start-up
 
     run_demo(out=Path(args.out), quick=args.quick)
     return 0
