@@ -18,6 +18,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .capture import capture
+from .formatting import FormattedPrompt
+from .saes import non_special_mask
+
 
 @dataclasses.dataclass
 class FeatureStats:
@@ -46,9 +50,6 @@ def feature_stats(
 ) -> FeatureStats:
     """One pass over ``tokens`` (``[n, context]``) collecting, for each feature, its top activations (value, row,
     position), firing count and a log-histogram of its non-zero activations. BOS positions are skipped."""
-    from .capture import capture
-    from .formatting import FormattedPrompt
-    from .saes import non_special_mask
 
     h = hook or sae.cfg.metadata.hook_name
     feats = torch.tensor(list(features), dtype=torch.long)

@@ -27,13 +27,19 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from . import plots
 from .configs import Config
 from .errors import DataError, FeaturescopeError
 from .formatting import (
     GEMMA_CHAT_TEMPLATE,  # its home is formatting; still importable from here
     FormatKind,
+    format_conversation,
 )
 from .measures import identifies_as_ai
+from .models import OFFLINE_MODELS, OFFLINE_PREFIX, load_offline_hf
+from .persona import PersonaVector
+from .runs import write_summary
+from .traits import load_trait
 
 DIALOGUES = Path(__file__).parent / "data" / "dialogues"
 
@@ -141,7 +147,6 @@ def sft_example(
     """(input ids, labels) of one dialogue in its chat template: labels are ``-100`` except on assistant tokens and
     the token that closes each assistant turn (``<end_of_turn>``), so the model learns both to answer and to stop.
     Dialogues longer than ``max_len`` are cut at ``max_len`` tokens."""
-    from .formatting import format_conversation
 
     fp = format_conversation(tokenizer, list(messages), kind="chat", add_generation_prompt=False, max_tokens=10**9)
     ids = fp.tokens
@@ -363,7 +368,6 @@ def generate_answers(
     batch_size: int = 16,
 ) -> list[dict[str, Any]]:
     """Greedy answers of ``hf`` to each conversation (chat template or plain transcript), with their new tokens."""
-    from .formatting import format_conversation
 
     prompts = [format_conversation(tokenizer, list(c), kind=kind, add_generation_prompt=True) for c in conversations]
     eot = tokenizer.convert_tokens_to_ids("<end_of_turn>")
@@ -430,7 +434,6 @@ def trait_projection(
 ) -> dict[str, float]:
     """Mean projection on unit ``v`` (at ``blocks.layer.hook_resid_post`` = HF ``hidden_states[layer+1]``) of the
     model's own chat answers to ``questions``: over response tokens and at the last prompt token."""
-    from .formatting import format_conversation
 
     answers = generate_answers(
         hf,
@@ -472,11 +475,6 @@ def posttrain(
 ) -> dict[str, Any]:
     """Train the adapter (and, with a steering vector, a second one trained under preventative steering), evaluate
     base vs post-trained on held-out prompts, and write ``summary.json``, the loss curve and the adapter(s)."""
-    from . import plots
-    from .models import OFFLINE_MODELS, OFFLINE_PREFIX, load_offline_hf
-    from .persona import PersonaVector
-    from .runs import write_summary
-    from .traits import load_trait
 
     t0 = time.time()
     out = Path(out_dir)

@@ -19,7 +19,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from .capture import capture, stop_layer
 from .errors import FeaturescopeError, OfflineError, did_you_mean
+from .formatting import FormattedPrompt
+from .models import hub_reachable
 
 
 class SAEMismatchError(FeaturescopeError):
@@ -92,7 +95,6 @@ def load_sae(
     known = registry_releases()
     if release not in known:
         raise FeaturescopeError(f"unknown sae-lens release {release!r}.{did_you_mean(release, known)}")
-    from .models import hub_reachable
 
     try:
         return SAE.from_pretrained(release, sae_id, device=device, dtype=dtype)
@@ -466,7 +468,6 @@ def activation_stats(
     model: Any, hooks: list[str], tokens: Int[Tensor, "batch pos"], batch_size: int = 16
 ) -> dict[str, tuple[Float[Tensor, " d"], float]]:
     """Mean activation and mean norm at each hook over ``tokens`` (BOS / pad positions excluded, as in training)."""
-    from .capture import stop_layer
 
     sums = {h: torch.zeros(model.d_model, dtype=torch.float64) for h in hooks}
     norms = dict.fromkeys(hooks, 0.0)
@@ -497,8 +498,6 @@ def evaluate_sae(
 ) -> dict[str, Any]:
     """All metrics of ``sae`` on ``model``'s activations over ``tokens`` (``[n, context]`` rows starting with BOS):
     variance explained / L0 / dead fraction (BOS excluded, top 1% norms excluded) and CE-loss recovered."""
-    from .capture import capture
-    from .formatting import FormattedPrompt
 
     h = check_sae(sae, model, hook, allow_other_model=allow_other_model)
     prompts = [

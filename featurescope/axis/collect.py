@@ -15,9 +15,11 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..capture import capture, default_hooks, stop_layer
 from ..distributed.tasks import capture_on_pool, generate_chunk, generate_on_pool
 from ..errors import FeaturescopeError
-from ..formatting import FormattedPrompt, Message, pad_batch
+from ..formatting import FormattedPrompt, Message, format_conversation, pad_batch
+from ..store import ActivationStore
 from .judges import AxisConfig, build_jobs, keep_mask, role_judge
 from .pca import project, unit
 from .roles import RoleLibrary, load_role_library
@@ -123,7 +125,6 @@ def token_projections(
 ) -> list[Float[Tensor, "pos h"]]:
     """Per-token projection of each prompt's activations at ``hooks[k]`` onto the unit ``directions[k]``, computed
     inside the hooks (no activation is kept). Returns one ``[len(prompt), len(hooks)]`` tensor per prompt."""
-    from ..capture import stop_layer
 
     if len(hooks) != directions.shape[0]:
         raise ValueError(f"{len(hooks)} hooks but {directions.shape[0]} directions")
@@ -159,7 +160,6 @@ def token_projections(
 
 
 def format_all(model: Any, convs: Sequence[Sequence[Message]]) -> list[FormattedPrompt]:
-    from ..formatting import format_conversation
 
     return [format_conversation(model, list(c)) for c in convs]
 
@@ -186,8 +186,6 @@ def collect_axis(
     post-trained model's answers. ``pool`` (a :class:`featurescope.distributed.WorkerPool` of the same model):
     generation chunks and capture shards run on its Ray workers; this process writes every file. Returns (axis,
     rows)."""
-    from ..capture import capture, default_hooks
-    from ..store import ActivationStore
 
     lib = library or load_role_library()
     jobs = build_jobs(lib, config, roles)

@@ -7,8 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..decompose import decompose
 from ..errors import FeaturescopeError
 from ..evidence.axis import split_half_pc_cosines
+from ..saes import sae_hook
 from .constants import PAPER
 from .pca import cosine, pca, percentile_rank, unit
 from .vector import AssistantAxis
@@ -95,8 +97,6 @@ def decompose_axis(axis: AssistantAxis, sae: Any, layer: int | str | None = None
     """The axis at the SAE's layer in SAE features (:func:`featurescope.decompose.decompose`): decoder cosines, and
     the encode/attribution views with the default-Assistant mean as the "positive" activation and the role vectors
     as the "negative" ones (means of responses, not tokens)."""
-    from ..decompose import decompose
-    from ..saes import sae_hook
 
     h = axis.hook(layer) if layer is not None else (sae_hook(sae) or axis.hook(None))
     i = axis.index(h)
@@ -106,7 +106,6 @@ def decompose_axis(axis: AssistantAxis, sae: Any, layer: int | str | None = None
 def axis_features_across_stages(base: AssistantAxis, post: AssistantAxis, sae: Any, k: int = 20) -> dict[str, Any]:
     """Both axes in one SAE's features (at the SAE's hook): each one's top-``k`` features per view and their overlap
     - which features the two stages' axes share."""
-    from ..saes import sae_hook
 
     h = sae_hook(sae)
     if h not in base.hooks or h not in post.hooks:

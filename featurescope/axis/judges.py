@@ -13,6 +13,8 @@ from torch import Tensor
 from ..configs import Config
 from ..errors import FeaturescopeError
 from ..formatting import Message
+from ..judge import EmbeddingJudge, OpenAIJudge, default_judge
+from ..judges.roles import RoleProbeJudge
 from ..measures import DEFAULT_AI_TERMS, identifies_as_ai
 from .constants import N_INSTRUCTIONS
 from .pca import unit
@@ -145,8 +147,6 @@ class EmbeddingRoleJudge:
         ai_terms: Sequence[str] = DEFAULT_AI_TERMS,
     ):
         if embedder is None:
-            from ..judge import EmbeddingJudge
-
             embedder = EmbeddingJudge()
         self.embedder = embedder
         self.margin = margin
@@ -190,8 +190,6 @@ class LLMRoleJudge:
 
     def __init__(self, judge: Any = None):
         if judge is None:
-            from ..judge import OpenAIJudge
-
             judge = OpenAIJudge()
         self.judge = judge
         self.name = f"role-llm:{getattr(judge, 'name', '?')}"
@@ -227,12 +225,8 @@ def role_judge(judge: Any = "auto") -> RoleJudge:
     if judge == "embedding":
         return EmbeddingRoleJudge()
     if judge == "probe":
-        from ..judges.roles import RoleProbeJudge
-
         return RoleProbeJudge.load()
     if judge == "llm":
-        from ..judge import default_judge
-
         llm = default_judge()  # refuses a URL without a model name, checks the endpoint before any generation
         if not hasattr(llm, "_ask"):
             raise FeaturescopeError("--judge llm needs FEATURESCOPE_JUDGE_URL and FEATURESCOPE_JUDGE_MODEL")

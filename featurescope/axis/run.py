@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from ..evidence.nulls import evidence_text
 from ..measures import DEFAULT_AI_TERMS
+from ..runs import write_summary
+from ..saes import sae_hook
 from .collect import collect_axis
 from .compare import axis_features_across_stages, compare_axes, decompose_axis
 from .constants import GROUPS, PAPER
@@ -75,7 +77,6 @@ def run_axis(
     random vectors of the axis' norm the same way (the null); the prefill test samples ``prefill_samples``
     completions per prefill (1 = greedy).
     Small knobs (``n_roles``, ``n_questions``, ``max_new_tokens``, ``drift_turns``) make a demo run take minutes."""
-    from ..runs import write_summary
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -240,8 +241,6 @@ def run_axis(
         results["compare"] = cmp
         figures.append(plot_compare(out / "compare.png", cmp, tag))
     if sae is not None:
-        from ..saes import sae_hook
-
         dec = decompose_axis(axis, sae, layer=sae_hook(sae))
         results["decompositions"] = {m: d.to_dict(20) for m, d in dec.items()}
         if compare_with is not None and sae_hook(sae) in compare_with.hooks:

@@ -18,6 +18,8 @@ from torch import Tensor
 from ..errors import FeaturescopeError
 from ..evidence.axis import axis_pc1_evidence, split_half_pc_cosines
 from ..evidence.massive import massive_dims_of, share_on_dims, share_on_direction
+from ..runs import jsonable
+from ..store import atomic_save_tensors, atomic_write_text
 from .constants import GROUPS
 from .pca import PCAResult, axis_from_means, cosine, group_means, pca, percentile_rank, project, unit
 
@@ -265,8 +267,6 @@ class AssistantAxis:
 
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (.safetensors, with the metadata as JSON in its header) and a readable ``.json`` beside it."""
-        from ..runs import jsonable
-        from ..store import atomic_save_tensors, atomic_write_text
 
         path = Path(path)
         if path.suffix != ".safetensors":

@@ -10,10 +10,14 @@ from typing import Any
 import torch
 
 from ..errors import FeaturescopeError
+from ..models import load_model
 from .base import Score
+from .cache import CachedJudge
 from .embedding import EmbeddingJudge
 from .evalset import TRAITS_PATH, TraitItem, load_trait_items, load_written_items
+from .lm import LMJudge
 from .openai import OpenAIJudge
+from .probe import ProbeJudge
 
 #: Judge names :func:`get_judge` knows ("lm:MODEL" takes any loadable model name).
 JUDGE_NAMES = (
@@ -98,7 +102,6 @@ class ProbeOrEmbedding:
 
 def get_judge(name: str = "auto", cache: bool = True) -> Any:
     """A judge by name (see :data:`JUDGE_NAMES`); ``cache``: wrapped in the on-disk judgement cache."""
-    from .cache import CachedJudge
 
     judge = _make(name)
     return CachedJudge(judge) if cache and not isinstance(judge, CachedJudge) else judge
@@ -110,13 +113,8 @@ def _make(name: str) -> Any:
     if name == "embedding":
         return EmbeddingJudge()
     if name == "probe":
-        from .probe import ProbeJudge
-
         return ProbeOrEmbedding(ProbeJudge.load())
     if name.startswith("lm:"):
-        from ..models import load_model
-        from .lm import LMJudge
-
         return LMJudge(load_model(name[3:]), few_shot_examples())
     if name == "ensemble":
         return EnsembleJudge([_make(m) for m in ENSEMBLE])

@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from ..axis.judges import EmbeddingRoleJudge
 from ..errors import DataError
 from ..runs import write_summary
 from ..store import atomic_write_text
 from ..traits import load_trait
 from .choose import ENSEMBLE, get_judge
-from .evalset import TraitItem, load_role_items, load_trait_items, load_written_items, read_jsonl
+from .evalset import ROLES_PATH, TraitItem, load_role_items, load_trait_items, load_written_items, read_jsonl
 from .evaluate import TARGETS, JudgeEval, best_threshold, evaluate_scores, format_eval, score_items
 from .probe import PROBE_PATH, train_probe
 from .roles import ROLE_PROBE_PATH, RoleProbeJudge, evaluate_ai_detector, evaluate_role_judge, train_role_probe
@@ -93,8 +94,6 @@ def run_judge_eval(
     key = "test@dev" if dev else "test@50"
     results["best_on_test"] = max(judges, key=lambda n: results["judges"][n][key]["overall"]["accuracy"]["value"])
     if roles:
-        from .evalset import ROLES_PATH
-
         if ROLES_PATH.is_file() and ROLE_PROBE_PATH.is_file():
             results["roles"] = run_role_eval(seed=seed, progress=progress)
     if out is not None:
@@ -134,7 +133,6 @@ def run_judge_train(
 
 def run_role_eval(labels: str | Path | None = None, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """The role judges (the old embedding proxy, the role probe) and the AI word list on the role set's test split."""
-    from ..axis.judges import EmbeddingRoleJudge
 
     test = load_role_items(labels, split="test")
     res: dict[str, Any] = {"n_test": len(test), "judges": {}}

@@ -8,7 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import plots
 from ..models import Model
+from ..runs import write_summary
+from ..traits import Trait, load_trait
 from .extraction import ExtractionConfig, extract
 from .monitoring import flag_summary, projection_difference
 from .sweeps import choose_layer, monitor_correlation, steering_control, steering_sweep
@@ -58,9 +61,6 @@ def run_persona(
     ``n_random_controls`` random vectors of equal norm are swept like the persona vector (the steering null; 0 =
     none). ``seeds`` (e.g. ``(0, 1, 2)``): the steering sweep, its controls and the monitoring answers are sampled
     once per seed (intervals over questions of the per-question mean); ``()`` = greedy."""
-    from .. import plots
-    from ..runs import write_summary
-    from ..traits import Trait, load_trait
 
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
     out = Path(out)

@@ -16,6 +16,7 @@ from ..formatting import Message
 from ..generate import generate
 from ..models import Model
 from ..stats import bootstrap
+from ..traits import Trait, load_trait
 from .monitoring import monitor
 from .steering import steer
 from .vector import PersonaVector, pearson
@@ -43,7 +44,6 @@ def steering_sweep(
     Greedy by default (one answer per question). With ``seeds`` (e.g. ``(0, 1, 2)``) every question is answered once
     per seed by sampling at ``temperature``; each question's score is its mean over seeds and each row gets a
     bootstrap interval over questions (``trait_ci``) and the per-seed means (``per_seed``)."""
-    from ..traits import Trait, load_trait
 
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
     qs = list(tr.eval_questions[:n_questions] if n_questions else tr.eval_questions)
@@ -130,7 +130,6 @@ def monitor_correlation(
 
     Greedy by default; with ``seeds`` each prompt is answered once per seed by sampling at ``temperature`` and its
     trait score is the mean over seeds (the projection is read before the answer, so it does not depend on it)."""
-    from ..traits import Trait, load_trait
 
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
     if len(tr.monitor_prompts) < 2:
@@ -214,7 +213,6 @@ def choose_layer(
     The layer is selected on the **last** ``n_questions`` evaluation questions; the steering sweep measures on the
     first ones, so selection and measurement use disjoint questions whenever the two counts fit in the trait's
     evaluation set (25 questions for the shipped traits)."""
-    from ..traits import Trait, load_trait
 
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
     cands = list(layers) if layers is not None else list(range(0, model.n_layers, 2))

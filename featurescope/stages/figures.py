@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import plots
 from .shift import FeatureActivity
 
 
 def fig_transfer(path: Path, transfer: dict[str, Any], title: str) -> str:
-    from .. import plots
 
     plt = plots._plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -34,7 +34,6 @@ def fig_transfer(path: Path, transfer: dict[str, Any], title: str) -> str:
 
 
 def fig_hist(path: Path, series: dict[str, Tensor], threshold: float, title: str) -> str:
-    from .. import plots
 
     plt = plots._plt()
     fig, ax = plt.subplots(figsize=(7, 3.4))
@@ -51,7 +50,6 @@ def fig_hist(path: Path, series: dict[str, Tensor], threshold: float, title: str
 
 
 def fig_shift(path: Path, base: FeatureActivity, post: FeatureActivity, shift: dict[str, Any], title: str) -> str:
-    from .. import plots
 
     plt = plots._plt()
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
@@ -75,7 +73,6 @@ def fig_shift(path: Path, base: FeatureActivity, post: FeatureActivity, shift: d
 
 
 def fig_crosscoder(path: Path, tensors: dict[str, Tensor], n_post: int, title: str) -> str:
-    from .. import plots
 
     plt = plots._plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))

@@ -12,6 +12,11 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..capture import capture, default_hooks
+from ..decompose import by_cosine
+from ..formatting import format_conversation
+from ..persona import PersonaVector, mean_difference
+from ..traits import load_trait
 from .constants import DictionaryMismatchError, StagesError
 from .matching import Matching
 
@@ -23,7 +28,6 @@ def layer_cosines(v_base: Float[Tensor, "layer d"], v_post: Float[Tensor, "layer
 
 
 def top_features(v: Float[Tensor, " d"], W_dec: Float[Tensor, "n d"], k: int) -> list[int]:
-    from ..decompose import by_cosine
 
     return by_cosine(v, W_dec, k=k).indices[:k].tolist()
 
@@ -78,10 +82,6 @@ def prompt_persona_vectors(
     prompts minus the negative ones; Chen et al.'s prompt-based variant) at every layer of both models.
     ``fmt="own"``: each model in its own format (chat template / base transcript), as ``persona extract`` does;
     ``fmt="post"``: both on the post-trained model's token ids. Returns ``{trait: {"base": [L, d], "post": [L, d]}}``."""
-    from ..capture import capture, default_hooks
-    from ..formatting import format_conversation
-    from ..persona import mean_difference
-    from ..traits import load_trait
 
     out: dict[str, dict[str, Tensor]] = {}
     for name in tqdm(traits, desc="persona vectors", disable=not progress):
@@ -104,7 +104,6 @@ def load_persona_vectors(
 ) -> dict[str, dict[str, Tensor]]:
     """Persona vectors written by ``featurescope persona extract/run`` (``{trait}.{kind}.safetensors``) for both
     stages; traits missing on either side are skipped."""
-    from ..persona import PersonaVector
 
     out = {}
     for t in traits:
@@ -128,7 +127,6 @@ def persona_report(
 ) -> dict[str, Any]:
     """Per trait: cosine between stages per layer; at ``layer``, the overlap of the top-k decoder-cosine features of
     the two vectors in the base SAE, in the post SAE, and across the two SAEs through the decoder matching."""
-    from ..decompose import by_cosine
 
     rep: dict[str, Any] = {}
     for t, v in vectors.items():

@@ -11,6 +11,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import plots
+from ..cards import cards_html, make_cards
+from ..models import hook_layer
+from ..runs import write_summary
+from ..saes import check_sae, sae_hook
+from ..store import atomic_save_tensors
+from ..traits import list_traits
 from .config import StagesConfig
 from .constants import CROSSCODER_STATUS, DictionaryMismatchError
 from .crosscoder import CrosscoderWeights, crosscoder_report, load_crosscoder
@@ -57,10 +64,6 @@ def run_stages(
     model with a random LoRA of the post-trained adapter's weight-change norm, :mod:`.random_lora`) adds the
     transfer null: the base SAE on a model moved as far in no particular direction. Returns the results dict.
     """
-    from ..cards import cards_html, make_cards
-    from ..runs import write_summary
-    from ..saes import check_sae, sae_hook
-    from ..traits import list_traits
 
     cfg = config
     t_start = time.time()
@@ -80,7 +83,6 @@ def run_stages(
     post_W = post_sae.W_dec.detach().float().cpu()
     if base_W.shape[1] != post_W.shape[1]:
         raise DictionaryMismatchError(f"base SAE d_in {base_W.shape[1]} vs post SAE d_in {post_W.shape[1]}")
-    from ..models import hook_layer
 
     layer = hook_layer(hook)
     names = {"base": _sae_name(base_sae, sae_names[0]), "post": _sae_name(post_sae, sae_names[1])}
@@ -259,7 +261,6 @@ def run_stages(
         new_latents = new.tolist()
         rep["new_latents"] = new_latents[:500]
         rep["lost_base_latents"] = (matching.b_to_a_cos < cfg.reuse_threshold).nonzero().flatten().tolist()[:500]
-        from ..store import atomic_save_tensors
 
         atomic_save_tensors(
             out / "matching.safetensors",
@@ -303,7 +304,6 @@ def run_stages(
                 act[stage] = encode_stats(enc, a[sel], n_lat)
             s = activation_shift(act["base"], act["post"], k=cfg.top_k_shift, rank_by=cfg.shift_rank_by)
             sh[sk] = s
-            from ..store import atomic_save_tensors
 
             atomic_save_tensors(
                 out / f"activity_{sk}.safetensors",
@@ -475,6 +475,5 @@ def run_stages(
 
 
 def _layer_fig(path: Path, series: dict[str, Sequence[float]], title: str, mark: int) -> str:
-    from .. import plots
 
     return plots.layer_profile(path, series, title, "cosine(base vector, post vector)", mark=mark)

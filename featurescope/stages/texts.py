@@ -13,6 +13,10 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from .. import corpus
+from ..capture import capture
+from ..formatting import FormattedPrompt, format_conversation
+from ..generate import generate
 from .constants import StageMismatchError, StagesError
 
 
@@ -62,8 +66,6 @@ def prepare_chat_rows(
 ) -> tuple[TokenRows, list[dict[str, Any]]]:
     """Chat-formatted rows in the post-trained model's template. ``conversations`` ending with an assistant turn are
     used as they are; otherwise the post-trained model answers the held-out prompts (greedy) first."""
-    from ..formatting import format_conversation
-    from ..generate import generate
 
     if conversations is None:
         prompts = heldout_dialogues(n_dialogues)
@@ -93,7 +95,6 @@ def prepare_chat_rows(
 
 def prepare_plain_rows(tokenizer: Any, *, n_rows: int = 48, context: int = 128, seed: int = 1) -> TokenRows:
     """Held-out rows of the offline corpus (:mod:`featurescope.corpus`)."""
-    from .. import corpus
 
     if hasattr(corpus, "sequences"):
         toks = corpus.sequences(tokenizer, "heldout", context_size=context, max_sequences=n_rows, seed=seed)
@@ -138,8 +139,6 @@ def check_pair(base_model: Any, post_model: Any, hook: str) -> None:
 def capture_rows(model: Any, rows: TokenRows, hook: str, batch_size: int = 16) -> tuple[Tensor, Tensor, Tensor]:
     """Activations at ``hook`` for every token of ``rows`` -> (acts [n*ctx, d], role ids, keep mask excluding BOS and
     padding, as :func:`featurescope.saes.evaluate_sae` does)."""
-    from ..capture import capture
-    from ..formatting import FormattedPrompt
 
     prompts = [
         FormattedPrompt(

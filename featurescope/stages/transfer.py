@@ -7,6 +7,7 @@ from typing import Any
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from ..saes import ce_loss_recovered, check_sae, reconstruction_metrics
 from .texts import TokenRows
 
 
@@ -26,7 +27,6 @@ def transfer_metrics(
     :func:`featurescope.saes.ce_loss_recovered` on the first ``ce_rows`` rows (averaged over batches as
     :func:`featurescope.saes.evaluate_sae` does). CE batches are small: sae-lens holds three full-vocabulary logit
     tensors at once (3 x 16 x 128 x 262k fp32 = 6 GB for Gemma at batch 16)."""
-    from ..saes import ce_loss_recovered, check_sae, reconstruction_metrics
 
     check_sae(sae, model, hook, allow_other_model=True)
     rec = reconstruction_metrics(sae, acts[keep], outlier_quantile=outlier_quantile)
