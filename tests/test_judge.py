@@ -83,9 +83,10 @@ def test_openai_judge_against_a_local_endpoint():
     finally:
         srv.shutdown()
     assert s[0].trait == pytest.approx(80.0) and s[0].coherence == pytest.approx(80.0)
-    path, body, auth = seen[0]
-    assert path == "/v1/chat/completions" and body["top_logprobs"] == 20 and auth == "Bearer k"
-    assert "Q?" in body["messages"][0]["content"] and "evil" in body["messages"][0]["content"]
+    assert all(p == "/v1/chat/completions" and b["top_logprobs"] == 20 and a == "Bearer k" for p, b, a in seen)
+    # the trait and the coherence prompts are sent concurrently: find the trait one, whatever arrived first
+    contents = [b["messages"][0]["content"] for _, b, _ in seen]
+    assert all("Q?" in c for c in contents) and any("evil" in c for c in contents)
 
 
 def test_openai_judge_needs_configuration(monkeypatch):
