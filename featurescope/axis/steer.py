@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..capture import capture
 from ..errors import FeaturescopeError
 from ..evidence.massive import massive_dims_of, share_on_dims
-from ..evidence.nulls import Null, random_directions, verdict
+from ..evidence.nulls import control_evidence, random_directions
 from ..formatting import FormattedPrompt, Message
 from ..generate import generate, generate_batch, stop_token_ids
 from ..measures import DEFAULT_AI_TERMS, identifies_as_ai
@@ -284,21 +284,21 @@ def axis_steering_control(
 
     real = effect([x for x in sweep["rows"] if x["system_prompt"] == first])
     null_items = np.mean([effect(c["rows"]) for c in controls], axis=0)
-    est = bootstrap(np.mean, real, seed=seed)
-    nb = bootstrap(np.mean, null_items, seed=seed + 1)
-    null = Null(nb.value, nb.lo, nb.hi, len(controls), float("nan"), f"{len(controls)} random vectors of equal norm")
+    ev = control_evidence(
+        f"axis steering effect (AI-identity at alpha {lo_a:+g} minus alpha 0)",
+        real,
+        null_items,
+        len(controls),
+        f"{len(controls)} random vectors of equal norm",
+        seed=seed,
+    )
     return {
         "alpha": lo_a,
         "system_prompt": first,
         "share_on_massive": share,
         "massive_dims": dims,
         "controls": controls,
-        "evidence": {
-            "name": f"axis steering effect (AI-identity at alpha {lo_a:+g} minus alpha 0)",
-            "estimate": est.to_dict(),
-            "null": null.to_dict(),
-            "verdict": verdict(est, null),
-        },
+        "evidence": ev.to_dict(),
     }
 
 

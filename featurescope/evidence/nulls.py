@@ -250,3 +250,14 @@ def evidence_text(ev: Mapping[str, Any], fmt: str = ".2f") -> str:
         f"{ev.get('name', '')}: {e['value']:{fmt}} [{e['lo']:{fmt}}, {e['hi']:{fmt}}]; null ({n.get('what', '')}) "
         f"{n['mean']:{fmt}} [{n['lo']:{fmt}}, {n['hi']:{fmt}}] -> {ev['verdict']}"
     )
+
+
+def control_evidence(
+    name: str, real: np.ndarray, null_items: np.ndarray, n_controls: int, what: str, seed: int = 0
+) -> Evidence:
+    """A per-item effect against the same effect under ``n_controls`` controls (averaged per item): bootstrap
+    intervals over items for both, and the overlap verdict - the steering nulls' shared final step."""
+    est = bootstrap(np.mean, np.asarray(real, dtype=np.float64), seed=seed)
+    nb = bootstrap(np.mean, np.asarray(null_items, dtype=np.float64), seed=seed + 1)
+    null = Null(nb.value, nb.lo, nb.hi, n_controls, float("nan"), what)
+    return Evidence(name, est, null, verdict(est, null))

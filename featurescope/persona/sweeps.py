@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..errors import FeaturescopeError
 from ..evidence.massive import share_on_dims
-from ..evidence.nulls import Null, correlation_evidence, random_directions, verdict
+from ..evidence.nulls import control_evidence, correlation_evidence, random_directions
 from ..formatting import Message
 from ..generate import generate
 from ..models import Model
@@ -310,18 +310,18 @@ def steering_control(
 
     real = effect(sweep["rows"])
     null_items = np.mean([effect(c["rows"]) for c in controls], axis=0)
-    est = bootstrap(np.mean, real, seed=seed)
-    nb = bootstrap(np.mean, null_items, seed=seed + 1)
-    null = Null(nb.value, nb.lo, nb.hi, len(controls), float("nan"), f"{len(controls)} random vectors of equal norm")
+    ev = control_evidence(
+        f"steering effect (trait score at alpha {max(alphas):+g} minus alpha 0)",
+        real,
+        null_items,
+        len(controls),
+        f"{len(controls)} random vectors of equal norm",
+        seed=seed,
+    )
     return {
         "alpha": max(alphas),
         "share_on_massive": share,
         "massive_dims": dims,
         "controls": controls,
-        "evidence": {
-            "name": f"steering effect (trait score at alpha {max(alphas):+g} minus alpha 0)",
-            "estimate": est.to_dict(),
-            "null": null.to_dict(),
-            "verdict": verdict(est, null),
-        },
+        "evidence": ev.to_dict(),
     }
