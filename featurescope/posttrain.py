@@ -19,7 +19,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -249,8 +249,11 @@ def train_adapter(
     device: str,
     steer: tuple[Tensor, int] | None = None,
     progress: bool = True,
+    on_step: Callable[[int, Any], None] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """LoRA SFT of ``hf`` (peft); saves the adapter (fp16) to ``out_dir``; returns the peft model and the loss curve."""
+    """LoRA SFT of ``hf`` (peft); saves the adapter (fp16) to ``out_dir``; returns the peft model and the loss curve.
+    ``on_step(step, model)`` is called before the first step (step 0) and after every step (e.g. to save and measure
+    checkpoints; the model is in train mode when it returns)."""
     from peft import LoraConfig, get_peft_model
     from tqdm.auto import tqdm
 
@@ -288,6 +291,9 @@ def train_adapter(
     use_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
     step = 0
     bar = tqdm(total=total, desc="SFT (LoRA)", disable=not progress)
+    if on_step is not None:
+        on_step(0, model)
+        model.train()
     try:
         for epoch in range(cfg.epochs):
             for b in length_batches(lengths, cfg.batch_size, cfg.seed + epoch):
@@ -303,6 +309,9 @@ def train_adapter(
                 losses.append(float(loss.detach()))
                 step += 1
                 bar.update(1)
+                if on_step is not None:
+                    on_step(step, model)
+                    model.train()
                 bar.set_postfix(epoch=epoch, loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
     finally:
         bar.close()
@@ -366,8 +375,11 @@ def generate_answers(
     device: str,
     max_new_tokens: int,
     batch_size: int = 16,
+    sample_seed: int | None = None,
+    temperature: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """Greedy answers of ``hf`` to each conversation (chat template or plain transcript), with their new tokens."""
+    """Answers of ``hf`` to each conversation (chat template or plain transcript), with their new tokens: greedy,
+    or sampled at ``temperature`` with ``torch.manual_seed(sample_seed)`` when ``sample_seed`` is given."""
 
     prompts = [format_conversation(tokenizer, list(c), kind=kind, add_generation_prompt=True) for c in conversations]
     eot = tokenizer.convert_tokens_to_ids("<end_of_turn>")
@@ -375,6 +387,10 @@ def generate_answers(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = []
     hf.eval()
+    sampling: dict[str, Any] = {"do_sample": False}
+    if sample_seed is not None:
+        torch.manual_seed(sample_seed)
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0}
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i : i + batch_size]
         n = max(len(p) for p in chunk)
@@ -388,7 +404,7 @@ def generate_answers(
                 input_ids=ids.to(device),
                 attention_mask=att.to(device),
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
+                **sampling,
                 eos_token_id=stops,
                 pad_token_id=pad,
             )

@@ -6,11 +6,41 @@ import argparse
 import sys
 
 from ..errors import FeaturescopeError
-from . import axis, capture, decompose, demo, export, inspect, judge, models, persona, posttrain, report, sae, stages
+from . import (
+    axis,
+    capture,
+    decompose,
+    demo,
+    export,
+    finetune,
+    inspect,
+    judge,
+    models,
+    persona,
+    posttrain,
+    report,
+    sae,
+    stages,
+)
 
 #: Command groups in the order ``featurescope --help`` lists them. Imported unconditionally: a missing module is an
 #: ImportError, never a silently missing command.
-GROUPS = (models, capture, inspect, persona, judge, sae, decompose, demo, posttrain, stages, axis, report, export)
+GROUPS = (
+    models,
+    capture,
+    inspect,
+    persona,
+    judge,
+    sae,
+    decompose,
+    demo,
+    posttrain,
+    finetune,
+    stages,
+    axis,
+    report,
+    export,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

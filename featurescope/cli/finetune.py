@@ -1,0 +1,95 @@
+"""`featurescope finetune-shift`: LoRA fine-tunes on trait / flawed / neutral sets; shift along persona vectors vs
+trait expression, emergent misalignment, preventative steering, emergence over steps (see featurescope.finetune)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .io import add_config_flag, config_from_args
+
+
+def _ints(s: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in s.split(",") if x.strip())
+
+
+def _names(s: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in s.split(",") if x.strip())
+
+
+def cmd_finetune_shift(args: argparse.Namespace) -> int:
+    from ..finetune import FinetuneShiftConfig, load_set, run_finetune_shift, set_names
+
+    if args.list_sets:
+        for name in set_names():
+            s = load_set(name, args.data)
+            print(f"{name:22s} {s.kind:8s} {len(s):4d} examples  e.g. {s.examples[0].question[:60]!r}")
+        return 0
+    if not args.out:
+        raise SystemExit("featurescope finetune-shift: error: --out is required")
+    cfg = config_from_args(
+        FinetuneShiftConfig,
+        args,
+        {"vectors": "vector", "preventative_set": "preventative"},
+        preventative_set="" if args.no_preventative else None,
+    )
+    if cfg.preventative_set == "":
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, preventative_set=None)
+    res = run_finetune_shift(cfg, args.out, device=args.device)
+    print("base expression: " + ", ".join(f"{t} {v:.1f}" for t, v in res["base_expression"].items()))
+    for t, c in res["correlation"].items():
+        print(f"{t}: {c['line']}  (paper r = 0.76-0.97)")
+        print(f"  data projection difference vs shift: {c['projection_difference_vs_shift']['line']}")
+    for row in res["emergent_misalignment"]:
+        e = row["effect_vs_neutral"]
+        print(
+            f"EM {row['set']:16s} {row['trait']:14s} {row['expression']:5.1f} vs neutral {row['neutral']:5.1f}: "
+            f"{e['value']:+.1f} [{e['lo']:+.1f}, {e['hi']:+.1f}] -> {row['verdict']}"
+        )
+    for arm, a in res.get("preventative", {}).get("arms", {}).items():
+        extra = f", vs plain {a['effect_vs_plain']['value']:+.1f} -> {a['verdict']}" if "verdict" in a else ""
+        print(f"preventative {arm:6s}: expression {a['expression']:.1f}, held-out loss {a['heldout_loss']:.3f}{extra}")
+    print(f"summary: {Path(args.out) / 'summary.json'}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "finetune-shift",
+        help="LoRA fine-tunes on trait-expressing, flawed and neutral sets: projection shift along persona vectors "
+        "vs trait expression, emergent misalignment, preventative steering, emergence over steps",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", default="offline:smollm2-135m-instruct", help="post-trained offline checkpoint")
+    p.add_argument(
+        "--vector",
+        action="append",
+        metavar="TRAIT=PATH@LAYER",
+        help="persona vector of a trait and the block it is read at (repeat per trait)",
+    )
+    p.add_argument(
+        "--traits", type=_names, help="traits measured, comma-separated (default evil,sycophancy,hallucination)"
+    )
+    p.add_argument("--sets", type=_names, help="fine-tuning sets, comma-separated (default: all; see --list-sets)")
+    p.add_argument("--list-sets", action="store_true", help="list the shipped fine-tuning sets and exit")
+    p.add_argument("--data", help="folder of dataset files (default: featurescope/data/finetune)")
+    p.add_argument("--seeds", type=_ints, help="LoRA seeds per set, comma-separated (default 0,1)")
+    p.add_argument("--n-train", type=int, help="training examples per set (default: all but the held-out ones)")
+    p.add_argument("--epochs", type=int, help="passes over each set (default 2)")
+    p.add_argument("--lr", type=float, help="LoRA learning rate (default 2e-4)")
+    p.add_argument("--lora-r", type=int, help="LoRA rank (default 8)")
+    p.add_argument("--n-eval-questions", type=int, help="evaluation questions per trait (default: all 25)")
+    p.add_argument("--samples", type=int, help="sampled answers per evaluation question (default 2)")
+    p.add_argument("--max-new-tokens", type=int, help="tokens per evaluation answer (default 48)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between tracked checkpoints (default 10; 0: none)")
+    p.add_argument("--axis", help="Assistant axis PATH@LAYER whose position is tracked too")
+    p.add_argument("--preventative", help="set trained again under preventative steering (default evil-strong)")
+    p.add_argument("--no-preventative", action="store_true", help="skip the preventative-steering arms")
+    p.add_argument("--preventative-alpha", type=float, help="steering norm / mean residual norm (default 0.25)")
+    p.add_argument("--judge", help="judge name (default auto: the validated offline probe)")
+    p.add_argument("--device", help="cpu / cuda (default: cuda when available)")
+    add_config_flag(p, "FinetuneShiftConfig")
+    p.add_argument("--out", help="run folder (resumable)")
+    p.set_defaults(func=cmd_finetune_shift)

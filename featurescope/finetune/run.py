@@ -1,0 +1,681 @@
+"""`featurescope finetune-shift`: does the shift of a model's activations along a persona vector, caused by LoRA
+fine-tuning, predict how much the trait is expressed afterwards (Chen et al. 2025, r = 0.76-0.97)? Does a narrow
+flawed set raise broad trait expression (emergent misalignment, Betley et al. 2025)? Does preventative steering
+keep the trait down? When does the shift appear during training?
+
+Layout of a run folder (every file written atomically; a killed run resumes where it stopped)::
+
+    config.json                 the config (a resumed run with another config is refused, naming both)
+    base/result.json            the model before fine-tuning: projections and trait expression
+    base/answers.jsonl          its judged answers to the evaluation questions
+    finetunes/SET-sSEED/        result.json, answers.jsonl, adapter/ (not committed: git-ignored)
+    preventative/ARM-sSEED/     the preventative-steering arms (steer, random) of one set
+    data/SET.json               the dataset's projection difference, measured before training
+    summary.json, *.png         correlations with intervals and nulls, the emergent-misalignment table, figures
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import FeaturescopeError
+from ..formatting import format_conversation
+from ..runs import write_summary
+from ..stats import NOT_DISTINGUISHABLE, Estimate
+from ..store import atomic_write_text
+from ..traits import Trait, load_trait
+from . import measure
+from .config import FinetuneShiftConfig
+from .data import Example, FinetuneSet, check_disjoint, load_set
+
+PAPER = {
+    "shift_vs_expression_r": (0.76, 0.97),
+    "claim_em": "narrow flawed data (e.g. math with mistakes) raises broad trait expression (Betley et al.; Chen et "
+    "al. Fig. 6)",
+    "claim_preventative": "steering toward the trait during training keeps the trait down with little loss cost",
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TraitProbe:
+    """A trait with its persona vector at one layer and its evaluation questions."""
+
+    trait: Trait
+    vector: torch.Tensor  # (d,) raw
+    layer: int
+    path: str
+    questions: tuple[str, ...]
+
+
+def parse_located(spec: str, what: str) -> tuple[str, int]:
+    """``PATH@LAYER`` -> (PATH, LAYER)."""
+    m = re.fullmatch(r"(.+)@(-?\d+)", spec)
+    if not m:
+        raise FeaturescopeError(
+            f"{what} {spec!r}: expected PATH@LAYER (e.g. runs/evil/evil.response_mean.safetensors@10)"
+        )
+    return m.group(1), int(m.group(2))
+
+
+def load_probes(cfg: FinetuneShiftConfig, d_model: int, n_layers: int, model_name: str) -> list[TraitProbe]:
+    from ..persona import PersonaVector
+
+    given: dict[str, str] = {}
+    for v in cfg.vectors:
+        if "=" not in v:
+            raise FeaturescopeError(f"--vector {v!r}: expected TRAIT=PATH@LAYER")
+        t, rest = v.split("=", 1)
+        given[t] = rest
+    probes = []
+    for t in cfg.traits:
+        if t not in given:
+            raise FeaturescopeError(
+                f"no persona vector for trait {t!r} on {model_name}: extract one (featurescope persona extract --trait "
+                f"{t} --model {model_name} --out runs/{t}) and pass --vector {t}=runs/{t}/{t}.response_mean.safetensors@LAYER"
+            )
+        path, layer = parse_located(given[t], f"--vector {t}")
+        pv = PersonaVector.load(path)
+        if pv.trait != t:
+            raise FeaturescopeError(f"{path}: a {pv.trait} vector given for {t!r}")
+        if pv.d_model != d_model:
+            raise FeaturescopeError(f"{path}: a {pv.d_model}-wide vector (model {pv.model}) for a {d_model}-wide model")
+        if pv.model and pv.model != model_name:
+            raise FeaturescopeError(f"{path}: a vector of {pv.model}, not of {model_name}")
+        if not 0 <= layer < n_layers:
+            raise FeaturescopeError(f"--vector {t}: layer {layer} outside 0..{n_layers - 1}")
+        trait = load_trait(t)
+        qs = tuple(trait.eval_questions[: cfg.n_eval_questions])
+        probes.append(TraitProbe(trait, pv.at(layer).float(), layer, path, qs))
+    return probes
+
+
+# --------------------------------------------------------------------------------------------------------------
+# model-side measurements (HF model, peft or not)
+# --------------------------------------------------------------------------------------------------------------
+def _device(hf: Any) -> torch.device:
+    return next(hf.parameters()).device
+
+
+@torch.no_grad()
+def last_prompt_acts(hf: Any, tok: Any, questions: Sequence[str], layers: Sequence[int], batch_size: int = 16):
+    """Residual stream after each block in ``layers`` at the last prompt token (chat template, generation prompt
+    added) of each question: ``{layer: (n, d)}``."""
+    hf.eval()
+    out: dict[int, list[torch.Tensor]] = {L: [] for L in layers}
+    prompts = [
+        format_conversation(tok, [{"role": "user", "content": q}], kind="chat", add_generation_prompt=True).tokens
+        for q in questions
+    ]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    for i in range(0, len(prompts), batch_size):
+        chunk = prompts[i : i + batch_size]
+        n = max(len(p) for p in chunk)
+        ids = torch.full((len(chunk), n), pad, dtype=torch.long)
+        att = torch.zeros((len(chunk), n), dtype=torch.long)
+        for j, p in enumerate(chunk):  # left padding: the last prompt token is at -1 for every row
+            ids[j, n - len(p) :] = p
+            att[j, n - len(p) :] = 1
+        hs = hf(input_ids=ids.to(_device(hf)), attention_mask=att.to(_device(hf)), output_hidden_states=True)
+        for L in layers:
+            out[L].append(hs.hidden_states[L + 1][:, -1].float().cpu())
+    return {L: torch.cat(v) for L, v in out.items()}
+
+
+@torch.no_grad()
+def response_acts(hf: Any, tok: Any, pairs: Sequence[tuple[str, str]], layer: int) -> torch.Tensor:
+    """Mean residual (after block ``layer``) over the response tokens of each (question, answer) in the chat
+    template: ``(n, d)``."""
+    hf.eval()
+    rows = []
+    for q, a in pairs:
+        fp = format_conversation(
+            tok, [{"role": "user", "content": q}, {"role": "assistant", "content": a or "..."}], kind="chat"
+        )
+        hs = hf(input_ids=fp.tokens[None].to(_device(hf)), output_hidden_states=True).hidden_states[layer + 1][0]
+        m = fp.response_mask
+        rows.append(hs[m].float().mean(0).cpu() if m.any() else hs[-1].float().cpu())
+    return torch.stack(rows)
+
+
+def judged_answers(
+    hf: Any, tok: Any, probes: Sequence[TraitProbe], judge: Any, cfg: FinetuneShiftConfig
+) -> list[dict[str, Any]]:
+    """``cfg.samples`` sampled answers per evaluation question of every trait, judged for that trait."""
+    from ..posttrain import generate_answers
+
+    rows: list[dict[str, Any]] = []
+    for p in probes:
+        for s in range(cfg.samples):
+            ans = generate_answers(
+                hf,
+                tok,
+                [[{"role": "user", "content": q}] for q in p.questions],
+                kind="chat",
+                device=str(_device(hf)),
+                max_new_tokens=cfg.max_new_tokens,
+                batch_size=cfg.batch_size_eval,
+                sample_seed=s,
+                temperature=cfg.temperature,
+            )
+            texts = [a["text"] for a in ans]
+            scores = judge.score_many(p.trait, list(p.questions), texts)
+            for q, a, sc in zip(p.questions, texts, scores):
+                rows.append(
+                    {
+                        "trait": p.trait.name,
+                        "question": q,
+                        "sample": s,
+                        "answer": a,
+                        "trait_score": sc.trait,
+                        "coherence": sc.coherence,
+                    }  # fmt: skip
+                )
+    return rows
+
+
+def expression(rows: Sequence[dict[str, Any]], trait: str, questions: Sequence[str]) -> list[float]:
+    """Per evaluation question (in ``questions`` order): the mean trait score of its sampled answers."""
+    sel = [r for r in rows if r["trait"] == trait]
+    by_q = measure.per_question_means([r["trait_score"] for r in sel], [r["question"] for r in sel])
+    return [by_q[q] for q in questions]
+
+
+def measure_model(
+    hf: Any, tok: Any, probes: Sequence[TraitProbe], judge: Any, cfg: FinetuneShiftConfig, axis: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Projections (per trait, per question) at the last prompt token, axis position, and judged answers."""
+    res: dict[str, Any] = {"projections": positions(hf, tok, probes, cfg, axis)}
+    rows = judged_answers(hf, tok, probes, judge, cfg)
+    res["expression"] = {p.trait.name: expression(rows, p.trait.name, p.questions) for p in probes}
+    res["coherence"] = {
+        p.trait.name: float(np.mean([r["coherence"] for r in rows if r["trait"] == p.trait.name])) for p in probes
+    }
+    return res, rows
+
+
+def positions(
+    hf: Any, tok: Any, probes: Sequence[TraitProbe], cfg: FinetuneShiftConfig, axis: Any
+) -> dict[str, list[float]]:
+    """Per trait: the last-prompt projection on its unit vector for each of its evaluation questions; with an axis,
+    ``axis``: the projection of every evaluation question on the unit Assistant axis."""
+    layers = sorted({p.layer for p in probes} | ({axis[1]} if axis is not None else set()))
+    all_q = [q for p in probes for q in p.questions]
+    acts = last_prompt_acts(hf, tok, all_q, layers, cfg.batch_size_eval)
+    out: dict[str, list[float]] = {}
+    k = 0
+    for p in probes:
+        n = len(p.questions)
+        out[p.trait.name] = measure.projections(acts[p.layer][k : k + n], p.vector).tolist()
+        k += n
+    if axis is not None:
+        out["axis"] = measure.projections(acts[axis[1]], axis[0]).tolist()
+    return out
+
+
+@torch.no_grad()
+def heldout_loss(model: Any, tok: Any, examples: Sequence[Example], max_len: int) -> float:
+    from ..posttrain import collate, sft_example, sft_loss
+
+    model.eval()
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    exs = [sft_example(tok, e.messages(), max_len) for e in examples]
+    tot, n = 0.0, 0
+    for i in range(0, len(exs), 8):
+        b = {k: t.to(_device(model)) for k, t in collate(exs[i : i + 8], pad).items()}
+        w = int((b["labels"][:, 1:] != -100).sum())
+        tot += float(sft_loss(model, b["input_ids"], b["attention_mask"], b["labels"])) * w
+        n += w
+    return tot / max(n, 1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the experiment
+# --------------------------------------------------------------------------------------------------------------
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(obj, indent=1))
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _check_resume(out: Path, cfg: FinetuneShiftConfig) -> None:
+    f = out / "config.json"
+    mine = cfg.to_dict()
+    if f.exists():
+        theirs = json.loads(f.read_text())
+        diff = {k: (theirs.get(k), mine.get(k)) for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k)}
+        # extending the run (more sets or seeds) is fine; anything else would mix two experiments
+        for k in ("sets", "seeds"):
+            diff.pop(k, None)
+        if diff:
+            sides = "; ".join(f"{k}: run has {a!r}, now {b!r}" for k, (a, b) in sorted(diff.items()))
+            raise FeaturescopeError(f"{out} holds a run with another config ({sides}); use a new --out")
+    _write_json(f, mine)
+
+
+def _train_config(cfg: FinetuneShiftConfig, seed: int, gemma: bool) -> Any:
+    from ..posttrain import PosttrainConfig
+
+    return PosttrainConfig(
+        base=cfg.model,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        max_len=cfg.max_len,
+        lora_r=cfg.lora_r,
+        lora_alpha=2 * cfg.lora_r,
+        warmup_steps=cfg.warmup_steps,
+        seed=seed,
+        steer_alpha=1.0,  # the steering vector passed in is already scaled
+        train_tokens=("<start_of_turn>", "<end_of_turn>") if gemma else (),
+    )
+
+
+def finetune_one(
+    base_hf: Any,
+    tok: Any,
+    train: FinetuneSet,
+    heldout: FinetuneSet,
+    cfg: FinetuneShiftConfig,
+    seed: int,
+    folder: Path,
+    probes: Sequence[TraitProbe],
+    judge: Any,
+    axis: Any,
+    *,
+    steer: tuple[torch.Tensor, int] | None = None,
+    track: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """LoRA-train a copy of ``base_hf`` on ``train`` and measure it; resumable (a finished ``result.json`` is
+    returned as is). Checkpoint projections every ``cfg.checkpoint_every`` steps when ``track``."""
+    from ..posttrain import sft_example, train_adapter
+
+    done = folder / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    t0 = time.time()
+    hf = copy.deepcopy(base_hf)
+    examples = [sft_example(tok, e.messages(), cfg.max_len) for e in train.examples]
+    checkpoints: list[dict[str, Any]] = []
+
+    def on_step(step: int, model: Any) -> None:
+        if track and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            checkpoints.append({"step": step, "projections": positions(model, tok, probes, cfg, axis)})
+
+    gemma = "gemma" in cfg.model
+    tmp = folder / ".adapter.partial"
+    model, info = train_adapter(
+        hf, tok, examples, _train_config(cfg, seed, gemma), tmp, device=str(_device(hf)), steer=steer,
+        progress=progress, on_step=on_step,
+    )  # fmt: skip
+    if track and cfg.checkpoint_every and (not checkpoints or checkpoints[-1]["step"] != info["steps"]):
+        checkpoints.append({"step": info["steps"], "projections": positions(model, tok, probes, cfg, axis)})
+    res, rows = measure_model(model, tok, probes, judge, cfg, axis)
+    res.update(
+        set=train.name.split(":")[0],
+        seed=seed,
+        steps=info["steps"],
+        final_loss=float(np.mean(info["losses"][-5:])) if info["losses"] else float("nan"),
+        losses=info["losses"],
+        heldout_loss=heldout_loss(model, tok, heldout.examples, cfg.max_len),
+        n_train=len(train),
+        checkpoints=checkpoints,
+        seconds=round(time.time() - t0, 1),
+    )
+    _write_jsonl(folder / "answers.jsonl", rows)
+    final = folder / "adapter"
+    if final.exists():
+        import shutil
+
+        shutil.rmtree(final)
+    tmp.rename(final)  # the adapter appears whole or not at all
+    _write_json(done, res)
+    return res
+
+
+def data_projection(
+    hf: Any, tok: Any, s: FinetuneSet, probes: Sequence[TraitProbe], cfg: FinetuneShiftConfig, path: Path
+) -> dict[str, Any]:
+    """Projection difference of a dataset on every trait's vector, before any training: the training responses
+    vs the model's own greedy responses to the same questions (first ``n_projection_examples`` examples)."""
+    from ..posttrain import generate_answers
+
+    if path.exists():
+        return json.loads(path.read_text())
+    exs = s.examples[: cfg.n_projection_examples]
+    own = generate_answers(
+        hf, tok, [[{"role": "user", "content": e.question}] for e in exs], kind="chat", device=str(_device(hf)),
+        max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size_eval,
+    )  # fmt: skip
+    res: dict[str, Any] = {"set": s.name, "n": len(exs)}
+    for p in probes:
+        a = response_acts(hf, tok, [(e.question, e.answer) for e in exs], p.layer)
+        b = response_acts(hf, tok, [(e.question, o["text"]) for e, o in zip(exs, own)], p.layer)
+        res[p.trait.name] = measure.projection_difference(a, b, p.vector).to_dict()
+    _write_json(path, res)
+    return res
+
+
+def run_finetune_shift(
+    cfg: FinetuneShiftConfig,
+    out_dir: str | Path,
+    *,
+    device: str | None = None,
+    progress: bool = True,
+    model: tuple[Any, Any] | None = None,
+    judge: Any = None,
+) -> dict[str, Any]:
+    """The whole experiment (see the module docstring). ``model``: an (HF causal LM, tokenizer) pair to use instead
+    of loading ``cfg.model`` (tests, or a checkpoint loaded by other means); ``judge``: instead of ``cfg.judge``."""
+    from ..models import OFFLINE_MODELS, OFFLINE_PREFIX, load_offline_hf
+    from ..posttrain import ensure_chat_template
+
+    t0 = time.time()
+    out = Path(out_dir)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    sets = {name: load_set(name, cfg.data) for name in cfg.sets}
+    if cfg.preventative_set and cfg.preventative_set not in sets:
+        sets[cfg.preventative_set] = load_set(cfg.preventative_set, cfg.data)
+    if model is None:
+        key = cfg.model[len(OFFLINE_PREFIX) :] if cfg.model.startswith(OFFLINE_PREFIX) else None
+        if key is None or key not in OFFLINE_MODELS or OFFLINE_MODELS[key].base:
+            raise FeaturescopeError(f"finetune-shift fine-tunes an offline full checkpoint here; got {cfg.model!r}")
+        hf, tok, _ = load_offline_hf(OFFLINE_MODELS[key], torch.float32, progress)
+    else:
+        hf, tok = model
+    tok = ensure_chat_template(tok)
+    hf.to(device).eval()
+    n_layers, d_model = hf.config.num_hidden_layers, hf.config.hidden_size
+    probes = load_probes(cfg, d_model, n_layers, cfg.model)
+    check_disjoint(list(sets.values()), [q for p in probes for q in p.questions])
+    axis = None
+    if cfg.axis:
+        from ..axis import AssistantAxis
+
+        apath, alayer = parse_located(cfg.axis, "--axis")
+        ax = AssistantAxis.load(apath)
+        if ax.vectors.shape[-1] != d_model:
+            raise FeaturescopeError(f"{apath}: a {ax.vectors.shape[-1]}-wide axis for a {d_model}-wide model")
+        axis = (ax.vectors[ax.hooks.index(f"blocks.{alayer}.hook_resid_post")].float(), alayer)
+    _check_resume(out, cfg)
+    if judge is None:
+        from ..judges.choose import get_judge
+
+        judge = get_judge(cfg.judge)
+    timings: dict[str, float] = {}
+
+    # before
+    t = time.time()
+    if (out / "base" / "result.json").exists():
+        base = json.loads((out / "base" / "result.json").read_text())
+    else:
+        base, rows = measure_model(hf, tok, probes, judge, cfg, axis)
+        with torch.no_grad():
+            acts = last_prompt_acts(hf, tok, [q for p in probes for q in p.questions], [p.layer for p in probes])
+        base["residual_norm"] = {str(L): float(a.norm(dim=-1).mean()) for L, a in acts.items()}
+        _write_jsonl(out / "base" / "answers.jsonl", rows)
+        _write_json(out / "base" / "result.json", base)
+    timings["base"] = time.time() - t
+
+    # projection difference of each dataset, before training
+    t = time.time()
+    datap = {
+        name: data_projection(hf, tok, s, probes, cfg, out / "data" / f"{name}.json")
+        for name, s in tqdm(sets.items(), desc="data projection", disable=not progress)
+    }
+    timings["data_projection"] = time.time() - t
+
+    # fine-tunes
+    t = time.time()
+    runs: list[dict[str, Any]] = []
+    jobs = [(name, seed) for name in cfg.sets for seed in cfg.seeds]
+    for name, seed in tqdm(jobs, desc="fine-tunes", disable=not progress):
+        train, held = sets[name].split(cfg.n_heldout, seed=0)
+        train = train.head(cfg.n_train)
+        runs.append(
+            finetune_one(
+                hf,
+                tok,
+                train,
+                held,
+                cfg,
+                seed,
+                out / "finetunes" / f"{name}-s{seed}",
+                probes,
+                judge,
+                axis,
+                progress=progress,
+            )  # fmt: skip
+        )
+    timings["finetunes"] = time.time() - t
+
+    # preventative steering on one trait-expressing set
+    prevent: list[dict[str, Any]] = []
+    t = time.time()
+    if cfg.preventative_set:
+        s = sets[cfg.preventative_set]
+        probe = next((p for p in probes if p.trait.name == s.trait), None)
+        if probe is None:
+            raise FeaturescopeError(f"preventative set {s.name} needs a persona vector for {s.trait!r}")
+        norm = base["residual_norm"][str(probe.layer)]
+        scale = cfg.preventative_alpha * norm
+        train, held = s.split(cfg.n_heldout, seed=0)
+        train = train.head(cfg.n_train)
+        for seed in cfg.seeds:
+            g = torch.Generator().manual_seed(1000 + seed)
+            rnd = torch.randn(d_model, generator=g)
+            for arm, v in (("steer", measure.unit(probe.vector)), ("random", measure.unit(rnd))):
+                r = finetune_one(
+                    hf, tok, train, held, cfg, seed, out / "preventative" / f"{arm}-s{seed}", probes, judge, axis,
+                    steer=((v * scale).to(device), probe.layer), track=False, progress=progress,
+                )  # fmt: skip
+                r["arm"] = arm
+                prevent.append(r)
+    timings["preventative"] = time.time() - t
+
+    results = summarise(cfg, [p.trait.name for p in probes], base, runs, datap, prevent, axis is not None)
+    figures = figures_for(out, cfg, probes, base, runs, results, axis is not None)
+    timings["total"] = time.time() - t0
+    write_summary(
+        out,
+        "finetune-shift",
+        inputs={"config": cfg.to_dict(), "vectors": {p.trait.name: {"path": p.path, "layer": p.layer} for p in probes}},
+        results=results,
+        timings=timings,
+        figures=figures,
+    )
+    return results
+
+
+# --------------------------------------------------------------------------------------------------------------
+# summary (pure over the per-fine-tune results)
+# --------------------------------------------------------------------------------------------------------------
+def _mean_over_seeds(runs: Sequence[dict[str, Any]], name: str, key: str, trait: str) -> list[float]:
+    sel = [r[key][trait] for r in runs if r["set"] == name]
+    return np.mean(np.asarray(sel, dtype=float), axis=0).tolist()
+
+
+def summarise(
+    cfg: FinetuneShiftConfig,
+    traits: Sequence[str],
+    base: dict[str, Any],
+    runs: Sequence[dict[str, Any]],
+    datap: dict[str, dict[str, Any]],
+    prevent: Sequence[dict[str, Any]],
+    has_axis: bool,
+) -> dict[str, Any]:
+    """Per fine-tune rows, the shift-expression correlations (interval over fine-tunes, shuffled-pairing null),
+    the data's projection difference against the shift, the emergent-misalignment table against the neutral
+    control, and the preventative-steering comparison."""
+    table = []
+    for r in runs:
+        row: dict[str, Any] = {"set": r["set"], "seed": r["seed"], "heldout_loss": r["heldout_loss"]}
+        for t in traits:
+            before = np.asarray(base["projections"][t])
+            after = np.asarray(r["projections"][t])
+            row[f"shift_{t}"] = float(np.mean(after - before))
+            row[f"expression_{t}"] = float(np.mean(r["expression"][t]))
+        if has_axis:
+            row["shift_axis"] = float(
+                np.mean(np.asarray(r["projections"]["axis"]) - np.asarray(base["projections"]["axis"]))
+            )
+        table.append(row)
+    base_expr = {t: float(np.mean(base["expression"][t])) for t in traits}
+
+    corr: dict[str, Any] = {}
+    for t in traits:
+        x = [row[f"shift_{t}"] for row in table]
+        y = [row[f"expression_{t}"] for row in table]
+        ev = measure.correlation_with_null(x, y, what="shift vs expression, pairing shuffled")
+        corr[t] = {
+            **ev.to_dict(),
+            "line": ev.line(),
+            "n_finetunes": len(x),
+            "paper": list(PAPER["shift_vs_expression_r"]),
+        }
+        # the data's projection difference (before training) against the shift it caused, per set (mean over seeds)
+        names = sorted({row["set"] for row in table})
+        pdiff = [datap[n][t]["value"] for n in names]
+        shift = [float(np.mean([row[f"shift_{t}"] for row in table if row["set"] == n])) for n in names]
+        ev2 = measure.correlation_with_null(pdiff, shift, what="projection difference vs shift, pairing shuffled")
+        corr[t]["projection_difference_vs_shift"] = {**ev2.to_dict(), "line": ev2.line(), "n_sets": len(names)}
+
+    # emergent misalignment: each set's expression per question (mean over seeds) against the neutral control's
+    # (sets x traits comparisons: Bonferroni-corrected intervals, so the table as a whole keeps a 5% false-alarm rate)
+    em: list[dict[str, Any]] = []
+    others = sorted({r["set"] for r in runs} - {"neutral"})
+    em_level = 1 - 0.05 / max(1, len(others) * len(traits))
+    if any(r["set"] == "neutral" for r in runs):
+        for name in others:
+            for t in traits:
+                est = measure.paired_effect(
+                    _mean_over_seeds(runs, name, "expression", t),
+                    _mean_over_seeds(runs, "neutral", "expression", t),
+                    level=em_level,
+                )
+                em.append(
+                    {
+                        "set": name,
+                        "trait": t,
+                        "effect_vs_neutral": est.to_dict(),
+                        "verdict": _verdict(est),
+                        "expression": float(np.mean(_mean_over_seeds(runs, name, "expression", t))),
+                        "neutral": float(np.mean(_mean_over_seeds(runs, "neutral", "expression", t))),
+                    }  # fmt: skip
+                )
+    prev: dict[str, Any] = {}
+    if prevent:
+        s = cfg.preventative_set
+        t = next(x for x in traits if s and s.startswith(x + "-"))
+        plain = [r for r in runs if r["set"] == s]
+        arms = {"plain": plain, **{a: [r for r in prevent if r["arm"] == a] for a in ("steer", "random")}}
+        q_means = {a: np.mean([r["expression"][t] for r in rs], axis=0).tolist() for a, rs in arms.items() if rs}
+        prev = {
+            "set": s,
+            "trait": t,
+            "alpha_fraction_of_norm": cfg.preventative_alpha,
+            "arms": {
+                a: {
+                    "expression": float(np.mean(q_means[a])),
+                    "heldout_loss": float(np.mean([r["heldout_loss"] for r in rs])),
+                    "shift": float(
+                        np.mean(
+                            [np.mean(np.asarray(r["projections"][t]) - np.asarray(base["projections"][t])) for r in rs]
+                        )
+                    ),
+                    "n_seeds": len(rs),
+                }  # fmt: skip
+                for a, rs in arms.items()
+                if rs
+            },
+        }
+        for a in ("steer", "random"):
+            if a in q_means and "plain" in q_means:
+                est = measure.paired_effect(q_means[a], q_means["plain"])
+                prev["arms"][a]["effect_vs_plain"] = est.to_dict()
+                prev["arms"][a]["verdict"] = _verdict(est)
+    return {
+        "base_expression": base_expr,
+        "finetunes": table,
+        "correlation": corr,
+        "emergent_misalignment": em,
+        "preventative": prev,
+        "paper": PAPER,
+    }
+
+
+def _verdict(est: Estimate) -> str:
+    if est.lo != est.lo or (est.lo <= 0 <= est.hi):
+        return NOT_DISTINGUISHABLE
+    return "increase" if est.lo > 0 else "decrease"
+
+
+def figures_for(
+    out: Path,
+    cfg: FinetuneShiftConfig,
+    probes: Sequence[TraitProbe],
+    base: dict[str, Any],
+    runs: Sequence[dict[str, Any]],
+    results: dict[str, Any],
+    has_axis: bool,
+) -> list[str]:
+    from .. import plots
+
+    plt = plots._plt()
+    files = []
+    traits = [p.trait.name for p in probes]
+    fig, axes = plt.subplots(1, len(traits), figsize=(4.2 * len(traits), 3.8), squeeze=False)
+    for ax, t in zip(axes[0], traits):
+        for name in sorted({r["set"] for r in results["finetunes"]}):
+            rows = [r for r in results["finetunes"] if r["set"] == name]
+            ax.scatter([r[f"shift_{t}"] for r in rows], [r[f"expression_{t}"] for r in rows], label=name, s=22)
+        c = results["correlation"][t]
+        e = c["estimate"]
+        ax.set_title(
+            f"{t}: r = {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]\n(paper 0.76-0.97; {c['verdict']})", fontsize=8
+        )
+        ax.axhline(results["base_expression"][t], color="grey", lw=0.8, ls="--")
+        ax.set_xlabel(f"projection shift on the {t} vector")
+        ax.set_ylabel(f"{t} expression (judge, 0-100)")
+    axes[0][-1].legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    files.append(plots._save(fig, out / "shift_vs_expression.png"))
+
+    tracked = [r for r in runs if r.get("checkpoints")]
+    if tracked:
+        keys = traits + (["axis"] if has_axis else [])
+        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
+        for ax, k in zip(axes[0], keys):
+            b = float(np.mean(base["projections"][k]))
+            for name in sorted({r["set"] for r in tracked}):
+                rs = [r for r in tracked if r["set"] == name]
+                steps = [c["step"] for c in rs[0]["checkpoints"]]
+                ys = np.mean([[np.mean(c["projections"][k]) - b for c in r["checkpoints"]] for r in rs], axis=0)
+                ax.plot(steps, ys, marker=".", label=name)
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set_title(
+                f"{k}: projection shift during training" if k != "axis" else "Assistant-axis position", fontsize=8
+            )
+            ax.set_xlabel("LoRA step")
+        axes[0][-1].legend(fontsize=6)
+        fig.tight_layout()
+        files.append(plots._save(fig, out / "emergence.png"))
+    return files
