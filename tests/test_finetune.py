@@ -261,9 +261,9 @@ def test_finetune_shift_end_to_end_resumes_and_writes_whole_adapters(tmp_path, t
     assert again["finetunes"] == res["finetunes"]
 
     # another config in the same folder is refused, naming both sides
-    with pytest.raises(FeaturescopeError, match=r"lr: run has 0.0002, now 0.001"):
+    with pytest.raises(FeaturescopeError, match=r"lr: run has 0.001, now 0.0005"):
         run_finetune_shift(
-            _cfg(data, cfg.vectors[0].split("=", 1)[1].rsplit("@", 1)[0], lr=1e-3), out, device="cpu",
+            _cfg(data, cfg.vectors[0].split("=", 1)[1].rsplit("@", 1)[0], lr=5e-4), out, device="cpu",
             progress=False, model=(hf, tok), judge=_LengthJudge(),
         )  # fmt: skip
 

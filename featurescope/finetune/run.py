@@ -374,6 +374,32 @@ def data_projection(
     return res
 
 
+def load_hf(name: str, progress: bool = True) -> tuple[Any, Any]:
+    """(HF causal LM, tokenizer) of a full post-trained checkpoint: an offline package (``offline:...``), a local
+    folder or a hub name (fp32; LoRA is trained on top)."""
+    from ..models import OFFLINE_MODELS, OFFLINE_PREFIX, load_offline_hf
+
+    if name.startswith(OFFLINE_PREFIX):
+        key = name[len(OFFLINE_PREFIX) :]
+        if key not in OFFLINE_MODELS:
+            raise FeaturescopeError(f"unknown offline model {name!r}; known: {', '.join(OFFLINE_MODELS)}")
+        spec = OFFLINE_MODELS[key]
+        if spec.base:  # an adapter (our SFT Gemma): merged into its base, then fine-tuned like a full checkpoint
+            from ..models.load import merge_adapter
+            from ..models.registry import adapter_path
+
+            hf, tok, _ = load_offline_hf(OFFLINE_MODELS[spec.base], torch.float32, progress)
+            return merge_adapter(hf, adapter_path(spec)), tok
+        hf, tok, _ = load_offline_hf(spec, torch.float32, progress)
+        return hf, tok
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32), AutoTokenizer.from_pretrained(name)
+    except OSError as e:
+        raise FeaturescopeError(f"cannot load {name!r} as a Hugging Face checkpoint: {e}") from e
+
+
 def run_finetune_shift(
     cfg: FinetuneShiftConfig,
     out_dir: str | Path,
@@ -385,7 +411,6 @@ def run_finetune_shift(
 ) -> dict[str, Any]:
     """The whole experiment (see the module docstring). ``model``: an (HF causal LM, tokenizer) pair to use instead
     of loading ``cfg.model`` (tests, or a checkpoint loaded by other means); ``judge``: instead of ``cfg.judge``."""
-    from ..models import OFFLINE_MODELS, OFFLINE_PREFIX, load_offline_hf
     from ..posttrain import ensure_chat_template
 
     t0 = time.time()
@@ -395,10 +420,7 @@ def run_finetune_shift(
     if cfg.preventative_set and cfg.preventative_set not in sets:
         sets[cfg.preventative_set] = load_set(cfg.preventative_set, cfg.data)
     if model is None:
-        key = cfg.model[len(OFFLINE_PREFIX) :] if cfg.model.startswith(OFFLINE_PREFIX) else None
-        if key is None or key not in OFFLINE_MODELS or OFFLINE_MODELS[key].base:
-            raise FeaturescopeError(f"finetune-shift fine-tunes an offline full checkpoint here; got {cfg.model!r}")
-        hf, tok, _ = load_offline_hf(OFFLINE_MODELS[key], torch.float32, progress)
+        hf, tok = load_hf(cfg.model, progress)
     else:
         hf, tok = model
     tok = ensure_chat_template(tok)
@@ -446,7 +468,8 @@ def run_finetune_shift(
     # fine-tunes
     t = time.time()
     runs: list[dict[str, Any]] = []
-    jobs = [(name, seed) for name in cfg.sets for seed in cfg.seeds]
+    # seed-major: every set once before any set twice, so a run stopped early already spans all the sets
+    jobs = [(name, seed) for seed in cfg.seeds for name in cfg.sets]
     for name, seed in tqdm(jobs, desc="fine-tunes", disable=not progress):
         train, held = sets[name].split(cfg.n_heldout, seed=0)
         train = train.head(cfg.n_train)

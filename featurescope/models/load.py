@@ -204,7 +204,7 @@ def convert_offline(key: str, gguf_path: str | os.PathLike | None = None, progre
     return target
 
 
-def _merge_adapter(hf: Any, adapter: str | os.PathLike) -> Any:
+def merge_adapter(hf: Any, adapter: str | os.PathLike) -> Any:
     from peft import PeftModel
 
     apath = Path(adapter).expanduser()
@@ -234,7 +234,7 @@ def _wrap(
     sha: str | None = None,
 ) -> Model:
     if adapter is not None:
-        hf = _merge_adapter(hf, adapter)
+        hf = merge_adapter(hf, adapter)
     hf.eval()
     if backend == "hooked":
         from transformer_lens import HookedTransformer
