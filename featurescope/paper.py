@@ -23,6 +23,7 @@ CHEN = "Chen et al. 2025 (Persona Vectors, arXiv 2507.21509)"
 LU = "Lu et al. (The Assistant Axis, arXiv 2601.10387)"
 KISSANE = "Kissane et al. 2024 (SAEs (usually) transfer between base and chat models)"
 PSM = "Marks, Lindsey, Olah (The Persona Selection Model)"
+BETLEY = "Betley et al. 2025 (Emergent Misalignment, arXiv 2502.17424)"
 
 NUMBERS: dict[str, PaperNumber] = {
     "monitor_r": PaperNumber(
@@ -45,6 +46,22 @@ NUMBERS: dict[str, PaperNumber] = {
         "r = 0.76-0.97",
         "fine-tuning shift along the persona vector vs post-fine-tuning trait expression",
         "fine-tuning shift section",
+    ),
+    "emergent_misalignment": PaperNumber(
+        BETLEY,
+        "broad misalignment",
+        "narrow flawed data raises broad misalignment",
+        "fine-tuning on a narrow flawed set (insecure code; Chen et al.: flawed math / advice) raises trait "
+        "expression on unrelated questions",
+        "Betley et al. main results; Chen et al. fine-tuning section",
+    ),
+    "preventative_steering": PaperNumber(
+        CHEN,
+        "lower trait, small loss cost",
+        "trait kept down, little cost",
+        "steering toward the trait during fine-tuning keeps post-fine-tuning trait expression down while the "
+        "fine-tuning data is still learned",
+        "preventative steering section",
     ),
     "transfer": PaperNumber(
         KISSANE,

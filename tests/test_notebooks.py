@@ -26,9 +26,10 @@ EXPECTED = [
     "02_sae_decomposition.ipynb",
     "03_feature_reuse_across_stages.ipynb",
     "04_assistant_axis.ipynb",
+    "05_finetune_shift.ipynb",
 ]
 NOTEBOOKS = [NB_DIR / n for n in EXPECTED]
-SLOW_NOTEBOOKS = {"01_persona_vectors", "04_assistant_axis"}
+SLOW_NOTEBOOKS = {"01_persona_vectors", "04_assistant_axis", "05_finetune_shift"}
 CELL_TIMEOUT_S = 1200  # per cell; generous for a loaded 2-core machine
 FLAGSHIP = ("google/gemma-3-270m", "google/gemma-3-270m-it")
 # strings only the config cell may contain: model names, SAE releases / folders and the ONLINE switch
@@ -45,7 +46,7 @@ def _config_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     return [c for c in nb.cells if "config" in c.get("metadata", {}).get("tags", [])]
 
 
-def test_the_five_notebooks_are_there():
+def test_the_notebooks_are_there():
     assert sorted(p.name for p in NB_DIR.glob("*.ipynb")) == EXPECTED
 
 

@@ -40,7 +40,7 @@ def cmd_finetune_shift(args: argparse.Namespace) -> int:
     res = run_finetune_shift(cfg, args.out, device=args.device)
     print("base expression: " + ", ".join(f"{t} {v:.1f}" for t, v in res["base_expression"].items()))
     for t, c in res["correlation"].items():
-        print(f"{t}: {c['line']}  (paper r = 0.76-0.97)")
+        print(f"{t}: {c['line']}  (paper {c['paper']})")
         print(f"  data projection difference vs shift: {c['projection_difference_vs_shift']['line']}")
     for row in res["emergent_misalignment"]:
         e = row["effect_vs_neutral"]

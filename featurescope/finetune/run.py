@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from ..errors import FeaturescopeError
 from ..formatting import format_conversation
+from ..paper import NUMBERS
 from ..runs import write_summary
 from ..stats import NOT_DISTINGUISHABLE, Estimate
 from ..store import atomic_write_text
@@ -39,12 +40,7 @@ from . import measure
 from .config import FinetuneShiftConfig
 from .data import Example, FinetuneSet, check_disjoint, load_set
 
-PAPER = {
-    "shift_vs_expression_r": (0.76, 0.97),
-    "claim_em": "narrow flawed data (e.g. math with mistakes) raises broad trait expression (Betley et al.; Chen et "
-    "al. Fig. 6)",
-    "claim_preventative": "steering toward the trait during training keeps the trait down with little loss cost",
-}
+PAPER = {k: NUMBERS[k].text for k in ("finetune_shift_r", "emergent_misalignment", "preventative_steering")}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -572,7 +568,7 @@ def summarise(
             **ev.to_dict(),
             "line": ev.line(),
             "n_finetunes": len(x),
-            "paper": list(PAPER["shift_vs_expression_r"]),
+            "paper": PAPER["finetune_shift_r"],
         }
         # the data's projection difference (before training) against the shift it caused, per set (mean over seeds)
         names = sorted({row["set"] for row in table})
@@ -673,7 +669,8 @@ def figures_for(
         c = results["correlation"][t]
         e = c["estimate"]
         ax.set_title(
-            f"{t}: r = {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]\n(paper 0.76-0.97; {c['verdict']})", fontsize=8
+            f"{t}: r = {e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]\n(paper {PAPER['finetune_shift_r']}; {c['verdict']})",
+            fontsize=8,
         )
         ax.axhline(results["base_expression"][t], color="grey", lw=0.8, ls="--")
         ax.set_xlabel(f"projection shift on the {t} vector")
