@@ -100,3 +100,83 @@ def test_run_shared_finds_a_planted_latent_end_to_end(char_tok, tmp_path):
     assert res["chance_counts"] == [0, 0] and res["verdict"].startswith("shared latents found")
     assert (tmp_path / "cards.html").exists() and (tmp_path / "per_pair.jsonl").exists()
     assert json.loads((tmp_path / "summary.json").read_text())["command"] == "features shared"
+
+
+# -- feature steering ---------------------------------------------------------------------------------------------
+
+
+def test_clamp_hook_keeps_the_error_term_and_equals_the_long_way():
+    from featurescope.features.steer import clamp_exact, latent_edit_hook
+    from tests.test_saes_decompose import make_sae
+
+    sae = make_sae()
+    h = torch.randn(2, 5, 32, generator=torch.Generator().manual_seed(0)) * 3
+    out = latent_edit_hook(sae, 5, mode="clamp", value=7.0)(h)
+    assert torch.allclose(out, clamp_exact(sae, h, 5, 7.0), atol=1e-4)
+    # the error term survives: the edit moves h only along latent 5's decoder row
+    delta = (out - h).reshape(-1, 32)
+    assert torch.allclose(delta, (delta @ sae.W_dec[5])[:, None] * sae.W_dec[5][None], atol=1e-4)
+    # the pitfall: recomputing the "error" from the edited activation hands the edit back
+    bad = out - (sae.decode(sae.encode(out)) - sae.decode(sae.encode(h)))
+    assert (bad - h).norm() < (out - h).norm()
+
+
+def test_density_matched_controls():
+    from featurescope.features.steer import density_matched
+
+    d = torch.tensor([1e-3] * 10 + [1e-1] * 10)
+    c = density_matched(d, 2, 4, exclude=[3])
+    assert len(c) == 4 and all(i < 10 and i not in (2, 3) for i in c)
+    assert density_matched(d, 2, 4, exclude=[3]) == c  # seeded
+
+
+@pytest.fixture(scope="module")
+def bang_model(char_tok):
+    """A tiny model whose last residual direction W_dec[5] (of a synthetic SAE at its last block) promotes '!'."""
+    import featurescope as fs
+    from tests.conftest import make_tiny_tl
+    from tests.test_saes_decompose import make_sae
+
+    sae = make_sae(hook="blocks.2.hook_resid_post", model_name="bang")
+    tl = make_tiny_tl(char_tok, seed=7)
+    with torch.no_grad():
+        tl.W_U[:, char_tok.convert_tokens_to_ids("!")] += 3.0 * sae.W_dec[5] / sae.W_dec[5].norm()
+    return fs.from_hooked_transformer(tl, name="bang", stage="post-trained", tokenizer=char_tok), sae
+
+
+class _BangJudge:
+    name = "bang"
+
+    def score_many(self, trait, questions, answers):
+        from featurescope.judges.base import Score
+
+        return [Score(100.0 * a.count("!") / max(len(a), 1), 90.0) for a in answers]
+
+
+def test_every_generated_token_is_edited(bang_model):
+    from featurescope.features.steer import latent_edit_hook
+    from featurescope.generate import generate
+
+    model, sae = bang_model
+    seen: list[int] = []
+    hook = latent_edit_hook(sae, 5, mode="clamp", value=3.0, seen=seen)
+    gens = generate(model, [[{"role": "user", "content": "hi"}]], max_new_tokens=6, fwd_hooks=[(sae.cfg.metadata.hook_name, hook)],
+                    progress=False)  # fmt: skip
+    n_new = gens[0].new_tokens
+    assert seen[0] > 1 and all(s == 1 for s in seen[1:])  # the prompt pass, then one pass per new token (KV cache)
+    assert len(seen) >= min(n_new, 6)
+
+
+def test_latent_steering_finds_the_planted_latent_and_not_a_random_one(bang_model):
+    from featurescope.features.steer import latent_steering
+
+    model, sae = bang_model
+    density = torch.full((sae.cfg.d_sae,), 1e-2)
+    res = latent_steering(model, sae, [5], "bang", _BangJudge(), [f"question {i}?" for i in range(8)], density,
+                          mode="add", alpha=40.0, n_random=3, seeds=(0, 1), max_new_tokens=8, progress=False)  # fmt: skip
+    ev = res["latents"]["5"]["evidence"]
+    assert ev["estimate"]["value"] > 20 and ev["verdict"] != "not distinguishable from the null"
+    assert res["latents"]["5"]["edited_passes"] >= 8 * 2  # every question's generation went through the hook
+    res = latent_steering(model, sae, [40], "bang", _BangJudge(), [f"question {i}?" for i in range(8)], density,
+                          mode="add", alpha=40.0, n_random=3, seeds=(0, 1), max_new_tokens=8, progress=False)  # fmt: skip
+    assert res["latents"]["40"]["evidence"]["verdict"] == "not distinguishable from the null"
