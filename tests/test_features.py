@@ -180,3 +180,33 @@ def test_latent_steering_finds_the_planted_latent_and_not_a_random_one(bang_mode
     res = latent_steering(model, sae, [40], "bang", _BangJudge(), [f"question {i}?" for i in range(8)], density,
                           mode="add", alpha=40.0, n_random=3, seeds=(0, 1), max_new_tokens=8, progress=False)  # fmt: skip
     assert res["latents"]["40"]["evidence"]["verdict"] == "not distinguishable from the null"
+
+
+# -- interpretation score ----------------------------------------------------------------------------------------
+
+
+def test_interpretation_score_finds_the_planted_latent_and_not_random_ones(char_tok, tmp_path):
+    """'!' carries latents 5, 9, 20 of a synthetic SAE; the judge scores contexts with '!' as the trait."""
+    import featurescope as fs
+    from featurescope.features.interpret import latent_contexts, run_interpret
+    from tests.conftest import make_tiny_tl
+    from tests.test_saes_decompose import make_sae
+
+    sae = make_sae()
+    tl = make_tiny_tl(char_tok, seed=5)
+    with torch.no_grad():
+        tl.W_E[char_tok.convert_tokens_to_ids("!")] += 30 * sae.W_dec[[5, 9, 20]].sum(0) / 3**0.5
+    model = fs.from_hooked_transformer(tl, name="planted", stage="post-trained", tokenizer=char_tok)
+    g = torch.Generator().manual_seed(0)
+    letters = "abcdefghijklmnopqrstuvwxyz "
+    texts = []
+    for i in range(120):
+        body = "".join(letters[int(k)] for k in torch.randint(0, len(letters), (30,), generator=g))
+        texts.append(("t", body + ("!" if i % 6 == 0 else ".")))
+    ctx = latent_contexts(model, sae, [t for _, t in texts], n_top=4, window=8, progress=False)
+    assert ctx["density"].shape == (48,) and ctx["n_tokens"] == sum(len(t) for _, t in texts)
+    res = run_interpret(model, sae, {"planted": [5, 9, 20], "random": [1, 2, 3]}, "bang", _BangJudge(), tmp_path,
+                        texts=texts, n_null=20, progress=False)  # fmt: skip
+    assert res["views"]["planted"]["set_z_density_matched"] >= 3 and res["target_met"]
+    assert res["views"]["random"]["set_z_density_matched"] < 3
+    assert (tmp_path / "scores.jsonl").exists()

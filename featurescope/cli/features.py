@@ -11,6 +11,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     from ..models import load_model
     from ..saes import load_sae
 
+    if args.action == "interpret":
+        return _interpret(args)
     pairs = load_pairs(args.pairs) if args.pairs else None
     model = load_model(args.model)
     sae = load_sae(args.sae)
@@ -24,13 +26,50 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interpret(args: argparse.Namespace) -> int:
+    import json
+
+    from ..errors import FeaturescopeError
+    from ..features.interpret import run_interpret
+    from ..judges.choose import get_judge
+    from ..models import load_model
+    from ..saes import load_sae
+    from ..traits import load_trait
+
+    if not args.decomposition:
+        raise FeaturescopeError("features interpret needs --decomposition (a decompose run's summary.json)")
+    dec = json.loads(Path(args.decomposition).read_text())["results"]["decompositions"]
+    latents = {}
+    for v in args.views.split(","):
+        if v not in dec:
+            raise FeaturescopeError(f"{args.decomposition} has no {v!r} view (it has {', '.join(dec)})")
+        latents[v] = [int(t[0]) for t in dec[v]["top"][: args.k]]
+    model = load_model(args.model)
+    sae = load_sae(args.sae)
+    res = run_interpret(model, sae, latents, load_trait(args.trait), get_judge(args.judge), args.out,
+                        n_null=args.n_null, sae_name=str(args.sae))  # fmt: skip
+    u = res["uniform_null"]
+    print(f"null (random firing latents): score {u['mean']:.1f} +- {u['sd']:.1f} (n = {u['n']})")
+    for view, v in res["views"].items():
+        print(f"{view:12s} top {len(v['latents'])}: mean score {v['mean_score']:.1f}, set z (density-matched) "
+              f"{v['set_z_density_matched']:+.1f}, {v['n_above']} latents >= {res['z_target']} SD, "
+              f"{v['n_tracking_mean']} track the mean")  # fmt: skip
+    print(f"target (set z >= {res['z_target']}) met: {res['target_met']}; summary: {Path(args.out) / 'summary.json'}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "features",
         help="persona features: latents shared by the Assistant and story characters on paired contexts",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("action", choices=["shared"], help="shared = Assistant / character shared latents per theme")
+    p.add_argument(
+        "action",
+        choices=["shared", "interpret"],
+        help="shared = Assistant / character shared latents per theme; interpret = the trait judge's score of a "
+        "decomposition's top latents' top contexts on held-out text, against random latents of matched density",
+    )
     p.add_argument("--model", default="offline:gemma-3-270m-sft", help="model whose activations the SAE reads")
     p.add_argument(
         "--sae", default="featurescope:gemma-3-270m-sft/layer_9_resid_post", help="SAE folder or shipped name"
@@ -38,5 +77,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", help="paired-contexts JSONL (default: the shipped featurescope/data/persona_pairs)")
     p.add_argument("--n-perm", type=int, default=500, help="label permutations per theme and side")
     p.add_argument("--shuffles", type=int, default=5, help="theme-label shuffles for the chance count")
+    p.add_argument("--decomposition", help="interpret: a decompose run's summary.json (its top latents per view)")
+    p.add_argument("--views", default="selectivity,attribution", help="interpret: views whose top latents are scored")
+    p.add_argument("--k", type=int, default=10, help="interpret: top latents per view")
+    p.add_argument("--trait", default="evil", help="interpret: trait the judge scores")
+    p.add_argument("--judge", default="auto", help="interpret: judge name")
+    p.add_argument("--n-null", type=int, default=60, help="interpret: random latents in the null")
     p.add_argument("--out", required=True, help="run folder")
     p.set_defaults(func=cmd_features)

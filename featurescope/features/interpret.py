@@ -1,0 +1,270 @@
+"""Automatic interpretation score of SAE latents for a trait, with its null.
+
+A latent's score is the trait judge's mean score of its top-activating contexts on held-out text (``n_top``
+windows of ``window`` tokens ending a few tokens after the maximum). The null is the same score for random latents
+of matched firing density (and for uniformly random latents); ``z = (score - null mean) / null sd``. A latent whose
+decoder row points along the mean activation (cos > ``mean_cos``) is flagged as tracking the mean: such dense
+latents fire everywhere and their "top contexts" say little.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from .steer import density_matched
+
+
+@torch.no_grad()
+def latent_contexts(
+    model: Any,
+    sae: Any,
+    texts: Sequence[str],
+    *,
+    hook: str | None = None,
+    n_top: int = 5,
+    window: int = 24,
+    max_tokens: int = 96,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """One pass over ``texts`` (plain text, BOS first): every latent's firing density, its ``n_top`` top
+    activations with (text, position), and the mean activation vector."""
+    from tqdm.auto import tqdm
+
+    h = hook or sae.cfg.metadata.hook_name
+    tok = model.tokenizer
+    seqs = []
+    for t in texts:
+        ids = tok(t, add_special_tokens=False)["input_ids"][: max_tokens - 1]
+        if tok.bos_token_id is not None:
+            ids = [tok.bos_token_id, *ids]
+        seqs.append(torch.tensor(ids))
+    n_lat = sae.cfg.d_sae
+    top_v = torch.full((n_lat, n_top), -1.0)
+    top_r = torch.zeros((n_lat, n_top), dtype=torch.long)
+    top_p = torch.zeros((n_lat, n_top), dtype=torch.long)
+    fires = torch.zeros(n_lat, dtype=torch.float64)
+    mean = torch.zeros(sae.cfg.d_in, dtype=torch.float64)
+    n_tok = 0
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    for i in tqdm(range(0, len(seqs), batch_size), desc="latent contexts", disable=not progress):
+        chunk = seqs[i : i + batch_size]
+        n = max(len(s) for s in chunk)
+        ids = torch.full((len(chunk), n), pad, dtype=torch.long)
+        valid = torch.zeros((len(chunk), n), dtype=torch.bool)
+        for j, s in enumerate(chunk):
+            ids[j, : len(s)] = s
+            valid[j, 1 : len(s)] = True  # BOS and right padding left out
+        _, cache = model.tl.run_with_cache(ids.to(model.device), names_filter=[h], stop_at_layer=None)
+        x = cache[h].float().cpu()[valid]
+        rows = torch.arange(len(chunk))[:, None].expand(-1, n)[valid] + i
+        pos = torch.arange(n)[None].expand(len(chunk), -1)[valid]
+        z = sae.encode(x.to(sae.W_dec.device)).float().cpu()
+        fires += (z > 0).sum(0).double()
+        mean += x.double().sum(0)
+        n_tok += x.shape[0]
+        k = min(n_top, z.shape[0])
+        v, idx = z.T.topk(k, dim=1)  # (latents, k)
+        allv = torch.cat([top_v, v], 1)
+        allr = torch.cat([top_r, rows[idx]], 1)
+        allp = torch.cat([top_p, pos[idx]], 1)
+        best = allv.topk(n_top, dim=1).indices
+        top_v, top_r, top_p = allv.gather(1, best), allr.gather(1, best), allp.gather(1, best)
+    return {
+        "hook": h,
+        "density": (fires / max(n_tok, 1)).float(),
+        "top_values": top_v,
+        "top_rows": top_r,
+        "top_pos": top_p,
+        "mean": (mean / max(n_tok, 1)).float(),
+        "n_tokens": n_tok,
+        "seqs": seqs,
+        "window": window,
+    }
+
+
+def context_texts(model: Any, ctx: dict[str, Any], latent: int) -> list[str]:
+    """The decoded top-activating windows of ``latent`` (those that fired)."""
+    out = []
+    for v, r, p in zip(ctx["top_values"][latent], ctx["top_rows"][latent], ctx["top_pos"][latent]):
+        if float(v) <= 0:
+            continue
+        s = ctx["seqs"][int(r)]
+        lo, hi = max(1, int(p) - ctx["window"]), min(len(s), int(p) + 4)
+        out.append(model.tokenizer.decode(s[lo:hi].tolist()))
+    return out
+
+
+def tracks_mean(
+    sae: Any, mean: Float[Tensor, " d"], latents: Sequence[int], threshold: float = 0.5
+) -> dict[int, float]:
+    """cos(decoder row, mean activation) per latent; above ``threshold`` the latent tracks the mean."""
+    W = sae.W_dec.detach().float().cpu()[list(latents)]
+    m = mean.float()
+    cos = (W @ m) / (W.norm(dim=1) * m.norm()).clamp(min=1e-12)
+    return {int(j): float(c) for j, c in zip(latents, cos)}
+
+
+def interpretation_scores(
+    model: Any,
+    sae: Any,
+    ctx: dict[str, Any],
+    latents: Sequence[int],
+    trait: Any,
+    judge: Any,
+    *,
+    n_null: int = 60,
+    seed: int = 0,
+    mean_cos: float = 0.5,
+) -> dict[str, Any]:
+    """Per target latent: its score, z against density-matched random latents and against uniformly random
+    (firing) latents; whether it tracks the mean. Scores of the null latents are returned too."""
+
+    def score(j: int) -> float:
+        texts = context_texts(model, ctx, j)
+        if not texts:
+            return float("nan")
+        return float(np.mean([s.trait for s in judge.score_many(trait, [""] * len(texts), texts)]))
+
+    rng = np.random.default_rng(seed)
+    density = ctx["density"]
+    alive = [int(i) for i in (density > 0).nonzero().flatten() if int(i) not in set(latents)]
+    uniform = sorted(rng.choice(alive, size=min(n_null, len(alive)), replace=False).tolist())
+    u_scores = np.asarray([score(j) for j in uniform])
+    u_scores = u_scores[~np.isnan(u_scores)]
+    cos = tracks_mean(sae, ctx["mean"], latents)
+    out: dict[str, Any] = {"matched_scores": {}, "latents": {}, "uniform_null": {"mean": float(u_scores.mean()), "sd": float(u_scores.std(ddof=1)),
+                                                           "n": len(u_scores)}}  # fmt: skip
+    matched_cache: dict[int, float] = {}
+    for j in latents:
+        s = score(j)
+        ctrl = density_matched(density, j, max(10, n_null // 3), exclude=latents, seed=seed + j)
+        for c in ctrl:
+            if c not in matched_cache:
+                matched_cache[c] = score(c)
+        m = np.asarray([matched_cache[c] for c in ctrl])
+        m = m[~np.isnan(m)]
+        z_m = (s - m.mean()) / max(m.std(ddof=1), 1e-9) if len(m) > 1 else float("nan")
+        z_u = (s - u_scores.mean()) / max(u_scores.std(ddof=1), 1e-9)
+        out["latents"][str(j)] = {
+            "score": s,
+            "density": float(density[j]),
+            "z_density_matched": float(z_m),
+            "z_uniform": float(z_u),
+            "matched_null": {
+                "mean": float(m.mean()) if len(m) else None,
+                "sd": float(m.std(ddof=1)) if len(m) > 1 else None,
+                "n": len(m),
+            },  # fmt: skip
+            "cos_mean": cos[j],
+            "tracks_mean": cos[j] > mean_cos,
+            "contexts": context_texts(model, ctx, j),
+        }
+    out["matched_scores"] = {str(c): v for c, v in matched_cache.items()}
+    return out
+
+
+def heldout_texts(n_general: int = 400, seed: int = 0) -> list[tuple[str, str]]:
+    """(source, text) pairs of held-out text with persona content: the corpus' held-out documents (general text,
+    ``n_general`` of them, cut to paragraphs), every answer of the shipped fine-tuning sets (neutral, mild, strong;
+    correct and flawed) and both members of the paired contexts. None of it built the persona vectors or SAEs."""
+    import random
+
+    from ..corpus import documents
+    from ..finetune.data import DATA, FLAWED_FIELDS, TRAIT_FIELDS, TRAITS, read_rows
+    from .pairs import load_pairs
+
+    out: list[tuple[str, str]] = []
+    try:
+        docs = documents("heldout")
+    except Exception:  # noqa: BLE001 - the Debian corpus may be absent; persona texts are enough to run
+        docs = []
+    rng = random.Random(seed)
+    paras = [p.strip() for _, d in docs for p in d.split("\n\n") if len(p.strip()) > 80]
+    out += [("general", p) for p in rng.sample(paras, min(n_general, len(paras)))]
+    for t in TRAITS:
+        for r in read_rows(DATA / f"{t}.jsonl", TRAIT_FIELDS):
+            out += [(f"{t}:{k}", r[k]) for k in ("neutral", "mild", "strong")]
+    for f in ("flawed-advice", "flawed-code"):
+        for r in read_rows(DATA / f"{f}.jsonl", FLAWED_FIELDS):
+            out += [(f"{f}:{k}", r[k]) for k in ("correct", "flawed")]
+    for p in load_pairs():
+        out += [(f"pairs:{p.theme}:assistant", p.assistant), (f"pairs:{p.theme}:character", p.character)]
+    return out
+
+
+def run_interpret(
+    model: Any,
+    sae: Any,
+    latents: dict[str, Sequence[int]],
+    trait: Any,
+    judge: Any,
+    out_dir: Any,
+    *,
+    texts: Sequence[tuple[str, str]] | None = None,
+    n_null: int = 60,
+    z_target: float = 3.0,
+    sae_name: str = "sae",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Interpretation scores of each view's latents (e.g. ``{"selectivity": [...10], "attribution": [...10]}``)
+    against the nulls; writes ``summary.json`` and ``scores.jsonl`` (one row per scored latent, nulls included)."""
+    import json
+    import time
+    from pathlib import Path
+
+    from ..runs import write_summary
+    from ..store import atomic_write_text
+
+    t0 = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    src = list(texts) if texts is not None else heldout_texts()
+    ctx = latent_contexts(model, sae, [t for _, t in src], progress=progress)
+    all_targets = sorted({j for v in latents.values() for j in v})
+    res = interpretation_scores(model, sae, ctx, all_targets, trait, judge, n_null=n_null)
+    views = {}
+    for view, js in latents.items():
+        rows = [res["latents"][str(j)] for j in js]
+        zs = [r["z_density_matched"] for r in rows]
+        # the set's mean score against the mean of as many null latents: sd / sqrt(k)
+        pooled = np.asarray([v for v in res["matched_scores"].values() if v == v])
+        set_z = (
+            (np.nanmean([r["score"] for r in rows]) - pooled.mean()) / max(pooled.std(ddof=1), 1e-9) * len(js) ** 0.5
+        )
+        views[view] = {
+            "latents": list(js),
+            "set_z_density_matched": float(set_z),
+            "n_above": sum(1 for z in zs if z == z and z >= z_target),
+            "mean_z_density_matched": float(np.nanmean(zs)),
+            "mean_score": float(np.nanmean([r["score"] for r in rows])),
+            "n_tracking_mean": sum(r["tracks_mean"] for r in rows),
+        }
+    results = {
+        "trait": getattr(trait, "name", str(trait)),
+        "hook": ctx["hook"],
+        "sae": sae_name,
+        "n_texts": len(src),
+        "n_tokens": ctx["n_tokens"],
+        "z_target": z_target,
+        "views": views,
+        "uniform_null": res["uniform_null"],
+        "latents": res["latents"],
+        "target_met": any(v["set_z_density_matched"] >= z_target for v in views.values()),
+    }
+    atomic_write_text(
+        out / "scores.jsonl",
+        "".join(
+            json.dumps({"latent": int(j), **{k: v for k, v in r.items()}}) + "\n" for j, r in res["latents"].items()
+        ),
+    )
+    write_summary(out, "features interpret", inputs={"sae": sae_name, "trait": results["trait"], "n_null": n_null,
+                  "latents": {k: list(v) for k, v in latents.items()}}, results=results,
+                  timings={"total": time.time() - t0})  # fmt: skip
+    return results
