@@ -259,6 +259,15 @@ def test_finetune_shift_end_to_end_resumes_and_writes_whole_adapters(tmp_path, t
     monkeypatch.setattr(pt, "train_adapter", lambda *a, **k: pytest.fail("a finished fine-tune was trained again"))
     again = run_finetune_shift(cfg, out, device="cpu", progress=False, model=(hf, tok), judge=_LengthJudge())
     assert again["finetunes"] == res["finetunes"]
+    # summarise-only over a run with one fine-tune missing: it is left out and counted
+    import shutil
+
+    shutil.rmtree(out / "finetunes" / "neutral-s0")
+    part = run_finetune_shift(
+        cfg, out, device="cpu", progress=False, model=(hf, tok), judge=_LengthJudge(), train=False
+    )
+    assert part["finetunes_done"] == {"done": 2, "planned": 3, "preventative_done": 2}
+    assert part["emergent_misalignment"] == []  # no neutral control yet
 
     # another config in the same folder is refused, naming both sides
     with pytest.raises(FeaturescopeError, match=r"lr: run has 0.001, now 0.0005"):

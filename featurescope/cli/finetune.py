@@ -37,7 +37,9 @@ def cmd_finetune_shift(args: argparse.Namespace) -> int:
         import dataclasses
 
         cfg = dataclasses.replace(cfg, preventative_set=None)
-    res = run_finetune_shift(cfg, args.out, device=args.device)
+    res = run_finetune_shift(cfg, args.out, device=args.device, train=not args.summarise_only)
+    d = res["finetunes_done"]
+    print(f"fine-tunes summarised: {d['done']} of {d['planned']} (+ {d['preventative_done']} preventative)")
     print("base expression: " + ", ".join(f"{t} {v:.1f}" for t, v in res["base_expression"].items()))
     for t, c in res["correlation"].items():
         print(f"{t}: {c['line']}  (paper {c['paper']})")
@@ -89,6 +91,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-preventative", action="store_true", help="skip the preventative-steering arms")
     p.add_argument("--preventative-alpha", type=float, help="steering norm / mean residual norm (default 0.25)")
     p.add_argument("--judge", help="judge name (default auto: the validated offline probe)")
+    p.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="train nothing: summarise the fine-tunes already finished under --out (a run still going or stopped)",
+    )
     p.add_argument("--device", help="cpu / cuda (default: cuda when available)")
     add_config_flag(p, "FinetuneShiftConfig")
     p.add_argument("--out", help="run folder (resumable)")

@@ -404,9 +404,12 @@ def run_finetune_shift(
     progress: bool = True,
     model: tuple[Any, Any] | None = None,
     judge: Any = None,
+    train: bool = True,
 ) -> dict[str, Any]:
     """The whole experiment (see the module docstring). ``model``: an (HF causal LM, tokenizer) pair to use instead
-    of loading ``cfg.model`` (tests, or a checkpoint loaded by other means); ``judge``: instead of ``cfg.judge``."""
+    of loading ``cfg.model`` (tests, or a checkpoint loaded by other means); ``judge``: instead of ``cfg.judge``.
+    ``train=False``: summarise the fine-tunes finished so far (a long run still going, or stopped), training
+    nothing; the summary says how many of the planned fine-tunes it covers."""
     from ..posttrain import ensure_chat_template
 
     t0 = time.time()
@@ -444,6 +447,8 @@ def run_finetune_shift(
     t = time.time()
     if (out / "base" / "result.json").exists():
         base = json.loads((out / "base" / "result.json").read_text())
+    elif not train:
+        raise FeaturescopeError(f"{out} has no measured base model yet: nothing to summarise")
     else:
         base, rows = measure_model(hf, tok, probes, judge, cfg, axis)
         with torch.no_grad():
@@ -458,6 +463,7 @@ def run_finetune_shift(
     datap = {
         name: data_projection(hf, tok, s, probes, cfg, out / "data" / f"{name}.json")
         for name, s in tqdm(sets.items(), desc="data projection", disable=not progress)
+        if train or (out / "data" / f"{name}.json").exists()
     }
     timings["data_projection"] = time.time() - t
 
@@ -467,13 +473,15 @@ def run_finetune_shift(
     # seed-major: every set once before any set twice, so a run stopped early already spans all the sets
     jobs = [(name, seed) for seed in cfg.seeds for name in cfg.sets]
     for name, seed in tqdm(jobs, desc="fine-tunes", disable=not progress):
-        train, held = sets[name].split(cfg.n_heldout, seed=0)
-        train = train.head(cfg.n_train)
+        if not train and not (out / "finetunes" / f"{name}-s{seed}" / "result.json").exists():
+            continue
+        tr, held = sets[name].split(cfg.n_heldout, seed=0)
+        tr = tr.head(cfg.n_train)
         runs.append(
             finetune_one(
                 hf,
                 tok,
-                train,
+                tr,
                 held,
                 cfg,
                 seed,
@@ -496,14 +504,16 @@ def run_finetune_shift(
             raise FeaturescopeError(f"preventative set {s.name} needs a persona vector for {s.trait!r}")
         norm = base["residual_norm"][str(probe.layer)]
         scale = cfg.preventative_alpha * norm
-        train, held = s.split(cfg.n_heldout, seed=0)
-        train = train.head(cfg.n_train)
+        tr, held = s.split(cfg.n_heldout, seed=0)
+        tr = tr.head(cfg.n_train)
         for seed in cfg.seeds:
             g = torch.Generator().manual_seed(1000 + seed)
             rnd = torch.randn(d_model, generator=g)
             for arm, v in (("steer", measure.unit(probe.vector)), ("random", measure.unit(rnd))):
+                if not train and not (out / "preventative" / f"{arm}-s{seed}" / "result.json").exists():
+                    continue
                 r = finetune_one(
-                    hf, tok, train, held, cfg, seed, out / "preventative" / f"{arm}-s{seed}", probes, judge, axis,
+                    hf, tok, tr, held, cfg, seed, out / "preventative" / f"{arm}-s{seed}", probes, judge, axis,
                     steer=((v * scale).to(device), probe.layer), track=False, progress=progress,
                 )  # fmt: skip
                 r["arm"] = arm
@@ -511,6 +521,7 @@ def run_finetune_shift(
     timings["preventative"] = time.time() - t
 
     results = summarise(cfg, [p.trait.name for p in probes], base, runs, datap, prevent, axis is not None)
+    results["finetunes_done"] = {"done": len(runs), "planned": len(jobs), "preventative_done": len(prevent)}
     figures = figures_for(out, cfg, probes, base, runs, results, axis is not None)
     timings["total"] = time.time() - t0
     write_summary(
@@ -571,7 +582,7 @@ def summarise(
             "paper": PAPER["finetune_shift_r"],
         }
         # the data's projection difference (before training) against the shift it caused, per set (mean over seeds)
-        names = sorted({row["set"] for row in table})
+        names = sorted({row["set"] for row in table} & set(datap))
         pdiff = [datap[n][t]["value"] for n in names]
         shift = [float(np.mean([row[f"shift_{t}"] for row in table if row["set"] == n])) for n in names]
         ev2 = measure.correlation_with_null(pdiff, shift, what="projection difference vs shift, pairing shuffled")
