@@ -1,0 +1,52 @@
+"""Print RESULTS' fine-tuning-shift tables from a committed run's summary.json (paper / ours / interval / null).
+
+    python scripts/finetune_tables.py [docs/finetune-shift/smollm2]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(folder: str = "docs/finetune-shift/smollm2") -> None:
+    s = json.loads((Path(folder) / "summary.json").read_text())["results"]
+    d = s.get("finetunes_done", {})
+    print(f"fine-tunes: {d.get('done')} of {d.get('planned')} (+ {d.get('preventative_done')} preventative)\n")
+    print("| trait | paper r | ours: r (shift vs expression) [95% CI] | null (shuffled pairing) | verdict | r (data projection difference vs shift) | n |")
+    print("|---|---|---|---|---|---|---|")
+    for t, c in s["correlation"].items():
+        e, n, p = c["estimate"], c["null"], c["projection_difference_vs_shift"]
+        pe = p["estimate"]
+        print(f"| {t} | {c['paper']} | {e['value']:+.2f} [{e['lo']:+.2f}, {e['hi']:+.2f}] | {n['mean']:+.2f} "
+              f"[{n['lo']:+.2f}, {n['hi']:+.2f}] | {c['verdict']} | {pe['value']:+.2f} [{pe['lo']:+.2f}, {pe['hi']:+.2f}] "
+              f"({p['verdict']}) | {c['n_finetunes']} fine-tunes / {p['n_sets']} sets |")
+    print("\n| set | seed | held-out loss | " + " | ".join(f"shift {t} | {t}" for t in s["correlation"]) + " |")
+    print("|---|---|---|" + "---|---|" * len(s["correlation"]))
+    base = s["base_expression"]
+    print("| (before) | | | " + " | ".join(f"0 | {base[t]:.1f}" for t in s["correlation"]) + " |")
+    for r in s["finetunes"]:
+        cells = " | ".join(f"{r[f'shift_{t}']:+.2f} | {r[f'expression_{t}']:.1f}" for t in s["correlation"])
+        print(f"| {r['set']} | {r['seed']} | {r['heldout_loss']:.3f} | {cells} |")
+    if s["emergent_misalignment"]:
+        print("\n| set | trait | expression | neutral control | effect [Bonferroni CI] | verdict |")
+        print("|---|---|---|---|---|---|")
+        for r in s["emergent_misalignment"]:
+            e = r["effect_vs_neutral"]
+            print(f"| {r['set']} | {r['trait']} | {r['expression']:.1f} | {r['neutral']:.1f} | {e['value']:+.1f} "
+                  f"[{e['lo']:+.1f}, {e['hi']:+.1f}] | {r['verdict']} |")
+    pv = s.get("preventative") or {}
+    if pv:
+        print(f"\npreventative steering on {pv['set']} ({pv['trait']}, {pv['alpha_fraction_of_norm']} x residual norm):")
+        for a, v in pv["arms"].items():
+            extra = ""
+            if "effect_vs_plain" in v:
+                e = v["effect_vs_plain"]
+                extra = f", vs plain {e['value']:+.1f} [{e['lo']:+.1f}, {e['hi']:+.1f}] -> {v['verdict']}"
+            print(f"- {a}: expression {v['expression']:.1f}, held-out loss {v['heldout_loss']:.3f}, shift {v['shift']:+.2f} "
+                  f"({v['n_seeds']} seeds){extra}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
