@@ -13,6 +13,8 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     if args.action == "interpret":
         return _interpret(args)
+    if args.action == "steer":
+        return _steer(args)
     pairs = load_pairs(args.pairs) if args.pairs else None
     model = load_model(args.model)
     sae = load_sae(args.sae)
@@ -58,6 +60,40 @@ def _interpret(args: argparse.Namespace) -> int:
     return 0
 
 
+def _steer(args: argparse.Namespace) -> int:
+    import json
+
+    from ..errors import FeaturescopeError
+    from ..features.interpret import heldout_texts, latent_contexts
+    from ..features.steer import latent_steering
+    from ..judges.choose import get_judge
+    from ..models import load_model
+    from ..saes import load_sae
+    from ..store import atomic_write_text
+    from ..traits import load_trait
+
+    if not args.latents:
+        raise FeaturescopeError("features steer needs --latents (comma-separated latent indices)")
+    latents = [int(x) for x in args.latents.split(",") if x.strip()]
+    model = load_model(args.model)
+    sae = load_sae(args.sae)
+    trait = load_trait(args.trait)
+    texts = [t for _, t in heldout_texts()][: args.density_texts]
+    density = latent_contexts(model, sae, texts, n_top=1)["density"]  # firing density for the matched controls
+    res = latent_steering(
+        model, sae, latents, trait, get_judge(args.judge), list(trait.eval_questions[: args.n_questions]), density,
+        mode=args.mode, value=args.value, alpha=args.alpha, n_random=args.n_random,
+        seeds=tuple(int(x) for x in args.seeds.split(",")), max_new_tokens=args.max_new_tokens,
+    )  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "steering.json", json.dumps(res, indent=1))
+    for r in res["latents"].values():
+        print(r["line"])
+    print(f"results: {out / 'steering.json'}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "features",
@@ -66,9 +102,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "action",
-        choices=["shared", "interpret"],
+        choices=["shared", "interpret", "steer"],
         help="shared = Assistant / character shared latents per theme; interpret = the trait judge's score of a "
-        "decomposition's top latents' top contexts on held-out text, against random latents of matched density",
+        "decomposition's top latents' top contexts on held-out text, against random latents of matched density; "
+        "steer = the trait effect of steering with / clamping single latents, against density-matched random latents",
     )
     p.add_argument("--model", default="offline:gemma-3-270m-sft", help="model whose activations the SAE reads")
     p.add_argument(
@@ -83,5 +120,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trait", default="evil", help="interpret: trait the judge scores")
     p.add_argument("--judge", default="auto", help="interpret: judge name")
     p.add_argument("--n-null", type=int, default=60, help="interpret: random latents in the null")
+    p.add_argument("--latents", help="steer: latent indices, comma-separated")
+    p.add_argument(
+        "--mode", choices=["clamp", "add"], default="clamp", help="steer: clamp the activation / add the decoder row"
+    )
+    p.add_argument("--value", type=float, help="steer (clamp): the activation the latent is clamped to")
+    p.add_argument("--alpha", type=float, default=0.0, help="steer (add): the steering norm along the unit decoder row")
+    p.add_argument("--n-random", type=int, default=4, help="steer: density-matched random latents in the null")
+    p.add_argument("--seeds", default="0,1,2", help="steer: sampling seeds, comma-separated")
+    p.add_argument("--n-questions", type=int, default=8, help="steer: the trait's evaluation questions used")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="steer: tokens per answer")
+    p.add_argument("--density-texts", type=int, default=400, help="steer: held-out texts read for firing densities")
     p.add_argument("--out", required=True, help="run folder")
     p.set_defaults(func=cmd_features)
