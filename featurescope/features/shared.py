@@ -13,7 +13,6 @@ gives the number of "shared" latents expected from chance.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -116,7 +115,3 @@ def chance_count(
                              top=10**9)  # fmt: skip
         counts.append(sum(len(r.latents) for r in res.values()))
     return counts
-
-
-def finite(x: float) -> float | None:
-    return None if math.isnan(x) or math.isinf(x) else x

@@ -18,7 +18,6 @@ Pure reading and validation; no model.
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -80,20 +79,13 @@ class FinetuneSet:
 
 
 def read_rows(path: str | Path, fields: Sequence[str]) -> list[dict[str, str]]:
-    """Rows of a JSONL file, each with every field in ``fields`` a non-empty string; errors name ``file:line``."""
+    """Rows of a JSONL file (read by :func:`featurescope.judges.evalset.read_jsonl`), each with every field in
+    ``fields`` a non-empty string and a unique ``id``; errors name ``file:line``."""
+    from ..judges.evalset import read_jsonl
+
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"no dataset file at {p}")
     rows, ids = [], set()
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p.name}:{i}: not valid JSON ({e})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{p.name}:{i}: a row must be a JSON object")
+    for i, row in read_jsonl(p, "dataset file"):
         for f in fields:
             v = row.get(f)
             if not isinstance(v, str) or not v.strip():
@@ -103,8 +95,6 @@ def read_rows(path: str | Path, fields: Sequence[str]) -> list[dict[str, str]]:
             raise DataError(f"{p.name}:{i}: duplicate id {row['id']!r}")
         ids.add(row["id"])
         rows.append({f: row[f] for f in fields})
-    if not rows:
-        raise DataError(f"{p} holds no rows")
     return rows
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from jaxtyping import Float
 from torch import Tensor
 
@@ -78,7 +77,3 @@ def per_question_means(scores: Sequence[float], questions: Sequence[str]) -> dic
     for q, s in zip(questions, scores):
         acc.setdefault(q, []).append(float(s))
     return {q: float(np.mean(v)) for q, v in acc.items()}
-
-
-def stack_rows(rows: Sequence[Tensor]) -> Tensor:
-    return torch.stack([r.float() for r in rows]) if rows else torch.zeros(0)
