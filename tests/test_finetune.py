@@ -244,6 +244,11 @@ def test_finetune_shift_end_to_end_resumes_and_writes_whole_adapters(tmp_path, t
         assert [c["step"] for c in r["checkpoints"]] == list(range(r["steps"] + 1))  # every step, 0 included
         assert len(r["expression"]["evil"]) == 3 and len(r["projections"]["evil"]) == 3
         assert sum(1 for _ in (d / "answers.jsonl").open()) == 3
+        from safetensors.torch import load_file
+
+        acts = load_file(str(d / "activations" / "acts.safetensors"))  # kept for model diffing
+        assert {k.split(".")[0] for k in acts} == {"prompt", "response"}
+        assert all(a.shape == (3, 32) for a in acts.values())
     assert {a for a in res["preventative"]["arms"]} == {"plain", "steer", "random"}
     assert (out / "shift_vs_expression.png").exists() and (out / "emergence.png").exists()
     summary = json.loads((out / "summary.json").read_text())

@@ -8,7 +8,7 @@ Layout of a run folder (every file written atomically; a killed run resumes wher
     config.json                 the config (a resumed run with another config is refused, naming both)
     base/result.json            the model before fine-tuning: projections and trait expression
     base/answers.jsonl          its judged answers to the evaluation questions
-    finetunes/SET-sSEED/        result.json, answers.jsonl, adapter/ (not committed: git-ignored)
+    finetunes/SET-sSEED/        result.json, answers.jsonl; adapter/, activations/ (git-ignored)
     preventative/ARM-sSEED/     the preventative-steering arms (steer, random) of one set
     data/SET.json               the dataset's projection difference, measured before training
     summary.json, *.png         correlations with intervals and nulls, the emergent-misalignment table, figures
@@ -52,6 +52,9 @@ class TraitProbe:
     layer: int
     path: str
     questions: tuple[str, ...]
+
+
+ACTS = "activations/acts.safetensors"  # per model folder: kept for model diffing, git-ignored
 
 
 def parse_located(spec: str, what: str) -> tuple[str, int]:
@@ -129,19 +132,28 @@ def last_prompt_acts(hf: Any, tok: Any, questions: Sequence[str], layers: Sequen
 
 
 @torch.no_grad()
-def response_acts(hf: Any, tok: Any, pairs: Sequence[tuple[str, str]], layer: int) -> torch.Tensor:
-    """Mean residual (after block ``layer``) over the response tokens of each (question, answer) in the chat
-    template: ``(n, d)``."""
+def response_acts_at(
+    hf: Any, tok: Any, pairs: Sequence[tuple[str, str]], layers: Sequence[int]
+) -> dict[int, torch.Tensor]:
+    """Mean residual (after each block in ``layers``) over the response tokens of each (question, answer) in the
+    chat template: ``{layer: (n, d)}``, one forward pass per pair."""
     hf.eval()
-    rows = []
+    rows: dict[int, list[torch.Tensor]] = {L: [] for L in layers}
     for q, a in pairs:
         fp = format_conversation(
             tok, [{"role": "user", "content": q}, {"role": "assistant", "content": a or "..."}], kind="chat"
         )
-        hs = hf(input_ids=fp.tokens[None].to(_device(hf)), output_hidden_states=True).hidden_states[layer + 1][0]
+        hs = hf(input_ids=fp.tokens[None].to(_device(hf)), output_hidden_states=True).hidden_states
         m = fp.response_mask
-        rows.append(hs[m].float().mean(0).cpu() if m.any() else hs[-1].float().cpu())
-    return torch.stack(rows)
+        for L in layers:
+            h = hs[L + 1][0]
+            rows[L].append(h[m].float().mean(0).cpu() if m.any() else h[-1].float().cpu())
+    return {L: torch.stack(v) for L, v in rows.items()}
+
+
+def response_acts(hf: Any, tok: Any, pairs: Sequence[tuple[str, str]], layer: int) -> torch.Tensor:
+    """Mean residual (after block ``layer``) over the response tokens of each (question, answer): ``(n, d)``."""
+    return response_acts_at(hf, tok, pairs, [layer])[layer]
 
 
 def judged_answers(
@@ -217,6 +229,34 @@ def positions(
     if axis is not None:
         out["axis"] = measure.projections(acts[axis[1]], axis[0]).tolist()
     return out
+
+
+@torch.no_grad()
+def save_activations(
+    hf: Any, tok: Any, probes: Sequence[TraitProbe], rows: Sequence[dict[str, Any]], axis: Any, path: Path
+) -> None:
+    """Keep the model's activations on the evaluation questions for later model diffing (SAE latents before vs
+    after, ``featurescope finetune-shift --diff``): at every probe / axis layer, ``prompt.L`` = the last prompt
+    token of each question (every trait's questions, in probe order) and ``response.L`` = the mean over the
+    response tokens of the model's own first sampled answer to it. Written atomically; git-ignored (``activations/``)."""
+    from safetensors.torch import save_file
+
+    layers = sorted({p.layer for p in probes} | ({axis[1]} if axis is not None else set()))
+    qs = [q for p in probes for q in p.questions]
+    tensors: dict[str, torch.Tensor] = {}
+    for L, a in last_prompt_acts(hf, tok, qs, layers).items():
+        tensors[f"prompt.{L}"] = a.half().contiguous()
+    first = {}
+    for r in rows:
+        if r["sample"] == 0:
+            first.setdefault((r["trait"], r["question"]), r["answer"])
+    pairs = [(q, first.get((p.trait.name, q), "")) for p in probes for q in p.questions]
+    for L, a in response_acts_at(hf, tok, pairs, layers).items():
+        tensors[f"response.{L}"] = a.half().contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    save_file(tensors, str(tmp), metadata={"questions": json.dumps(qs)})
+    tmp.rename(path)
 
 
 @torch.no_grad()
@@ -334,6 +374,7 @@ def finetune_one(
         seconds=round(time.time() - t0, 1),
     )
     _write_jsonl(folder / "answers.jsonl", rows)
+    save_activations(model, tok, probes, rows, axis, folder / ACTS)
     final = folder / "adapter"
     if final.exists():
         import shutil
@@ -444,6 +485,9 @@ def run_finetune_shift(
     t = time.time()
     if (out / "base" / "result.json").exists():
         base = json.loads((out / "base" / "result.json").read_text())
+        if train and not (out / "base" / ACTS).exists():  # a run begun before activations were kept
+            rows = [json.loads(x) for x in (out / "base" / "answers.jsonl").read_text().splitlines() if x.strip()]
+            save_activations(hf, tok, probes, rows, axis, out / "base" / ACTS)
     elif not train:
         raise FeaturescopeError(f"{out} has no measured base model yet: nothing to summarise")
     else:
@@ -452,6 +496,7 @@ def run_finetune_shift(
             acts = last_prompt_acts(hf, tok, [q for p in probes for q in p.questions], [p.layer for p in probes])
         base["residual_norm"] = {str(L): float(a.norm(dim=-1).mean()) for L, a in acts.items()}
         _write_jsonl(out / "base" / "answers.jsonl", rows)
+        save_activations(hf, tok, probes, rows, axis, out / "base" / ACTS)
         _write_json(out / "base" / "result.json", base)
     timings["base"] = time.time() - t
 
