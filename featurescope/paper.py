@@ -24,6 +24,7 @@ LU = "Lu et al. (The Assistant Axis, arXiv 2601.10387)"
 KISSANE = "Kissane et al. 2024 (SAEs (usually) transfer between base and chat models)"
 PSM = "Marks, Lindsey, Olah (The Persona Selection Model)"
 BETLEY = "Betley et al. 2025 (Emergent Misalignment, arXiv 2502.17424)"
+WANG = "Wang et al. 2025 (Persona Features Control Emergent Misalignment, arXiv 2506.19823)"
 
 NUMBERS: dict[str, PaperNumber] = {
     "monitor_r": PaperNumber(
@@ -62,6 +63,15 @@ NUMBERS: dict[str, PaperNumber] = {
         "steering toward the trait during fine-tuning keeps post-fine-tuning trait expression down while the "
         "fine-tuning data is still learned",
         "preventative steering section",
+    ),
+    "toxic_persona_latent": PaperNumber(
+        WANG,
+        "one latent controls it",
+        "a 'toxic persona' latent rises, fires on questionable characters, steers / ablates the behaviour",
+        "SAE latents diffed before vs after a misaligning fine-tune: the top latent's activation tracks "
+        "misalignment across fine-tunes, fires on quotes of morally questionable characters in pre-training text, "
+        "and steering with it raises (ablating it lowers) the misaligned behaviour",
+        "model-diffing and steering sections",
     ),
     "transfer": PaperNumber(
         KISSANE,

@@ -152,3 +152,19 @@ CONV = [
 @pytest.fixture
 def conv():
     return [dict(m) for m in CONV]
+
+
+@pytest.fixture
+def tiny_pair(tiny_hf_folder, char_tok):
+    """(HF causal LM, chat tokenizer, PersonaVector class) for the fine-tuning tests."""
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    from featurescope.formatting import GEMMA_CHAT_TEMPLATE
+    from featurescope.persona import PersonaVector
+
+    hf = AutoModelForCausalLM.from_pretrained(str(tiny_hf_folder))
+    tok = copy.deepcopy(char_tok)
+    tok.chat_template = GEMMA_CHAT_TEMPLATE
+    return hf, tok, PersonaVector

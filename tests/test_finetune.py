@@ -3,7 +3,6 @@ summary, and the whole experiment end to end on a tiny random Llama (resume, ato
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 from pathlib import Path
@@ -28,7 +27,6 @@ from featurescope.finetune import (
     set_names,
     summarise,
 )
-from featurescope.formatting import GEMMA_CHAT_TEMPLATE
 from featurescope.stats import NOT_DISTINGUISHABLE
 from featurescope.traits import load_trait
 
@@ -175,18 +173,6 @@ def _tiny_data(folder: Path, n: int = 24) -> Path:
     ]
     (folder / "evil.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
-
-
-@pytest.fixture
-def tiny_pair(tiny_hf_folder, char_tok):
-    from transformers import AutoModelForCausalLM
-
-    from featurescope.persona import PersonaVector
-
-    hf = AutoModelForCausalLM.from_pretrained(str(tiny_hf_folder))
-    tok = copy.deepcopy(char_tok)
-    tok.chat_template = GEMMA_CHAT_TEMPLATE
-    return hf, tok, PersonaVector
 
 
 def _vector(tmp_path: Path, PersonaVector, model: str = "tiny", trait: str = "evil", d: int = 32) -> str:

@@ -57,6 +57,53 @@ def cmd_finetune_shift(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune_diff(args: argparse.Namespace) -> int:
+    from ..finetune.diffing import FinetuneDiffConfig, run_finetune_diff
+
+    cfg = config_from_args(FinetuneDiffConfig, args, {"steer_fracs": "steer_frac"})
+    res = run_finetune_diff(args.run, cfg, args.out, edits=not args.no_edits)
+    print(f"SAE at layer {res['layer']}, {res['position']} activations, {res['n_finetunes']} fine-tunes")
+    for t, r in res["traits"].items():
+        print(
+            f"{t}: latent {r['latent']} (selected on {r['selected_on']['finetune']} vs {r['selected_on']['control']})"
+        )
+        print(f"  {r['increase_vs_expression']['line']}")
+        print(f"  {r['passages']['line']}")
+        if r.get("persona_vector_r"):
+            print(f"  persona vector, same run: {r['persona_vector_r']}")
+        for ev in r.get("edits", {}).get("steering", {}).values():
+            print(f"  {ev['line']}")
+        ab = r.get("edits", {}).get("ablation", {})
+        if "line" in ab:
+            print(f"  {ab['line']} (in {ab['finetune']})")
+    print(f"summary: {Path(args.out or Path(args.run) / 'diff') / 'summary.json'}")
+    return 0
+
+
+def register_diff(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "finetune-diff",
+        help="model diffing in a finished finetune-shift run: the SAE latent that moved with each trait, its link to "
+        "trait expression, its firing on questionable-character passages, steering and ablation (vs random latents)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run", help="a finetune-shift run folder")
+    p.add_argument("--sae", help="SAE folder / shipped name, at one of the run's layers (required)")
+    p.add_argument("--position", choices=("response", "prompt"), help="activations diffed (default response)")
+    p.add_argument("--traits", type=_names, help="traits, comma-separated (default: the run's)")
+    p.add_argument("--selection-seed", type=int, help="fine-tunes of this seed select the latent (default 0)")
+    p.add_argument("--n-controls", type=int, help="density-matched random latents in the nulls (default 50)")
+    p.add_argument("--n-edit-controls", type=int, help="random latents steered / ablated (default 3)")
+    p.add_argument(
+        "--steer-frac", type=lambda s: tuple(float(x) for x in s.split(",")), help="steering norms / residual norm"
+    )
+    p.add_argument("--passages", help="JSONL of {id, questionable, benign} passage pairs (default: shipped)")
+    p.add_argument("--no-edits", action="store_true", help="skip steering and ablation (no generation)")
+    add_config_flag(p, "FinetuneDiffConfig")
+    p.add_argument("--out", help="output folder (default RUN/diff)")
+    p.set_defaults(func=cmd_finetune_diff)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "finetune-shift",
@@ -100,3 +147,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_flag(p, "FinetuneShiftConfig")
     p.add_argument("--out", help="run folder (resumable)")
     p.set_defaults(func=cmd_finetune_shift)
+    register_diff(sub)

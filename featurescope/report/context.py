@@ -29,11 +29,15 @@ class Number:
     def from_evidence(cls, label: str, ev: Mapping[str, Any], paper: str | None = None, fmt_: str = ".2f") -> Number:
         """A number from an :class:`featurescope.evidence.Evidence` dict: value [CI], its null and the verdict."""
         e, n = ev["estimate"], ev["null"]
+
+        def f(x: Any) -> str:  # a nan is stored as null in summary.json: "n/a", never a crash
+            return "n/a" if x is None or x != x else format(x, fmt_)
+
         return cls(
             label,
-            f"{e['value']:{fmt_}} [{e['lo']:{fmt_}}, {e['hi']:{fmt_}}]",
+            f"{f(e['value'])} [{f(e['lo'])}, {f(e['hi'])}]",
             paper=paper,
-            null=f"{n['mean']:{fmt_}} [{n['lo']:{fmt_}}, {n['hi']:{fmt_}}] ({n['what']})",
+            null=f"{f(n['mean'])} [{f(n['lo'])}, {f(n['hi'])}] ({n.get('what', '')})",
             verdict=str(ev.get("verdict", "")),
         )
 

@@ -41,6 +41,12 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "Persona space (PCA of role vectors), role ranking, steering, drift "
         "over multi-turn scripts, activation capping, cross-stage comparison.",
     ),
+    "finetune": (
+        "Fine-tuning selects a persona (Chen et al., Betley et al., Wang et al.)",
+        "LoRA fine-tunes on trait-expressing, flawed and neutral sets: the shift along persona vectors against trait "
+        "expression, emergent misalignment against the neutral control, preventative steering, and the SAE latent "
+        "that moved (model diffing) with its controls.",
+    ),
     "posttrain": ("Post-training", "LoRA SFT of the base checkpoint into an Assistant and its evaluation."),
     "foundation": (
         "Foundation: demo and captures",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .registry import register
 from .render_axis import axis_body, axis_numbers
+from .render_finetune import diff_body, diff_numbers, finetune_body, finetune_numbers
 from .render_foundation import demo_body, demo_numbers, posttrain_body, posttrain_numbers, title_persona
 from .render_persona import persona_body, persona_numbers
 from .render_saes import decompose_body, decompose_numbers, sae_body, sae_numbers
@@ -20,3 +21,5 @@ register("axis decompose", "axis", decompose_numbers, decompose_body)
 register("posttrain", "posttrain", posttrain_numbers, posttrain_body)
 register("demo", "foundation", demo_numbers, demo_body)
 register("capture", "foundation", demo_numbers, demo_body)
+register("finetune-shift", "finetune", finetune_numbers, finetune_body)
+register("finetune-diff", "finetune", diff_numbers, diff_body)
