@@ -120,8 +120,10 @@ def run_demo(out: Path, quick: bool = False) -> dict:
             default_judge() if os.environ.get("FEATURESCOPE_JUDGE_URL", "").strip() else EmbeddingJudge(),
             persona_dir,
             extraction=cfg,
-            layers=[8, 15] if quick else list(range(3, model.n_layers, 3)),
-            alphas=(-8.0, 0.0, 8.0) if quick else (-12.0, -8.0, -4.0, 0.0, 4.0, 8.0, 12.0),
+            # demo scale (2026-12-02: sampling 3 seeds plus a random-vector control took the full demo to ~50 min of
+            # CPU): 5 candidate layers and 3 alphas; `featurescope persona run` keeps the full sweep
+            layers=[8, 15] if quick else list(range(3, model.n_layers, 6)),
+            alphas=(-8.0, 0.0, 8.0),
             n_eval_questions=2 if quick else 6,
             n_monitor_questions=1 if quick else 2,
             n_random_controls=0 if quick else 1,  # the steering null: one random vector of equal norm
@@ -251,7 +253,7 @@ def _axis_part(folder: Path, quick: bool, dry: bool) -> int | str:
         n_questions=3 if quick else 6,
         n_identity_questions=3 if quick else 6,
         max_new_tokens=24 if quick else 32,
-        alphas=(-4.0, 0.0, 4.0) if quick else (-4.0, -2.0, 0.0, 2.0, 4.0),
+        alphas=(-4.0, 0.0, 4.0),  # demo scale; `featurescope axis run` sweeps 5
         drift_turns=2 if quick else 4,
         drift_conversations=1,  # one greedy conversation per script at demo scale (the CLI default is 5, sampled)
         drift_scripts=["coding_help", "emotional_support"]
