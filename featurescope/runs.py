@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .store import atomic_write_text
+from .store import write_json
 from .versions import environment
 
 SUMMARY_FORMAT = "featurescope.summary/1"
@@ -54,7 +54,7 @@ def write_summary(
         "environment": environment(),
     }
     path = run_dir / "summary.json"
-    atomic_write_text(path, json.dumps(doc, indent=2))
+    write_json(path, doc, indent=2)
     return path
 
 

@@ -23,6 +23,7 @@ from .capture import capture, stop_layer
 from .errors import FeaturescopeError, OfflineError, did_you_mean
 from .formatting import FormattedPrompt
 from .models import hub_reachable
+from .store import write_json
 
 
 class SAEMismatchError(FeaturescopeError):
@@ -553,7 +554,7 @@ def compact(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16
     save_file({k: v.to(dtype).contiguous() for k, v in w.items()}, str(dst / "sae_weights.safetensors"))
     cfg = _json.loads((src / "cfg.json").read_text())
     cfg["dtype"] = str(dtype).replace("torch.", "")
-    (dst / "cfg.json").write_text(_json.dumps(cfg, indent=2))
+    write_json(dst / "cfg.json", cfg, indent=2)
     if (src / "sparsity.safetensors").exists():
         shutil_copy(src / "sparsity.safetensors", dst / "sparsity.safetensors")
     return dst

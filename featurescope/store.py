@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 1) -> None:
+    """Write ``obj`` to ``path`` as one JSON document (``json.dumps(obj, indent=indent)``, no trailing newline),
+    atomically; parent folders are created. The one JSON writer of featurescope's run folders and files."""
+    atomic_write_text(Path(path), json.dumps(obj, indent=indent))
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Any], *, ensure_ascii: bool = True) -> None:
+    """Write ``rows`` to ``path`` as JSON Lines (one compact JSON object per line, each ending in a newline; no rows
+    is an empty file), atomically; parent folders are created."""
+    atomic_write_text(Path(path), "".join(json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in rows))
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -133,7 +145,7 @@ class ActivationStore:
         return m
 
     def _write_manifest(self, m: dict[str, Any]) -> None:
-        atomic_write_text(self.manifest_path, json.dumps(m, indent=2))
+        write_json(self.manifest_path, m, indent=2)
 
     @property
     def complete(self) -> bool:

@@ -100,7 +100,7 @@ def test_pretrained_refuses_foreign_targets_and_leaves_nothing_half_written(tmp_
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(P, "atomic_write_text", boom)
+    monkeypatch.setattr(P, "write_json", boom)
     with pytest.raises(OSError):
         save_pretrained(pv, tmp_path / "new")
     assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".new.*"))

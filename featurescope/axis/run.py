@@ -12,6 +12,7 @@ from ..evidence.nulls import evidence_text
 from ..measures import DEFAULT_AI_TERMS
 from ..runs import write_summary
 from ..saes import sae_hook
+from ..store import write_json
 from .collect import collect_axis
 from .compare import axis_features_across_stages, compare_axes, decompose_axis
 from .constants import GROUPS, PAPER
@@ -206,7 +207,7 @@ def run_axis(
                 tau=tau,
             )
         )
-        (out / "drift.json").write_text(json.dumps({"uncapped": d0, "capped": d1}, indent=1))
+        write_json(out / "drift.json", {"uncapped": d0, "capped": d1}, indent=1)
 
         results["drift"] = drift_section(axis, hook, {"uncapped": d0, "capped": d1}, cap_percentile)
     # base-model prefill test

@@ -19,7 +19,7 @@ from ..errors import FeaturescopeError
 from ..evidence.axis import axis_pc1_evidence, split_half_pc_cosines
 from ..evidence.massive import massive_dims_of, share_on_dims, share_on_direction
 from ..runs import jsonable
-from ..store import atomic_save_tensors, atomic_write_text
+from ..store import atomic_save_tensors, write_json
 from .constants import GROUPS
 from .pca import PCAResult, axis_from_means, cosine, group_means, pca, percentile_rank, project, unit
 
@@ -282,9 +282,10 @@ class AssistantAxis:
             t["token_quantiles"] = self.token_quantiles.float()
         meta = jsonable(self.metadata())
         atomic_save_tensors(path, t, metadata={"featurescope": json.dumps(meta)})
-        atomic_write_text(
+        write_json(
             path.with_suffix(".json"),
-            json.dumps({**meta, "norms": self.norms, "role_counts": self.role_counts.tolist()}, indent=2),
+            {**meta, "norms": self.norms, "role_counts": self.role_counts.tolist()},
+            indent=2,
         )
         return path
 

@@ -85,6 +85,7 @@ def _print_analysis(a: dict[str, Any]) -> None:
 def cmd_axis(args: argparse.Namespace) -> int:
     from .. import axis as A
     from ..runs import write_summary
+    from ..store import write_json
 
     t0 = time.time()
     out_opt = Path(args.out) if args.out else None
@@ -352,7 +353,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
             )
         tau = ax.tau(hook, args.percentile, "tokens" if ax.token_quantiles is not None else "responses")
         fig = A.plot_drift(out / ("drift.png" if args.action == "drift" else "drift_capped.png"), runs, tag, tau=tau)
-        (out / "drift.json").write_text(json.dumps(runs, indent=1))
+        write_json(out / "drift.json", runs, indent=1)
         res = A.drift_section(ax, hook, runs, args.percentile)
         for k in runs:
             for n, v in res[k]["per_script"].items():

@@ -61,7 +61,6 @@ def _interpret(args: argparse.Namespace) -> int:
 
 
 def _steer(args: argparse.Namespace) -> int:
-    import json
 
     from ..errors import FeaturescopeError
     from ..features.interpret import heldout_texts, latent_contexts
@@ -69,7 +68,7 @@ def _steer(args: argparse.Namespace) -> int:
     from ..judges.choose import get_judge
     from ..models import load_model
     from ..saes import load_sae
-    from ..store import atomic_write_text
+    from ..store import write_json
     from ..traits import load_trait
 
     if not args.latents:
@@ -87,7 +86,7 @@ def _steer(args: argparse.Namespace) -> int:
     )  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "steering.json", json.dumps(res, indent=1))
+    write_json(out / "steering.json", res, indent=1)
     for r in res["latents"].values():
         print(r["line"])
     print(f"results: {out / 'steering.json'}")

@@ -18,6 +18,7 @@ def cmd_sae(args: argparse.Namespace) -> int:
     from ..models import load_model
     from ..runs import write_summary
     from ..saes import compact, evaluate_sae, load_sae
+    from ..store import write_json
 
     t0 = time.time()
     out = Path(args.out)
@@ -80,7 +81,7 @@ def cmd_sae(args: argparse.Namespace) -> int:
                     f"--out {args.out}",
                 }
             )
-            (dst / "eval.json").write_text(json.dumps(ev, indent=2))
+            write_json(dst / "eval.json", ev, indent=2)
             evals[h] = {k: v for k, v in ev.items() if k != "density_hist"}
             print(
                 f"{h}: FVE {ev['fraction_variance_explained']:.3f}  CE recovered {ev['ce_loss_recovered']:.3f}  "

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..cards import FeatureCard
 from ..errors import FeaturescopeError
-from ..store import atomic_write_text
+from ..store import write_json
 from .target import MARK, atomic_folder, check_folder_target
 
 FORMAT = "featurescope.neuronpedia/1"
@@ -104,26 +104,23 @@ def export_neuronpedia(
     check_folder_target(folder, overwrite)
     with atomic_folder(folder) as tmp:
         for c in cards:
-            atomic_write_text(
-                tmp / "features" / f"{c.feature}.json", json.dumps(neuronpedia_feature(c, model_id, sae_id))
-            )
-        atomic_write_text(
+            write_json(tmp / "features" / f"{c.feature}.json", neuronpedia_feature(c, model_id, sae_id), indent=None)
+        write_json(
             tmp / "quick_list.json",
-            json.dumps([{"modelId": model_id, "layer": sae_id, "index": str(c.feature)} for c in cards], indent=1),
+            [{"modelId": model_id, "layer": sae_id, "index": str(c.feature)} for c in cards],
+            indent=1,
         )
-        atomic_write_text(
+        write_json(
             tmp / "config.json",
-            json.dumps(
-                {
-                    MARK: 1,
-                    "format": FORMAT,
-                    "modelId": model_id,
-                    "layer": sae_id,
-                    "title": title,
-                    "features": [{"index": c.feature, "score": c.score, "label": c.label} for c in cards],
-                },
-                indent=1,
-            ),
+            {
+                MARK: 1,
+                "format": FORMAT,
+                "modelId": model_id,
+                "layer": sae_id,
+                "title": title,
+                "features": [{"index": c.feature, "score": c.score, "label": c.label} for c in cards],
+            },
+            indent=1,
         )
     return folder
 

@@ -20,7 +20,7 @@ from ..axis.vector import AssistantAxis
 from ..errors import FeaturescopeError
 from ..persona.vector import PersonaVector
 from ..runs import jsonable
-from ..store import atomic_write_text
+from ..store import write_json
 from ..versions import environment
 from .target import MARK, atomic_folder, check_folder_target
 
@@ -111,7 +111,7 @@ def save_pretrained(obj: PersonaVector | AssistantAxis, folder: str | Path, *, o
         obj.save(tmp / TENSORS)  # the tensors, with featurescope's own metadata in the safetensors header
         for extra in tmp.glob("*.json"):  # AssistantAxis.save writes a readable .json beside; config.json has it
             extra.unlink()
-        atomic_write_text(tmp / "config.json", json.dumps(cfg, indent=2))
+        write_json(tmp / "config.json", cfg, indent=2)
     return folder
 
 

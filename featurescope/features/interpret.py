@@ -215,12 +215,11 @@ def run_interpret(
 ) -> dict[str, Any]:
     """Interpretation scores of each view's latents (e.g. ``{"selectivity": [...10], "attribution": [...10]}``)
     against the nulls; writes ``summary.json`` and ``scores.jsonl`` (one row per scored latent, nulls included)."""
-    import json
     import time
     from pathlib import Path
 
     from ..runs import write_summary
-    from ..store import atomic_write_text
+    from ..store import write_jsonl
 
     t0 = time.time()
     out = Path(out_dir)
@@ -258,11 +257,8 @@ def run_interpret(
         "latents": res["latents"],
         "target_met": any(v["set_z_density_matched"] >= z_target for v in views.values()),
     }
-    atomic_write_text(
-        out / "scores.jsonl",
-        "".join(
-            json.dumps({"latent": int(j), **{k: v for k, v in r.items()}}) + "\n" for j, r in res["latents"].items()
-        ),
+    write_jsonl(
+        out / "scores.jsonl", ({"latent": int(j), **{k: v for k, v in r.items()}} for j, r in res["latents"].items())
     )
     write_summary(out, "features interpret", inputs={"sae": sae_name, "trait": results["trait"], "n_null": n_null,
                   "latents": {k: list(v) for k, v in latents.items()}}, results=results,

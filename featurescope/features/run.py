@@ -8,7 +8,6 @@ with the chance count from shuffled theme labels and a card per shared latent.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from torch import Tensor
 
 from ..errors import FeaturescopeError
 from ..runs import write_summary
-from ..store import atomic_write_text
+from ..store import atomic_write_text, write_jsonl
 from .pairs import PairedContext, load_pairs
 from .shared import chance_count, shared_latents
 
@@ -117,7 +116,7 @@ def run_shared(
         }
         for i, p in enumerate(ps)
     ]
-    atomic_write_text(out / "per_pair.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(out / "per_pair.jsonl", rows)
     if cards and ids:
         tok = model.tokenizer
         toks = padded_rows(ta + tc, max(len(t) for t in ta + tc), tok.bos_token_id, tok.pad_token_id)

@@ -3,7 +3,6 @@ the probe judge on written + dev labels (``judge train``), score a JSONL file (`
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 from ..axis.judges import EmbeddingRoleJudge
 from ..errors import DataError
 from ..runs import write_summary
-from ..store import atomic_write_text
+from ..store import write_jsonl
 from ..traits import load_trait
 from .choose import ENSEMBLE, get_judge
 from .evalset import ROLES_PATH, TraitItem, load_role_items, load_trait_items, load_written_items, read_jsonl
@@ -99,7 +98,7 @@ def run_judge_eval(
     if out is not None:
         o = Path(out)
         o.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(o / "scores.jsonl", "".join(json.dumps(r) + "\n" for r in per_item))
+        write_jsonl(o / "scores.jsonl", per_item)
         write_summary(
             o,
             "judge eval",
@@ -174,5 +173,5 @@ def run_judge_score(
         for r, s in zip(rows, scores)
     ]
     dest = Path(output) if output else p.with_suffix(".scored.jsonl")
-    atomic_write_text(dest, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out_rows))
+    write_jsonl(dest, out_rows, ensure_ascii=False)
     return out_rows

@@ -158,7 +158,7 @@ def convert_offline(key: str, gguf_path: str | os.PathLike | None = None, progre
     ``gguf_path`` converts a GGUF file brought by other means (e.g. to a GPU machine without the package)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..store import sha256_file
+    from ..store import sha256_file, write_json
 
     spec = OFFLINE_MODELS[key]
     if spec.base:
@@ -195,7 +195,7 @@ def convert_offline(key: str, gguf_path: str | os.PathLike | None = None, progre
             "seconds": round(time.time() - t0, 1),
             "featurescope_format": 1,
         }
-        (out / "featurescope.json").write_text(json.dumps(meta, indent=2))
+        write_json(out / "featurescope.json", meta, indent=2)
         if target.exists():
             shutil.rmtree(target)
         os.replace(out, target)  # atomic publish: readers never see a half-written folder

@@ -21,7 +21,7 @@ from ..evidence.massive import handle_vector, massive_dims, vector_shares
 from ..evidence.nulls import held_out_separation
 from ..formatting import Message
 from ..models import Model
-from ..store import atomic_write_text
+from ..store import write_jsonl
 from .vector import PersonaVector, mean_difference, separation
 
 #: The default massive-activation handling of persona vectors, chosen by held-out separation on the written evil
@@ -212,19 +212,16 @@ def extract(
     )
     t_gen = time.time() - t0
     if answers_path is not None:
-        atomic_write_text(
+        write_jsonl(
             Path(answers_path),
-            "".join(
-                json.dumps(
-                    {
-                        "pair": j["pair"],
-                        "side": j["side"],
-                        "question": j["question"],
-                        "instruction": j["instruction"],
-                        "response": g.response,
-                    }
-                )
-                + "\n"
+            (
+                {
+                    "pair": j["pair"],
+                    "side": j["side"],
+                    "question": j["question"],
+                    "instruction": j["instruction"],
+                    "response": g.response,
+                }
                 for j, g in zip(jobs, gens)
             ),
         )
