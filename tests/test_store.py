@@ -100,3 +100,18 @@ def test_non_store_folder_is_refused(tiny_chat, tmp_path):
     (tmp_path / "s" / "notes.txt").write_text("mine")
     with pytest.raises(StoreMismatchError, match="not an activation store"):
         fs.capture(tiny_chat, PROMPTS, HOOKS, reduction="last_prompt", store=tmp_path / "s", progress=False)
+
+
+def test_atomic_writes_get_the_usual_file_mode_not_mkstemps(tmp_path):
+    import os
+
+    from featurescope.store import atomic_save_tensors, write_json
+
+    mask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        atomic_save_tensors(tmp_path / "t.safetensors", {"x": torch.zeros(2)})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "t.safetensors").stat().st_mode & 0o777 == 0o644
