@@ -39,7 +39,7 @@ from ..errors import FeaturescopeError
 from ..evidence.nulls import control_evidence
 from ..features.steer import density_matched, latent_edit_hook
 from ..runs import write_summary
-from ..store import atomic_write_text
+from ..store import write_jsonl
 from . import diff
 from .config import FinetuneShiftConfig
 from .data import DATA, load_set
@@ -165,10 +165,6 @@ def load_adapter(base_hf: Any, folder: Path) -> Any:
 # --------------------------------------------------------------------------------------------------------------
 # the experiment
 # --------------------------------------------------------------------------------------------------------------
-def _jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
-
-
 def run_finetune_diff(
     run_dir: str | Path,
     cfg: FinetuneDiffConfig,
@@ -282,10 +278,10 @@ def run_finetune_diff(
             )  # fmt: skip
         results["traits"][t] = tr
     out.mkdir(parents=True, exist_ok=True)
-    _jsonl(out / "latents.jsonl", latent_rows)
-    _jsonl(out / "passages.jsonl", passage_rows)
+    write_jsonl(out / "latents.jsonl", latent_rows)
+    write_jsonl(out / "passages.jsonl", passage_rows)
     if edits:
-        _jsonl(out / "steering.jsonl", steer_rows)
+        write_jsonl(out / "steering.jsonl", steer_rows)
     figures = [_figure(out, latent_rows, results)]
     write_summary(
         out,

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from ..errors import FeaturescopeError
 from ..formatting import format_conversation
 from ..runs import write_summary
-from ..store import atomic_write_text
+from ..store import atomic_save_tensors, write_json, write_jsonl
 from ..traits import Trait, load_trait
 from . import measure
 from .config import FinetuneShiftConfig
@@ -239,8 +239,6 @@ def save_activations(
     after, ``featurescope finetune-shift --diff``): at every probe / axis layer, ``prompt.L`` = the last prompt
     token of each question (every trait's questions, in probe order) and ``response.L`` = the mean over the
     response tokens of the model's own first sampled answer to it. Written atomically; git-ignored (``activations/``)."""
-    from safetensors.torch import save_file
-
     layers = sorted({p.layer for p in probes} | ({axis[1]} if axis is not None else set()))
     qs = [q for p in probes for q in p.questions]
     tensors: dict[str, torch.Tensor] = {}
@@ -253,10 +251,7 @@ def save_activations(
     pairs = [(q, first.get((p.trait.name, q), "")) for p in probes for q in p.questions]
     for L, a in response_acts_at(hf, tok, pairs, layers).items():
         tensors[f"response.{L}"] = a.half().contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    save_file(tensors, str(tmp), metadata={"questions": json.dumps(qs)})
-    tmp.rename(path)
+    atomic_save_tensors(path, tensors, metadata={"questions": json.dumps(qs)})
 
 
 @torch.no_grad()
@@ -278,16 +273,6 @@ def heldout_loss(model: Any, tok: Any, examples: Sequence[Example], max_len: int
 # --------------------------------------------------------------------------------------------------------------
 # the experiment
 # --------------------------------------------------------------------------------------------------------------
-def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(obj, indent=1))
-
-
-def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
-
-
 def _check_resume(out: Path, cfg: FinetuneShiftConfig) -> None:
     f = out / "config.json"
     mine = cfg.to_dict()
@@ -300,7 +285,7 @@ def _check_resume(out: Path, cfg: FinetuneShiftConfig) -> None:
         if diff:
             sides = "; ".join(f"{k}: run has {a!r}, now {b!r}" for k, (a, b) in sorted(diff.items()))
             raise FeaturescopeError(f"{out} holds a run with another config ({sides}); use a new --out")
-    _write_json(f, mine)
+    write_json(f, mine)
 
 
 def _train_config(cfg: FinetuneShiftConfig, seed: int, gemma: bool) -> Any:
@@ -373,7 +358,7 @@ def finetune_one(
         checkpoints=checkpoints,
         seconds=round(time.time() - t0, 1),
     )
-    _write_jsonl(folder / "answers.jsonl", rows)
+    write_jsonl(folder / "answers.jsonl", rows)
     save_activations(model, tok, probes, rows, axis, folder / ACTS)
     final = folder / "adapter"
     if final.exists():
@@ -381,7 +366,7 @@ def finetune_one(
 
         shutil.rmtree(final)
     tmp.rename(final)  # the adapter appears whole or not at all
-    _write_json(done, res)
+    write_json(done, res)
     return res
 
 
@@ -404,7 +389,7 @@ def data_projection(
         a = response_acts(hf, tok, [(e.question, e.answer) for e in exs], p.layer)
         b = response_acts(hf, tok, [(e.question, o["text"]) for e, o in zip(exs, own)], p.layer)
         res[p.trait.name] = measure.projection_difference(a, b, p.vector).to_dict()
-    _write_json(path, res)
+    write_json(path, res)
     return res
 
 
@@ -495,9 +480,9 @@ def run_finetune_shift(
         with torch.no_grad():
             acts = last_prompt_acts(hf, tok, [q for p in probes for q in p.questions], [p.layer for p in probes])
         base["residual_norm"] = {str(L): float(a.norm(dim=-1).mean()) for L, a in acts.items()}
-        _write_jsonl(out / "base" / "answers.jsonl", rows)
+        write_jsonl(out / "base" / "answers.jsonl", rows)
         save_activations(hf, tok, probes, rows, axis, out / "base" / ACTS)
-        _write_json(out / "base" / "result.json", base)
+        write_json(out / "base" / "result.json", base)
     timings["base"] = time.time() - t
 
     # projection difference of each dataset, before training
