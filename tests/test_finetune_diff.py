@@ -102,6 +102,7 @@ def test_finetune_diff_end_to_end(tmp_path, tiny_pair):
     t = res["traits"]["evil"]
     assert t["selected_on"] == {"finetune": "evil-strong-s0", "control": "neutral-s0"}
     assert t["latent"] not in t["controls"] and len(t["controls"]) == 5
+    assert t["questions"] == {"selection (all traits)": 2, "held out (this trait)": 1}  # 3 questions: 0, 2 | 1
     assert t["increase_vs_expression"]["n_finetunes"] == 4  # the two selection fine-tunes are left out
     assert {"steering", "ablation"} <= set(t["edits"])
     assert t["edits"]["ablation"]["finetune"] == "evil-strong-s1"

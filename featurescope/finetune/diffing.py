@@ -212,7 +212,7 @@ def run_finetune_diff(
     if not runs:
         raise FeaturescopeError(f"{run} has no finished fine-tunes with kept activations")
     sets = {r["set"]: load_set(r["set"], rcfg.data) for r in runs}
-    sel_idx, _ = diff.split_halves(len(questions))
+    sel_idx, held_idx = diff.split_halves(len(questions))  # every trait's list: selection / held-out halves
 
     # passages: firing density (for matched controls) and per-pair means
     pairs = read_passages(cfg.passages)
@@ -233,7 +233,7 @@ def run_finetune_diff(
         if probe is None:
             raise FeaturescopeError(f"trait {t!r} is not in this run (has {[p.trait.name for p in probes]})")
         a, b = offsets[t]
-        meas = [i for i in range(a, b) if (i - a) % 2 == 1]
+        meas = [i for i in held_idx if a <= i < b]  # this trait's held-out questions, never used to select
         target = _pick(runs, sets, t, cfg.selection_seed)
         control = next((r for r in runs if r["set"] == "neutral" and r["seed"] == cfg.selection_seed), None)
         inc_t = diff.latent_increase(target["z"][sel_idx], z_base[sel_idx])
@@ -265,6 +265,7 @@ def run_finetune_diff(
                 }
                 for j in top
             ],
+            "questions": {"selection (all traits)": len(sel_idx), "held out (this trait)": len(meas)},
             "density": float(density[latent]),
             "controls": controls,
             "increase_vs_expression": corr.to_dict() | {"line": corr.line(), "n_finetunes": len(others)},
