@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .store import write_json
 from .versions import environment
@@ -13,7 +13,16 @@ from .versions import environment
 SUMMARY_FORMAT = "featurescope.summary/1"
 
 
+@runtime_checkable
+class SupportsToDict(Protocol):
+    """A typed result that serialises itself (e.g. :class:`featurescope.persona.SteeringSweep`)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 def jsonable(x: Any) -> Any:
+    """``x`` as plain JSON values: dicts, lists, tensors (as lists), paths (as strings), objects with ``to_dict()``
+    (typed results), non-finite floats as ``None``."""
     import torch
 
     if isinstance(x, dict):
@@ -36,7 +45,7 @@ def write_summary(
     command: str,
     *,
     inputs: dict[str, Any],
-    results: dict[str, Any],
+    results: dict[str, Any] | SupportsToDict,
     timings: dict[str, float],
     figures: list[str] | None = None,
 ) -> Path:

@@ -216,7 +216,7 @@ def cmd_persona(args: argparse.Namespace) -> int:
             **_max_new(args),
         )
         if args.controls > 0:
-            res["control"] = steering_control(
+            ctl = steering_control(
                 model,
                 v,
                 v.trait,
@@ -228,13 +228,14 @@ def cmd_persona(args: argparse.Namespace) -> int:
                 n_questions=args.n_questions,
                 **_max_new(args),
             )
-            print(evidence_text(res["control"]["evidence"], "+.1f"))
+            res = res.with_control(ctl)
+            print(evidence_text(ctl["evidence"], "+.1f"))
         out.mkdir(parents=True, exist_ok=True)
         fig = plots.steering_curve(
             out / "steering.png",
             alphas,
-            [r["trait_score"] for r in res["rows"]],
-            [r["coherence"] for r in res["rows"]],
+            [r.trait_score for r in res.rows],
+            [r.coherence for r in res.rows],
             f"steering {v.trait} at layer {args.layer} of {model.name} ({model.stage})",
         )
         write_summary(

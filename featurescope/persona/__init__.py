@@ -12,7 +12,9 @@ drive a model through :mod:`featurescope.capture` and :mod:`featurescope.generat
 Layout (one concept per module): ``vector`` (mean differences, projection, separation, :class:`PersonaVector`),
 ``steering`` (the steering hook and context manager), ``monitoring`` (last-prompt monitoring, data flagging),
 ``extraction`` (Chen et al.'s pipeline and written-answer extraction), ``sweeps`` (steering sweep, monitor
-correlation, layer choice), ``run`` (:func:`run_persona`: the whole experiment into a run folder).
+correlation, layer choice), ``results`` (their typed results: :class:`SteeringSweep`, :class:`SteeringControl`,
+:class:`MonitorCorrelation`; dict access as before, Jupyter rendering, ``plot()``, ``to_frame()``), ``run``
+(:func:`run_persona`: the whole experiment into a run folder).
 Everything is re-exported here, so ``featurescope.persona.X`` keeps working.
 """
 
@@ -25,6 +27,7 @@ from .extraction import (
     vectors_from_conversations,
 )
 from .monitoring import check_flag_rows, flag_summary, monitor, projection_difference
+from .results import MonitorCorrelation, SteeringControl, SteeringRow, SteeringSweep
 from .run import FLAG_DEMO, run_persona
 from .steering import steer, steering_hook
 from .sweeps import choose_layer, monitor_correlation, steering_control, steering_sweep, unsteered_logprob
@@ -33,7 +36,11 @@ from .vector import PersonaVector, mean_difference, pearson, project, separation
 __all__ = [
     "ExtractionConfig",
     "FLAG_DEMO",
+    "MonitorCorrelation",
     "PersonaVector",
+    "SteeringControl",
+    "SteeringRow",
+    "SteeringSweep",
     "check_flag_rows",
     "choose_layer",
     "extract",

@@ -60,7 +60,9 @@ def run_persona(
     """Run Chen et al.'s full loop for one trait on one model and write vectors, figures and ``summary.json``.
     ``n_random_controls`` random vectors of equal norm are swept like the persona vector (the steering null; 0 =
     none). ``seeds`` (e.g. ``(0, 1, 2)``): the steering sweep, its controls and the monitoring answers are sampled
-    once per seed (intervals over questions of the per-question mean); ``()`` = greedy."""
+    once per seed (intervals over questions of the per-question mean); ``()`` = greedy. The returned ``"steering"``
+    (with its ``control``) and ``"monitor"`` are :class:`.SteeringSweep` and :class:`.MonitorCorrelation` (dict access
+    as before; ``summary.json`` holds their ``to_dict()``)."""
 
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
     out = Path(out)
@@ -133,7 +135,7 @@ def run_persona(
     if n_random_controls > 0:
         if progress:
             print(f"[persona] steering control: {n_random_controls} random vectors of equal norm ...", flush=True)
-        sw["control"] = steering_control(
+        ctl = steering_control(
             model,
             v,
             tr,
@@ -146,13 +148,14 @@ def run_persona(
             max_new_tokens=extraction.max_new_tokens,
             progress=progress,
         )
+        sw = sw.with_control(ctl)
     timings["steer"] = time.time() - t
     figures.append(
         plots.steering_curve(
             out / "steering.png",
-            [r["alpha"] for r in sw["rows"]],
-            [r["trait_score"] for r in sw["rows"]],
-            [r["coherence"] for r in sw["rows"]],
+            sw.alphas,
+            [r.trait_score for r in sw.rows],
+            [r.coherence for r in sw.rows],
             f"steering at blocks.{best}.hook_resid_post - {tag}",
         )
     )
@@ -171,8 +174,8 @@ def run_persona(
     figures.append(
         plots.monitor_scatter(
             out / "monitor.png",
-            mon["per_level"],
-            f"monitoring at layer {best}: r = {mon['r_levels']:.2f} (level means) - {tag}",
+            mon.per_level,
+            f"monitoring at layer {best}: r = {mon.r_levels:.2f} (level means) - {tag}",
         )
     )
     flag: dict[str, Any] = {}

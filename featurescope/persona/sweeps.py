@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -18,6 +18,7 @@ from ..models import Model
 from ..stats import bootstrap
 from ..traits import Trait, load_trait
 from .monitoring import monitor
+from .results import MonitorCorrelation, SteeringControl, SteeringRow, SteeringSweep
 from .steering import steer
 from .vector import PersonaVector, pearson
 
@@ -37,18 +38,21 @@ def steering_sweep(
     seeds: Sequence[int] = (),
     temperature: float = 1.0,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> SteeringSweep:
     """Generate answers to the trait's held-out questions under ``alpha * v`` for each alpha; judge trait score and
     coherence, and the log-prob per token of the steered text under the unsteered model.
 
     Greedy by default (one answer per question). With ``seeds`` (e.g. ``(0, 1, 2)``) every question is answered once
     per seed by sampling at ``temperature``; each question's score is its mean over seeds and each row gets a
-    bootstrap interval over questions (``trait_ci``) and the per-seed means (``per_seed``)."""
+    bootstrap interval over questions (``trait_ci``) and the per-seed means (``per_seed``).
+
+    Returns a :class:`SteeringSweep` (one :class:`SteeringRow` per alpha; ``sw["rows"]`` etc. still read the dict
+    ``to_dict()`` gives, which is what ``summary.json`` holds); it renders in Jupyter, ``plot()``, ``to_frame()``."""
 
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
     qs = list(tr.eval_questions[:n_questions] if n_questions else tr.eval_questions)
     runs: list[int | None] = list(seeds) if seeds else [None]
-    rows = []
+    rows: list[SteeringRow] = []
     for a in alphas:
         per_seed: list[list[float]] = []
         cohs: list[float] = []
@@ -71,29 +75,27 @@ def steering_sweep(
             examples.extend(g.response for g in gens[: 3 if not examples else 0])
         by_q = np.asarray(per_seed, dtype=np.float64).mean(0)  # per question, mean over seeds
         lp = float(np.nanmean(lps)) if lps else float("nan")
-        row: dict[str, Any] = {
-            "alpha": a,
-            "trait_score": float(by_q.mean()),
-            "coherence": sum(cohs) / len(cohs),
-            "scores": by_q.tolist(),  # per question (mean over seeds): the controls' paired intervals use them
-            "logprob_per_token": lp,
-            "examples": examples,
-        }
-        if seeds:
-            row["per_seed"] = [float(np.mean(x)) for x in per_seed]
-            row["trait_ci"] = bootstrap(np.mean, by_q).to_dict()
+        row = SteeringRow(
+            alpha=a,
+            trait_score=float(by_q.mean()),
+            coherence=sum(cohs) / len(cohs),
+            scores=tuple(by_q.tolist()),  # per question (mean over seeds): the controls' paired intervals use them
+            logprob_per_token=lp,
+            examples=tuple(examples),
+            per_seed=tuple(float(np.mean(x)) for x in per_seed) if seeds else None,
+            trait_ci=bootstrap(np.mean, by_q) if seeds else None,
+        )
         rows.append(row)
         if progress:
             print(
-                f"  alpha {a:+.1f}: trait {rows[-1]['trait_score']:.1f}  coherence {rows[-1]['coherence']:.1f}  "
-                f"logprob/token {lp:.2f}"
+                f"  alpha {a:+.1f}: trait {row.trait_score:.1f}  coherence {row.coherence:.1f}  logprob/token {lp:.2f}"
             )
-    return {
-        "hook": hook if isinstance(hook, str) else model.resid_hook(hook),
-        "questions": qs,
-        "seeds": list(seeds),
-        "rows": rows,
-    }
+    return SteeringSweep(
+        hook=hook if isinstance(hook, str) else model.resid_hook(hook),
+        questions=tuple(qs),
+        seeds=tuple(seeds),
+        rows=tuple(rows),
+    )
 
 
 def unsteered_logprob(model: Model, gens: Sequence[Any]) -> float:
@@ -124,12 +126,15 @@ def monitor_correlation(
     batch_size: int = 8,
     seeds: Sequence[int] = (),
     temperature: float = 1.0,
-) -> dict[str, Any]:
+) -> MonitorCorrelation:
     """Chen et al.'s monitoring experiment: system prompts graded from trait-suppressing to trait-eliciting; the
     last-prompt-token projection onto the vector vs the judged trait score of the response (Pearson r).
 
     Greedy by default; with ``seeds`` each prompt is answered once per seed by sampling at ``temperature`` and its
-    trait score is the mean over seeds (the projection is read before the answer, so it does not depend on it)."""
+    trait score is the mean over seeds (the projection is read before the answer, so it does not depend on it).
+
+    Returns a :class:`MonitorCorrelation` (``mon["r_samples"]`` etc. still read the dict ``to_dict()`` gives); it
+    renders in Jupyter with r's interval, null and verdict, ``plot()`` (scatter), ``to_frame()``."""
 
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
     if len(tr.monitor_prompts) < 2:
@@ -176,20 +181,20 @@ def monitor_correlation(
         }
         for i, (lv, c, p, sc, g) in enumerate(zip(levels, convs, proj.tolist(), scores, gens))
     ]
-    return {
-        "hook": h,
-        "r_samples": pearson(proj, scores),
-        "r_samples_evidence": correlation_evidence(proj.tolist(), scores, name="monitoring r (per response)").to_dict(),
+    return MonitorCorrelation(
+        hook=h,
+        r_samples=pearson(proj, scores),
+        r_samples_evidence=correlation_evidence(proj.tolist(), scores, name="monitoring r (per response)"),
         # does the projection follow the graded system prompts at all (whatever the judge sees)?
-        "r_projection_vs_level_evidence": correlation_evidence(
+        r_projection_vs_level_evidence=correlation_evidence(
             proj.tolist(), levels, name="projection vs graded prompt level"
-        ).to_dict(),
-        "items": items,
-        "r_levels": pearson([p["projection"] for p in per_level], [p["trait_score"] for p in per_level]),
-        "per_level": per_level,
-        "n": len(convs),
-        "seeds": list(seeds),
-    }
+        ),
+        per_item=tuple(items),
+        r_levels=pearson([p["projection"] for p in per_level], [p["trait_score"] for p in per_level]),
+        per_level=tuple(per_level),
+        n=len(convs),
+        seeds=tuple(seeds),
+    )
 
 
 def choose_layer(
@@ -254,31 +259,35 @@ def steering_control(
     judge: Any,
     *,
     hook: str | int,
-    sweep: dict[str, Any],
+    sweep: SteeringSweep | Mapping[str, Any],
     n_random: int = 2,
     seed: int = 0,
     n_questions: int | None = 10,
     max_new_tokens: int = 48,
     batch_size: int = 8,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> SteeringControl:
     """The null of a steering sweep: ``n_random`` random vectors of the same norm (and the same share on the
     massive dimensions recorded in the vector's metadata) swept at the same alphas and questions.
 
     Effect = trait score at the largest alpha minus at alpha 0, per question. Estimate: the persona vector's mean
     effect with a bootstrap interval over questions; null: the random vectors' mean effect, same bootstrap. The
-    verdict compares the two intervals."""
+    verdict compares the two intervals.
+
+    ``sweep``: the persona vector's :class:`SteeringSweep` (or its dict, e.g. from a ``summary.json``). Returns a
+    :class:`SteeringControl` (dict access as before); attach it with ``sweep.with_control(control)``."""
     h = hook if isinstance(hook, str) else model.resid_hook(hook)
     v = vector.at(h)
     i = vector.hooks.index(h)
     dims_all = vector.extra.get("massive_dims") or []
     dims = list(dims_all[i]) if i < len(dims_all) else []
     share = share_on_dims(v, dims)
-    alphas = [r["alpha"] for r in sweep["rows"]]
+    sweep_rows: list[dict[str, Any]] = sweep["rows"]  # dicts, from a SteeringSweep or a mapping alike
+    alphas = [r["alpha"] for r in sweep_rows]
     if 0.0 not in alphas or max(alphas) <= 0:
         raise FeaturescopeError("the steering control needs alpha 0 and a positive alpha in the sweep")
     rand = random_directions(n_random, v.shape[-1], norm=float(v.norm()), dims=dims, share=share, seed=seed)
-    controls = []
+    controls: list[dict[str, Any]] = []
     for j, r in enumerate(rand):
         sw = steering_sweep(
             model,
@@ -296,19 +305,20 @@ def steering_control(
         controls.append(
             {
                 "seed": seed + j,
-                "rows": [{k: x[k] for k in ("alpha", "trait_score", "coherence", "scores")} for x in sw["rows"]],
+                "rows": [
+                    {"alpha": x.alpha, "trait_score": x.trait_score, "coherence": x.coherence, "scores": list(x.scores)}
+                    for x in sw.rows
+                ],
             }
         )
         if progress:
-            print(
-                f"  random vector {j}: " + ", ".join(f"{x['alpha']:+.0f}: {x['trait_score']:.1f}" for x in sw["rows"])
-            )
+            print(f"  random vector {j}: " + ", ".join(f"{x.alpha:+.0f}: {x.trait_score:.1f}" for x in sw.rows))
 
     def effect(rows: list[dict[str, Any]]) -> np.ndarray:
         by = {x["alpha"]: np.asarray(x["scores"], dtype=np.float64) for x in rows}
         return by[max(alphas)] - by[0.0]
 
-    real = effect(sweep["rows"])
+    real = effect(sweep_rows)
     null_items = np.mean([effect(c["rows"]) for c in controls], axis=0)
     ev = control_evidence(
         f"steering effect (trait score at alpha {max(alphas):+g} minus alpha 0)",
@@ -318,10 +328,10 @@ def steering_control(
         f"{len(controls)} random vectors of equal norm",
         seed=seed,
     )
-    return {
-        "alpha": max(alphas),
-        "share_on_massive": share,
-        "massive_dims": dims,
-        "controls": controls,
-        "evidence": ev.to_dict(),
-    }
+    return SteeringControl(
+        alpha=max(alphas),
+        share_on_massive=share,
+        massive_dims=tuple(dims),
+        controls=tuple(controls),
+        evidence=ev,
+    )
