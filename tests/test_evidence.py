@@ -165,7 +165,7 @@ def test_inspect_cli_on_a_tiny_model(tmp_path, tiny_chat, monkeypatch):
     rows = [{"id": str(i), "question": f"q{i}?", "pos": f"bad bad {i}", "neg": f"good {i}"} for i in range(10)]
     src = tmp_path / "w.jsonl"
     src.write_text("\n".join(json.dumps(r) for r in rows))
-    monkeypatch.setattr("featurescope.models.load_model", lambda name, **kw: tiny_chat)
+    monkeypatch.setattr("featurescope.cli.inspect.load_model", lambda name, **kw: tiny_chat)  # imported at its top
     out = tmp_path / "m"
     assert main(["inspect", "massive", "--model", "x", "--written", str(src), "--out", str(out)]) == 0
     s = json.loads((out / "summary.json").read_text())

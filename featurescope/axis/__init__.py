@@ -44,12 +44,26 @@ Layout (one concept per module): ``constants`` (role-library limits, categories,
 library: data and loading), ``text`` (completion classes, text measures), ``pca`` (pure tensor functions: means,
 axis, PCA, projections, capping), ``vector`` (:class:`AssistantAxis`), ``judges`` (jobs, role judges, what is kept),
 ``collect`` (drives a model: answers, activations, role vectors), ``steer`` (steering, capping, drift, base-model
-prefills), ``compare`` (across stages and SAE features), ``figures``, ``run`` (:func:`run_axis`, a run folder).
+prefills), ``compare`` (across stages and SAE features), ``figures``, ``run`` (:func:`run_axis`, a run folder),
+``commands`` (one call per ``featurescope axis`` action: :func:`axis_collect`, :func:`axis_steer`, ..., each writing
+its run folder and ``summary.json``).
 Everything is re-exported here, so ``featurescope.axis.X`` keeps working.
 """
 
 from ..measures import DEFAULT_AI_TERMS, identifies_as_ai
 from .collect import collect_axis, format_all, generate_cached, token_projections
+from .commands import (
+    analysis_figures,
+    axis_analyze,
+    axis_cap,
+    axis_collect,
+    axis_compare,
+    axis_decompose,
+    axis_drift,
+    axis_prefill,
+    axis_roles,
+    axis_steer,
+)
 from .compare import axis_features_across_stages, compare_axes, compare_decompositions, decompose_axis
 from .constants import (
     CATEGORIES,
@@ -122,6 +136,16 @@ from .text import classify_completion, distinct_bigram_ratio
 from .vector import AssistantAxis
 
 __all__ = [
+    "analysis_figures",
+    "axis_analyze",
+    "axis_cap",
+    "axis_collect",
+    "axis_compare",
+    "axis_decompose",
+    "axis_drift",
+    "axis_prefill",
+    "axis_roles",
+    "axis_steer",
     "drift_section",
     "drift_summary",
     "prefill_section",

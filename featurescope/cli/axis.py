@@ -15,7 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import axis as A
 from ..errors import FeaturescopeError
+from ..evidence.nulls import evidence_text
+from ..models import load_model
+from ..saes import load_sae
 from .io import add_config_flag, add_ray_flags, config_from_args, ray_pool
 
 ACTIONS = ("roles", "collect", "analyze", "steer", "drift", "cap", "prefill", "compare", "decompose", "run")
@@ -43,26 +47,7 @@ def _need(args: argparse.Namespace, *names: str) -> None:
         raise FeaturescopeError(f"axis {args.action} needs {', '.join(missing)}")
 
 
-def _tag(axis: Any, extra: str = "") -> str:
-    q = len(axis.extra.get("questions", [])) or "?"
-    return f"{axis.model} ({axis.stage}); {len(axis.role_names)} roles x {q} questions, {axis.extra.get('judge', '?')}{extra}"
-
-
-def _analysis_figures(ax: Any, out: Path, hook: str) -> list[str]:
-    from .. import axis as A
-
-    tag = _tag(ax)
-    return [
-        A.plot_explained_variance(out / "explained_variance.png", ax, tag, hook),
-        A.plot_pc_scatter(out / "pc1_pc2.png", ax, tag, hook),
-        A.plot_layers(out / "axis_layers.png", ax, tag),
-        A.plot_ranked_roles(out / "roles_ranked.png", ax, tag, hook),
-    ]
-
-
 def _print_analysis(a: dict[str, Any]) -> None:
-    from ..evidence.nulls import evidence_text
-
     rf = a.get("role_filter") or {}
     if rf.get("n_roles") and rf["unfiltered"] > rf["n_roles"] / 2:
         print(
@@ -82,368 +67,184 @@ def _print_analysis(a: dict[str, Any]) -> None:
     )
 
 
-def cmd_axis(args: argparse.Namespace) -> int:
-    from .. import axis as A
-    from ..runs import write_summary
-    from ..store import write_json
+def _print_roles(lib: A.RoleLibrary, info: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({**info, "roles": [{"name": r.name, "category": r.category} for r in lib.roles]}, indent=2))
+        return
+    print(
+        f"{len(lib.roles)} roles x {A.N_INSTRUCTIONS} instructions, {len(lib.default_prompts)} default "
+        f"prompts, {len(lib.questions)} questions, {len(lib.scripts)} drift scripts (from {', '.join(lib.sources)})"
+    )
+    for c, k in info["categories"].items():
+        print(f"  {c:13s} {k:3d}  {', '.join(r.name for r in lib.roles if r.category == c)[:100]}")
 
-    t0 = time.time()
-    out_opt = Path(args.out) if args.out else None
-    if args.action != "roles" and out_opt is None:
-        raise FeaturescopeError(f"axis {args.action} needs --out (the run folder)")
-    if out_opt is not None:
-        out_opt.mkdir(parents=True, exist_ok=True)
-    lib = A.load_role_library(args.extra_roles or ())
 
-    if args.action == "roles":
-        counts = lib.category_counts()
-        info = {
-            "n_roles": len(lib.roles),
-            "n_instructions_each": A.N_INSTRUCTIONS,
-            "categories": counts,
-            "n_default_prompts": len(lib.default_prompts),
-            "n_questions": len(lib.questions),
-            "n_identity_questions": len(lib.identity_questions),
-            "n_prefills": len(lib.prefills),
-            "scripts": [s.name for s in lib.scripts],
-            "sources": list(lib.sources),
-        }
-        if args.json:
-            print(
-                json.dumps({**info, "roles": [{"name": r.name, "category": r.category} for r in lib.roles]}, indent=2)
-            )
-        else:
-            print(
-                f"{len(lib.roles)} roles x {A.N_INSTRUCTIONS} instructions, {len(lib.default_prompts)} default "
-                f"prompts, {len(lib.questions)} questions, {len(lib.scripts)} drift scripts (from {', '.join(lib.sources)})"
-            )
-            for c, k in counts.items():
-                print(f"  {c:13s} {k:3d}  {', '.join(r.name for r in lib.roles if r.category == c)[:100]}")
-        if out_opt is not None:
-            write_summary(
-                out_opt,
-                "axis roles",
-                inputs={"extra_roles": args.extra_roles},
-                results=info,
-                timings={"total": time.time() - t0},
-            )
-        return 0
-
-    assert out_opt is not None  # checked above: every other action needs --out
-    out: Path = out_opt
-    if args.action == "compare":
-        _need(args, "base", "post")
-        b, p = A.AssistantAxis.load(args.base), A.AssistantAxis.load(args.post)
-        cmp = A.compare_axes(b, p)
-        fig = A.plot_compare(
-            out / "compare.png", cmp, f"{len(cmp['hooks'])} layers, {cmp['n_common_roles']} common roles"
-        )
-        if args.sae:  # both axes in one SAE's features: how many top features the stages share
-            from ..saes import load_sae
-
-            cmp["features"] = {"sae": args.sae, **A.axis_features_across_stages(b, p, load_sae(args.sae, args.sae_id))}
-            print(
-                f"{cmp['features']['hook']} in SAE {args.sae}: top-20 feature overlap (Jaccard) "
-                + ", ".join(f"{m} {o['jaccard']:.2f}" for m, o in cmp["features"]["overlap"].items())
-            )
-        m = cmp["middle"]
+def _print_compare(cmp: dict[str, Any]) -> None:
+    if "features" in cmp:
         print(
-            f"{m['hook']}: cos(base axis, post axis) {m['axis_cosine']:+.3f}; top PC |cos| "
-            f"{', '.join(f'{x:.2f}' for x in m['pc_cosines'])} (paper 0.93/0.87/0.83); role vectors raw "
-            f"{m['role_cosine_raw_mean']:.3f}, centred {m['role_cosine_centred_mean']:.3f}; post default on base "
-            f"axis at {m['post_default_on_base_axis']:.2f} (0 = base roles, 1 = base default)\n  null: top PC |cos| "
-            "between two random halves of one model's roles: "
-            + "; ".join(f"{k} {', '.join(f'{x:.2f}' for x in v)}" for k, v in cmp["split_half_pc_cosines"].items())
+            f"{cmp['features']['hook']} in SAE {cmp['features']['sae']}: top-20 feature overlap (Jaccard) "
+            + ", ".join(f"{m} {o['jaccard']:.2f}" for m, o in cmp["features"]["overlap"].items())
         )
-        write_summary(
-            out,
-            "axis compare",
-            inputs={"base": args.base, "post": args.post, "sae": args.sae},
-            results={"compare": cmp},
-            timings={"total": time.time() - t0},
-            figures=[fig],
-        )
-        print(f"summary: {out / 'summary.json'}")
-        return 0
+    m = cmp["middle"]
+    print(
+        f"{m['hook']}: cos(base axis, post axis) {m['axis_cosine']:+.3f}; top PC |cos| "
+        f"{', '.join(f'{x:.2f}' for x in m['pc_cosines'])} (paper 0.93/0.87/0.83); role vectors raw "
+        f"{m['role_cosine_raw_mean']:.3f}, centred {m['role_cosine_centred_mean']:.3f}; post default on base "
+        f"axis at {m['post_default_on_base_axis']:.2f} (0 = base roles, 1 = base default)\n  null: top PC |cos| "
+        "between two random halves of one model's roles: "
+        + "; ".join(f"{k} {', '.join(f'{x:.2f}' for x in v)}" for k, v in cmp["split_half_pc_cosines"].items())
+    )
 
-    if args.action == "analyze":
-        _need(args, "axis")
-        ax = A.AssistantAxis.load(args.axis)
-        hook = ax.hook(args.layer)
-        a = ax.analysis(hook)
-        _print_analysis(a)
-        figs = _analysis_figures(ax, out, hook)
-        write_summary(
-            out,
-            "axis analyze",
-            inputs={"axis": args.axis, "model": ax.model, "stage": ax.stage, "layer": hook},
-            results={
-                "analysis": a,
-                "per_layer": ax.per_layer(),
-                "ranked_roles": ax.ranked_roles(hook),
-                "paper": A.PAPER,
-            },
-            timings={"total": time.time() - t0},
-            figures=figs,
-        )
-        print(f"summary: {out / 'summary.json'}")
-        return 0
 
-    from ..models import load_model
+def _run(args: argparse.Namespace, model: Any, out: Path, lib: A.RoleLibrary) -> dict[str, Any]:
+    """``axis run``: the whole experiment (:func:`featurescope.axis.run_axis`) with the axes and SAE it names."""
+    return A.run_axis(
+        model,
+        out,
+        n_roles=args.n_roles,
+        n_questions=args.n_questions,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        judge=args.judge,
+        library=lib,
+        instructions=args.instructions,
+        layer=args.layer,
+        alphas=_floats(args.alphas),
+        n_identity_questions=args.n_identity_questions,
+        steer_seeds=_ints(args.steer_seeds) or (),
+        n_random_controls=args.controls,
+        prefill_samples=args.samples or 3,
+        drift_turns=args.turns,
+        drift_conversations=args.conversations,
+        drift_scripts=args.scripts.split(",") if args.scripts else None,
+        cap_layers=_ints(args.cap_layers),
+        cap_percentile=args.percentile,
+        prefill_axis=A.AssistantAxis.load(args.prefill_axis) if args.prefill_axis else None,
+        compare_with=A.AssistantAxis.load(args.compare_with) if args.compare_with else None,
+        sae=load_sae(args.sae, args.sae_id) if args.sae else None,
+        seed=args.seed,
+        generation_dtype=args.generation_dtype,
+        capture_dtype=args.capture_dtype,
+    )
 
-    _need(args, "model")
-    model = load_model(args.model)
-    t_load = time.time() - t0
 
+def _with_model(args: argparse.Namespace, model: Any, out: Path, lib: A.RoleLibrary, t_load: float) -> int:
+    """The actions that drive a model: one library call each, then what it found."""
     if args.action == "run":
-        pa = A.AssistantAxis.load(args.prefill_axis) if args.prefill_axis else None
-        cw = A.AssistantAxis.load(args.compare_with) if args.compare_with else None
-        sae = None
-        if args.sae:
-            from ..saes import load_sae
-
-            sae = load_sae(args.sae, args.sae_id)
-        res = A.run_axis(
+        _print_analysis(_run(args, model, out, lib)["analysis"])
+    elif args.action == "collect":
+        cfg = config_from_args(A.AxisConfig, args)
+        with ray_pool(args, args.model) as pool:
+            res = A.axis_collect(
+                model,
+                out,
+                library=lib,
+                config=cfg,
+                judge=args.judge,
+                responses_from=args.responses_from,
+                pool=pool,
+                ray=args.ray,
+                workers=args.workers,
+                layer=args.layer,
+                load_s=t_load,
+            )
+        _print_analysis(res["analysis"])
+        print(f"axis: {res['axis_file']}")
+    elif args.action == "steer":
+        res = A.axis_steer(
             model,
+            args.axis,
             out,
-            n_roles=args.n_roles,
-            n_questions=args.n_questions,
-            max_new_tokens=args.max_new_tokens,
-            batch_size=args.batch_size,
-            judge=args.judge,
             library=lib,
-            instructions=args.instructions,
             layer=args.layer,
             alphas=_floats(args.alphas),
-            n_identity_questions=args.n_identity_questions,
-            steer_seeds=_ints(args.steer_seeds) or (),
-            n_random_controls=args.controls,
-            prefill_samples=args.samples or 3,
-            drift_turns=args.turns,
-            drift_conversations=args.conversations,
-            drift_scripts=args.scripts.split(",") if args.scripts else None,
-            cap_layers=_ints(args.cap_layers),
-            cap_percentile=args.percentile,
-            prefill_axis=pa,
-            compare_with=cw,
-            sae=sae,
-            seed=args.seed,
-            generation_dtype=args.generation_dtype,
-            capture_dtype=args.capture_dtype,
-        )
-        _print_analysis(res["analysis"])
-        print(f"summary: {out / 'summary.json'}")
-        return 0
-
-    if args.action == "collect":
-        cfg = config_from_args(A.AxisConfig, args)
-        responses = None
-        if args.responses_from:
-            rows = [json.loads(x) for x in Path(args.responses_from).read_text().splitlines() if x.strip()]
-            responses = [r["response"] for r in rows]
-        with ray_pool(args, args.model) as pool:
-            ax, _ = A.collect_axis(model, lib, cfg, judge=args.judge, out_dir=out, responses=responses, pool=pool)
-        path = ax.save(out / "axis.safetensors")
-        hook = ax.hook(args.layer)
-        a = ax.analysis(hook)
-        _print_analysis(a)
-        figs = _analysis_figures(ax, out, hook)
-        write_summary(
-            out,
-            "axis collect",
-            inputs={
-                "model": model.info,
-                "config": cfg.to_dict(),
-                "judge": ax.extra["judge"],
-                "responses_from": args.responses_from,
-                "ray": args.ray,
-                "workers": args.workers if args.ray else 1,
-                "library": list(lib.sources),
-            },
-            results={
-                "axis_file": str(path),
-                "analysis": a,
-                "per_layer": ax.per_layer(),
-                "counts": {
-                    k: ax.extra[k]
-                    for k in ("n_jobs", "n_default", "n_role_responses", "n_kept", "score_counts", "dropped_roles")
-                },
-                "ranked_roles": ax.ranked_roles(hook),
-                "paper": A.PAPER,
-            },
-            timings={"load_model": t_load, **ax.extra["timings"], "total": time.time() - t0},
-            figures=figs,
-        )
-        print(f"axis: {path}\nsummary: {out / 'summary.json'}")
-        return 0
-
-    _need(args, "axis")
-    ax = A.AssistantAxis.load(args.axis)
-    hook = ax.hook(args.layer)
-    tag = f"{model.name} ({model.stage}); axis of {ax.model}"
-
-    if args.action == "steer":
-        qs = A.spread(lib.identity_questions, args.n_questions)
-        sps = [None] + list(args.system_prompt or [])
-        sw = A.axis_steering_sweep(
-            model,
-            ax,
-            layer=hook,
-            alphas=_floats(args.alphas),
-            questions=qs,
-            system_prompts=sps,
+            n_questions=args.n_questions,
+            system_prompts=args.system_prompt or (),
             max_new_tokens=args.max_new_tokens,
             batch_size=args.batch_size,
             seed=args.seed,
             seeds=_ints(args.steer_seeds) or (),
-            ai_terms=lib.ai_terms,
+            n_controls=args.controls,
+            load_s=t_load,
         )
-        control = None
-        if args.controls > 0:
-            control = A.axis_steering_control(
-                model,
-                ax,
-                sw,
-                n_random=args.controls,
-                seed=args.seed,
-                max_new_tokens=args.max_new_tokens,
-                batch_size=args.batch_size,
-                ai_terms=lib.ai_terms,
-            )
-            from ..evidence.nulls import evidence_text  # with the axis package: torch-heavy, not at CLI start-up
-
+        control = res["steering"].get("control")
+        if control is not None:
             print(evidence_text(control["evidence"]))
-        section = A.steering_section(sw, control)
-        fig = A.plot_steering(out / "steering.png", section, tag)
-        with open(out / "steering.jsonl", "w") as f:
-            for r in sw["rows"]:
-                for x in r["responses"]:
-                    f.write(json.dumps({"system_prompt": r["system_prompt"], "alpha": r["alpha"], **x}) + "\n")
-        write_summary(
-            out,
-            "axis steer",
-            inputs={
-                "model": model.info,
-                "axis": args.axis,
-                "layer": hook,
-                "alphas": sw["alphas"],
-                "system_prompts": sps,
-            },
-            results={"steering": section},
-            timings={"load_model": t_load, "total": time.time() - t0},
-            figures=[fig],
-        )
     elif args.action in ("drift", "cap"):
-        scripts = [lib.script(s) for s in args.scripts.split(",")] if args.scripts else list(lib.scripts)
         kw: dict[str, Any] = dict(
-            layers=[hook],
+            library=lib,
+            layer=args.layer,
             n_turns=args.turns,
+            n_conversations=args.conversations,
+            scripts=args.scripts.split(",") if args.scripts else None,
+            cap_layers=_ints(args.cap_layers),
+            percentile=args.percentile,
             max_new_tokens=args.max_new_tokens,
             batch_size=args.batch_size,
             seed=args.seed,
-            n_conversations=args.conversations,
+            load_s=t_load,
         )
-        cap_layers = _ints(args.cap_layers)
-        runs: dict[str, Any] = {}
-        if args.action == "cap" or not args.capped:
-            runs["uncapped"] = A.drift(model, ax, scripts, **kw)
-        if args.action == "cap" or args.capped:
-            runs["capped"] = A.drift(
-                model, ax, scripts, capped=True, cap_layers=cap_layers, percentile=args.percentile, **kw
-            )
-        tau = ax.tau(hook, args.percentile, "tokens" if ax.token_quantiles is not None else "responses")
-        fig = A.plot_drift(out / ("drift.png" if args.action == "drift" else "drift_capped.png"), runs, tag, tau=tau)
-        write_json(out / "drift.json", runs, indent=1)
-        res = A.drift_section(ax, hook, runs, args.percentile)
-        for k in runs:
-            for n, v in res[k]["per_script"].items():
+        if args.action == "drift":
+            res = A.axis_drift(model, args.axis, out, capped=args.capped, **kw)
+        else:
+            res = A.axis_cap(model, args.axis, out, **kw)
+        for k in ("uncapped", "capped"):
+            for n, v in res["drift"].get(k, {}).get("per_script", {}).items():
                 print(f"  [{k}] {n:26s} " + " ".join(f"{x:+.2f}" for x in v))
-        write_summary(
-            out,
-            f"axis {args.action}",
-            inputs={
-                "model": model.info,
-                "axis": args.axis,
-                "layer": hook,
-                "turns": args.turns,
-                "scripts": [s.name for s in scripts],
-                "cap_layers": cap_layers,
-                "percentile": args.percentile,
-            },
-            results={"drift": {**res, "tau_at_layer": tau}},
-            timings={"load_model": t_load, "total": time.time() - t0},
-            figures=[fig],
-        )
     elif args.action == "prefill":
-        pf = A.prefill_test(
+        A.axis_prefill(
             model,
-            ax,
-            layer=hook,
-            alphas=_floats(args.alphas),
+            args.axis,
+            out,
             library=lib,
+            layer=args.layer,
+            alphas=_floats(args.alphas),
             n_samples=args.samples or 1,
             batch_size=args.batch_size,
             seed=args.seed,
-        )
-        fig = A.plot_prefill(out / "prefill.png", pf, tag)
-        with open(out / "prefill.jsonl", "w") as f:
-            for r in pf["rows"]:
-                for c in r["completions"]:
-                    f.write(json.dumps({"alpha": r["alpha"], **c}) + "\n")
-        write_summary(
-            out,
-            "axis prefill",
-            inputs={
-                "model": model.info,
-                "axis": args.axis,
-                "layer": hook,
-                "alphas": pf["alphas"],
-                "samples": args.samples,
-            },
-            results={"prefill": A.prefill_section(pf)},
-            timings={"load_model": t_load, "total": time.time() - t0},
-            figures=[fig],
+            load_s=t_load,
         )
     elif args.action == "decompose":
-        _need(args, "sae")
-        from .. import corpus
-        from ..cards import cards_html, make_cards
-        from ..saes import check_sae, load_sae
-
-        sae = load_sae(args.sae, args.sae_id)
-        h = check_sae(sae, model, allow_other_model=args.allow_other_model)
-        dec = A.decompose_axis(ax, sae, layer=h, k=args.k)
-        corpus.ensure_installed()
-        toks = corpus.token_sequences(
-            model.tokenizer, corpus.documents("heldout"), max_sequences=args.card_sequences, seed=2
-        )
-        top = dec["cosine"]
-        cards = make_cards(
+        res = A.axis_decompose(
             model,
-            sae,
-            toks,
-            top.indices[: args.cards].tolist(),
-            scores=top.scores[: args.cards].tolist(),
-            sae_name=str(args.sae),
-            hook=h,
-        )
-        title = f"Assistant axis of {ax.model} ({ax.stage}) at {h} in features of SAE {args.sae}, read on {model.name}"
-        (out / "cards.html").write_text(
-            "<html><meta charset='utf-8'><body>" + cards_html(cards, title) + "</body></html>"
-        )
-        for m, d in dec.items():
-            print(f"{m:12s} top features {d.top(5)}  k for 50%/90%: {d.k_for(0.5)}/{d.k_for(0.9)}")
-        write_summary(
+            args.axis,
+            args.sae,
             out,
-            "axis decompose",
-            inputs={"model": model.info, "axis": args.axis, "sae": args.sae, "hook": h},
-            results={
-                "decompositions": {m: d.to_dict(args.k) for m, d in dec.items()},
-                "cards": [c.to_dict() for c in cards],
-            },
-            timings={"load_model": t_load, "total": time.time() - t0},
-            figures=["cards.html"],
+            sae_id=args.sae_id,
+            allow_other_model=args.allow_other_model,
+            k=args.k,
+            n_cards=args.cards,
+            card_sequences=args.card_sequences,
+            load_s=t_load,
         )
+        for m, d in res["decompositions"].items():
+            print(f"{m:12s} top features {d['top'][:5]}  k for 50%/90%: {d['k_for_50pct']}/{d['k_for_90pct']}")
+    print(f"summary: {out / 'summary.json'}")
+    return 0
+
+
+def cmd_axis(args: argparse.Namespace) -> int:
+    t0 = time.time()
+    out = Path(args.out) if args.out else None
+    if args.action != "roles" and out is None:
+        raise FeaturescopeError(f"axis {args.action} needs --out (the run folder)")
+    lib = A.load_role_library(args.extra_roles or ())
+    if args.action == "roles":
+        _print_roles(lib, A.axis_roles(lib, out, extra_roles=args.extra_roles), args.json)
+        return 0
+    assert out is not None  # checked above: every other action needs --out
+    if args.action == "compare":
+        _need(args, "base", "post")
+        _print_compare(A.axis_compare(args.base, args.post, out, sae=args.sae, sae_id=args.sae_id)["compare"])
+    elif args.action == "analyze":
+        _need(args, "axis")
+        _print_analysis(A.axis_analyze(args.axis, out, layer=args.layer)["analysis"])
+    else:
+        _need(args, "model")
+        if args.action not in ("run", "collect"):
+            _need(args, "axis", *(["sae"] if args.action == "decompose" else []))
+        model = load_model(args.model)
+        return _with_model(args, model, out, lib, time.time() - t0)
     print(f"summary: {out / 'summary.json'}")
     return 0
 

@@ -1,5 +1,6 @@
 """``featurescope inspect``: massive (massive dimensions and outlier-norm tokens per layer) | handling (the ways
-to keep them from dominating a persona vector, compared side by side with held-out separation and its null)."""
+to keep them from dominating a persona vector, compared side by side with held-out separation and its null) |
+decomposition (the nulls of a saved vector's SAE decomposition)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import argparse
 from typing import Any
 
 from ..errors import FeaturescopeError
+from ..evidence.run import run_decomposition, run_handling, run_massive, written_conversations
+from ..judge import default_judge
+from ..models import load_model
+from ..persona.extraction import load_written
+from ..traits import written_path
 
 
 def _texts(args: argparse.Namespace) -> tuple[list[Any], list[dict[str, str]], str]:
-    from ..evidence.run import written_conversations
-    from ..persona.extraction import load_written
-    from ..traits import written_path
-
     src = args.written or str(written_path(args.trait))
     rows = load_written(src)
     pos, neg, _ = written_conversations(rows)
@@ -23,20 +25,10 @@ def _texts(args: argparse.Namespace) -> tuple[list[Any], list[dict[str, str]], s
 def _decomposition(args: argparse.Namespace) -> int:
     """Nulls of a saved vector's decomposition, without the model: random-direction fraction explained and the
     decoder bias decomposed."""
-    import time
-
-    from ..evidence.decomposition import decomposition_evidence
-    from ..persona import PersonaVector
-    from ..runs import write_summary
-    from ..saes import load_sae, sae_hook
-
     if not args.vector or not args.sae:
         raise FeaturescopeError("inspect decomposition needs --vector and --sae")
-    t0 = time.time()
-    pv = PersonaVector.load(args.vector)
-    sae = load_sae(args.sae, args.sae_id)
-    hook = sae_hook(sae) or ""
-    ev = decomposition_evidence(pv.at(hook), sae, seed=args.seed)
+    res = run_decomposition(args.vector, args.sae, args.out, sae_id=args.sae_id, seed=args.seed)
+    hook, ev = res["hook"], res["evidence"]
     for k, row in ev["fraction_explained_null"]["per_k"].items():
         nulls = ", ".join(
             f"{n} {row[n]['mean']:.2f} [{row[n]['lo']:.2f}, {row[n]['hi']:.2f}]"
@@ -52,21 +44,11 @@ def _decomposition(args: argparse.Namespace) -> int:
         f"{len(b['mean_tracking_latents'])} latents track it (|cos| >= {b['threshold']})"
     )
     if args.out:
-        write_summary(
-            args.out,
-            "inspect decomposition",
-            inputs={"vector": args.vector, "sae": args.sae, "hook": hook, "seed": args.seed},
-            results={"evidence": ev, "vector_share_on_decoder_bias": ev["share_on_decoder_bias"]},
-            timings={"total": time.time() - t0},
-        )
         print(f"summary: {args.out}/summary.json")
     return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from ..evidence.run import run_handling, run_massive
-    from ..models import load_model
-
     if args.action == "decomposition":
         return _decomposition(args)
     model = load_model(args.model)
@@ -88,8 +70,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         layers = [int(x) for x in args.layers.split(",")]
         judge = None
         if args.steer_layer is not None:
-            from ..judge import default_judge
-
             judge = default_judge()
         res = run_handling(
             model,

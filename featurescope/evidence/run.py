@@ -1,5 +1,6 @@
-"""Evidence commands over a model (I/O edge): the massive-activation table (``featurescope inspect massive``) and
-the side-by-side comparison of massive-activation handlings on paired trait texts (``inspect handling``)."""
+"""Evidence commands (I/O edge): the massive-activation table (``featurescope inspect massive``), the side-by-side
+comparison of massive-activation handlings on paired trait texts (``inspect handling``) and the nulls of a saved
+vector's SAE decomposition (``inspect decomposition``, no model needed)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from ..capture import as_prompts, capture
 from ..errors import FeaturescopeError
 from ..formatting import Message
 from ..models import Model
+from ..persona.vector import PersonaVector
 from ..runs import write_summary
+from ..saes import load_sae, sae_hook
 from ..stats import bootstrap
+from .decomposition import decomposition_evidence
 from .massive import (
     DIM_RATIO,
     HANDLINGS,
@@ -330,3 +334,26 @@ def run_handling(
     if steering is not None:
         res = {**res, "steering": steering}
     return res
+
+
+def run_decomposition(
+    vector: str | Path, sae: str | Path, out: str | Path | None, *, sae_id: str | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Nulls of a saved persona vector's decomposition in an SAE's features, at the SAE's hook, without the model:
+    random-direction fraction explained and the decoder bias decomposed (:func:`decomposition_evidence`). With
+    ``out``, ``summary.json`` there. Returns the summary's results and the hook (``"hook"``)."""
+    t0 = time.time()
+    pv = PersonaVector.load(vector)
+    s = load_sae(sae, sae_id)
+    hook = sae_hook(s) or ""
+    ev = decomposition_evidence(pv.at(hook), s, seed=seed)
+    results = {"evidence": ev, "vector_share_on_decoder_bias": ev["share_on_decoder_bias"]}
+    if out is not None:
+        write_summary(
+            out,
+            "inspect decomposition",
+            inputs={"vector": vector, "sae": sae, "hook": hook, "seed": seed},
+            results=results,
+            timings={"total": time.time() - t0},
+        )
+    return {**results, "hook": hook}
