@@ -13,27 +13,11 @@ from .io import add_config_flag, add_ray_flags, config_from_args, ray_pool, read
 
 
 def cmd_persona(args: argparse.Namespace) -> int:
-    from .. import plots
     from ..evidence.nulls import evidence_text
     from ..judge import default_judge
     from ..models import load_model
-    from ..persona import (
-        ExtractionConfig,
-        PersonaVector,
-        check_flag_rows,
-        extract,
-        extract_written,
-        flag_summary,
-        load_written,
-        monitor_correlation,
-        projection_difference,
-        rebuild,
-        run_persona,
-        steering_control,
-        steering_sweep,
-    )
-    from ..runs import write_summary
-    from ..traits import load_trait
+    from ..persona import ExtractionConfig, PersonaVector, check_flag_rows, run_persona
+    from ..persona.commands import persona_extract, persona_flag, persona_monitor, persona_rebuild, persona_steer
 
     t0 = time.time()
     out = Path(args.out)
@@ -83,35 +67,14 @@ def cmd_persona(args: argparse.Namespace) -> int:
             f"(levels {res['monitor']['r_levels']:.2f}); flagging {res['flagging'].get('per_dataset')}"
         )
     elif args.action == "extract":
-        tr = load_trait(args.trait)
         cfg = config_from_args(ExtractionConfig, args)
-        if args.written:
-            res = extract_written(
-                model,
-                tr.name,
-                load_written(args.written),
-                source=args.written,
-                handling=cfg.handling,
-                outlier_k=cfg.outlier_k,
-            )
+        kw = {"written": args.written, "ray": args.ray, "workers": args.workers}
+        if args.written:  # written answers: nothing is generated, so no worker pool
+            res = persona_extract(model, args.trait, judge, out, cfg, **kw)
         else:
             with ray_pool(args, args.model) as pool:
-                res = extract(model, tr, judge, config=cfg, answers_path=out / "answers.jsonl", pool=pool)
-        out.mkdir(parents=True, exist_ok=True)
-        files = {k: str(v.save(out / f"{tr.name}.{k}.safetensors")) for k, v in res["vectors"].items()}
-        (out / "responses.jsonl").write_text(
-            "\n".join(json.dumps({k: v for k, v in r.items() if k != "messages"}) for r in res["responses"])
-        )
-        sep = res["separation"]
-        fig = plots.layer_profile(
-            out / "layers.png",
-            {"Cohen's d (pos vs neg projection)": sep["cohens_d"]},
-            f"{tr.name} persona vector on {model.name} ({model.stage}); "
-            + (f"written answers {Path(args.written).name}" if args.written else f"judge {judge.name}"),
-            "Cohen's d",
-        )
-        finite = [i for i, d in enumerate(sep["cohens_d"]) if d == d]
-        best = max(finite, key=lambda i: sep["cohens_d"][i]) if finite else None
+                res = persona_extract(model, args.trait, judge, out, cfg, pool=pool, **kw)
+        sep, best = res["separation"], res["best_separation_layer"]
         if best is None:
             print("Cohen's d is undefined at every layer (fewer than 2 kept answers on a side, or no spread)")
         print(
@@ -126,180 +89,48 @@ def cmd_persona(args: argparse.Namespace) -> int:
         )
         if best is not None and sep.get("held_out"):
             print(f"layer {best}, vector on half the questions: {evidence_text(sep['held_out'][best])}")
-        write_summary(
-            out,
-            "persona extract",
-            inputs={
-                "model": model.info,
-                "trait": tr.name,
-                "config": cfg.to_dict(),
-                "judge": None if args.written else judge.name,
-                "written": args.written,
-                "ray": args.ray,
-                "workers": args.workers if args.ray else 1,
-            },
-            results={
-                "counts": res["counts"],
-                "separation": sep,
-                "best_separation_layer": best,
-                "vector_norms": res["vectors"]["response_mean"].norms,
-                "files": files,
-            },
-            timings=res["timings"],
-            figures=[fig],
-        )
     elif args.action == "rebuild":
         assert resp_rows is not None
-        tr = load_trait(args.trait)
         cfg = config_from_args(ExtractionConfig, args)
-        res = rebuild(model, tr.name, resp_rows, config=cfg, source=args.responses)
-        out.mkdir(parents=True, exist_ok=True)
-        files = {k: str(v.save(out / f"{tr.name}.{k}.safetensors")) for k, v in res["vectors"].items()}
-        files["reread.response_mean"] = str(
-            res["reread_vectors"]["response_mean"].save(out / f"{tr.name}.reread.response_mean.safetensors")
-        )
-        (out / "responses.jsonl").write_text(Path(args.responses).read_text())
-        sep, rr = res["separation"], res["reread"]
-        finite = [i for i, d in enumerate(sep["cohens_d"]) if d == d]
-        best = max(finite, key=lambda i: sep["cohens_d"][i]) if finite else None
+        res = persona_rebuild(model, args.trait, resp_rows, out, cfg, responses=args.responses)
+        sep, rr, best = res["separation"], res["reread"], res["best_separation_layer"]
         for tag, sp in (("with the system prompt", sep), ("re-read without it", rr["separation"])):
             if best is not None and sp.get("held_out"):
                 print(f"{tag}, layer {best}: {evidence_text(sp['held_out'][best])}")
         if best is not None:
             print(f"cos(vector, re-read vector) at layer {best}: {rr['cosine_with_instruction_vector'][best]:.2f}")
-        series = {"Cohen's d in sample": sep["cohens_d"]}
-        for tag, sp in (("held-out d", sep), ("held-out d, re-read without the system prompt", rr["separation"])):
-            if sp.get("held_out"):
-                series[tag] = [e["estimate"]["value"] for e in sp["held_out"]]
-                series[tag + ": null 97.5%"] = [e["null"]["hi"] for e in sp["held_out"]]
-        fig = plots.layer_profile(
-            out / "layers.png",
-            series,
-            f"{tr.name} vector rebuilt on {model.name} ({cfg.handling}, outlier k {cfg.outlier_k})",
-            "Cohen's d",
-            mark=best,
-        )
-        write_summary(
-            out,
-            "persona rebuild",
-            inputs={"model": model.info, "trait": tr.name, "config": cfg.to_dict(), "responses": args.responses},
-            results={
-                "counts": res["counts"],
-                "separation": sep,
-                "best_separation_layer": best,
-                "reread": rr,
-                "vector_norms": res["vectors"]["response_mean"].norms,
-                "massive": {
-                    k: res["vectors"]["response_mean"].extra[k]
-                    for k in ("handling", "massive_dims", "share_on_mean_raw", "share_on_massive_raw")
-                },
-                "files": files,
-            },
-            timings=res["timings"],
-            figures=[fig],
-        )
     elif args.action == "steer":
-        v = pv_in
-        assert v is not None
+        assert pv_in is not None
         alphas = [float(a) for a in args.alphas.split(",")]
         if args.controls > 0 and (0.0 not in alphas or max(alphas) <= 0):
             raise FeaturescopeError("--controls needs alpha 0 and a positive alpha in --alphas (or pass --controls 0)")
-        res = steering_sweep(
-            model,
-            v,
-            v.trait,
-            judge,
-            hook=args.layer,
-            alphas=alphas,
-            n_questions=args.n_questions,
-            seeds=_seeds(args),
+        sw = persona_steer(
+            model, pv_in, judge, out, layer=args.layer, alphas=alphas, n_questions=args.n_questions,
+            seeds=_seeds(args), controls=args.controls, seed=args.seed, vector_path=args.vector, started=t0,
             **_max_new(args),
-        )
-        if args.controls > 0:
-            ctl = steering_control(
-                model,
-                v,
-                v.trait,
-                judge,
-                hook=args.layer,
-                sweep=res,
-                n_random=args.controls,
-                seed=args.seed,
-                n_questions=args.n_questions,
-                **_max_new(args),
-            )
-            res = res.with_control(ctl)
-            print(evidence_text(ctl["evidence"], "+.1f"))
-        out.mkdir(parents=True, exist_ok=True)
-        fig = plots.steering_curve(
-            out / "steering.png",
-            alphas,
-            [r.trait_score for r in res.rows],
-            [r.coherence for r in res.rows],
-            f"steering {v.trait} at layer {args.layer} of {model.name} ({model.stage})",
-        )
-        write_summary(
-            out,
-            "persona steer",
-            inputs={
-                "model": model.info,
-                "vector": args.vector,
-                "layer": args.layer,
-                "alphas": alphas,
-                "judge": judge.name,
-            },
-            results=res,
-            timings={"total": time.time() - t0},
-            figures=[fig],
-        )
+        )  # fmt: skip
+        if sw.control:
+            print(evidence_text(sw.control["evidence"], "+.1f"))
     elif args.action == "monitor":
-        v = pv_in
-        assert v is not None
-        res = monitor_correlation(
-            model,
-            v,
-            v.trait,
-            judge,
-            hook=args.layer,
-            n_questions=args.n_questions,
-            seeds=_seeds(args),
-            **_max_new(args),
-        )
+        assert pv_in is not None
+        mon = persona_monitor(
+            model, pv_in, judge, out, layer=args.layer, n_questions=args.n_questions, seeds=_seeds(args),
+            vector_path=args.vector, started=t0, **_max_new(args),
+        )  # fmt: skip
         print(
-            f"projection vs trait score: r = {res['r_samples']:.2f} over {res['n']} responses "
-            f"(r = {res['r_levels']:.2f} over the {len(res['per_level'])} graded levels); paper: 0.75-0.83"
-        )
-        write_summary(
-            out,
-            "persona monitor",
-            inputs={
-                "model": model.info,
-                "vector": args.vector,
-                "layer": args.layer,
-                "judge": judge.name,
-                "seeds": _seeds(args),
-            },
-            results=res,
-            timings={"total": time.time() - t0},
+            f"projection vs trait score: r = {mon['r_samples']:.2f} over {mon['n']} responses "
+            f"(r = {mon['r_levels']:.2f} over the {len(mon['per_level'])} graded levels); paper: 0.75-0.83"
         )
     elif args.action == "flag":
-        v = pv_in
-        assert v is not None and flag_rows is not None
-        rows = flag_rows
-        hook = model.resid_hook(args.layer)
-        res = projection_difference(model, rows, v.at(hook), hook, **_max_new(args))
-        fs_ = flag_summary(rows, res["projection_difference"].tolist(), v.trait, seed=args.seed)
+        assert pv_in is not None and flag_rows is not None
+        fs_ = persona_flag(
+            model, pv_in, flag_rows, out, layer=args.layer, dataset=args.dataset, seed=args.seed,
+            vector_path=args.vector, started=t0, **_max_new(args),
+        )  # fmt: skip
         for k, m_ in fs_["per_dataset"].items():
             print(f"  {k:24s} mean projection difference {m_:+.3f}")
         if "auroc_evidence" in fs_:
             print(evidence_text(fs_["auroc_evidence"]))
-        write_summary(
-            out,
-            "persona flag",
-            inputs={"model": model.info, "vector": args.vector, "layer": args.layer, "dataset": args.dataset},
-            results=fs_,
-            timings={"total": time.time() - t0},
-        )
     print(f"summary: {out / 'summary.json'}")
     return 0
 
