@@ -12,10 +12,9 @@ from .io import add_ray_flags, parse_hooks, ray_pool, read_prompts
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from ..capture import as_prompts, capture
+    from ..capture import as_prompts
+    from ..capture_run import capture_run
     from ..models import load_model
-    from ..runs import write_summary
-    from ..store import ActivationStore
 
     t0 = time.time()
     prompts_raw = read_prompts(args.prompts)
@@ -27,65 +26,17 @@ def cmd_capture(args: argparse.Namespace) -> int:
     for h in hooks:
         model.check_hook(h)
     prompts = as_prompts(model, prompts_raw, kind=args.format)
-    out = Path(args.out)
-    store = ActivationStore(out / "activations", shard_size=args.shard_size)
-    t1 = time.time()
     with ray_pool(args, args.model, stage=args.stage, adapter=args.adapter, device=args.device) as pool:
-        if pool is not None:
-            from ..distributed import capture_on_pool
-
-            acts = capture_on_pool(
-                pool,
-                model,
-                prompts,
-                hooks,
-                store,
-                reduction=args.reduction,
-                batch_size=args.batch_size,
-                dtype=args.dtype,
-                progress=not args.quiet,
-            )
-        else:
-            acts = capture(
-                model,
-                prompts,
-                hooks,
-                reduction=args.reduction,
-                batch_size=args.batch_size,
-                store=store,
-                dtype=args.dtype,
-                progress=not args.quiet,
-            )
-    t_cap = time.time() - t1
-    n_tok = sum(len(p) for p in prompts)
-    norms = {h: float(acts[h].float().norm(dim=-1).mean()) for h in hooks}
-    path = write_summary(
-        out,
-        "capture",
-        inputs={
-            "model": model.info,
-            "prompts_file": args.prompts,
-            "n_prompts": len(prompts),
-            "hooks": hooks,
-            "reduction": args.reduction,
-            "format": args.format,
-            "batch_size": args.batch_size,
-            "dtype": args.dtype,
-            "ray": args.ray,
-            "workers": args.workers if args.ray else 1,
-        },
-        results={
-            "store": str(store.path),
-            "n_tokens": n_tok,
-            "tokens_per_s": n_tok / max(t_cap, 1e-9),
-            "shapes": {h: list(acts[h].shape) for h in hooks},
-            "mean_norm": norms,
-        },
-        timings={"load_model": t_load, "capture": t_cap, "total": time.time() - t0},
-    )
+        res = capture_run(
+            model, prompts, hooks, args.out, reduction=args.reduction, batch_size=args.batch_size, dtype=args.dtype,
+            shard_size=args.shard_size, pool=pool, progress=not args.quiet, load_s=t_load,
+            inputs={"prompts_file": args.prompts, "format": args.format, "ray": args.ray,
+                    "workers": args.workers if args.ray else 1},
+        )  # fmt: skip
+    n_tok, speed = res["n_tokens"], res["tokens_per_s"]
     print(
-        f"captured {len(prompts)} prompts ({n_tok} tokens) at {len(hooks)} hook(s) in {t_cap:.1f}s "
-        f"({n_tok / max(t_cap, 1e-9):.0f} tok/s) -> {store.path}\nsummary: {path}"
+        f"captured {len(prompts)} prompts ({n_tok} tokens) at {len(hooks)} hook(s) in {n_tok / speed:.1f}s "
+        f"({speed:.0f} tok/s) -> {res['store']}\nsummary: {Path(args.out) / 'summary.json'}"
     )
     return 0
 
