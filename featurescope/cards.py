@@ -20,6 +20,7 @@ from torch import Tensor
 
 from .capture import capture
 from .formatting import FormattedPrompt
+from .models import Model
 from .saes import non_special_mask
 
 
@@ -38,7 +39,7 @@ class FeatureStats:
 
 
 def feature_stats(
-    model: Any,
+    model: Model,
     sae: Any,
     tokens: Tensor,
     features: Sequence[int],
@@ -101,7 +102,9 @@ def feature_stats(
     return FeatureStats(list(features), top_v, top_r, top_p, fires, n_tok, edges, hists)
 
 
-def logit_effects(model: Any, direction: Tensor, k: int = 8) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+def logit_effects(
+    model: Model, direction: Tensor, k: int = 8
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     """Top promoted and suppressed output tokens of a residual direction through the unembedding."""
     W_U = model.tl.W_U.detach().float()
     logits = direction.float().to(W_U.device) @ W_U
@@ -189,7 +192,7 @@ def neuronpedia_url(sae: Any, feature: int) -> str | None:
 
 
 def make_cards(
-    model: Any,
+    model: Model,
     sae: Any,
     tokens: Tensor,
     features: Sequence[int],

@@ -13,6 +13,7 @@ from typing import Any
 from torch import Tensor
 
 from . import corpus
+from .models import Model
 from .runs import write_summary
 from .saes import compact, evaluate_sae, load_sae, train_saes
 from .store import write_json
@@ -23,7 +24,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
-def heldout_rows(model: Any, context: int = 128, n_sequences: int = 128) -> Tensor:
+def heldout_rows(model: Model, context: int = 128, n_sequences: int = 128) -> Tensor:
     """The held-out corpus rows every ``sae`` action evaluates on (``n_sequences`` rows of ``context`` tokens)."""
     return corpus.sequences(model.tokenizer, "heldout", context_size=context, max_sequences=n_sequences, seed=1)
 
@@ -34,7 +35,7 @@ def sae_folder(hook: str) -> str:
 
 
 def sae_train(
-    model: Any,
+    model: Model,
     out: str | Path,
     *,
     layers: Sequence[int],
@@ -131,7 +132,7 @@ def sae_train(
 
 
 def sae_eval(
-    model: Any,
+    model: Model,
     sae: str | Path,
     out: str | Path,
     *,

@@ -22,7 +22,7 @@ from torch import Tensor
 from .capture import capture, stop_layer
 from .errors import FeaturescopeError, OfflineError, did_you_mean
 from .formatting import FormattedPrompt
-from .models import hub_reachable
+from .models import Model, hub_reachable
 from .store import write_json
 
 
@@ -190,7 +190,7 @@ def sae_hook(sae: Any) -> str | None:
     return sae.cfg.metadata.hook_name
 
 
-def check_sae(sae: Any, model: Any, hook: str | None = None, *, allow_other_model: bool = False) -> str:
+def check_sae(sae: Any, model: Model, hook: str | None = None, *, allow_other_model: bool = False) -> str:
     """Raise :class:`SAEMismatchError` unless ``sae`` fits ``model`` at ``hook`` (default: the SAE's own hook).
     Returns the hook. ``allow_other_model`` permits an SAE trained on another checkpoint of the same architecture
     (SAE transfer between training stages); width and hook must still match."""
@@ -214,7 +214,7 @@ def check_sae(sae: Any, model: Any, hook: str | None = None, *, allow_other_mode
     return h
 
 
-def _same_model(sae_model: str, model: Any) -> bool:
+def _same_model(sae_model: str, model: Model) -> bool:
     names = {model.name, model.info.name, getattr(model.tl.cfg, "model_name", None)}
     names |= {n.split("/")[-1] for n in list(names) if n}
     return sae_model in names or sae_model.split("/")[-1] in names
@@ -262,7 +262,7 @@ def reconstruction_metrics(
 
 def ce_loss_recovered(
     sae: Any,
-    model: Any,
+    model: Model,
     tokens: Int[Tensor, "batch pos"],
     hook: str | None = None,
     exclude_special: bool = True,
@@ -340,7 +340,7 @@ def newest_checkpoint(root: str | Path) -> str | None:
 
 
 def train_saes(
-    model: Any,
+    model: Model,
     hooks: list[str],
     out_dir: str | Path,
     *,
@@ -466,7 +466,7 @@ def non_special_mask(tokenizer: Any, tokens: Int[Tensor, ...]) -> Tensor:
 
 @torch.no_grad()
 def activation_stats(
-    model: Any, hooks: list[str], tokens: Int[Tensor, "batch pos"], batch_size: int = 16
+    model: Model, hooks: list[str], tokens: Int[Tensor, "batch pos"], batch_size: int = 16
 ) -> dict[str, tuple[Float[Tensor, " d"], float]]:
     """Mean activation and mean norm at each hook over ``tokens`` (BOS / pad positions excluded, as in training)."""
 
@@ -488,7 +488,7 @@ def activation_stats(
 
 def evaluate_sae(
     sae: Any,
-    model: Any,
+    model: Model,
     tokens: torch.Tensor,
     hook: str | None = None,
     *,

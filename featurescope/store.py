@@ -31,6 +31,7 @@ from torch import Tensor
 from .errors import CorruptStoreError, StoreMismatchError
 from .formatting import FormattedPrompt, prompts_hash
 from .forward import Activations, capture_prompts, check_request
+from .models import Model
 
 FORMAT = "featurescope.activations/1"
 _REQUEST_KEYS = (
@@ -161,7 +162,7 @@ class ActivationStore:
         return self.exists() and bool(self.manifest().get("complete"))
 
     def request_for(
-        self, model: Any, prompts: Sequence[FormattedPrompt], hooks: Sequence[str], reduction: str, dtype: torch.dtype
+        self, model: Model, prompts: Sequence[FormattedPrompt], hooks: Sequence[str], reduction: str, dtype: torch.dtype
     ) -> dict[str, Any]:
         return {
             "model": model.info.name,
@@ -230,7 +231,7 @@ class ActivationStore:
     # -- capture ----------------------------------------------------------------------------------------------
     def begin(
         self,
-        model: Any,
+        model: Model,
         prompts: Sequence[FormattedPrompt],
         hooks: Sequence[str],
         *,
@@ -307,7 +308,7 @@ class ActivationStore:
 
     def capture(
         self,
-        model: Any,
+        model: Model,
         prompts: Sequence[FormattedPrompt],
         hooks: Sequence[str],
         *,

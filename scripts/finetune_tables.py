@@ -48,5 +48,36 @@ def main(folder: str = "docs/finetune-shift/smollm2") -> None:
                   f"({v['n_seeds']} seeds){extra}")
 
 
+def diff_tables(folder: str = "docs/finetune-shift/smollm2/diff") -> None:
+    f = Path(folder) / "summary.json"
+    if not f.exists():
+        return
+    s = json.loads(f.read_text())["results"]
+    print(f"\nmodel diffing: SAE at layer {s['layer']}, {s['position']} activations, {s['n_finetunes']} fine-tunes")
+    print("| trait | latent (selected on) | test | ours [95% CI] | null [95% CI] | verdict |")
+    print("|---|---|---|---|---|---|")
+
+    def row(t: str, lat: str, what: str, ev: dict, f: str = "+.2f") -> None:
+        e, n = ev["estimate"], ev["null"]
+
+        def g(x):
+            return "n/a" if x is None else format(x, f)
+
+        print(f"| {t} | {lat} | {what} | {g(e['value'])} [{g(e['lo'])}, {g(e['hi'])}] | {g(n['mean'])} "
+              f"[{g(n['lo'])}, {g(n['hi'])}] ({n.get('what', '')}) | {ev['verdict']} |")
+
+    for t, r in s["traits"].items():
+        lat = f"{r['latent']} ({r['selected_on']['finetune']} vs {r['selected_on']['control']})"
+        row(t, lat, f"increase vs {t} expression, r over {r['increase_vs_expression']['n_finetunes']} fine-tunes",
+            r["increase_vs_expression"])
+        row(t, lat, f"questionable vs benign passages ({r['passages']['n_pairs']} pairs, standardised)", r["passages"])
+        for k, ev in (r.get("edits", {}).get("steering") or {}).items():
+            row(t, lat, f"steering +{k} x norm: {t} score change", ev, "+.1f")
+        ab = r.get("edits", {}).get("ablation") or {}
+        if "estimate" in ab:
+            row(t, lat, f"ablation in {ab['finetune']}: {t} score change", ab, "+.1f")
+
+
 if __name__ == "__main__":
     main(*sys.argv[1:])
+    diff_tables(*[str(Path(a) / "diff") for a in sys.argv[1:2]])

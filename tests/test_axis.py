@@ -798,5 +798,8 @@ def test_axis_steering_control_both_ways(monkeypatch, planted_effect):
         role_categories=["x"] * 4,
     )
     sweep = {"hook": "blocks.0.hook_resid_post", "alphas": [-1.0, 0.0], "questions": ["q"] * 16, "rows": real_rows}
-    ctl = S.axis_steering_control(None, ax, sweep, n_random=2, progress=False)
+    from featurescope.models import Model
+
+    unused = Model.__new__(Model)  # never run: the sweep is monkeypatched (a Model, for the run-time type check)
+    ctl = S.axis_steering_control(unused, ax, sweep, n_random=2, progress=False)
     assert ctl["evidence"]["verdict"] == (EFFECT if planted_effect else NOT_DISTINGUISHABLE)

@@ -19,6 +19,7 @@ from ..capture import capture, default_hooks, stop_layer
 from ..distributed.tasks import capture_on_pool, generate_chunk, generate_on_pool
 from ..errors import FeaturescopeError
 from ..formatting import FormattedPrompt, Message, format_conversation, pad_batch
+from ..models import Model
 from ..store import ActivationStore
 from .judges import AxisConfig, build_jobs, keep_mask, role_judge
 from .pca import project, unit
@@ -31,7 +32,7 @@ def _hash(x: Any) -> str:
 
 
 def generate_cached(
-    model: Any,
+    model: Model,
     conversations: Sequence[Sequence[Message]],
     *,
     path: str | Path | None = None,
@@ -114,7 +115,7 @@ def generate_cached(
 
 
 def token_projections(
-    model: Any,
+    model: Model,
     prompts: Sequence[FormattedPrompt],
     directions: Float[Tensor, "h d"],
     hooks: Sequence[str],
@@ -159,13 +160,13 @@ def token_projections(
     return [x for x in out if x is not None]
 
 
-def format_all(model: Any, convs: Sequence[Sequence[Message]]) -> list[FormattedPrompt]:
+def format_all(model: Model, convs: Sequence[Sequence[Message]]) -> list[FormattedPrompt]:
 
     return [format_conversation(model, list(c)) for c in convs]
 
 
 def collect_axis(
-    model: Any,
+    model: Model,
     library: RoleLibrary | None = None,
     config: AxisConfig = AxisConfig(),
     *,

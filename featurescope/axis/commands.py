@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import corpus
 from ..cards import cards_html, make_cards
+from ..models import Model
 from ..runs import write_summary
 from ..saes import check_sae, load_sae
 from ..store import write_json
@@ -53,7 +54,7 @@ def _tag(axis: AssistantAxis) -> str:
     return f"{axis.model} ({axis.stage}); {len(axis.role_names)} roles x {q} questions, {axis.extra.get('judge', '?')}"
 
 
-def _model_tag(model: Any, axis: AssistantAxis) -> str:
+def _model_tag(model: Model, axis: AssistantAxis) -> str:
     return f"{model.name} ({model.stage}); axis of {axis.model}"
 
 
@@ -149,7 +150,7 @@ def axis_analyze(axis: str | Path, out: str | Path, *, layer: int | None = None)
 
 
 def axis_collect(
-    model: Any,
+    model: Model,
     out: str | Path,
     *,
     library: RoleLibrary | None = None,
@@ -205,7 +206,7 @@ def axis_collect(
 
 
 def axis_steer(
-    model: Any,
+    model: Model,
     axis: str | Path,
     out: str | Path,
     *,
@@ -275,7 +276,7 @@ def axis_steer(
 
 def _drift_command(
     action: str,
-    model: Any,
+    model: Model,
     axis: str | Path,
     out: str | Path,
     *,
@@ -339,7 +340,7 @@ def _drift_command(
 
 
 def axis_drift(
-    model: Any,
+    model: Model,
     axis: str | Path,
     out: str | Path,
     *,
@@ -381,7 +382,7 @@ def axis_drift(
 
 
 def axis_cap(
-    model: Any,
+    model: Model,
     axis: str | Path,
     out: str | Path,
     *,
@@ -420,7 +421,7 @@ def axis_cap(
 
 
 def axis_prefill(
-    model: Any,
+    model: Model,
     axis: str | Path,
     out: str | Path,
     *,
@@ -460,7 +461,7 @@ def axis_prefill(
 
 
 def axis_decompose(
-    model: Any,
+    model: Model,
     axis: str | Path,
     sae: str,
     out: str | Path,

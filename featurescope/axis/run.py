@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from ..evidence.nulls import evidence_text
 from ..measures import DEFAULT_AI_TERMS
+from ..models import Model
 from ..runs import write_summary
 from ..saes import sae_hook
 from ..store import write_json
@@ -34,7 +35,7 @@ from .vector import AssistantAxis
 
 
 def run_axis(
-    model: Any,
+    model: Model,
     out_dir: str | Path,
     *,
     n_roles: int | None = AxisConfig.n_roles,

@@ -20,6 +20,7 @@ from ..evidence.nulls import control_evidence, random_directions
 from ..formatting import FormattedPrompt, Message
 from ..generate import generate, generate_batch, stop_token_ids
 from ..measures import DEFAULT_AI_TERMS, identifies_as_ai
+from ..models import Model
 from ..persona.steering import steer, steering_hook
 from ..stats import bootstrap
 from .collect import format_all, token_projections
@@ -31,7 +32,7 @@ from .vector import AssistantAxis
 
 @contextlib.contextmanager
 def steer_axis(
-    model: Any,
+    model: Model,
     axis: AssistantAxis,
     alpha: float,
     layer: int | str | None = None,
@@ -87,7 +88,7 @@ def capping_hook(
 
 @contextlib.contextmanager
 def cap(
-    model: Any,
+    model: Model,
     axis: AssistantAxis,
     layers: Sequence[int | str] | None = None,
     *,
@@ -127,7 +128,7 @@ def ai_fraction(texts: Sequence[str], terms: Sequence[str] = DEFAULT_AI_TERMS) -
 
 
 def axis_steering_sweep(
-    model: Any,
+    model: Model,
     axis: AssistantAxis,
     *,
     layer: int | str | None = None,
@@ -221,7 +222,7 @@ def axis_steering_sweep(
 
 
 def axis_steering_control(
-    model: Any,
+    model: Model,
     axis: AssistantAxis,
     sweep: dict[str, Any],
     *,
@@ -303,7 +304,7 @@ def axis_steering_control(
 
 
 def run_drift(
-    model: Any,
+    model: Model,
     axis: AssistantAxis,
     scripts: Sequence[DriftScript] | None = None,
     *,
@@ -355,7 +356,7 @@ def run_drift(
     }
 
 
-def drift_projections(model: Any, axis: AssistantAxis, played: dict[str, Any], batch_size: int = 4) -> dict[str, Any]:
+def drift_projections(model: Model, axis: AssistantAxis, played: dict[str, Any], batch_size: int = 4) -> dict[str, Any]:
     """Per-turn mean projections of the Assistant turns of conversations played by :func:`run_drift`."""
     hooks = played["hooks"]
     prompts = format_all(model, played["conversations"])
@@ -399,7 +400,7 @@ def turn_intervals(replicates: Sequence[Sequence[float]], level: float = 0.95) -
 
 
 def drift(
-    model: Any,
+    model: Model,
     axis: AssistantAxis,
     scripts: Sequence[DriftScript] | None = None,
     *,
@@ -432,7 +433,7 @@ def drift(
 
 
 def complete_prefills(
-    model: Any,
+    model: Model,
     texts: Sequence[str],
     *,
     max_new_tokens: int = 12,
@@ -486,7 +487,7 @@ def complete_prefills(
 
 
 def prefill_test(
-    model: Any,
+    model: Model,
     vector: Float[Tensor, " d"] | AssistantAxis,
     *,
     layer: int | str | None = None,

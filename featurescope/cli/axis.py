@@ -18,7 +18,7 @@ from typing import Any
 from .. import axis as A
 from ..errors import FeaturescopeError
 from ..evidence.nulls import evidence_text
-from ..models import load_model
+from ..models import Model, load_model
 from ..saes import load_sae
 from .io import add_config_flag, add_ray_flags, config_from_args, ray_pool
 
@@ -96,7 +96,7 @@ def _print_compare(cmp: dict[str, Any]) -> None:
     )
 
 
-def _run(args: argparse.Namespace, model: Any, out: Path, lib: A.RoleLibrary) -> dict[str, Any]:
+def _run(args: argparse.Namespace, model: Model, out: Path, lib: A.RoleLibrary) -> dict[str, Any]:
     """``axis run``: the whole experiment (:func:`featurescope.axis.run_axis`) with the axes and SAE it names."""
     return A.run_axis(
         model,
@@ -128,7 +128,7 @@ def _run(args: argparse.Namespace, model: Any, out: Path, lib: A.RoleLibrary) ->
     )
 
 
-def _with_model(args: argparse.Namespace, model: Any, out: Path, lib: A.RoleLibrary, t_load: float) -> int:
+def _with_model(args: argparse.Namespace, model: Model, out: Path, lib: A.RoleLibrary, t_load: float) -> int:
     """The actions that drive a model: one library call each, then what it found."""
     if args.action == "run":
         _print_analysis(_run(args, model, out, lib)["analysis"])

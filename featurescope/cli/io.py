@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from ..configs import Config
 from ..errors import FeaturescopeError
+from ..models import Model
 
 C = TypeVar("C", bound=Config)
 
@@ -52,7 +53,7 @@ def read_prompts(path: str) -> list[Any]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def parse_hooks(model: Any, hooks: str | None, layers: str | None) -> list[str]:
+def parse_hooks(model: Model, hooks: str | None, layers: str | None) -> list[str]:
     from ..capture import default_hooks
 
     if hooks:

@@ -17,12 +17,13 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..models import Model
 from .steer import density_matched
 
 
 @torch.no_grad()
 def latent_contexts(
-    model: Any,
+    model: Model,
     sae: Any,
     texts: Sequence[str],
     *,
@@ -89,7 +90,7 @@ def latent_contexts(
     }
 
 
-def context_texts(model: Any, ctx: dict[str, Any], latent: int) -> list[str]:
+def context_texts(model: Model, ctx: dict[str, Any], latent: int) -> list[str]:
     """The decoded top-activating windows of ``latent`` (those that fired)."""
     out = []
     for v, r, p in zip(ctx["top_values"][latent], ctx["top_rows"][latent], ctx["top_pos"][latent]):
@@ -112,7 +113,7 @@ def tracks_mean(
 
 
 def interpretation_scores(
-    model: Any,
+    model: Model,
     sae: Any,
     ctx: dict[str, Any],
     latents: Sequence[int],
@@ -200,7 +201,7 @@ def heldout_texts(n_general: int = 400, seed: int = 0) -> list[tuple[str, str]]:
 
 
 def run_interpret(
-    model: Any,
+    model: Model,
     sae: Any,
     latents: dict[str, Sequence[int]],
     trait: Any,

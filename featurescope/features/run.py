@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..errors import FeaturescopeError
+from ..models import Model
 from ..runs import write_summary
 from ..store import atomic_write_text, write_jsonl
 from .pairs import PairedContext, load_pairs
@@ -25,7 +26,7 @@ from .shared import chance_count, shared_latents
 
 @torch.no_grad()
 def member_latents(
-    model: Any, sae: Any, conversations: Sequence[list[dict[str, str]]], hook: str, *, batch_size: int = 8
+    model: Model, sae: Any, conversations: Sequence[list[dict[str, str]]], hook: str, *, batch_size: int = 8
 ) -> tuple[Tensor, list[Tensor]]:
     """Mean SAE activation over each conversation's reply tokens: ``(n, latents)``, and each conversation's
     token ids (for cards)."""
@@ -46,7 +47,7 @@ def member_latents(
 
 
 def run_shared(
-    model: Any,
+    model: Model,
     sae: Any,
     out_dir: str | Path,
     *,

@@ -24,6 +24,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..errors import FeaturescopeError
+from ..models import Model
 
 Mode = Literal["add", "clamp"]
 
@@ -78,7 +79,7 @@ def density_matched(
 
 
 def latent_steering(
-    model: Any,
+    model: Model,
     sae: Any,
     latents: Sequence[int],
     trait: Any,

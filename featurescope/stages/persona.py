@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from ..capture import capture, default_hooks
 from ..decompose import by_cosine
 from ..formatting import format_conversation
+from ..models import Model
 from ..persona import PersonaVector, mean_difference
 from ..traits import load_trait
 from .constants import DictionaryMismatchError, StagesError
@@ -68,8 +69,8 @@ def trait_prompt_pairs(trait: Any, n_questions: int) -> tuple[list[list[dict[str
 
 
 def prompt_persona_vectors(
-    base_model: Any,
-    post_model: Any,
+    base_model: Model,
+    post_model: Model,
     traits: Sequence[str],
     *,
     n_questions: int = 5,

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .. import plots
 from ..cards import cards_html, make_cards
-from ..models import hook_layer
+from ..models import Model, hook_layer
 from ..runs import write_summary
 from ..saes import check_sae, sae_hook
 from ..store import atomic_save_tensors
@@ -37,8 +37,8 @@ def _sae_name(sae: Any, given: str | None) -> str:
 
 
 def run_stages(
-    base_model: Any,
-    post_model: Any,
+    base_model: Model,
+    post_model: Model,
     base_sae: Any,
     post_sae: Any,
     hook: str | int | None,
@@ -53,7 +53,7 @@ def run_stages(
     progress: bool = True,
     command: str = "stages",
     control_sae: Any = None,
-    null_model: Any = None,
+    null_model: Model | None = None,
 ) -> dict[str, Any]:
     """Run the cross-stage analysis (module docstring) and write ``out_dir/summary.json``, figures and ``cards.html``.
 

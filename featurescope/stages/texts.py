@@ -17,6 +17,7 @@ from .. import corpus
 from ..capture import capture
 from ..formatting import FormattedPrompt, format_conversation
 from ..generate import generate
+from ..models import Model
 from .constants import StageMismatchError, StagesError
 
 
@@ -55,7 +56,7 @@ def heldout_dialogues(n: int | None = None) -> list[list[dict[str, str]]]:
 
 
 def prepare_chat_rows(
-    post_model: Any,
+    post_model: Model,
     *,
     n_dialogues: int = 60,
     max_new_tokens: int = 48,
@@ -111,7 +112,7 @@ def prepare_plain_rows(tokenizer: Any, *, n_rows: int = 48, context: int = 128, 
     )
 
 
-def check_pair(base_model: Any, post_model: Any, hook: str) -> None:
+def check_pair(base_model: Model, post_model: Model, hook: str) -> None:
     """Both checkpoints must share the tokenizer (to evaluate on the same token ids), the width and the hook."""
     if base_model.d_model != post_model.d_model:
         raise StageMismatchError(
@@ -136,7 +137,7 @@ def check_pair(base_model: Any, post_model: Any, hook: str) -> None:
     post_model.check_hook(hook)
 
 
-def capture_rows(model: Any, rows: TokenRows, hook: str, batch_size: int = 16) -> tuple[Tensor, Tensor, Tensor]:
+def capture_rows(model: Model, rows: TokenRows, hook: str, batch_size: int = 16) -> tuple[Tensor, Tensor, Tensor]:
     """Activations at ``hook`` for every token of ``rows`` -> (acts [n*ctx, d], role ids, keep mask excluding BOS and
     padding, as :func:`featurescope.saes.evaluate_sae` does)."""
 

@@ -7,13 +7,14 @@ from typing import Any
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from ..models import Model
 from ..saes import ce_loss_recovered, check_sae, reconstruction_metrics
 from .texts import TokenRows
 
 
 def transfer_metrics(
     sae: Any,
-    model: Any,
+    model: Model,
     rows: TokenRows,
     acts: Float[Tensor, "n d"],
     keep: Bool[Tensor, " n"],
