@@ -295,10 +295,15 @@ def run_finetune_diff(
     return results
 
 
+def _strongest(runs: Sequence[dict[str, Any]], sets: dict[str, Any], trait: str, seed: Any) -> list[dict[str, Any]]:
+    """The trait's own fine-tunes whose seed passes ``seed`` (a predicate), strong before mild."""
+    own = [r for r in runs if sets[r["set"]].trait == trait and seed(r["seed"])]
+    return sorted(own, key=lambda r: 0 if sets[r["set"]].intensity == "strong" else 1)
+
+
 def _pick(runs: Sequence[dict[str, Any]], sets: dict[str, Any], trait: str, seed: int) -> dict[str, Any]:
     """The trait's strongest own fine-tune of the selection seed (strong before mild)."""
-    own = [r for r in runs if sets[r["set"]].trait == trait and r["seed"] == seed]
-    own.sort(key=lambda r: 0 if sets[r["set"]].intensity == "strong" else 1)
+    own = _strongest(runs, sets, trait, lambda s: s == seed)
     if not own:
         raise FeaturescopeError(f"no finished {trait} fine-tune of seed {seed} with kept activations to select on")
     return own[0]
@@ -359,8 +364,7 @@ def _edits(
         )
         steer[str(frac)] = ev.to_dict() | {"line": ev.line("+.1f"), "alpha": alpha}
     out["steering"] = steer
-    other = [r for r in runs if sets[r["set"]].trait == trait and r["seed"] != cfg.selection_seed]
-    other.sort(key=lambda r: 0 if sets[r["set"]].intensity == "strong" else 1)
+    other = _strongest(runs, sets, trait, lambda s: s != cfg.selection_seed)  # the ablated fine-tune: another seed
     if other and (run / "finetunes" / other[0]["name"] / "adapter").exists():
         ft = load_adapter(hf, run / "finetunes" / other[0]["name"] / "adapter")
         unedited = measure(ft, None, f"finetuned {other[0]['name']}", None)
