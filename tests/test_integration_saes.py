@@ -18,7 +18,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1] / "saes"
 SHIPPED = sorted(p.parent for p in ROOT.glob("*/*/eval.json"))
-MODEL_OF = {"gemma-3-270m": "offline:gemma-3-270m", "gemma-3-270m-sft": "offline:gemma-3-270m-sft"}
 EVAL_KEYS = {
     "l0",
     "fraction_variance_explained",
@@ -50,15 +49,18 @@ def models():
     return {}
 
 
-def _model(models, key):
-    if key not in models:
-        models[key] = fs.load_model(MODEL_OF[key])
-    return models[key]
+def _model(models, folder):
+    """The model the SAE names in its own cfg.json (every shipped SAE is for an offline checkpoint)."""
+    name = json.loads((folder / "cfg.json").read_text())["metadata"]["model_name"]
+    assert name == f"offline:{folder.parent.name}", (folder, name)
+    if name not in models:
+        models[name] = fs.load_model(name)
+    return models[name]
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_shipped_sae_fits_its_model_and_reproduces_its_eval(folder, models):
-    model = _model(models, folder.parent.name)
+    model = _model(models, folder)
     sae = load_sae(folder)
     hook = check_sae(sae, model)
     assert hook == f"blocks.{folder.name.split('_')[1]}.hook_resid_post"
