@@ -5,6 +5,7 @@ evaluated, one folder per hook) and :func:`sae_eval` (any SAE on any model's hel
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +48,7 @@ def sae_train(
     batch_size_tokens: int = TRAIN_DEFAULTS["batch_size_tokens"],
     store_batch_size_prompts: int = TRAIN_DEFAULTS["store_batch_size_prompts"],
     dead_feature_window: int = TRAIN_DEFAULTS["dead_feature_window"],
+    outlier_k: float | None = TRAIN_DEFAULTS["outlier_k"],
     context: int = 128,
     eval_sequences: int = 128,
     ce_batches: int = 4,
@@ -85,8 +87,11 @@ def sae_train(
         batch_size_tokens=batch_size_tokens,
         store_batch_size_prompts=store_batch_size_prompts,
         dead_feature_window=dead_feature_window,
+        outlier_k=outlier_k,
     )
     t_train = time.time() - t
+    excl_file = out / "_work" / "outlier_exclusion.json"
+    exclusion = json.loads(excl_file.read_text()) if outlier_k is not None and excl_file.exists() else None
     evals: dict[str, dict[str, Any]] = {}
     for h, p in paths.items():
         dst = compact(p, out / sae_folder(h))
@@ -105,6 +110,8 @@ def sae_train(
                 "corpus_passes": round(epochs, 2),
                 "device": str(model.device),
                 "retrain": retrain,
+                # training tokens left out for their norm (> outlier_k x the batch median at any trained hook)
+                "training_outlier_exclusion": exclusion,
             }
         )
         write_json(dst / "eval.json", ev, indent=2)
@@ -124,6 +131,7 @@ def sae_train(
             "k": k,
             "training_tokens": training_tokens,
             "seed": seed,
+            "outlier_k": outlier_k,
         },
         results=evals,
         timings={"train": t_train, "total": load_s + time.time() - t0},

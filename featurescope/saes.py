@@ -21,6 +21,7 @@ from torch import Tensor
 
 from .capture import capture, stop_layer
 from .errors import FeaturescopeError, OfflineError, did_you_mean
+from .evidence.massive import OUTLIER_K, outlier_tokens
 from .formatting import FormattedPrompt
 from .models import Model, hub_reachable
 from .store import write_json
@@ -361,6 +362,7 @@ def train_saes(
     lr_warm_up_steps: int = 100,
     decoder_init_norm: float | None = 1.0,
     dead_feature_window: int = 50,
+    outlier_k: float | None = OUTLIER_K,
 ) -> dict[str, Path]:
     """Train one BatchTopK SAE per hook, all from the same forward passes (sae-lens ``MultiSAETrainingRunner``).
 
@@ -377,6 +379,10 @@ def train_saes(
     revives a latent; sae-lens' 1,000 is longer than a whole CPU run) keep dead latents at ~0 instead of ~60-80%
     (layer-9 sweep on cached activations, 300 steps: FVE 0.874 / 0% dead vs 0.846 / 61% dead vs 0.640 / 97% dead
     without the mean bias; benchmarks/RESULTS.md).
+    ``outlier_k``: tokens whose residual norm exceeds ``outlier_k`` x the median token norm of their store batch at
+    any trained hook are left out of training (as BOS and padding are; Kissane et al. leave outlier-norm tokens out
+    when they measure SAEs, and evaluation here does too); ``None`` keeps them. The counts are written to
+    ``out_dir/outlier_exclusion.json``.
     ``tokens`` are ``[n, context]`` rows (see :func:`featurescope.corpus.token_sequences`). Checkpoints go to
     ``out_dir/checkpoints``; with ``resume`` the newest one is picked up. Returns the saved folder of each SAE.
     """
@@ -452,8 +458,41 @@ def train_saes(
     elif init_b_dec != "zeros":
         raise FeaturescopeError(f"init_b_dec must be 'mean' or 'zeros', got {init_b_dec!r}")
     runner = MultiSAETrainingRunner(cfg, override_dataset=ds, override_model=model.tl, override_saes=saes)
+    counts = exclude_outlier_tokens(runner.activations_store, outlier_k) if outlier_k is not None else None
     runner.run()
+    if counts is not None:
+        write_json(out / "outlier_exclusion.json", {"outlier_k": outlier_k, **counts}, indent=2)
     return {h: out / "final" / names[h] for h in hooks}
+
+
+def exclude_outlier_tokens(store: Any, k: float = OUTLIER_K) -> dict[str, int]:
+    """Make a sae-lens multi-hook ``ActivationsStore`` drop outlier-norm tokens from every batch it yields for
+    training: a token goes when its norm exceeds ``k`` x the batch's median token norm at any hook (one mask for all
+    hooks, as sae-lens' special-token filter). Returns the live counts ``{"seen": ..., "excluded": ...}``.
+
+    sae-lens has no norm filter; this wraps the store's own filtered-batch method (pinned sae-lens version, checked
+    here so an upgrade that renames it fails loudly instead of silently training on every token)."""
+    name = "_get_filtered_multi_hook_llm_batch"
+    inner = getattr(store, name, None)
+    if inner is None:
+        raise FeaturescopeError(
+            f"this sae-lens version's ActivationsStore has no {name}: outlier-token exclusion cannot be applied "
+            "(train with outlier_k=None, or use the sae-lens version in requirements/cpu.lock)"
+        )
+    counts = {"seen": 0, "excluded": 0}
+
+    def filtered(raise_on_epoch_end: bool = False) -> dict[str, Tensor]:
+        flat: dict[str, Tensor] = inner(raise_on_epoch_end)
+        drop = torch.zeros(len(next(iter(flat.values()))), dtype=torch.bool)
+        for t in flat.values():
+            drop |= outlier_tokens(t, k).cpu()
+        counts["seen"] += len(drop)
+        counts["excluded"] += int(drop.sum())
+        keep = ~drop
+        return {h: t[keep.to(t.device)] for h, t in flat.items()}
+
+    setattr(store, name, filtered)
+    return counts
 
 
 def non_special_mask(tokenizer: Any, tokens: Int[Tensor, ...]) -> Tensor:

@@ -475,6 +475,48 @@ def test_steer_axis_cap_context_and_drift(planted):
     assert all(lo <= mu <= hi for lo, mu, hi in zip(m1["ci"][h]["lo"], m1["ci"][h]["mean"], m1["ci"][h]["hi"]))
     assert m1["change_evidence"]["n"] == 3
     assert len({tuple(r) for r in reps}) > 1  # sampled: the conversations differ
+    # the drift null: random directions read on the same conversations, the axis' change as the estimate
+    cn = m1["change_null"]
+    assert cn["null"]["n"] == A.DRIFT_NULL_DIRECTIONS and cn["estimate"]["n"] == 3
+    assert cn["estimate"]["value"] == pytest.approx(sum(r[-1] - r[0] for r in reps) / 3, abs=1e-4)
+    assert cn["verdict"] in ("distinguishable from the null", "not distinguishable from the null")
+    assert multi["null_directions"]["n_directions"] == A.DRIFT_NULL_DIRECTIONS
+    none = A.drift(model, ax, lib.scripts, layers=[1], n_turns=2, max_new_tokens=4, n_random=0, progress=False)
+    assert "change_null" not in none["scripts"]["s1"] and "null_directions" not in none
+
+
+def _axis_with_massive_dim() -> A.AssistantAxis:
+    """A 32-dim axis whose default mean (and so the axis) leans on dimension 3, like Gemma's massive dims."""
+    g = torch.Generator().manual_seed(0)
+    roles = torch.randn(8, 3, 32, generator=g)
+    default = torch.randn(4, 3, 32, generator=g)
+    default[..., 3] += 200.0
+    return A.AssistantAxis.from_activations(
+        roles,
+        torch.arange(8) % 4,
+        default,
+        hooks=[f"blocks.{i}.hook_resid_post" for i in range(3)],
+        role_names=[f"r{i}" for i in range(4)],
+        role_categories=["c"] * 4,
+    )
+
+
+def test_drift_null_both_ways():
+    """Noise on the axis and on the random directions alike is not called drift (at about the nominal rate over
+    seeds); a planted drift along the axis alone is found."""
+    calls = []
+    for seed in range(40):
+        g = np.random.default_rng(seed)
+        ev = A.drift_change_evidence("noise", g.normal(0, 1, 5), g.normal(0, 1, (5, 20)), seed=seed)
+        calls.append(ev["verdict"] == "distinguishable from the null")
+    assert sum(calls) <= 6  # a 95% interval against a 95% null band: rarely both exclude each other
+    g = np.random.default_rng(0)
+    ev = A.drift_change_evidence("planted", g.normal(-5, 1, 5), g.normal(0, 1, (5, 20)))
+    assert ev["verdict"] == "distinguishable from the null" and ev["estimate"]["hi"] < ev["null"]["lo"]
+    dirs, dims, share = A.drift_null_directions(_axis_with_massive_dim(), "blocks.1.hook_resid_post", 8)
+    assert dirs.shape == (8, 32) and dims == [3]
+    assert torch.allclose(dirs.norm(dim=-1), torch.ones(8), atol=1e-5)
+    assert (dirs[:, 3] ** 2).mean() == pytest.approx(share, abs=1e-5)
 
 
 def test_steering_sweep_and_prefill_test_structure(planted, tiny_base):
@@ -669,9 +711,9 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
             [
                 "axis",
                 "compare",
-                "--base",
+                "--base-axis",
                 str(out / "axis.safetensors"),
-                "--post",
+                "--post-axis",
                 str(out / "axis.safetensors"),
                 "--out",
                 str(tmp_path / "cmp"),
@@ -692,9 +734,9 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
             [
                 "axis",
                 "compare",
-                "--base",
+                "--base-axis",
                 str(out / "axis.safetensors"),
-                "--post",
+                "--post-axis",
                 str(out / "axis.safetensors"),
                 "--sae",
                 str(tmp_path / "sae"),
@@ -737,15 +779,17 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
     )
     d = json.loads((dec / "summary.json").read_text())["results"]
     assert len(d["cards"]) == 2 and (dec / "cards.html").exists()
-    assert main(["axis", "steer", "--axis", str(out / "axis.safetensors"), "--out", str(tmp_path / "x")]) == 2
-    assert "needs --model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # --model is required: an argparse error
+        main(["axis", "steer", "--axis", str(out / "axis.safetensors"), "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2 and "--model" in capsys.readouterr().err
     # the sub-commands write their part under the key `axis run` uses, and the report renders every run strictly
-    common = ["--model", str(long_ctx_folder), "--axis", str(out / "axis.safetensors"), "--max-new-tokens", "3"]
+    common = ["--model", str(long_ctx_folder), "--axis", str(out / "axis.safetensors")]
+    n = ["--max-new-tokens", "3"]
     sub = {
-        "steer": ["--alphas=-1,0", "--n-questions", "2", "--steer-seeds", "0,1", "--controls", "1"],
-        "drift": ["--turns", "2", "--scripts", "coding_help", "--conversations", "2"],
-        "cap": ["--turns", "2", "--scripts", "coding_help", "--conversations", "1"],
-        "prefill": ["--alphas=-1,1"],
+        "steer": [*n, "--alphas=-1,0", "--n-questions", "2", "--steer-seeds", "0,1", "--controls", "1"],
+        "drift": [*n, "--turns", "2", "--scripts", "coding_help", "--conversations", "2"],
+        "cap": [*n, "--turns", "2", "--scripts", "coding_help", "--conversations", "1"],
+        "prefill": ["--alphas=-1,1"],  # no --max-new-tokens: axis_prefill does not take one
     }
     for action, extra in sub.items():
         assert main(["axis", action, *common, *extra, "--out", str(tmp_path / "sub" / action)]) == 0, action
@@ -759,6 +803,81 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
     info = write_report([tmp_path], tmp_path / "rep" / "report.html", strict=True)
     page = (tmp_path / "rep" / "report.html").read_text()
     assert info["n_runs"] >= 9 and "renderer failed" not in page and "could not read key numbers" not in page
+
+
+def _axis_parsers() -> dict:
+    import argparse
+
+    from featurescope.cli.main import build_parser
+
+    def sub(p: argparse.ArgumentParser) -> dict:
+        return next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    return sub(sub(build_parser())["axis"])
+
+
+def test_cli_axis_actions_take_only_their_own_flags(capsys):
+    """`featurescope axis ACTION` (issue 20): each action is its own parser, so a flag another action uses is an
+    argparse error (exit 2) instead of being silently ignored; required flags and bad values fail at parse time."""
+    from featurescope.cli.main import build_parser
+
+    p = build_parser()
+    a = p.parse_args(["axis", "compare", "--base-axis", "b", "--post-axis", "p", "--out", "d"])
+    assert (a.action, a.base_axis, a.post_axis, a.out, a.sae) == ("compare", "b", "p", "d", None)
+    a = p.parse_args(["axis", "compare", "--base", "b", "--post", "p", "--out", "d"])  # the deprecated aliases
+    assert (a.base_axis, a.post_axis) == ("b", "p")
+    a = p.parse_args(
+        ["axis", "steer", "--model", "m", "--axis", "x", "--out", "d", "--alphas=-1,0", "--n-questions", "0"]
+    )
+    assert a.alphas == [-1.0, 0.0] and a.steer_seeds == [0, 1, 2] and a.n_questions is None  # 0 = all
+    model, ax, out = ["--model", "m"], ["--axis", "x"], ["--out", "d"]
+    bad = {
+        "prefill takes no --max-new-tokens": ["prefill", *model, *ax, *out, "--max-new-tokens", "3"],
+        "analyze takes no --model": ["analyze", *ax, *out, *model],
+        "compare takes no --layer": ["compare", "--base-axis", "b", "--post-axis", "p", *out, "--layer", "3"],
+        "roles takes no --n-roles": ["roles", "--n-roles", "3"],
+        "collect takes no --turns": ["collect", *model, *out, "--turns", "2"],
+        "run takes no --config": ["run", *model, *out, "--config", "c.yaml"],
+        "steer takes no --capped": ["steer", *model, *ax, *out, "--capped"],
+        "--sae is required": ["decompose", *model, *ax, *out],
+        "--out is required": ["collect", *model],
+        "--post-axis is required": ["compare", "--base-axis", "b", *out],
+        "not a number": ["steer", *model, *ax, *out, "--alphas", "1,x"],
+        "no alphas": ["prefill", *model, *ax, *out, "--alphas", ""],
+        "not a layer list": ["drift", *model, *ax, *out, "--cap-layers", "3,a"],
+        "percentile over 100": ["cap", *model, *ax, *out, "--percentile", "120"],
+        "batch of 0": ["collect", *model, *out, "--batch-size", "0"],
+        "negative count": ["run", *model, *out, "--n-roles", "-1"],
+    }
+    for why, argv in bad.items():
+        with pytest.raises(SystemExit) as e:
+            p.parse_args(["axis", *argv])
+        assert e.value.code == 2, why
+        err = capsys.readouterr().err
+        assert ("unrecognized arguments" if "takes no" in why else "error:") in err, (why, err)
+
+
+def test_cli_axis_help_shows_each_default(capsys, monkeypatch):
+    """`featurescope axis ACTION --help` documents every flag and shows the default of each one that has one."""
+    import argparse
+
+    from featurescope.cli import main
+    from featurescope.cli.axis import ACTIONS
+
+    monkeypatch.setenv("COLUMNS", "400")  # one line per flag: a default is never wrapped
+    parsers = _axis_parsers()
+    assert sorted(parsers) == sorted(ACTIONS)
+    for action, parser in parsers.items():
+        assert issubclass(parser.formatter_class, argparse.ArgumentDefaultsHelpFormatter), action
+        with pytest.raises(SystemExit) as e:
+            main(["axis", action, "--help"])
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        flags = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+        assert flags and all(a.help for a in flags), action
+        for a in flags:
+            if a.default is not None and a.default is not argparse.SUPPRESS:
+                assert f"(default: {a.default})" in text, (action, a.option_strings)
 
 
 def _fake_sweep(real: list[float], null: list[float]):

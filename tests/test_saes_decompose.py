@@ -1,9 +1,13 @@
+import json
+
 import pytest
 import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 
 import featurescope as fs
 from featurescope.decompose import by_cosine, decoder_cosines, decompose, fraction_explained
+from featurescope.errors import FeaturescopeError
+from featurescope.evidence.massive import OUTLIER_K
 from featurescope.persona import vectors_from_conversations
 from featurescope.saes import SAEMismatchError, ce_loss_recovered, check_sae, load_sae, reconstruction_metrics
 from tests.conftest import make_tiny_tl
@@ -212,6 +216,8 @@ def test_train_saes_with_sae_lens_runner_round_trips(tiny_chat, char_tok, tmp_pa
         assert sae.cfg.d_sae == 64 and sae.W_dec.shape == (64, tiny_chat.d_model)
         ev = evaluate_sae(sae, tiny_chat, rows[:16], h, ce_batches=1, batch_size=8)
         assert 0 < ev["l0"] < 64 and 0 <= ev["dead_fraction"] <= 1
+    excl = json.loads((tmp_path / "w" / "outlier_exclusion.json").read_text())
+    assert excl["outlier_k"] == OUTLIER_K and excl["seen"] >= 3072 and 0 <= excl["excluded"] < excl["seen"]
     newest = newest_checkpoint(tmp_path / "w" / "checkpoints")
     assert newest is not None and int(Path(newest).name) >= 1536, newest
     # zero-step training keeps the initial weights: b_dec must start at the (unscaled, once folded) mean activation
@@ -219,6 +225,31 @@ def test_train_saes_with_sae_lens_runner_round_trips(tiny_chat, char_tok, tmp_pa
     p0 = train_saes(tiny_chat, hooks[:1], tmp_path / "zero", **{**kw, "training_tokens": 0, "n_checkpoints": 0})
     b_dec = load_sae(p0[hooks[0]]).b_dec.detach()
     assert torch.nn.functional.cosine_similarity(b_dec, stats[hooks[0]][0], dim=0) > 0.99
+
+
+def test_training_store_drops_outlier_norm_tokens_at_any_hook():
+    """The sae-lens store wrapper drops tokens whose norm exceeds k x the batch median at either hook (one mask),
+    counts them, and refuses a store without the method it wraps."""
+    from featurescope.saes import exclude_outlier_tokens
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(100, 8, generator=g), torch.randn(100, 8, generator=g)
+    a[3] *= 50  # an outlier at the first hook only
+    b[7] *= 50  # and one at the second only
+
+    class Store:
+        def _get_filtered_multi_hook_llm_batch(self, raise_on_epoch_end: bool = False):
+            return {"h0": a.clone(), "h1": b.clone()}
+
+    st = Store()
+    counts = exclude_outlier_tokens(st, k=4.0)
+    out = st._get_filtered_multi_hook_llm_batch()
+    keep = torch.ones(100, dtype=torch.bool)
+    keep[[3, 7]] = False
+    assert torch.equal(out["h0"], a[keep]) and torch.equal(out["h1"], b[keep])
+    assert counts == {"seen": 100, "excluded": 2}
+    with pytest.raises(FeaturescopeError, match="outlier"):
+        exclude_outlier_tokens(object())
 
 
 def test_newest_checkpoint_is_the_one_with_most_samples(tmp_path):

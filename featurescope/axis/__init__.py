@@ -76,6 +76,15 @@ from .constants import (
     PAPER,
     ROLES_DIR,
 )
+from .drift import (
+    DRIFT_NULL_DIRECTIONS,
+    drift,
+    drift_change_evidence,
+    drift_null_directions,
+    drift_projections,
+    run_drift,
+    turn_intervals,
+)
 from .figures import (
     CAT_COLORS,
     plot_compare,
@@ -126,10 +135,7 @@ from .steer import (
     cap,
     capping_hook,
     complete_prefills,
-    drift,
-    drift_projections,
     prefill_test,
-    run_drift,
     steer_axis,
 )
 from .text import classify_completion, distinct_bigram_ratio
@@ -195,6 +201,10 @@ __all__ = [
     "distinct_bigram_ratio",
     "drift",
     "drift_projections",
+    "DRIFT_NULL_DIRECTIONS",
+    "drift_change_evidence",
+    "drift_null_directions",
+    "turn_intervals",
     "format_all",
     "generate_cached",
     "group_means",

@@ -23,6 +23,7 @@ from ..store import write_json
 from .collect import collect_axis
 from .compare import axis_features_across_stages, compare_axes, decompose_axis
 from .constants import N_INSTRUCTIONS, PAPER
+from .drift import drift
 from .figures import (
     plot_compare,
     plot_drift,
@@ -36,7 +37,7 @@ from .figures import (
 from .judges import AxisConfig
 from .roles import RoleLibrary, load_role_library, spread
 from .sections import drift_section, prefill_section, steering_section
-from .steer import axis_steering_control, axis_steering_sweep, drift, prefill_test
+from .steer import axis_steering_control, axis_steering_sweep, prefill_test
 from .vector import AssistantAxis
 
 ALPHAS = (-4.0, -2.0, 0.0, 2.0, 4.0)

@@ -34,6 +34,9 @@ def drift_summary(d: Mapping[str, Any], hook: str) -> dict[str, Any]:
         "change_per_script": {n: v[-1] - v[0] for n, v in per.items()},
         # with several conversations per script: the change's bootstrap interval over conversations
         "change_evidence": {n: s["change_evidence"] for n, s in d["scripts"].items() if "change_evidence" in s},
+        # the change against random directions read on the same conversations (estimate, null, verdict)
+        "change_null": {n: s["change_null"] for n, s in d["scripts"].items() if "change_null" in s},
+        "null_directions": d.get("null_directions"),
         "n_conversations": n_conv,
         "ai_fraction_of_replies": sum(identifies_as_ai(r) for s in d["scripts"].values() for r in s["responses"])
         / max(1, sum(len(s["responses"]) for s in d["scripts"].values())),

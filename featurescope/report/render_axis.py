@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..evidence.nulls import EFFECT
 from .charts import svg_lines
 from .context import Ctx, Number, paper
 from .html import esc, flatten, fmt, get, table, to_number
@@ -86,6 +87,16 @@ def axis_numbers(run: Run) -> list[Number]:
                         f"{fmt(v['first_turn_mean'])} -> {fmt(v.get('last_turn_mean'))}",
                     )
                 )
+                cn = v.get("change_null")
+                if isinstance(cn, Mapping) and cn:
+                    beat = sum(1 for e in cn.values() if isinstance(e, Mapping) and e.get("verdict") == EFFECT)
+                    n.append(
+                        Number(
+                            f"drift ({k}): scripts whose change beats random directions",
+                            f"{beat} of {len(cn)}",
+                            note="the others are not distinguishable from the null",
+                        )
+                    )
     cmp = res.get("compare")
     if isinstance(cmp, Mapping) and isinstance(cmp.get("middle"), Mapping):
         m = cmp["middle"]
@@ -228,6 +239,31 @@ def axis_body(ctx: Ctx) -> str:
                 ["", "first-turn mean projection", "last-turn mean projection", "replies identifying as AI"],
             )
         )
+        null_rows = []
+        for k in ("uncapped", "capped"):
+            for name, e in (get(dr, k, "change_null") or {}).items():
+                if isinstance(e, Mapping):
+                    est, nl = e.get("estimate") or {}, e.get("null") or {}
+                    null_rows.append(
+                        [
+                            f"{name} ({k})",
+                            f"{fmt(est.get('value'))} [{fmt(est.get('lo'))}, {fmt(est.get('hi'))}]",
+                            f"{fmt(nl.get('mean'))} [{fmt(nl.get('lo'))}, {fmt(nl.get('hi'))}]",
+                            e.get("verdict"),
+                        ]
+                    )
+        if null_rows:
+            out.append(
+                table(
+                    null_rows,
+                    [
+                        "script",
+                        "change last - first turn [95% CI, conversations]",
+                        "random directions [central 95%]",
+                        "verdict",
+                    ],
+                )
+            )
         if dr.get("cap_layers") is not None:
             out.append(
                 f"<p>capping at layers {esc(fmt(dr.get('cap_layers')))}, tau = percentile "
