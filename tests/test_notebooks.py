@@ -10,6 +10,7 @@ ten minutes together; the per-notebook time is printed (``-s``) and the slowest 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -133,3 +134,38 @@ def test_notebook_runs_top_to_bottom_offline(path, monkeypatch):
     assert not errors
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "paper" in text and "ours" in text, f"{path.name} printed no paper-vs-ours comparison"
+
+
+def test_publish_writes_executed_html_and_an_index(tmp_path):
+    """`featurescope notebooks publish` on a small notebook: the HTML holds the executed outputs (text and an embedded
+    figure), index.html links it, summary.json records it; the source notebook stays without outputs; a failing cell
+    and an unknown name are clear errors."""
+    pytest.importorskip("ipykernel")
+    from featurescope.errors import FeaturescopeError
+    from featurescope.notebooks import notebook_paths, publish
+
+    src = tmp_path / "nb"
+    src.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# A tiny tutorial"),
+        nbformat.v4.new_code_cell("print('answer', 6 * 7)"),
+        nbformat.v4.new_code_cell(
+            "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n%matplotlib inline\n"
+            "fig, ax = plt.subplots(); ax.plot([0, 1], [1, 0]); plt.show()"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, src / "00_tiny.ipynb")
+    out = tmp_path / "html"
+    rows = publish(out, folder=src, timeout=120, progress=False)
+    page = (out / "00_tiny.html").read_text()
+    assert "answer 42" in page and "data:image/png;base64" in page
+    assert '<a href="00_tiny.html">' in (out / "index.html").read_text()
+    assert rows["00_tiny"]["figures"] == 1 and json.loads((out / "summary.json").read_text())["command"]
+    assert all(c.get("outputs", []) == [] for c in nbformat.read(src / "00_tiny.ipynb", as_version=4).cells)
+    with pytest.raises(FeaturescopeError, match="no notebook named"):
+        notebook_paths(src, ["99"])
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), src / "01_bad.ipynb")
+    with pytest.raises(FeaturescopeError, match="01_bad.ipynb failed"):
+        publish(out, folder=src, only=["01"], timeout=60, progress=False)

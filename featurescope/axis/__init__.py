@@ -124,6 +124,7 @@ from .pca import (
     turn_spans,
     unit,
 )
+from .results import DriftResult, ScriptDrift
 from .roles import DriftScript, Role, RoleLibrary, load_role_library, load_scripts, parse_roles, spread
 from .run import run_axis
 from .sections import drift_section, drift_summary, prefill_section, steering_section
@@ -201,6 +202,8 @@ __all__ = [
     "distinct_bigram_ratio",
     "drift",
     "drift_projections",
+    "DriftResult",
+    "ScriptDrift",
     "DRIFT_NULL_DIRECTIONS",
     "drift_change_evidence",
     "drift_null_directions",

@@ -24,6 +24,7 @@ from .collect import collect_axis
 from .compare import axis_features_across_stages, compare_axes, decompose_axis
 from .constants import N_INSTRUCTIONS, PAPER
 from .drift import drift
+from .results import DriftResult
 from .figures import (
     plot_compare,
     plot_drift,
@@ -294,7 +295,7 @@ def _drift_command(
     batch_size: int,
     seed: int,
     load_s: float,
-) -> dict[str, Any]:
+) -> DriftResult:
     t0 = time.time()
     out = _folder(out)
     lib = library or load_role_library()
@@ -337,7 +338,7 @@ def _drift_command(
         timings={"load_model": load_s, "total": load_s + time.time() - t0},
         figures=[fig],
     )
-    return results
+    return DriftResult.from_section(results["drift"])
 
 
 def axis_drift(
@@ -357,7 +358,7 @@ def axis_drift(
     batch_size: int = AxisConfig.batch_size,
     seed: int = 0,
     load_s: float = 0.0,
-) -> dict[str, Any]:
+) -> DriftResult:
     """``axis drift``: the per-turn projection over the multi-turn ``scripts`` (default: all shipped), generated
     uncapped, or under activation capping at ``cap_layers`` with ``capped`` (tau = the ``percentile`` of the
     default's projections). Writes ``drift.json`` and ``drift.png``."""
@@ -398,7 +399,7 @@ def axis_cap(
     batch_size: int = AxisConfig.batch_size,
     seed: int = 0,
     load_s: float = 0.0,
-) -> dict[str, Any]:
+) -> DriftResult:
     """``axis cap``: :func:`axis_drift` with and without activation capping, side by side (``drift_capped.png``)."""
     return _drift_command(
         "cap",

@@ -63,7 +63,8 @@ def drift_section(
     capped = runs.get("capped")
     if capped is not None:
         out["cap_layers"] = capped["cap_layers"]
-        out["tau"] = {axis.hook(x): axis.tau(x, cap_percentile) for x in capped["cap_layers"]}
+        basis = "tokens" if axis.token_quantiles is not None else "responses"  # as capping itself chose
+        out["tau"] = {axis.hook(x): axis.tau(x, cap_percentile, basis) for x in capped["cap_layers"]}
         out["cap_stats"] = capped["cap_stats"]
     if "uncapped" in runs and capped is not None:
         out["examples"] = {
