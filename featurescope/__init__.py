@@ -28,6 +28,7 @@ from .models import (
 )
 from .persona import PersonaVector, extract_written, run_persona, steer, steering_sweep
 from .persona import extract as extract_persona
+from .stages import run_stages
 from .store import ActivationStore
 from .traits import Trait, list_traits, load_trait
 
@@ -75,6 +76,7 @@ __all__ = [
     "run_persona",
     "steer",
     "steering_sweep",
+    "run_stages",
     "Trait",
     "list_traits",
     "load_trait",

@@ -108,7 +108,7 @@ def run_demo(out: Path, quick: bool = False) -> dict:
         print("\n== persona vectors (Chen et al.): trait 'evil' on", DEFAULT_POST_TRAINED)
         model = load_model(DEFAULT_POST_TRAINED)
         cfg = ExtractionConfig(
-            n_questions=3 if quick else 10, n_pairs=2 if quick else 5, max_new_tokens=24 if quick else 40
+            n_questions=3 if quick else 8, n_pairs=2 if quick else 4, max_new_tokens=24 if quick else 40
         )
         res = run_persona(
             model,
@@ -121,10 +121,11 @@ def run_demo(out: Path, quick: bool = False) -> dict:
             persona_dir,
             extraction=cfg,
             # demo scale (2026-12-02: sampling 3 seeds plus a random-vector control took the full demo to ~50 min of
-            # CPU): 5 candidate layers and 3 alphas; `featurescope persona run` keeps the full sweep
-            layers=[8, 15] if quick else list(range(3, model.n_layers, 6)),
+            # CPU, then 28.6 min from a fresh clone with 5 layers / 6 questions): 4 candidate layers, 4 questions and
+            # 3 alphas; `featurescope persona run` keeps the full sweep
+            layers=[8, 15] if quick else list(range(3, model.n_layers, 8)),
             alphas=(-8.0, 0.0, 8.0),
-            n_eval_questions=2 if quick else 6,
+            n_eval_questions=2 if quick else 4,
             n_monitor_questions=1 if quick else 2,
             n_random_controls=0 if quick else 1,  # the steering null: one random vector of equal norm
             seeds=() if quick else (0, 1, 2),  # sampled answers, intervals over questions; quick: greedy
@@ -221,9 +222,9 @@ def _stages_part(folder: Path, quick: bool, dry: bool) -> int | str:
         return _missing(ADAPTER / "adapter_config.json", b / "cfg.json", p / "cfg.json")
     base, post = load_model(DEFAULT_BASE), load_model(POST_GEMMA)
     cfg = StagesConfig(
-        plain_rows=8 if quick else 24,
-        chat_dialogues=6 if quick else 16,
-        max_new_tokens=24 if quick else 40,
+        plain_rows=8 if quick else 16,
+        chat_dialogues=6 if quick else 12,
+        max_new_tokens=24 if quick else 32,
         ce_rows=2 if quick else 6,
         n_cards=2 if quick else 4,
         traits=("evil",),
@@ -249,16 +250,16 @@ def _axis_part(folder: Path, quick: bool, dry: bool) -> int | str:
     run_axis(
         load_model(post_model()),
         folder,
-        n_roles=8 if quick else 16,
-        n_questions=3 if quick else 6,
-        n_identity_questions=3 if quick else 6,
+        n_roles=8 if quick else 12,
+        n_questions=3 if quick else 4,
+        n_identity_questions=3 if quick else 4,
         max_new_tokens=24 if quick else 32,
         alphas=(-4.0, 0.0, 4.0),  # demo scale; `featurescope axis run` sweeps 5
-        drift_turns=2 if quick else 4,
+        drift_turns=2 if quick else 3,
         drift_conversations=1,  # one greedy conversation per script at demo scale (the CLI default is 5, sampled)
         drift_scripts=["coding_help", "emotional_support"]
         if quick
-        else ["coding_help", "emotional_support", "model_nature_philosophy", "roleplay_request"],
+        else ["coding_help", "emotional_support", "model_nature_philosophy"],
         steer_seeds=() if quick else (0, 1, 2),  # sampled steering answers with an interval; quick: greedy
         n_random_controls=0 if quick else 1,  # the steering null: random vectors of the axis' norm
         progress=not quick,

@@ -483,6 +483,21 @@ def test_steer_axis_cap_context_and_drift(planted):
     assert multi["null_directions"]["n_directions"] == A.DRIFT_NULL_DIRECTIONS
     none = A.drift(model, ax, lib.scripts, layers=[1], n_turns=2, max_new_tokens=4, n_random=0, progress=False)
     assert "change_null" not in none["scripts"]["s1"] and "null_directions" not in none
+    # the typed result a notebook gets: a table with intervals, nulls and verdicts, a Figure, a frame, the same dict
+    section = A.drift_section(ax, h, {"uncapped": multi, "capped": capped}, 25.0)
+    dr = A.DriftResult.from_section(section)
+    assert dr.to_dict() == {"drift": section} and dr["drift"]["hook"] == h
+    assert {(s.run, s.script) for s in dr.scripts} == {(r, n) for r in ("uncapped", "capped") for n in ("s1", "s2")}
+    page = dr._repr_html_()
+    assert "random directions" in page and "3 conversation(s)" in page and "distinguishable from the null" in page
+    assert dr.by_run("uncapped")[0].change.estimate.n == 3
+    from matplotlib.figure import Figure
+
+    assert isinstance(dr.plot(), Figure)
+    df = dr.to_frame()
+    assert len(df) == 4 * 2 and {"run", "script", "turn", "projection", "change", "null_lo", "verdict"} <= set(
+        df.columns
+    )
 
 
 def _axis_with_massive_dim() -> A.AssistantAxis:
@@ -683,6 +698,17 @@ def test_cli_roles_and_run_analyze_compare(long_ctx_folder, tmp_path, capsys, mo
     st = s["results"]["steering"]
     assert st["seeds"] == [0, 1] and all("ai_ci" in r for r in st["rows"])
     assert len(st["control"]["controls"]) == 1 and "verdict" in st["control"]["evidence"]
+    # the typed result run_axis returns, rebuilt from what the run wrote: evidence, table, plots, frame
+    res = A.AxisRunResult(A.AssistantAxis.load(out / "axis.safetensors"), s["results"])
+    assert res["steering"] == st and res.to_dict()["axis"] is res.axis
+    evs = res.evidence()
+    assert "cos(axis, PC1)" in evs and any(k.startswith("steering effect") for k in evs)
+    page = res._repr_html_()
+    assert "any role as the default" in page and "random vectors" in page and "<b>drift</b>" in page
+    from matplotlib.figure import Figure
+
+    assert isinstance(res.plot(), Figure) and res.drift is not None and isinstance(res.drift.plot(), Figure)
+    assert len(res.to_frame()) == len(st["rows"]) and {"alpha", "ai_fraction", "ai_lo"} <= set(res.to_frame().columns)
     assert s["command"] == "axis run" and s["results"]["counts"]["n_jobs"] == 5 * 2 + 3 * 2
     assert s["results"]["hook"] == "blocks.1.hook_resid_post" and len(s["results"]["per_layer"]["axis_norm"]) == 2
     assert {

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from featurescope.cli import main
 
 
@@ -136,7 +138,9 @@ def test_persona_commands_end_to_end_on_a_tiny_model(tiny_hf_folder, tmp_path):
     assert (
         s["inputs"]["config"]["handling"] == "drop_massive" and (rb / "evil.reread.response_mean.safetensors").exists()
     )
-    assert main(["persona", "rebuild", "--model", m, "--out", str(rb)]) == 2  # --responses is required
+    with pytest.raises(SystemExit) as e:  # --responses is required: a parse error
+        main(["persona", "rebuild", "--model", m, "--out", str(rb)])
+    assert e.value.code == 2
     assert (
         main(
             [
@@ -236,8 +240,9 @@ def test_persona_commands_end_to_end_on_a_tiny_model(tiny_hf_folder, tmp_path):
 
 
 def test_persona_needs_a_vector(tmp_path, capsys):
-    assert main(["persona", "steer", "--out", str(tmp_path)]) == 2
-    assert "--vector" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["persona", "steer", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "--vector" in capsys.readouterr().err
 
 
 def test_decompose_command_on_a_tiny_model(tiny_hf_folder, tmp_path, monkeypatch):

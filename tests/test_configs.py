@@ -81,21 +81,25 @@ def test_config_file_then_explicit_flags(tmp_path):
     f = tmp_path / "axis.yaml"
     f.write_text("n_roles: 7\nmax_new_tokens: 12\nseed: 3\n")
     # A flag given on the command line wins over the file, even when it equals the parser default.
-    args = _parse(["axis", "collect", "--out", str(tmp_path), "--config", str(f), "--seed", "0"])
+    args = _parse(["axis", "collect", "--model", "m", "--out", str(tmp_path), "--config", str(f), "--seed", "0"])
     cfg = io.config_from_args(AxisConfig, args)
     assert (cfg.n_roles, cfg.max_new_tokens, cfg.seed) == (7, 12, 0)
     # Without --config: the library's defaults, overridden by the given flags only.
-    cfg = io.config_from_args(AxisConfig, _parse(["axis", "collect", "--out", str(tmp_path), "--n-roles", "2"]))
+    cfg = io.config_from_args(
+        AxisConfig, _parse(["axis", "collect", "--model", "m", "--out", str(tmp_path), "--n-roles", "2"])
+    )
     assert cfg == dataclasses.replace(AxisConfig(), n_roles=2)
     f.write_text("n_role: 7\n")
     with pytest.raises(ConfigError, match="n_role"):
-        io.config_from_args(AxisConfig, _parse(["axis", "collect", "--out", str(tmp_path), "--config", str(f)]))
+        io.config_from_args(
+            AxisConfig, _parse(["axis", "collect", "--model", "m", "--out", str(tmp_path), "--config", str(f)])
+        )
 
 
 @pytest.mark.parametrize(
     "argv,cls,renamed",
     [
-        (["axis", "collect", "--out", "x"], AxisConfig, {}),
+        (["axis", "collect", "--model", "m", "--out", "x"], AxisConfig, {}),
         (["persona", "run", "--trait", "evil", "--out", "x"], ExtractionConfig, {}),
         (["posttrain", "--out", "x"], PosttrainConfig, {}),
         (

@@ -192,9 +192,8 @@ def test_export_cli(tmp_path, capsys):
     _pv().save(v)
     assert main(["export", "pretrained", "--vector", str(v), "--out", str(tmp_path / "f")]) == 0
     assert (
-        main(["export", "gguf", "--vector", str(v), "--layers", "2", "--scale", "8", "--out", str(tmp_path / "e.gguf")])
-        == 0
+        main(["export", "gguf", "--vector", str(v), "--layers", "2", "--scale", "8", "--out", str(tmp_path / "e")]) == 0
     )
-    assert sorted(read_control_vector(tmp_path / "e.gguf").directions) == [2]
-    assert main(["export", "gguf", "--vector", str(v), "--layers", "0", "--out", str(tmp_path / "z.gguf")]) == 2
+    assert sorted(read_control_vector(tmp_path / "e" / "control_vector.gguf").directions) == [2]  # --out: a folder
+    assert main(["export", "gguf", "--vector", str(v), "--layers", "0", "--out", str(tmp_path / "z")]) == 2
     assert "block 0" in capsys.readouterr().err

@@ -15,6 +15,8 @@ from featurescope.errors import DataError, FeaturescopeError
 from featurescope.finetune import (
     DATA,
     FinetuneShiftConfig,
+    FinetuneShiftResult,
+    ShiftCorrelation,
     check_disjoint,
     correlation_with_null,
     load_set,
@@ -139,10 +141,20 @@ def test_summary_finds_a_planted_shift_expression_link_and_not_a_missing_one():
     assert res["correlation"]["evil"]["verdict"] != NOT_DISTINGUISHABLE
     em = {r["set"]: r for r in res["emergent_misalignment"]}
     assert em["evil-strong"]["verdict"] == "increase"
+    assert isinstance(res, FinetuneShiftResult) and res.finetunes_done is None and "finetunes_done" not in res
+    planted = res
     base, runs = _fake_runs(effect=0.0, seed=1)
     res = summarise(cfg, ["evil"], base, runs, datap, [], False)
     assert res["correlation"]["evil"]["verdict"] == NOT_DISTINGUISHABLE
     assert all(r["verdict"] == NOT_DISTINGUISHABLE for r in res["emergent_misalignment"])
+    # the typed views: verdicts in the project's wording, in HTML next to the intervals
+    for x in (planted, res):
+        assert FinetuneShiftResult.from_dict(x.to_dict()) == x
+        page = x._repr_html_()
+        e = x.correlation["evil"].evidence
+        assert f"{e.estimate.value:.2f} [{e.estimate.lo:.2f}, {e.estimate.hi:.2f}]" in page and e.verdict in page
+    assert NOT_DISTINGUISHABLE in res._repr_html_() and "increase" in planted._repr_html_()
+    assert planted.correlation["evil"].evidence.verdict == "distinguishable from the null"
 
 
 # -- end to end on a tiny random model ------------------------------------------------------------------------------
@@ -239,6 +251,7 @@ def test_finetune_shift_end_to_end_resumes_and_writes_whole_adapters(tmp_path, t
     assert (out / "shift_vs_expression.png").exists() and (out / "emergence.png").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["command"] == "finetune-shift" and "correlation" in summary["results"]
+    _check_typed_result(res, summary, out)
     # the fine-tuned models moved: projections differ from the base model's
     base = json.loads((out / "base" / "result.json").read_text())
     r = json.loads((out / "finetunes" / "evil-strong-s0" / "result.json").read_text())
@@ -266,6 +279,52 @@ def test_finetune_shift_end_to_end_resumes_and_writes_whole_adapters(tmp_path, t
             _cfg(data, cfg.vectors[0].split("=", 1)[1].rsplit("@", 1)[0], lr=5e-4), out, device="cpu",
             progress=False, model=(hf, tok), judge=_LengthJudge(),
         )  # fmt: skip
+
+
+RESULT_KEYS = [
+    "base_expression",
+    "finetunes",
+    "correlation",
+    "emergent_misalignment",
+    "preventative",
+    "paper",
+    "finetunes_done",
+]
+
+
+def _check_typed_result(res, summary, out):
+    """The end-to-end run's FinetuneShiftResult: summary.json holds its to_dict(), dict access as before, the
+    correlation with interval, null and verdict and the EM table in HTML, a scatter figure, per-fine-tune rows."""
+    from matplotlib.figure import Figure
+
+    from featurescope.runs import jsonable
+
+    assert isinstance(res, FinetuneShiftResult) and isinstance(res.correlation["evil"], ShiftCorrelation)
+    d = res.to_dict()
+    assert list(d) == RESULT_KEYS and list(res) == RESULT_KEYS
+    assert json.dumps(summary["results"]) == json.dumps(jsonable(d))  # nan is null in the file
+    back = FinetuneShiftResult.from_summary(out)
+    assert json.dumps(jsonable(back.to_dict())) == json.dumps(summary["results"])
+    assert res["finetunes_done"] == {"done": 3, "planned": 3, "preventative_done": 2}
+    assert res["correlation"]["evil"]["n_finetunes"] == 3 and res["correlation"]["evil"] == d["correlation"]["evil"]
+    assert [r["set"] for r in res["emergent_misalignment"]] == ["evil-strong", "flawed-math"]
+    page = res._repr_html_()
+    c = res.correlation["evil"]
+    for ev in (c.evidence, c.data_vs_shift):
+        e, n = ev.estimate, ev.null
+        assert f"{e.value:.2f} [{e.lo:.2f}, {e.hi:.2f}]" in page and f"{n.mean:.2f} [{n.lo:.2f}, {n.hi:.2f}]" in page
+        assert ev.verdict in page
+    assert "pairing shuffled" in page and "emergent misalignment" in page and "preventative steering" in page
+    for r in res.emergent_misalignment:
+        e = r.effect_vs_neutral
+        assert f"{e.value:+.1f} [{e.lo:+.1f}, {e.hi:+.1f}]" in page and r.verdict in page
+    before = sorted(p.name for p in out.iterdir())
+    assert isinstance(res.plot(), Figure) and sorted(p.name for p in out.iterdir()) == before
+    pytest.importorskip("pandas")
+    df = res.to_frame()
+    assert list(df.columns) == ["set", "seed", "heldout_loss", "shift_evil", "expression_evil"] and len(df) == 3
+    em = res.to_frame("emergent_misalignment")
+    assert len(em) == 2 and {"effect_vs_neutral", "lo", "hi", "verdict"} <= set(em.columns)
 
 
 def test_a_killed_fine_tune_leaves_no_adapter_and_no_result(tmp_path, tiny_pair):

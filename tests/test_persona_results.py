@@ -3,6 +3,7 @@ in the old layout, HTML with intervals, plots without files, data frames."""
 
 import dataclasses
 import json
+from html import escape as html_escape
 from typing import Any
 
 import numpy as np
@@ -214,3 +215,151 @@ def test_to_frame(results):
     assert len(greedy.to_frame()) == 2
     assert len(ctl.to_frame()) == len(ALPHAS) and set(ctl.to_frame()["seed"]) == {0}
     assert len(mon.to_frame()) == mon.n and len(mon.to_frame("level")) == 10
+
+
+# -- extraction: PersonaExtraction ---------------------------------------------------------------------------------
+EXTRACT_KEYS = ["vectors", "responses", "separation", "counts", "timings"]
+FRAME_COLUMNS = [
+    "layer",
+    "hook",
+    "pos_mean",
+    "neg_mean",
+    "gap",
+    "cohens_d",
+    "held_out_d",
+    "held_out_lo",
+    "held_out_hi",
+    "null_mean",
+    "null_lo",
+    "null_hi",
+    "p_value",
+    "verdict",
+    "chosen",
+]
+
+
+class SideJudge:
+    """extract() generates (pos, neg) alternately: even answers score high, odd low, so both sides are kept."""
+
+    name = "side"
+
+    def score_many(self, trait, questions, answers):
+        return [Score(trait=90.0 if i % 2 == 0 else 10.0, coherence=100.0) for i in range(len(answers))]
+
+
+@pytest.fixture(scope="module")
+def extraction(tiny_chat, tmp_path_factory):
+    """One `persona extract` run (4 questions: the held-out split applies) and the typed result extract() gave it,
+    and a written-answer extraction."""
+    from featurescope.persona import ExtractionConfig, commands, extract_written
+
+    out = tmp_path_factory.mktemp("persona_extract")
+    cfg = ExtractionConfig(n_questions=4, n_pairs=1, max_new_tokens=3)
+    seen = []
+    real = commands.extract
+
+    def spy(*a, **k):
+        seen.append(real(*a, **k))
+        return seen[-1]
+
+    commands.extract = spy
+    try:
+        results = commands.persona_extract(tiny_chat, "evil", SideJudge(), out, cfg)
+    finally:
+        commands.extract = real
+    rows = [{"id": f"w{i}", "question": f"Question {i}?", "pos": f"Yes {i}!!!", "neg": f"No {i}."} for i in range(4)]
+    written = extract_written(tiny_chat, "evil", rows, source="rows")
+    return seen[0], results, read_summary(out), written
+
+
+def test_extraction_is_typed_with_dict_access(extraction):
+    from featurescope.persona import PersonaExtraction
+
+    ex, results, summary, written = extraction
+    assert isinstance(ex, PersonaExtraction) and isinstance(written, PersonaExtraction)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ex.kept_pos = 0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ex["counts"] = {}
+    # what the README does
+    v = ex["vectors"]["response_mean"]
+    assert v is ex.vector and isinstance(v, PersonaVector) and set(ex["vectors"]) == set(ex.vectors)
+    assert list(ex.keys()) == EXTRACT_KEYS and list(ex) == EXTRACT_KEYS and "separation" in ex
+    assert ex["counts"] == {"generated_per_side": 4, "kept_pos": 4, "kept_neg": 4} == dict(ex.to_dict()["counts"])
+    assert ex.kept_pos == 4 and ex.generated_per_side == 4 and ex.written_pairs is None
+    assert len(ex["responses"]) == 8 and all("messages" in r for r in ex["responses"])
+    assert ex["separation"]["cohens_d"] == list(ex.cohens_d) and len(ex.cohens_d) == len(ex.hooks) == 3
+    assert ex.held_out is not None and len(ex["separation"]["held_out"]) == 3
+    assert set(ex["timings"]) == {"generate", "judge", "total"}
+    # written answers: the counts name the pairs
+    assert list(written["counts"]) == ["written_pairs", "kept_pos", "kept_neg"] and written.written_pairs == 4
+    assert written.generated_per_side is None and written.held_out is not None
+    assert all(r["instruction"] is None for r in written["responses"])
+    # to_dict() hands out copies of the responses
+    d = ex.to_dict()
+    d["responses"][0]["kept"] = "edited"
+    assert ex.responses[0]["kept"] is True
+
+
+def test_extraction_to_dict_is_what_the_summary_holds(extraction):
+    from featurescope.persona import PersonaExtraction
+
+    ex, results, summary, written = extraction
+    s = summary["results"]
+    d = ex.to_dict()
+    assert s["separation"] == jsonable(d["separation"]) and s["counts"] == jsonable(d["counts"])
+    assert list(s["separation"]) == ["pos_mean", "neg_mean", "gap", "cohens_d", "held_out"]
+    assert s["best_separation_layer"] == ex.chosen_layer and results["counts"] == d["counts"]
+    assert s["vector_norms"] == pytest.approx(ex.vector.norms)
+    for e, ev in zip(d["separation"]["held_out"], ex.held_out or ()):
+        assert e == ev.to_dict() and list(e) == ["name", "estimate", "null", "verdict"]
+    # a round trip through the dict layout (nan compared as JSON)
+    for x in (ex, written):
+        again = PersonaExtraction.from_dict(x.to_dict())
+        assert json.dumps(jsonable(again.to_dict()["separation"])) == json.dumps(jsonable(x.to_dict()["separation"]))
+        assert again.to_dict()["counts"] == x.to_dict()["counts"]
+
+
+def test_extraction_html_shows_held_out_separation_with_null_and_verdict(extraction):
+    from featurescope.evidence.nulls import EFFECT, evidence_text
+    from featurescope.stats import NOT_DISTINGUISHABLE
+
+    ex, results, summary, written = extraction
+    for x in (ex, written):
+        page = x._repr_html_()
+        assert x.held_out is not None
+        for ev in x.held_out:
+            e, n = ev.estimate, ev.null
+            assert (
+                f"{e.value:.2f} [{e.lo:.2f}, {e.hi:.2f}]" in page and f"{n.mean:.2f} [{n.lo:.2f}, {n.hi:.2f}]" in page
+            )
+            assert ev.verdict in (EFFECT, NOT_DISTINGUISHABLE) and ev.verdict in page
+        c = x.chosen_layer
+        assert c is not None and "chosen" in page
+        assert html_escape(evidence_text(x.held_out[c].to_dict())) in page
+    assert "kept 4 positive / 4 negative of 4" in ex._repr_html_() and "4 written answer pairs" in written._repr_html_()
+
+
+def test_extraction_plot_and_frame(extraction, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    monkeypatch.chdir(tmp_path)
+    ex, results, summary, written = extraction
+    open_before = plt.get_fignums()
+    fig = ex.plot()
+    assert isinstance(fig, Figure) and isinstance(written.plot(), Figure)
+    assert plt.get_fignums() == open_before and list(tmp_path.iterdir()) == []
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "layer" and len(ax.collections) == 2  # the held-out CI band and the null band
+    f2, a2 = plt.subplots()
+    try:
+        assert ex.plot(ax=a2) is f2
+    finally:
+        plt.close(f2)
+    pytest.importorskip("pandas")
+    df = ex.to_frame()
+    assert list(df.columns) == FRAME_COLUMNS and len(df) == 3 and list(df["layer"]) == [0, 1, 2]
+    assert list(df["chosen"]).count(True) == 1 and int(df.index[df["chosen"]][0]) == ex.chosen_layer
+    assert list(df["held_out_d"]) == pytest.approx([e.estimate.value for e in ex.held_out or ()], nan_ok=True)
+    assert list(df["verdict"]) == [e.verdict for e in ex.held_out or ()]

@@ -831,8 +831,8 @@ def test_cli_report(tmp_path, built, capsys):
 
     empty = tmp_path / "nothing"
     empty.mkdir()
-    out = tmp_path / "rep" / "report.html"
-    assert main(["report", str(empty), "--out", str(out)]) == 0
+    out = tmp_path / "rep" / "report.html"  # --out is the folder; report.html is written inside it
+    assert main(["report", str(empty), "--out", str(out.parent)]) == 0
     assert "no summary.json found" in capsys.readouterr().out
     assert "No runs found" in out.read_text()
     own = json.loads((out.parent / "summary.json").read_text())
@@ -843,6 +843,9 @@ def test_cli_report(tmp_path, built, capsys):
     # a missing folder is a clear error
     assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r3")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # --out names the folder, not the HTML file
+    assert main(["report", str(empty), "--out", str(tmp_path / "r4" / "report.html")]) == 2
+    assert "--out is the report's folder" in capsys.readouterr().err and not (tmp_path / "r4").exists()
 
 
 def test_malformed_summary_does_not_sink_the_report(tmp_path):

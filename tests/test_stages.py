@@ -343,6 +343,8 @@ def test_identical_models_give_full_reuse_and_equal_transfer(planted, tmp_path):
     ev = res["persona"]["traits"]["evil"]
     assert all(c == pytest.approx(1.0, abs=1e-5) for c in ev["cosine_per_layer"])
     assert ev["top_features_base_sae"]["jaccard"] == 1.0
+    assert isinstance(res, st.StagesResult) and "random_lora_null" not in res["transfer"]
+    assert "no random-LoRA null" in res._repr_html_()
 
 
 def test_rotated_subspace_is_lost_in_transfer_matching_and_shift(planted, tmp_path):
@@ -405,6 +407,92 @@ def test_rotated_subspace_is_lost_in_transfer_matching_and_shift(planted, tmp_pa
     assert all((tmp_path / f).exists() for f in s["figures"])
     page = (tmp_path / "cards.html").read_text()
     assert "new latents of the post SAE" in page and "down-regulated" in page and "tiny-rotated" in page
+    _check_typed_result(res, tmp_path)
+
+
+STAGES_KEYS = [
+    "hook",
+    "layer",
+    "sae_names",
+    "texts",
+    "transfer",
+    "matching",
+    "activation_shift",
+    "cards",
+    "persona",
+    "figures",
+    "timings",
+]
+
+
+def _check_typed_result(res, run):
+    """run_stages' StagesResult on the rotated pair (with the random-LoRA null): the dict it used to return, what
+    summary.json holds, the headline numbers in HTML, a figure, tables."""
+    from matplotlib.figure import Figure
+
+    from featurescope.runs import jsonable
+
+    assert isinstance(res, st.StagesResult) and fs.run_stages is st.run_stages
+    s = json.loads((run / "summary.json").read_text())
+    d = res.to_dict()
+    assert list(d) == STAGES_KEYS and list(res) == STAGES_KEYS and res.get("crosscoder") is None
+    # summary.json: the result less figures and timings (kept at the summary's top level), same order, as JSON
+    assert json.dumps(s["results"]) == json.dumps(jsonable(res.summary_results()))
+    assert list(s["results"]) == STAGES_KEYS[:-2] and s["figures"] == d["figures"] == list(res.figures or ())
+    assert set(s["timings_s"]) == set(d["timings"]) and d["timings"]["total"] == res["timings"]["total"]
+    assert d["transfer"] == res["transfer"] and res["layer"] == 1 and res.hook == HOOK
+    back = st.StagesResult.from_summary(run)
+    assert json.dumps(jsonable(back.summary_results())) == json.dumps(s["results"]) and back.figures == res.figures
+    # to_dict() hands out copies
+    d["matching"]["n_new"] = -1
+    assert res["matching"]["n_new"] == 8
+    # HTML: FVE of the base SAE on base / post / random-LoRA null, reuse vs baselines, persona cosines
+    page = res._repr_html_()
+    tr = res["transfer"]
+    for set_k in ("plain", "chat"):
+        for v in (
+            tr["base_sae"]["base_model"][set_k]["fraction_variance_explained"],
+            tr["base_sae"]["post_model"][set_k]["fraction_variance_explained"],
+            tr["random_lora_null"][set_k]["fraction_variance_explained"],
+        ):
+            assert f"{v:.3f}" in page
+    assert "random LoRA" in page and "no interval" in page
+    assert (
+        "75.0%" in page
+        and "random baseline" in page
+        and f"{res['matching']['baselines']['random']['fraction_post_reused'] * 100:.1f}%" in page
+    )
+    ev = res["persona"]["traits"]["evil"]
+    assert f"{ev['cosine_at_layer']:.3f}" in page and "persona vectors across stages" in page
+    # figure: transfer, matching and persona panels; nothing written
+    before = sorted(p.name for p in run.iterdir())
+    fig = res.plot()
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    assert isinstance(res.plot(part="persona"), Figure) and sorted(p.name for p in run.iterdir()) == before
+    pytest.importorskip("pandas")
+    df = res.to_frame()
+    assert list(df.columns) == [
+        "sae",
+        "activations_of",
+        "texts",
+        "fve",
+        "ce_loss_recovered",
+        "l0",
+        "dead_fraction",
+        "n_tokens",
+    ]
+    assert len(df) == 2 * 2 * 2 + 2  # SAE x model x text set, and the null on both sets
+    null = df[df["activations_of"] == "random_lora_null"]
+    assert set(null["texts"]) == {"plain", "chat"} and set(null["sae"]) == {"base_sae"}
+    m = res.to_frame("matching")
+    assert list(m["dictionary"]) == ["post SAE -> base SAE", "random baseline", "rotated baseline"]
+    assert m["fraction_post_reused"].iloc[0] == pytest.approx(0.75)
+    p = res.to_frame("persona")
+    assert list(p.columns) == ["trait", "layer", "cosine", "chosen"] and list(p["chosen"]).count(True) == 1
+    sh = res.to_frame("shift")
+    assert sorted(sh[(sh["sae"] == "base_sae") & (sh["direction"] == "down")]["latent"]) == sorted(
+        [*range(ROT), *range(LIVE, LIVE + ROT)]
+    )
 
 
 def test_stage_mismatch_errors(planted, char_tok):
@@ -451,7 +539,7 @@ def test_cli_stages_matching_on_saved_saes(tiny_hf_folder, tmp_path, capsys):
     assert "post latents reused (best cos >= 0.7): 75.0%" in printed
     s = json.loads((out / "summary.json").read_text())
     assert s["inputs"]["hook"] == "blocks.1.hook_resid_post" and s["results"]["matching"]["n_new"] == 8
-    assert "no crosscoder library fits" in s["results"]["crosscoder"]["why_none_is_trained"]
+    assert "featurescope crosscoder train" in s["results"]["crosscoder"]["training"]
     assert (
         main(
             [

@@ -124,7 +124,7 @@ from .pca import (
     turn_spans,
     unit,
 )
-from .results import DriftResult, ScriptDrift
+from .results import AxisRunResult, DriftResult, ScriptDrift
 from .roles import DriftScript, Role, RoleLibrary, load_role_library, load_scripts, parse_roles, spread
 from .run import run_axis
 from .sections import drift_section, drift_summary, prefill_section, steering_section
@@ -203,6 +203,7 @@ __all__ = [
     "drift",
     "drift_projections",
     "DriftResult",
+    "AxisRunResult",
     "ScriptDrift",
     "DRIFT_NULL_DIRECTIONS",
     "drift_change_evidence",

@@ -24,7 +24,6 @@ from .collect import collect_axis
 from .compare import axis_features_across_stages, compare_axes, decompose_axis
 from .constants import N_INSTRUCTIONS, PAPER
 from .drift import drift
-from .results import DriftResult
 from .figures import (
     plot_compare,
     plot_drift,
@@ -36,6 +35,7 @@ from .figures import (
     plot_steering,
 )
 from .judges import AxisConfig
+from .results import DriftResult
 from .roles import RoleLibrary, load_role_library, spread
 from .sections import drift_section, prefill_section, steering_section
 from .steer import axis_steering_control, axis_steering_sweep, prefill_test

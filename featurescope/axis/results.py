@@ -133,3 +133,103 @@ class DriftResult(DictAccess):
             "<th>change [95% CI, conversations]</th><th>random directions [central 95%]</th><th>verdict</th></tr>"
             f"{''.join(body)}</table></div>"
         )
+
+
+def _ev_row(label: str, ev: Evidence, fmt: str = ".2f") -> str:
+    e, n = ev.estimate, ev.null
+    return (
+        f"<tr><td>{html.escape(label)}</td><td>{e.value:{fmt}} [{e.lo:{fmt}}, {e.hi:{fmt}}]</td>"
+        f"<td>{n.mean:{fmt}} [{n.lo:{fmt}}, {n.hi:{fmt}}]<br><small>{html.escape(n.what)}</small></td>"
+        f"<td>{html.escape(ev.verdict)}</td></tr>"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisRunResult(DictAccess):
+    """What ``axis run`` (:func:`~featurescope.axis.run_axis`) found: the axis, and the ``results`` of its
+    ``summary.json`` (``analysis``, ``steering``, ``drift``, ``prefill``, ... : ``to_dict()`` adds ``axis``). The
+    headline numbers come with their evidence: cos(axis, PC1) against "any role as the default", the steering effect
+    against random vectors of the axis' norm, each drift script against random directions."""
+
+    axis: Any  # AssistantAxis (kept Any here: results must not import the collection code)
+    results: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.results, "axis": self.axis}
+
+    @property
+    def hook(self) -> str:
+        return str(self.results.get("hook", ""))
+
+    def evidence(self) -> dict[str, Evidence]:
+        """The run's headline estimates with their nulls and verdicts, by name."""
+        out: dict[str, Evidence] = {}
+        ev = (self.results.get("analysis") or {}).get("evidence") or {}
+        for k, label in (
+            ("axis_pc1", "cos(axis, PC1)"),
+            ("axis_pc1_without_massive", "cos(axis, PC1), no massive dims"),
+        ):
+            if isinstance(ev.get(k), Mapping) and "estimate" in ev[k]:
+                out[label] = evidence_from_dict(ev[k])
+        ctl = (self.results.get("steering") or {}).get("control")
+        if isinstance(ctl, Mapping) and isinstance(ctl.get("evidence"), Mapping):
+            out["steering effect (AI identity, most negative alpha minus 0)"] = evidence_from_dict(ctl["evidence"])
+        return out
+
+    @property
+    def drift(self) -> DriftResult | None:
+        d = self.results.get("drift")
+        return DriftResult.from_section(d) if isinstance(d, Mapping) else None
+
+    def to_frame(self) -> Any:
+        """The steering sweep: one row per system prompt and alpha (AI-identity fraction with its interval,
+        coherence, read-back projection)."""
+        rows = (self.results.get("steering") or {}).get("rows") or []
+        recs = []
+        for r in rows:
+            ci = r.get("ai_ci") or {}
+            recs.append(
+                {
+                    "system_prompt": r.get("system_prompt") or "",
+                    "alpha": r.get("alpha"),
+                    "ai_fraction": r.get("ai_fraction"),
+                    "ai_lo": ci.get("lo"),
+                    "ai_hi": ci.get("hi"),
+                    "coherence": r.get("coherence"),
+                    "readback_projection": r.get("readback_projection"),
+                }
+            )
+        return _pandas().DataFrame.from_records(recs)
+
+    def plot(self, ax: Any = None) -> Any:
+        """The steering curve: fraction of answers that identify as an AI vs alpha, per system prompt, with the
+        interval over questions (the drift has its own ``result.drift.plot()``)."""
+        fig, ax = _axes(ax, (6.0, 4.0))
+        rows = (self.results.get("steering") or {}).get("rows") or []
+        for i, sp in enumerate(dict.fromkeys(r.get("system_prompt") or "" for r in rows)):
+            rr = sorted((r for r in rows if (r.get("system_prompt") or "") == sp), key=lambda r: r["alpha"])
+            x = [r["alpha"] for r in rr]
+            y = [r["ai_fraction"] for r in rr]
+            lo = [max(0.0, yy - (r.get("ai_ci") or {}).get("lo", yy)) for yy, r in zip(y, rr)]
+            hi = [max(0.0, (r.get("ai_ci") or {}).get("hi", yy) - yy) for yy, r in zip(y, rr)]
+            ax.errorbar(
+                x, y, yerr=[lo, hi], marker="o", capsize=3, color=f"C{i}", label=(sp[:30] or "no system prompt")
+            )
+        ax.set_xlabel("alpha (units of the axis)")
+        ax.set_ylabel("answers identifying as an AI")
+        ax.set_title(f"steering along the Assistant axis at {self.hook}")
+        ax.legend(fontsize=7)
+        return fig
+
+    def _repr_html_(self) -> str:
+        a = self.results.get("analysis") or {}
+        rows = "".join(_ev_row(k, e) for k, e in self.evidence().items())
+        top = ", ".join(html.escape(str(r)) for r in (a.get("top_roles") or [])[:6])
+        bottom = ", ".join(html.escape(str(r)) for r in (a.get("bottom_roles") or [])[:6])
+        dr = self.drift
+        return (
+            f"<div><b>Assistant axis</b> at <code>{html.escape(self.hook)}</code>"
+            "<table><tr><th>estimate</th><th>value [95% CI]</th><th>null [95%]</th><th>verdict</th></tr>"
+            f"{rows}</table><p>most Assistant-like roles: {top}<br>least: {bottom}</p>"
+            f"{dr._repr_html_() if dr is not None else ''}</div>"
+        )

@@ -29,6 +29,7 @@ from .figures import (
     plot_steering,
 )
 from .judges import AxisConfig
+from .results import AxisRunResult
 from .roles import RoleLibrary, load_role_library, spread
 from .sections import drift_section, prefill_section, steering_section
 from .steer import axis_steering_control, axis_steering_sweep, prefill_test
@@ -68,7 +69,7 @@ def run_axis(
     generation_dtype: str = AxisConfig.generation_dtype,
     capture_dtype: str = AxisConfig.capture_dtype,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> AxisRunResult:
     """The whole Assistant-axis experiment on one model, at a chosen scale; writes ``out_dir`` (axis, responses,
     figures, ``summary.json``) and returns the results.
 
@@ -274,5 +275,4 @@ def run_axis(
         timings={**timings, **{f"collect_{k}": v for k, v in axis.extra["timings"].items()}},
         figures=figures,
     )
-    results["axis"] = axis
-    return results
+    return AxisRunResult(axis, results)

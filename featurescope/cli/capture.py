@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
     c.add_argument("--stage", choices=["base", "post-trained"], help="override the inferred training stage")
     c.add_argument("--prompts", required=True, help=".txt (one user prompt a line), .jsonl or .json conversations")
     c.add_argument("--hooks", help="comma-separated TransformerLens hook names")
-    c.add_argument("--layers", help="comma-separated layers (residual stream after each block) or 'all' (default)")
+    c.add_argument("--layers", help="comma-separated layers (residual stream after each block) or 'all' (None: all)")
     c.add_argument(
         "--reduction",
         default="last_prompt",

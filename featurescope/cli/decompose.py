@@ -68,7 +68,7 @@ def register(sub: Any) -> None:
         help="SAE folder, shipped SAE name (featurescope:gemma-3-270m/layer_9_resid_post) or sae-lens release",
     )
     dc.add_argument("--sae-id", help="SAE id inside a sae-lens release")
-    dc.add_argument("--responses", help="responses.jsonl of the extraction (default: beside the vector)")
+    dc.add_argument("--responses", help="responses.jsonl of the extraction (None: beside the vector)")
     dc.add_argument("--k", type=int, default=100, help="top features per view")
     dc.add_argument("--cards", type=int, default=10, help="feature cards for the top features")
     dc.add_argument("--card-sequences", type=int, default=256, help="held-out corpus rows scanned for card contexts")

@@ -4,6 +4,13 @@ control vector) | neuronpedia (a decomposition's feature cards as Neuronpedia fe
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Literal
+
+from .io import int_list, nonempty
+
+#: The control vector's file name inside ``export gguf --out FOLDER``.
+GGUF_NAME = "control_vector.gguf"
 
 
 def _source(args: argparse.Namespace):  # noqa: ANN202 - PersonaVector | AssistantAxis, imported lazily (torch)
@@ -24,11 +31,10 @@ def _pretrained(args: argparse.Namespace) -> int:
 def _gguf(args: argparse.Namespace) -> int:
     from ..exports import export_control_vector, read_control_vector
 
-    layers = "all" if args.layers == "all" else [int(x) for x in args.layers.split(",")]
     path = export_control_vector(
         _source(args),
-        args.out,
-        layers=layers,
+        Path(args.out) / GGUF_NAME,
+        layers=args.layers,
         scale=args.scale,
         model_hint=args.model_hint,
         n_layers=args.n_layers,
@@ -59,6 +65,11 @@ def _neuronpedia(args: argparse.Namespace) -> int:
     return 0
 
 
+def _layers(s: str) -> list[int] | Literal["all"]:
+    """``--layers``: 'all' or a comma-separated list of layers (checked at parse time)."""
+    return "all" if s == "all" else nonempty(int_list)(s)
+
+
 def _vector_flags(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--vector", help="a persona vector file (.safetensors written by `persona extract/run`)")
@@ -70,9 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser(
         "export",
         help="exports other tools read: pretrained folders, GGUF control vectors, Neuronpedia JSON",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=fmt,
     )
-    actions = g.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions = g.add_subparsers(dest="action", metavar="ACTION", required=True, help="the export format")
 
     p = actions.add_parser(
         "pretrained", formatter_class=fmt, help="a vector or axis as config.json + vectors.safetensors"
@@ -86,6 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _vector_flags(q)
     q.add_argument(
         "--layers",
+        type=_layers,
         required=True,
         help="comma-separated layers to export (featurescope steers one: the chosen layer), or 'all' (>= 1)",
     )
@@ -96,8 +108,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--n-layers", type=int, default=None, help="the target model's layer count (None: the vector's layer count)"
     )
-    q.add_argument("--out", required=True, help="the .gguf file to write")
-    q.add_argument("--overwrite", action="store_true", help="replace an earlier featurescope control vector at --out")
+    q.add_argument("--out", required=True, help=f"folder to write {GGUF_NAME} into")
+    q.add_argument("--overwrite", action="store_true", help="replace an earlier featurescope control vector in --out")
     q.set_defaults(func=_gguf)
 
     n = actions.add_parser(

@@ -110,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sae", default="featurescope:gemma-3-270m-sft/layer_9_resid_post", help="SAE folder or shipped name"
     )
-    p.add_argument("--pairs", help="paired-contexts JSONL (default: the shipped featurescope/data/persona_pairs)")
+    p.add_argument("--pairs", help="paired-contexts JSONL (None: the shipped featurescope/data/persona_pairs)")
     p.add_argument("--n-perm", type=int, default=500, help="label permutations per theme and side")
     p.add_argument("--shuffles", type=int, default=5, help="theme-label shuffles for the chance count")
     p.add_argument("--decomposition", help="interpret: a decompose run's summary.json (its top latents per view)")

@@ -1,10 +1,11 @@
-"""Reading command inputs: prompt files, hook lists."""
+"""Reading command inputs: prompt files, hook lists, comma-separated flag values."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,6 +14,41 @@ from ..errors import FeaturescopeError
 from ..models import Model
 
 C = TypeVar("C", bound=Config)
+T = TypeVar("T")
+
+
+def _comma_list(s: str, cast: Callable[[str], T], what: str) -> list[T]:
+    out: list[T] = []
+    for part in (x.strip() for x in s.split(",")):
+        if not part:
+            continue
+        try:
+            out.append(cast(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not {what} (expected a comma-separated list)") from None
+    return out
+
+
+def int_list(s: str) -> list[int]:
+    """``type=`` for a comma-separated list of integers (``''`` = an empty list): a bad item is a parse error."""
+    return _comma_list(s, int, "an integer")
+
+
+def float_list(s: str) -> list[float]:
+    """``type=`` for a comma-separated list of numbers (``''`` = an empty list): a bad item is a parse error."""
+    return _comma_list(s, float, "a number")
+
+
+def nonempty(parse: Callable[[str], list[T]]) -> Callable[[str], list[T]]:
+    """A list ``type=`` that also rejects an empty list."""
+
+    def parse_nonempty(s: str) -> list[T]:
+        out = parse(s)
+        if not out:
+            raise argparse.ArgumentTypeError("expected at least one value (a comma-separated list)")
+        return out
+
+    return parse_nonempty
 
 
 def read_text(p: Path, what: str) -> str:

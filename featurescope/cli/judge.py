@@ -20,9 +20,20 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_judge_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..judges.probe import PROBE_PATH
+    from ..judges.roles import ROLE_PROBE_PATH
     from ..judges.run import run_judge_train
 
-    paths = run_judge_train(labels=args.labels, out=args.out, seed=args.seed, written=not args.no_written)
+    out = Path(args.out)
+    paths = run_judge_train(
+        labels=args.labels,
+        out=out / PROBE_PATH.name,
+        seed=args.seed,
+        written=not args.no_written,
+        role_out=out / ROLE_PROBE_PATH.name,
+    )
     print("probe weights: " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -43,16 +54,16 @@ def register(sub: Any) -> None:
         help="judges: eval (agreement with labelled real outputs) | train (probe) | score FILE",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    acts = j.add_subparsers(dest="action", metavar="ACTION", required=True)
+    acts = j.add_subparsers(dest="action", metavar="ACTION", required=True, help="what to do")
     e = acts.add_parser(
         "eval",
         help="agreement table with 95%% bootstrap intervals; writes summary.json with --out",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    e.add_argument("--judge", help="comma list of judge names (default: every offline candidate)")
-    e.add_argument("--labels", help="labelled JSONL (default: the shipped real-output set, test split)")
-    e.add_argument("--out", help="run folder for summary.json and scores.jsonl")
-    e.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    e.add_argument("--judge", help="comma list of judge names (None: every offline candidate)")
+    e.add_argument("--labels", help="labelled JSONL (None: the shipped real-output set, test split)")
+    e.add_argument("--out", help="run folder for summary.json and scores.jsonl (None: print only)")
+    e.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     e.add_argument("--no-written", action="store_true", help="skip the 120 hand-written labels")
     e.set_defaults(func=cmd_judge_eval)
     t = acts.add_parser(
@@ -60,9 +71,13 @@ def register(sub: Any) -> None:
         help="train the probe judge on the written labels + the dev split (never test)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    t.add_argument("--labels", help="labelled JSONL with a split column (default: the shipped real-output set)")
-    t.add_argument("--out", default=str(PROBE_PATH), help="weights file (default: the shipped probe.safetensors)")
-    t.add_argument("--seed", type=int, default=0, help="cross-validation seed (default 0)")
+    t.add_argument("--labels", help="labelled JSONL with a split column (None: the shipped real-output set)")
+    t.add_argument(
+        "--out",
+        default=str(PROBE_PATH.parent),
+        help=f"folder for the weights ({PROBE_PATH.name}, role_probe.safetensors); the default is the shipped probes'",
+    )
+    t.add_argument("--seed", type=int, default=0, help="cross-validation seed")
     t.add_argument("--no-written", action="store_true", help="train on the dev split only")
     t.set_defaults(func=cmd_judge_train)
     s = acts.add_parser(
@@ -72,6 +87,6 @@ def register(sub: Any) -> None:
     )
     s.add_argument("--trait", required=True, help="trait name (see data/traits)")
     s.add_argument("--input", required=True, help="JSONL with question and answer (or response) per row")
-    s.add_argument("--judge", default="auto", help="judge name (default auto: endpoint if configured, else offline)")
-    s.add_argument("--output", help="output JSONL (default INPUT.scored.jsonl)")
+    s.add_argument("--judge", default="auto", help="judge name (auto: the endpoint if configured, else offline)")
+    s.add_argument("--output", help="output JSONL file (None: INPUT.scored.jsonl)")
     s.set_defaults(func=cmd_judge_score)

@@ -9,6 +9,7 @@ from ..errors import FeaturescopeError
 from . import (
     axis,
     capture,
+    crosscoder,
     decompose,
     demo,
     export,
@@ -17,6 +18,7 @@ from . import (
     inspect,
     judge,
     models,
+    notebooks,
     persona,
     posttrain,
     report,
@@ -39,15 +41,22 @@ GROUPS = (
     posttrain,
     finetune,
     stages,
+    crosscoder,
     axis,
     report,
+    notebooks,
     export,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="featurescope", description="Study personas inside language models.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    p = argparse.ArgumentParser(
+        prog="featurescope",
+        description="Study personas inside language models. `featurescope COMMAND --help` lists a command's flags "
+        "with their defaults.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", help="the command to run")
     for group in GROUPS:
         group.register(sub)
     return p

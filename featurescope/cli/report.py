@@ -16,9 +16,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..report import browser_check, find_chromium, write_report
 
     t0 = time.time()
-    out = Path(args.out)
-    if out.suffix.lower() not in (".html", ".htm"):
-        out = out / "report.html"
+    if Path(args.out).suffix.lower() in (".html", ".htm"):
+        raise FeaturescopeError(
+            f"--out is the report's folder (report.html, report.md and summary.json are written inside it), not an "
+            f"HTML file: use --out {Path(args.out).parent}"
+        )
+    out = Path(args.out) / "report.html"
     info = write_report(args.runs, out, title=args.title, markdown=args.markdown)
     if info["n_runs"] == 0:
         print(f"warning: no summary.json found under {', '.join(args.runs)}; the report says so")
@@ -71,8 +74,10 @@ def register(sub: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (searched recursively for summary.json)")
-    p.add_argument("--out", default="reports/report/report.html", help="HTML file (or folder: FOLDER/report.html)")
-    p.add_argument("--markdown", help="Markdown summary path (default: beside the HTML, report.md)")
+    p.add_argument(
+        "--out", default="reports/report", help="report folder: report.html, report.md and summary.json inside"
+    )
+    p.add_argument("--markdown", help="Markdown summary path (None: report.md in --out)")
     p.add_argument("--title", default="featurescope report", help="page title")
     p.add_argument(
         "--check",

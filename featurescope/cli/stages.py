@@ -92,7 +92,7 @@ def cmd_stages(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(res: dict[str, Any]) -> None:
+def _print(res: Any) -> None:  # a StagesResult (dict access) or the dict run_stages used to return
     tr = res.get("transfer")
     if tr:
         for sk in ("base_sae", "post_sae"):
@@ -146,10 +146,10 @@ def register(sub: Any) -> None:
     s.add_argument("--base-sae-id", help="sae-lens SAE id within the release")
     s.add_argument("--post-sae", required=True, help="SAE folder, or sae-lens release (with --post-sae-id)")
     s.add_argument("--post-sae-id", help="SAE id inside the post-trained SAE's sae-lens release")
-    s.add_argument("--layer", type=int, help="residual layer (blocks.L.hook_resid_post); default: the base SAE's hook")
+    s.add_argument("--layer", type=int, help="residual layer (blocks.L.hook_resid_post; None: the base SAE's hook)")
     s.add_argument("--hook", help="explicit hook name (overrides --layer)")
     s.add_argument("--out", required=True, help="run folder (summary.json, figures, cards.html)")
-    s.add_argument("--parts", help="comma-separated subset of transfer,matching,shift,persona,crosscoder (default all)")
+    s.add_argument("--parts", help="comma-separated subset of transfer,matching,shift,persona,crosscoder (None: all)")
     s.add_argument("--skip", help="comma-separated parts to leave out")
     s.add_argument(
         "--control-sae",
@@ -164,7 +164,7 @@ def register(sub: Any) -> None:
     s.add_argument("--max-new-tokens", type=int, default=48, help="tokens generated per answer")
     s.add_argument("--ce-rows", type=int, default=12, help="rows per (SAE, model, text set) for CE-loss recovered")
     s.add_argument("--cards", type=int, default=6, help="feature cards per list")
-    s.add_argument("--traits", help="comma-separated traits (default: all shipped)")
+    s.add_argument("--traits", help="comma-separated traits (None: all shipped)")
     s.add_argument("--persona-questions", type=int, default=5, help="extraction questions per instruction pair")
     s.add_argument(
         "--persona-kind",
@@ -190,8 +190,8 @@ def register(sub: Any) -> None:
         help="crosscoder checkpoint (.safetensors/.pt; dictionary_learning or W_enc/W_dec "
         "layout, model 0 = base) to classify and check with Latent Scaling",
     )
-    s.add_argument("--block-rows", type=int, help="matching tile rows (default: 1024 on CPU, 8192 on GPU)")
-    s.add_argument("--block-cols", type=int, help="matching tile columns (default: 16384 on CPU, 65536 on GPU)")
+    s.add_argument("--block-rows", type=int, help="matching tile rows (None: 1024 on CPU, 8192 on GPU)")
+    s.add_argument("--block-cols", type=int, help="matching tile columns (None: 16384 on CPU, 65536 on GPU)")
     s.add_argument(
         "--match-dtype",
         default="float32",

@@ -37,6 +37,7 @@ from ..traits import Trait, load_trait
 from . import measure
 from .config import FinetuneShiftConfig
 from .data import Example, FinetuneSet, check_disjoint, load_set
+from .results import FinetuneShiftResult
 from .summary import figures_for, summarise
 
 
@@ -428,11 +429,13 @@ def run_finetune_shift(
     model: tuple[Any, Any] | None = None,
     judge: Any = None,
     train: bool = True,
-) -> dict[str, Any]:
+) -> FinetuneShiftResult:
     """The whole experiment (see the module docstring). ``model``: an (HF causal LM, tokenizer) pair to use instead
     of loading ``cfg.model`` (tests, or a checkpoint loaded by other means); ``judge``: instead of ``cfg.judge``.
     ``train=False``: summarise the fine-tunes finished so far (a long run still going, or stopped), training
-    nothing; the summary says how many of the planned fine-tunes it covers."""
+    nothing; the summary says how many of the planned fine-tunes it covers. Returns a
+    :class:`FinetuneShiftResult` (read by key as the dict it used to be; ``summary.json`` holds its
+    ``to_dict()``)."""
     from ..posttrain import ensure_chat_template
 
     t0 = time.time()
@@ -547,8 +550,9 @@ def run_finetune_shift(
                 prevent.append(r)
     timings["preventative"] = time.time() - t
 
-    results = summarise(cfg, [p.trait.name for p in probes], base, runs, datap, prevent, axis is not None)
-    results["finetunes_done"] = {"done": len(runs), "planned": len(jobs), "preventative_done": len(prevent)}
+    result = summarise(cfg, [p.trait.name for p in probes], base, runs, datap, prevent, axis is not None)
+    result = result.with_done(len(runs), len(jobs), len(prevent))
+    results = result.to_dict()
     figures = figures_for(out, cfg, probes, base, runs, results, axis is not None)
     timings["total"] = time.time() - t0
     write_summary(
@@ -559,4 +563,4 @@ def run_finetune_shift(
         timings=timings,
         figures=figures,
     )
-    return results
+    return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from ..paper import NUMBERS
 from ..stats import NOT_DISTINGUISHABLE, Estimate
 from . import measure
 from .config import FinetuneShiftConfig
+from .results import FinetuneShiftResult
 
 PAPER = {k: NUMBERS[k].text for k in ("finetune_shift_r", "emergent_misalignment", "preventative_steering")}
 
@@ -32,10 +33,11 @@ def summarise(
     datap: dict[str, dict[str, Any]],
     prevent: Sequence[dict[str, Any]],
     has_axis: bool,
-) -> dict[str, Any]:
+) -> FinetuneShiftResult:
     """Per fine-tune rows, the shift-expression correlations (interval over fine-tunes, shuffled-pairing null),
     the data's projection difference against the shift, the emergent-misalignment table against the neutral
-    control, and the preventative-steering comparison."""
+    control, and the preventative-steering comparison, as a :class:`FinetuneShiftResult` (read by key as the dict
+    it used to be; ``to_dict()`` gives that dict)."""
     table = []
     for r in runs:
         row: dict[str, Any] = {"set": r["set"], "seed": r["seed"], "heldout_loss": r["heldout_loss"]}
@@ -123,14 +125,16 @@ def summarise(
                 est = measure.paired_effect(q_means[a], q_means["plain"])
                 prev["arms"][a]["effect_vs_plain"] = est.to_dict()
                 prev["arms"][a]["verdict"] = _verdict(est)
-    return {
-        "base_expression": base_expr,
-        "finetunes": table,
-        "correlation": corr,
-        "emergent_misalignment": em,
-        "preventative": prev,
-        "paper": PAPER,
-    }
+    return FinetuneShiftResult.from_dict(
+        {
+            "base_expression": base_expr,
+            "finetunes": table,
+            "correlation": corr,
+            "emergent_misalignment": em,
+            "preventative": prev,
+            "paper": PAPER,
+        }
+    )
 
 
 def _verdict(est: Estimate) -> str:
@@ -145,11 +149,13 @@ def figures_for(
     probes: Sequence[Any],
     base: dict[str, Any],
     runs: Sequence[dict[str, Any]],
-    results: dict[str, Any],
+    results: Mapping[str, Any] | FinetuneShiftResult,
     has_axis: bool,
 ) -> list[str]:
     from .. import plots
 
+    if isinstance(results, FinetuneShiftResult):
+        results = results.to_dict()
     plt = plots._plt()
     files = []
     traits = [p.trait.name for p in probes]

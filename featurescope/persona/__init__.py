@@ -11,10 +11,12 @@ drive a model through :mod:`featurescope.capture` and :mod:`featurescope.generat
 
 Layout (one concept per module): ``vector`` (mean differences, projection, separation, :class:`PersonaVector`),
 ``steering`` (the steering hook and context manager), ``monitoring`` (last-prompt monitoring, data flagging),
-``extraction`` (Chen et al.'s pipeline and written-answer extraction), ``sweeps`` (steering sweep, monitor
-correlation, layer choice), ``results`` (their typed results: :class:`SteeringSweep`, :class:`SteeringControl`,
-:class:`MonitorCorrelation`; dict access as before, Jupyter rendering, ``plot()``, ``to_frame()``), ``run``
-(:func:`run_persona`: the whole experiment into a run folder).
+``extraction`` (Chen et al.'s pipeline and written-answer extraction), ``extraction_results`` (its typed result
+:class:`PersonaExtraction`: dict access as before, a per-layer table of held-out separation with its null in
+Jupyter, ``plot()``, ``to_frame()``), ``sweeps`` (steering sweep, monitor correlation, layer choice), ``results``
+(their typed results: :class:`SteeringSweep`, :class:`SteeringControl`, :class:`MonitorCorrelation`; dict access as
+before, Jupyter rendering, ``plot()``, ``to_frame()``), ``run`` (:func:`run_persona`: the whole experiment into a
+run folder).
 Everything is re-exported here, so ``featurescope.persona.X`` keeps working.
 """
 
@@ -26,8 +28,9 @@ from .extraction import (
     rebuild,
     vectors_from_conversations,
 )
+from .extraction_results import PersonaExtraction
 from .monitoring import check_flag_rows, flag_summary, monitor, projection_difference
-from .results import MonitorCorrelation, SteeringControl, SteeringRow, SteeringSweep
+from .results import MonitorCorrelation, SteeringControl, SteeringRow, SteeringSweep, evidence_from_dict
 from .run import FLAG_DEMO, run_persona
 from .steering import steer, steering_hook
 from .sweeps import choose_layer, monitor_correlation, steering_control, steering_sweep, unsteered_logprob
@@ -37,12 +40,14 @@ __all__ = [
     "ExtractionConfig",
     "FLAG_DEMO",
     "MonitorCorrelation",
+    "PersonaExtraction",
     "PersonaVector",
     "SteeringControl",
     "SteeringRow",
     "SteeringSweep",
     "check_flag_rows",
     "choose_layer",
+    "evidence_from_dict",
     "extract",
     "extract_written",
     "load_written",

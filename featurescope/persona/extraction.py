@@ -22,6 +22,7 @@ from ..evidence.nulls import held_out_separation
 from ..formatting import Message
 from ..models import Model
 from ..store import write_jsonl
+from .extraction_results import PersonaExtraction
 from .vector import PersonaVector, mean_difference, separation
 
 #: The default massive-activation handling of persona vectors, chosen by held-out separation on the written evil
@@ -167,14 +168,16 @@ def extract(
     progress: bool = True,
     answers_path: str | Path | None = None,
     pool: Any = None,
-) -> dict[str, Any]:
+) -> PersonaExtraction:
     """Run Chen et al.'s extraction pipeline for ``trait`` on ``model``.
 
     For every instruction pair and extraction question, generate a response under the positive and the negative
     instruction (system prompt for a post-trained model; the transcript's narrator preface for a base model),
     score each with ``judge``, keep positive responses with trait score >= ``pos_threshold`` and negative ones
     below ``neg_threshold`` (both coherent), and take the mean difference of their activations per layer for the
-    three vector kinds. Returns ``{"vectors": {kind: PersonaVector}, "responses": [...], "counts": {...}}``.
+    three vector kinds. Returns a :class:`PersonaExtraction`: the vectors per kind, every response, per-layer
+    separation (in sample, and held out with its interval, null and verdict), counts and timings; read by key as
+    the dict it used to be (``res["vectors"]["response_mean"]``, ``res["counts"]``; ``res.to_dict()``).
     ``answers_path``: the generated answers are written there (JSONL) before judging, so a judge failure does
     not lose them. ``pool`` (a :class:`featurescope.distributed.WorkerPool` of this model): generation runs on its
     Ray workers in chunks of :data:`GENERATION_CHUNK` (the same chunks as without it: greedy answers are identical);
@@ -279,13 +282,19 @@ def extract(
             config.handling,
             seed=config.seed,
         )
-    return {
-        "vectors": vectors,
-        "responses": jobs,
-        "separation": sep,
-        "counts": {"generated_per_side": len(jobs) // 2, "kept_pos": len(kept["pos"]), "kept_neg": len(kept["neg"])},
-        "timings": {"generate": t_gen, "judge": t_judge, "total": time.time() - t0},
-    }
+    return PersonaExtraction.from_dict(
+        {
+            "vectors": vectors,
+            "responses": jobs,
+            "separation": sep,
+            "counts": {
+                "generated_per_side": len(jobs) // 2,
+                "kept_pos": len(kept["pos"]),
+                "kept_neg": len(kept["neg"]),
+            },
+            "timings": {"generate": t_gen, "judge": t_judge, "total": time.time() - t0},
+        }
+    )
 
 
 def load_written(path: str | Path) -> list[dict[str, str]]:
@@ -318,7 +327,7 @@ def extract_written(
     source: str = "",
     handling: str = HANDLING,
     outlier_k: float | None = OUTLIER_K_TOKENS,
-) -> dict[str, Any]:
+) -> PersonaExtraction:
     """Persona vectors from *written* trait-expressing and non-expressing answers (teacher-forced extraction).
 
     Chen et al. generate the responses with the model itself; a small model often cannot express a trait (the
@@ -326,7 +335,8 @@ def extract_written(
     paired answers to the same question (no system prompt, so prompts are identical and only the answer differs)
     and the vector is the mean difference of its activations, exactly as in :func:`extract`. The result is labelled
     ``extra["responses"] = "written"``; it answers "how does this model represent text expressing the trait", not
-    "what does it do when asked to express it". Returns the same structure as :func:`extract` (no judge)."""
+    "what does it do when asked to express it". Returns a :class:`PersonaExtraction` as :func:`extract` does (no
+    judge; counts name the ``written_pairs``)."""
     hooks = list(hooks) if hooks is not None else default_hooks(model)
     t0 = time.time()
     jobs = [
@@ -362,13 +372,15 @@ def extract_written(
         sep["held_out"] = held_out_by_layer(
             acts_by_kind["response_mean"]["pos"], acts_by_kind["response_mean"]["neg"], q, q, handling
         )
-    return {
-        "vectors": vectors,
-        "responses": jobs,
-        "separation": sep,
-        "counts": {"written_pairs": len(rows), "kept_pos": len(rows), "kept_neg": len(rows)},
-        "timings": {"capture": time.time() - t0, "total": time.time() - t0},
-    }
+    return PersonaExtraction.from_dict(
+        {
+            "vectors": vectors,
+            "responses": jobs,
+            "separation": sep,
+            "counts": {"written_pairs": len(rows), "kept_pos": len(rows), "kept_neg": len(rows)},
+            "timings": {"capture": time.time() - t0, "total": time.time() - t0},
+        }
+    )
 
 
 def conversations_from_responses(rows: Sequence[dict[str, Any]], *, instruction: bool = True) -> dict[str, Any]:

@@ -77,6 +77,23 @@ def _axes(ax: Any, size: tuple[float, float]) -> tuple[Any, Any]:
     return fig, fig.add_subplot()
 
 
+def _num(x: Any) -> float:
+    """A float read back from JSON (where ``jsonable`` wrote nan / inf as null)."""
+    return float("nan") if x is None else float(x)
+
+
+def evidence_from_dict(d: Any) -> Evidence:
+    """An :class:`~featurescope.evidence.nulls.Evidence` from its ``to_dict()`` record (or that record read back from
+    ``summary.json``, where nan is null): the inverse of ``Evidence.to_dict``."""
+    e, n = d["estimate"], d["null"]
+    est = Estimate(_num(e["value"]), _num(e["lo"]), _num(e["hi"]), int(e["n"]), _num(e.get("level", 0.95)))
+    null = Null(
+        _num(n["mean"]), _num(n["lo"]), _num(n["hi"]), int(n["n"]), _num(n["p_value"]), str(n.get("what", "")),
+        _num(n.get("level", 0.95)),
+    )  # fmt: skip
+    return Evidence(str(d.get("name", "")), est, null, str(d["verdict"]))
+
+
 def _ci(e: Estimate | Null, fmt: str = ".1f") -> str:
     return f"[{e.lo:{fmt}}, {e.hi:{fmt}}]"
 
@@ -383,4 +400,11 @@ class MonitorCorrelation(DictAccess):
         )
 
 
-__all__ = ["DictAccess", "MonitorCorrelation", "SteeringControl", "SteeringRow", "SteeringSweep"]
+__all__ = [
+    "DictAccess",
+    "MonitorCorrelation",
+    "SteeringControl",
+    "SteeringRow",
+    "SteeringSweep",
+    "evidence_from_dict",
+]

@@ -1,7 +1,7 @@
 """One self-contained HTML report (and a Markdown summary) from any number of run folders.
 
-``featurescope report RUN_DIR [RUN_DIR ...] --out reports/x/report.html`` walks the folders for ``summary.json``
-files (every featurescope command writes one, see :mod:`featurescope.runs`), groups the runs by ``command`` and
+``featurescope report RUN_DIR [RUN_DIR ...] --out reports/x`` (writes ``reports/x/report.html``) walks the folders
+for ``summary.json`` files (every featurescope command writes one, see :mod:`featurescope.runs`), groups the runs by ``command`` and
 renders each with a dedicated section renderer when it knows the command (persona vectors, SAEs, decompositions,
 training stages, the Assistant axis, post-training, the demo) and generically otherwise (inputs, results as
 flattened tables and collapsible JSON, every listed figure). Figures are embedded as ``data:`` URIs and feature

@@ -16,7 +16,8 @@ for each stage, :func:`run_stages` measures five things and writes ``summary.jso
    shipped trait, and the overlap of their top SAE features (decoder cosine, :mod:`featurescope.decompose`).
 5. **Crosscoder model diff** (Minder et al. 2025): relative decoder norm classification (base-only / shared /
    post-only) and the Latent Scaling check against false post-only latents. No crosscoder library fits this
-   project's pins (see :data:`CROSSCODER_STATUS`), so these are pure functions over decoder tensors and activations
+   project's pins (see :data:`CROSSCODER_STATUS`; :mod:`featurescope.crosscoder` trains one through sae-lens), so
+   these are pure functions over decoder tensors and activations
    (:func:`relative_decoder_norm`, :func:`classify_latents`, :func:`latent_scaling`) plus a loader for the two common
    crosscoder checkpoint layouts (:func:`load_crosscoder`); :func:`run_stages` analyses a crosscoder when one is given.
 
@@ -26,7 +27,9 @@ The functions over tensors are pure; the model-driving ones (``prepare_*``, ``tr
 Layout (one concept per module): ``constants`` (errors, parts, crosscoder status), ``config``
 (:class:`StagesConfig`), ``matching`` (decoder matching, pure), ``shift`` (activation shift, pure), ``persona``
 (persona vectors across stages), ``crosscoder`` (model diff: relative decoder norm, latent scaling), ``texts``
-(held-out and chat rows, I/O), ``transfer`` (SAE transfer), ``figures``, ``run`` (:func:`run_stages`).
+(held-out and chat rows, I/O), ``transfer`` (SAE transfer), ``figures``, ``run`` (:func:`run_stages`), ``results``
+(its typed result :class:`StagesResult`: dict access as before, the headline numbers in Jupyter, ``plot()``,
+``to_frame()``).
 Everything is re-exported here, so ``featurescope.stages.X`` keeps working.
 """
 
@@ -64,6 +67,7 @@ from .persona import (
     top_features,
     trait_prompt_pairs,
 )
+from .results import StagesResult
 from .run import run_stages
 from .shift import FeatureActivity, activation_shift, encode_stats
 from .texts import (
@@ -88,6 +92,7 @@ __all__ = [
     "StageMismatchError",
     "StagesConfig",
     "StagesError",
+    "StagesResult",
     "TokenRows",
     "activation_shift",
     "capture_rows",

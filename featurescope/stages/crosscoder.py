@@ -143,10 +143,14 @@ def load_crosscoder(path: str | Path, *, base_index: int = 0) -> CrosscoderWeigh
     """Read a two-model crosscoder from ``.safetensors`` / ``.pt``: the ``dictionary_learning`` CrossCoder layout
     (``encoder.weight [2, d, n]``, ``decoder.weight [2, n, d]``, ``encoder.bias``, ``decoder.bias``, optional
     ``threshold`` / ``k``) or the Kissane / Nanda replication layout (``W_enc [2, d, n]``, ``W_dec [n, 2, d]``,
-    ``b_enc``, ``b_dec``). ``base_index`` says which of the two models is the base."""
+    ``b_enc``, ``b_dec``), or a folder saved by :func:`featurescope.crosscoder.train_crosscoder` (sae-lens
+    ``cfg.json`` + ``sae_weights.safetensors``, architecture ``jumprelu_crosscoder``). ``base_index`` says which of
+    the two models is the base."""
     p = Path(path)
     if not p.exists():
         raise StagesError(f"no crosscoder file at {p}")
+    if p.is_dir() or p.name == "sae_weights.safetensors":
+        return _load_sae_lens_crosscoder(p if p.is_dir() else p.parent, base_index)
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -182,6 +186,49 @@ def load_crosscoder(path: str | Path, *, base_index: int = 0) -> CrosscoderWeigh
         threshold=None if thr is None else thr.float(),
         k=None if k is None else int(k),
         source=str(p),
+    )
+
+
+SAE_LENS_CROSSCODER = "jumprelu_crosscoder"
+
+
+def _load_sae_lens_crosscoder(folder: Path, base_index: int) -> CrosscoderWeights:
+    """An sae-lens crosscoder folder: a JumpReLU SAE over ``[h_base; h_post]`` (``W_enc [2d, n]``, ``W_dec [n, 2d]``,
+    ``b_dec [2d]``, ``b_enc``, ``threshold [n]``) that subtracts ``b_dec`` from its input (folded into ``b_enc``)."""
+    import json
+
+    from safetensors.torch import load_file
+
+    cfg_path, w_path = folder / "cfg.json", folder / "sae_weights.safetensors"
+    if not (cfg_path.exists() and w_path.exists()):
+        raise StagesError(
+            f"{folder}: not an sae-lens crosscoder folder (it needs cfg.json and sae_weights.safetensors)"
+        )
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("architecture") != SAE_LENS_CROSSCODER:
+        raise StagesError(
+            f"{folder}: cfg.json says architecture {cfg.get('architecture')!r}, not a crosscoder "
+            f"({SAE_LENS_CROSSCODER!r}); an SAE folder is loaded with featurescope.saes.load_sae"
+        )
+    if cfg.get("normalize_activations", "none") != "none":
+        raise StagesError(f"{folder}: normalize_activations={cfg['normalize_activations']!r} is not supported here")
+    sd = load_file(str(w_path))
+    d_in, n = sd["W_enc"].shape
+    W_enc = sd["W_enc"].float().reshape(2, d_in // 2, n)
+    W_dec = sd["W_dec"].float().reshape(n, 2, d_in // 2).transpose(0, 1).contiguous()
+    b_dec = sd["b_dec"].float().reshape(2, d_in // 2)
+    b_enc = sd["b_enc"].float()
+    if cfg.get("apply_b_dec_to_input", True):
+        b_enc = b_enc - einops.einsum(b_dec, W_enc, "m d, m d n -> n")
+    order = [base_index, 1 - base_index]
+    thr = sd.get("threshold")
+    return CrosscoderWeights(
+        W_enc=W_enc[order],
+        b_enc=b_enc,
+        W_dec=W_dec[order],
+        b_dec=b_dec[order],
+        threshold=None if thr is None else thr.float(),
+        source=str(folder),
     )
 
 

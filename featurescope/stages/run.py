@@ -24,6 +24,7 @@ from .crosscoder import CrosscoderWeights, crosscoder_report, load_crosscoder
 from .figures import fig_crosscoder, fig_hist, fig_shift, fig_transfer
 from .matching import Matching, matching_report
 from .persona import persona_report, prompt_persona_vectors
+from .results import StagesResult
 from .shift import activation_shift, encode_stats
 from .texts import TokenRows, capture_rows, check_pair, prepare_chat_rows, prepare_plain_rows
 from .transfer import transfer_metrics
@@ -54,7 +55,7 @@ def run_stages(
     command: str = "stages",
     control_sae: Any = None,
     null_model: Model | None = None,
-) -> dict[str, Any]:
+) -> StagesResult:
     """Run the cross-stage analysis (module docstring) and write ``out_dir/summary.json``, figures and ``cards.html``.
 
     ``hook`` is a hook name or a residual layer (default: the base SAE's own hook). ``crosscoder`` is a path for
@@ -62,7 +63,9 @@ def run_stages(
     the generated held-out dialogues; ``plain_rows`` replace the corpus rows; ``persona_vectors``
     (``{trait: {"base": [L, d], "post": [L, d]}}``) replace the prompt-side extraction. ``null_model`` (the base
     model with a random LoRA of the post-trained adapter's weight-change norm, :mod:`.random_lora`) adds the
-    transfer null: the base SAE on a model moved as far in no particular direction. Returns the results dict.
+    transfer null: the base SAE on a model moved as far in no particular direction. Returns a
+    :class:`StagesResult` (read by key as the dict it used to be; ``summary.json`` holds its
+    :meth:`~StagesResult.summary_results`, and ``to_dict()`` adds ``figures`` and ``timings``).
     """
 
     cfg = config
@@ -415,7 +418,7 @@ def run_stages(
     # -- 5. crosscoder ----------------------------------------------------------------------------------------
     if "crosscoder" in cfg.parts:
         if crosscoder is None:
-            results["crosscoder"] = {"status": "not run: no crosscoder given", "why_none_is_trained": CROSSCODER_STATUS}
+            results["crosscoder"] = {"status": "not run: no crosscoder given", "training": CROSSCODER_STATUS}
         else:
             t = time.time()
             cc = crosscoder if isinstance(crosscoder, CrosscoderWeights) else load_crosscoder(crosscoder)
@@ -430,7 +433,7 @@ def run_stages(
                 nu_max=cfg.nu_max,
                 progress=progress,
             )
-            results["crosscoder"] = {"status": "analysed", **rep, "why_none_is_trained": CROSSCODER_STATUS}
+            results["crosscoder"] = {"status": "analysed", **rep, "training": CROSSCODER_STATUS}
             figures.append(
                 fig_crosscoder(
                     out / "crosscoder.png",
@@ -443,6 +446,7 @@ def run_stages(
             timings["crosscoder"] = time.time() - t
 
     timings["total"] = time.time() - t_start
+    result = StagesResult.from_dict({**results, "figures": figures, "timings": timings})
     write_summary(
         out,
         command,
@@ -465,13 +469,11 @@ def run_stages(
             "config": cfg.to_dict(),
             "crosscoder": None if crosscoder is None else str(getattr(crosscoder, "source", crosscoder)),
         },
-        results=results,
+        results=result.summary_results(),
         timings=timings,
         figures=figures,
     )
-    results["figures"] = figures
-    results["timings"] = timings
-    return results
+    return result
 
 
 def _layer_fig(path: Path, series: dict[str, Sequence[float]], title: str, mark: int) -> str:

@@ -1,0 +1,91 @@
+"""``featurescope crosscoder``: train | eval - a base vs post-trained BatchTopK crosscoder (sae-lens' trainer)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from ..crosscoder import TRAIN_DEFAULTS, crosscoder_eval, crosscoder_train
+from ..models import load_model
+
+FMT = argparse.ArgumentDefaultsHelpFormatter
+
+
+def cmd_crosscoder_train(args: argparse.Namespace) -> int:
+    t0 = time.time()
+    base, post = load_model(args.base), load_model(args.post)
+    res = crosscoder_train(
+        base,
+        post,
+        args.out,
+        layer=args.layer,
+        d_sae=args.d_sae,
+        k=args.k,
+        training_tokens=args.training_tokens,
+        lr=args.lr,
+        batch_size_tokens=args.batch_tokens,
+        seed=args.seed,
+        resume=not args.no_resume,
+        context=args.context,
+        eval_sequences=args.eval_sequences,
+        retrain=f"featurescope crosscoder train --base {args.base} --post {args.post} --layer {args.layer} "
+        f"--d-sae {args.d_sae} --k {args.k} --training-tokens {args.training_tokens} --lr {args.lr} "
+        f"--batch-tokens {args.batch_tokens} --seed {args.seed} --context {args.context} --out {args.out}",
+        load_s=time.time() - t0,
+    )
+    print(json.dumps({"crosscoder": str(res["training"]["path"]), **res["eval"]}, indent=2))
+    return 0
+
+
+def cmd_crosscoder_eval(args: argparse.Namespace) -> int:
+    t0 = time.time()
+    base, post = load_model(args.base), load_model(args.post)
+    res = crosscoder_eval(
+        base,
+        post,
+        args.crosscoder,
+        args.out,
+        layer=args.layer,
+        context=args.context,
+        eval_sequences=args.eval_sequences,
+        load_s=time.time() - t0,
+    )
+    print(json.dumps({**res["eval"], "counts": res["report"]["counts"]}, indent=2))
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, layer_help: str, layer_default: int | None) -> None:
+    p.add_argument("--base", default="offline:gemma-3-270m", help="base model name or local folder")
+    p.add_argument("--post", default="offline:gemma-3-270m-sft", help="post-trained model name or local folder")
+    p.add_argument("--layer", type=int, default=layer_default, help=layer_help)
+    p.add_argument("--context", type=int, default=128, help="tokens per corpus row (training and held-out)")
+    p.add_argument("--eval-sequences", type=int, default=64, help="held-out corpus rows for the evaluation")
+    p.add_argument("--out", required=True, help="run folder (summary.json; train: crosscoder/ and checkpoints/)")
+
+
+def register(sub: Any) -> None:
+    c = sub.add_parser(
+        "crosscoder",
+        help="base vs post-trained crosscoder: train (BatchTopK, sae-lens trainer) | eval (FVE, Latent Scaling)",
+        description="Crosscoders: `featurescope crosscoder ACTION --help` lists an action's flags.",
+        formatter_class=FMT,
+    )
+    acts = c.add_subparsers(dest="action", metavar="ACTION", required=True, help="what to do")
+
+    t = acts.add_parser("train", formatter_class=FMT, help="train a BatchTopK crosscoder on the offline corpus")
+    _common(t, "residual layer (resid_post) to train at", 9)
+    t.add_argument("--d-sae", type=int, default=TRAIN_DEFAULTS["d_sae"], help="latents")
+    t.add_argument("--k", type=int, default=TRAIN_DEFAULTS["k"], help="BatchTopK k (= mean L0)")
+    t.add_argument("--training-tokens", type=int, default=TRAIN_DEFAULTS["training_tokens"], help="training tokens")
+    t.add_argument("--lr", type=float, default=TRAIN_DEFAULTS["lr"], help="learning rate")
+    t.add_argument("--batch-tokens", type=int, default=TRAIN_DEFAULTS["batch_size_tokens"], help="tokens per batch")
+    t.add_argument("--seed", type=int, default=TRAIN_DEFAULTS["seed"], help="training seed (also the corpus order)")
+    t.add_argument("--no-resume", action="store_true", help="start over instead of resuming the newest checkpoint")
+    t.set_defaults(func=cmd_crosscoder_train)
+
+    e = acts.add_parser("eval", formatter_class=FMT, help="FVE per model, L0, dead latents and Latent Scaling")
+    _common(e, "residual layer to evaluate at (None: the hook recorded in the crosscoder's cfg.json)", None)
+    e.add_argument("--crosscoder", required=True, help="crosscoder folder (crosscoder train's OUT/crosscoder)")
+    e.set_defaults(func=cmd_crosscoder_eval)
