@@ -6,6 +6,7 @@
 """
 
 from . import paper, versions  # fs.paper.NUMBERS: published numbers; fs.versions: installed versions
+from .axis import AssistantAxis, AxisRunResult, DriftResult, collect_axis, run_axis
 from .capture import Activations, CaptureConfig, capture, default_hooks
 from .decompose_run import VectorDecomposition, decompose_vector
 from .errors import FeaturescopeError
@@ -28,6 +29,8 @@ from .models import (
 )
 from .persona import PersonaVector, extract_written, run_persona, steer, steering_sweep
 from .persona import extract as extract_persona
+from .report import write_report
+from .saes import evaluate_sae, load_sae
 from .stages import run_stages
 from .store import ActivationStore
 from .traits import Trait, list_traits, load_trait
@@ -35,6 +38,14 @@ from .traits import Trait, list_traits, load_trait
 __version__ = "0.1.0"
 
 __all__ = [
+    "AssistantAxis",
+    "AxisRunResult",
+    "DriftResult",
+    "collect_axis",
+    "run_axis",
+    "write_report",
+    "load_sae",
+    "evaluate_sae",
     "VectorDecomposition",
     "decompose_vector",
     "export_control_vector",

@@ -97,7 +97,7 @@ def fit_crosscoder(
 ) -> dict[str, Any]:
     """Train the crosscoder with sae-lens' ``SAETrainer`` on ``source(start)`` (raw paired activations ``[n, 2d]``).
     ``stats`` (raw paired activations) give the per-model scales and the decoder-bias start (the mean, as
-    :func:`featurescope.saes.train_saes`) and are the probe for the reconstruction error before / after. ``run``
+    :func:`featurescope.sae_training.train_saes`) and are the probe for the reconstruction error before / after. ``run``
     (model names, hook, ...) plus the training settings identify the run: a checkpoint under ``out_dir/checkpoints``
     with other settings is an error, not silently resumed. Saves to ``out_dir/crosscoder``; returns what happened."""
     from sae_lens import LoggingConfig
@@ -218,7 +218,7 @@ def train_crosscoder(
 ) -> dict[str, Any]:
     """Train a BatchTopK crosscoder on ``base_model`` and ``post_model`` at ``hook`` over ``tokens`` (``[rows,
     context]``, e.g. :func:`featurescope.corpus.sequences`; both models read the same ids). The settings follow
-    :func:`featurescope.saes.train_saes` (unit decoder rows, decoder bias at the mean, short dead-feature window,
+    :func:`featurescope.sae_training.train_saes` (unit decoder rows, decoder bias at the mean, short dead-feature window,
     outlier tokens left out); each model's half is scaled to an expected norm of sqrt(d_model) with its own scale
     (estimated on the first ``stats_rows`` rows) and the scales are folded into the saved weights. See
     :func:`fit_crosscoder` for checkpoints, resuming and the returned record (it also has the token ``counts``)."""

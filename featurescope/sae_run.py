@@ -16,7 +16,8 @@ from torch import Tensor
 from . import corpus
 from .models import Model
 from .runs import write_summary
-from .saes import compact, evaluate_sae, load_sae, train_saes
+from .sae_training import train_saes
+from .saes import compact, evaluate_sae, load_sae
 from .store import write_json
 
 #: train_saes' defaults: the one home of the training settings (the CLI reads them from here too)

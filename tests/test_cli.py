@@ -409,7 +409,7 @@ def test_cli_defaults_come_from_the_library():
 
     from featurescope.cli import build_parser
     from featurescope.persona import ExtractionConfig
-    from featurescope.saes import train_saes
+    from featurescope.sae_training import train_saes
 
     p = build_parser()
     a = p.parse_args(["sae", "train", "--out", "x"])

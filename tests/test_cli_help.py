@@ -39,6 +39,10 @@ def test_the_walk_reaches_every_command_and_action():
     for act in ("run", "extract", "rebuild", "steer", "monitor", "flag"):
         assert f"featurescope persona {act}" in paths
     assert {"featurescope sae train", "featurescope sae eval"} <= paths
+    for act in ("massive", "handling", "decomposition"):
+        assert f"featurescope inspect {act}" in paths
+    for act in ("shared", "interpret", "steer"):
+        assert f"featurescope features {act}" in paths
 
 
 def test_every_argument_has_help():
@@ -104,6 +108,28 @@ def test_persona_and_sae_actions_take_only_their_own_flags():
     assert _dests("sae", "eval") == measure | {"sae", "sae_id", "hook", "allow_other_model"}
 
 
+def test_inspect_and_features_actions_take_only_their_own_flags():
+    texts = {"model", "trait", "written", "batch_size", "out"}
+    steer = {"steer_layer", "alpha", "seeds", "n_questions"}
+    assert _dests("inspect", "massive") == texts | {"n_texts"}
+    assert _dests("inspect", "handling") == texts | {"layers", "seed"} | steer
+    assert _dests("inspect", "decomposition") == {"vector", "sae", "sae_id", "seed", "out"}
+    common, judged = {"model", "sae", "out"}, {"trait", "judge"}
+    assert _dests("features", "shared") == common | {"pairs", "n_perm", "shuffles"}
+    assert _dests("features", "interpret") == common | judged | {"decomposition", "views", "k", "n_null"}
+    assert _dests("features", "steer") == common | judged | {
+        "latents",
+        "mode",
+        "value",
+        "alpha",
+        "n_random",
+        "seeds",
+        "n_questions",
+        "max_new_tokens",
+        "density_texts",
+    }
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -116,6 +142,20 @@ def test_persona_and_sae_actions_take_only_their_own_flags():
         ["persona", "rebuild", "--responses", "r", "--layer", "3", "--out", "x"],
         ["sae", "train", "--sae", "s", "--out", "x"],
         ["sae", "eval", "--sae", "s", "--layers", "6", "--out", "x"],
+        ["inspect", "massive", "--sae", "s", "--out", "x"],  # --sae: decomposition only
+        ["inspect", "massive", "--layers", "2", "--out", "x"],
+        ["inspect", "massive", "--seed", "1"],
+        ["inspect", "massive", "--steer-layer", "2"],
+        ["inspect", "handling", "--layers", "2", "--n-texts", "10"],
+        ["inspect", "handling", "--layers", "2", "--vector", "v"],
+        ["inspect", "decomposition", "--vector", "v", "--sae", "s", "--model", "m"],
+        ["inspect", "decomposition", "--vector", "v", "--sae", "s", "--layers", "2"],
+        ["features", "shared", "--latents", "1", "--out", "x"],  # --latents: steer only
+        ["features", "shared", "--trait", "evil", "--out", "x"],
+        ["features", "interpret", "--decomposition", "d", "--mode", "add", "--out", "x"],
+        ["features", "interpret", "--decomposition", "d", "--pairs", "p", "--out", "x"],
+        ["features", "steer", "--latents", "1", "--value", "2", "--views", "selectivity", "--out", "x"],
+        ["features", "steer", "--latents", "1", "--value", "2", "--n-perm", "10", "--out", "x"],
     ],
 )
 def test_a_flag_of_another_action_is_rejected(argv, capsys):
@@ -147,6 +187,23 @@ def test_flags_follow_the_action(capsys):
         (["persona", "extract", "--handling", "mean", "--out", "o"], "invalid choice"),
         (["sae", "train", "--layers", "", "--out", "o"], "at least one value"),
         (["export", "gguf", "--vector", "v", "--layers", "1,a", "--out", "o"], "'a' is not an integer"),
+        (["inspect"], "ACTION"),
+        (["inspect", "handling", "--out", "o"], "--layers"),
+        (["inspect", "handling", "--layers", "", "--out", "o"], "at least one value"),
+        (["inspect", "handling", "--layers", "2,x"], "'x' is not an integer"),
+        (["inspect", "handling", "--layers", "2", "--seeds", "0,a"], "'a' is not an integer"),
+        (["inspect", "decomposition", "--sae", "s"], "--vector"),
+        (["inspect", "decomposition", "--vector", "v"], "--sae"),
+        (["features"], "ACTION"),
+        (["features", "shared"], "--out"),
+        (["features", "interpret", "--out", "o"], "--decomposition"),
+        (["features", "interpret", "--decomposition", "d", "--views", ",", "--out", "o"], "at least one value"),
+        (["features", "interpret", "--decomposition", "d", "--judge", "gpt", "--out", "o"], "unknown judge 'gpt'"),
+        (["features", "steer", "--out", "o"], "--latents"),
+        (["features", "steer", "--latents", "1,x", "--out", "o"], "'x' is not an integer"),
+        (["features", "steer", "--latents", "", "--out", "o"], "at least one value"),
+        (["features", "steer", "--latents", "1", "--seeds", "", "--out", "o"], "at least one value"),
+        (["features", "steer", "--latents", "1", "--mode", "scale", "--out", "o"], "invalid choice"),
     ],
 )
 def test_missing_and_malformed_flags_are_parse_errors(argv, needs, capsys):
@@ -167,6 +224,31 @@ def test_the_command_line_shape_is_unchanged():
     assert (a.layers, a.alpha, a.dataset) == ([2, 4], 8.0, None)
     a = p.parse_args(["sae", "train", "--layers", "2,9", "--out", "D"])
     assert (a.action, a.layers) == ("train", [2, 9])
+    a = p.parse_args(["inspect", "massive", "--model", "M", "--out", "D"])
+    assert (a.command, a.action, a.model, a.out, a.n_texts, a.batch_size) == ("inspect", "massive", "M", "D", 48, 8)
+    a = p.parse_args(["inspect", "handling", "--layers", "2, 9", "--steer-layer", "9", "--seeds", ""])
+    assert (a.layers, a.steer_layer, a.seeds, a.alpha, a.out) == ([2, 9], 9, [], 8.0, None)
+    a = p.parse_args(["inspect", "decomposition", "--vector", "V", "--sae", "S"])
+    assert (a.vector, a.sae, a.sae_id, a.seed, a.out) == ("V", "S", None, 0, None)
+    a = p.parse_args(["features", "shared", "--out", "D"])
+    assert (a.action, a.model, a.sae, a.pairs, a.n_perm, a.shuffles) == (
+        "shared",
+        "offline:gemma-3-270m-sft",
+        "featurescope:gemma-3-270m-sft/layer_9_resid_post",
+        None,
+        500,
+        5,
+    )
+    a = p.parse_args(["features", "interpret", "--decomposition", "d", "--views", "selectivity, cosine", "--out", "D"])
+    assert (a.views, a.k, a.judge, a.trait) == (["selectivity", "cosine"], 10, "auto", "evil")
+    a = p.parse_args(["features", "steer", "--latents", "12, 40", "--judge", "lm:offline:gemma-3-270m", "--out", "D"])
+    assert (a.latents, a.seeds, a.mode, a.value, a.judge) == (
+        [12, 40],
+        [0, 1, 2],
+        "clamp",
+        None,
+        "lm:offline:gemma-3-270m",
+    )
 
 
 # The same library calls with the same values: the library functions replaced by recorders (no model is loaded).
@@ -285,3 +367,131 @@ def test_sae_actions_call_the_library_with_the_parsed_values(monkeypatch, tmp_pa
     assert args == (model, "S", str(tmp_path)) and loads[-1] == ("offline:gemma-3-270m", "A")
     kw.pop("load_s")
     assert kw == dict(sae_id="I", hook=None, allow_other_model=False, context=128, eval_sequences=128, ce_batches=4)
+
+
+def _written(tmp_path) -> str:
+    import json
+
+    rows = [{"id": str(i), "question": f"q{i}?", "pos": f"bad {i}", "neg": f"good {i}"} for i in range(10)]
+    src = tmp_path / "w.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows))
+    return str(src)
+
+
+def test_inspect_actions_call_the_library_with_the_parsed_values(monkeypatch, tmp_path):
+    import featurescope.cli.inspect as inspect_cli
+
+    model, judge = _Model(), SimpleNamespace(name="fake-judge")
+    loads: list[str] = []
+    monkeypatch.setattr(inspect_cli, "load_model", lambda name: loads.append(name) or model)
+    monkeypatch.setattr(inspect_cli, "default_judge", lambda: judge)
+    massive, handling = _Recorder([]), _Recorder({})
+    bias = {"k": 4, "fraction_explained_top_k": 0.5, "mean_tracking_latents": [], "threshold": 0.5}
+    decomposition = _Recorder(
+        {"hook": "h", "evidence": {"fraction_explained_null": {"per_k": {}}, "decoder_bias": bias}}
+    )
+    monkeypatch.setattr(inspect_cli, "run_massive", massive)
+    monkeypatch.setattr(inspect_cli, "run_handling", handling)
+    monkeypatch.setattr(inspect_cli, "run_decomposition", decomposition)
+    src, out = _written(tmp_path), str(tmp_path / "o")
+
+    assert main(["inspect", "massive", "--model", "M", "--written", src, "--n-texts", "6", "--out", out]) == 0
+    ((args, kw),) = massive.calls
+    assert args[0] is model and len(args[1]) == 6 and args[2] == out and kw == dict(source=src, batch_size=8)
+    assert main(["inspect", "massive", "--written", src, "--n-texts", "0", "--batch-size", "2"]) == 0
+    args, kw = massive.calls[-1]
+    assert len(args[1]) == 20 and args[2] is None and kw == dict(source=src, batch_size=2)  # 0 = every text
+    assert loads == ["M", "offline:gemma-3-270m"]
+
+    argv = ["inspect", "handling", "--written", src, "--layers", "2,9", "--seed", "3", "--out", out]
+    assert main(argv) == 0
+    ((args, kw),) = handling.calls
+    assert args[0] is model and len(args[1]) == 10 and args[2:] == ([2, 9], out)
+    assert kw == dict(source=src, trait="evil", seed=3, batch_size=8, steer_layer=None, judge=None, alpha=8.0,
+                      seeds=[0, 1, 2], n_questions=8)  # fmt: skip
+    argv = ["inspect", "handling", "--written", src, "--layers", "9", "--steer-layer", "9", "--alpha", "4", "--seeds"]
+    assert main([*argv, "0", "--n-questions", "3"]) == 0
+    kw = handling.calls[-1][1]
+    assert (kw["steer_layer"], kw["judge"], kw["alpha"], kw["seeds"], kw["n_questions"]) == (9, judge, 4.0, [0], 3)
+
+    assert main(["inspect", "decomposition", "--vector", "V", "--sae", "S", "--sae-id", "I", "--seed", "2"]) == 0
+    assert decomposition.calls == [(("V", "S", None), dict(sae_id="I", seed=2))]
+
+
+@pytest.fixture
+def feature_fakes(monkeypatch):
+    import featurescope.features
+    import featurescope.features.interpret
+    import featurescope.features.steer
+    import featurescope.judges.choose
+    import featurescope.models
+    import featurescope.saes
+    import featurescope.traits
+
+    f = SimpleNamespace(model=_Model(), sae=SimpleNamespace(name="fake-sae"), judge=SimpleNamespace(name="j"))
+    f.trait = SimpleNamespace(eval_questions=("q1", "q2", "q3"))
+    f.loads, f.judges = [], []
+    monkeypatch.setattr(featurescope.models, "load_model", lambda name: f.loads.append(name) or f.model)
+    monkeypatch.setattr(featurescope.saes, "load_sae", lambda name: f.loads.append(name) or f.sae)
+    monkeypatch.setattr(featurescope.traits, "load_trait", lambda name: f.trait)
+    monkeypatch.setattr(featurescope.judges.choose, "get_judge", lambda name: f.judges.append(name) or f.judge)
+    monkeypatch.setattr(featurescope.features, "load_pairs", lambda path: ["pairs of", path])
+    f.shared = _Recorder({"themes": {}, "n_shared": 0, "chance_counts": [0], "verdict": "v"})
+    monkeypatch.setattr(featurescope.features, "run_shared", f.shared)
+    null = {"mean": 0.0, "sd": 1.0, "n": 2}
+    f.interpret = _Recorder({"uniform_null": null, "views": {}, "z_target": 3.0, "target_met": False})
+    monkeypatch.setattr(featurescope.features.interpret, "run_interpret", f.interpret)
+    monkeypatch.setattr(featurescope.features.interpret, "heldout_texts", lambda: [("a", "t1"), ("b", "t2")])
+    f.contexts = _Recorder({"density": "D"})
+    monkeypatch.setattr(featurescope.features.interpret, "latent_contexts", f.contexts)
+    f.steer = _Recorder({"latents": {}})
+    monkeypatch.setattr(featurescope.features.steer, "latent_steering", f.steer)
+    return f
+
+
+def test_features_shared_and_interpret_call_the_library_with_the_parsed_values(feature_fakes, tmp_path):
+    import json
+
+    f, out = feature_fakes, str(tmp_path / "o")
+    assert main(["features", "shared", "--pairs", "P", "--n-perm", "9", "--shuffles", "2", "--out", out]) == 0
+    ((args, kw),) = f.shared.calls
+    sae = "featurescope:gemma-3-270m-sft/layer_9_resid_post"
+    assert args == (f.model, f.sae, out) and f.loads == ["offline:gemma-3-270m-sft", sae]
+    assert kw == dict(pairs=["pairs of", "P"], n_perm=9, n_shuffles=2, sae_name=sae)
+    assert main(["features", "shared", "--sae", "S", "--out", out]) == 0
+    assert f.shared.calls[-1][1] == dict(pairs=None, n_perm=500, n_shuffles=5, sae_name="S")
+
+    dec = tmp_path / "dec.json"
+    top = {"selectivity": {"top": [[5, 0.3], [7, 0.2], [9, 0.1]]}, "attribution": {"top": [[1, 0.5], [2, 0.4]]}}
+    dec.write_text(json.dumps({"results": {"decompositions": top}}))
+    argv = ["features", "interpret", "--decomposition", str(dec), "--k", "2", "--n-null", "7", "--out", out]
+    assert main(argv) == 0
+    ((args, kw),) = f.interpret.calls
+    assert args == (f.model, f.sae, {"selectivity": [5, 7], "attribution": [1, 2]}, f.trait, f.judge, out)
+    assert kw == dict(n_null=7, sae_name=sae) and f.judges == ["auto"]
+
+
+def test_features_interpret_checks_the_views_before_the_model_loads(feature_fakes, tmp_path, capsys):
+    import json
+
+    dec = tmp_path / "dec.json"
+    dec.write_text(json.dumps({"results": {"decompositions": {"selectivity": {"top": [[5, 0.3]]}}}}))
+    argv = ["features", "interpret", "--decomposition", str(dec), "--views", "selectivity,cosine", "--out", "o"]
+    assert main(argv) == 2
+    assert "no 'cosine' view" in capsys.readouterr().err and not feature_fakes.loads
+
+
+def test_features_steer_calls_the_library_with_the_parsed_values(feature_fakes, tmp_path, capsys):
+    f, out = feature_fakes, tmp_path / "o"
+    assert main(["features", "steer", "--latents", "12,40", "--out", str(out)]) == 2  # clamp needs --value
+    assert "--mode clamp needs --value" in capsys.readouterr().err and not f.loads
+    argv = ["features", "steer", "--latents", "12, 40", "--value", "20", "--n-questions", "2", "--seeds", "4,5"]
+    assert main([*argv, "--density-texts", "1", "--judge", "probe", "--out", str(out)]) == 0
+    assert f.contexts.calls == [((f.model, f.sae, ["t1"]), {"n_top": 1})]
+    ((args, kw),) = f.steer.calls
+    assert args == (f.model, f.sae, [12, 40], f.trait, f.judge, ["q1", "q2"], "D") and f.judges == ["probe"]
+    assert kw == dict(mode="clamp", value=20.0, alpha=0.0, n_random=4, seeds=(4, 5), max_new_tokens=48)
+    assert (out / "steering.json").exists()
+    assert main(["features", "steer", "--latents", "3", "--mode", "add", "--alpha", "6", "--out", str(out)]) == 0
+    kw = f.steer.calls[-1][1]
+    assert (kw["mode"], kw["value"], kw["alpha"], kw["seeds"]) == ("add", None, 6.0, (0, 1, 2))

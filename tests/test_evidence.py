@@ -180,7 +180,9 @@ def test_inspect_cli_on_a_tiny_model(tmp_path, tiny_chat, monkeypatch):
         tab = s["results"]["per_hook"][h]
         assert set(tab["rows"]) == {"none", "exclude_outliers", "trimmed", "rms", "project_mean", "drop_massive"}
         assert tab["chosen"] in tab["rows"]
-    assert main(["inspect", "handling", "--model", "x", "--written", str(src), "--out", str(out2)]) == 2
+    with pytest.raises(SystemExit) as e:  # --layers is required: a parse error before anything loads
+        main(["inspect", "handling", "--model", "x", "--written", str(src), "--out", str(out2)])
+    assert e.value.code == 2
 
 
 def test_reduce_batch_leaves_outlier_tokens_out_of_means():

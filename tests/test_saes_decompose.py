@@ -192,7 +192,8 @@ def test_train_saes_with_sae_lens_runner_round_trips(tiny_chat, char_tok, tmp_pa
     to resume from, and start their decoder bias at the mean activation."""
     from pathlib import Path
 
-    from featurescope.saes import activation_stats, evaluate_sae, newest_checkpoint, train_saes
+    from featurescope.sae_training import newest_checkpoint, train_saes
+    from featurescope.saes import activation_stats, evaluate_sae
 
     rows = _tiny_rows(char_tok)
     hooks = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
@@ -230,7 +231,7 @@ def test_train_saes_with_sae_lens_runner_round_trips(tiny_chat, char_tok, tmp_pa
 def test_training_store_drops_outlier_norm_tokens_at_any_hook():
     """The sae-lens store wrapper drops tokens whose norm exceeds k x the batch median at either hook (one mask),
     counts them, and refuses a store without the method it wraps."""
-    from featurescope.saes import exclude_outlier_tokens
+    from featurescope.sae_training import exclude_outlier_tokens
 
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(100, 8, generator=g), torch.randn(100, 8, generator=g)
@@ -253,7 +254,7 @@ def test_training_store_drops_outlier_norm_tokens_at_any_hook():
 
 
 def test_newest_checkpoint_is_the_one_with_most_samples(tmp_path):
-    from featurescope.saes import newest_checkpoint
+    from featurescope.sae_training import newest_checkpoint
 
     assert newest_checkpoint(tmp_path / "absent") is None
     for n in ("40960", "409600", "81920"):

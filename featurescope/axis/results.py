@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..evidence.nulls import Evidence
-from ..persona.results import DictAccess, _axes, _pandas, evidence_from_dict
+from ..results import DictAccess, evidence_from_dict, new_axes, pandas_module
 
 RUNS = ("uncapped", "capped")
 
@@ -88,11 +88,11 @@ class DriftResult(DictAccess):
                         "verdict": s.verdict,
                     }
                 )
-        return _pandas().DataFrame.from_records(recs)
+        return pandas_module().DataFrame.from_records(recs)
 
     def plot(self, ax: Any = None) -> Any:
         """Per-turn projection per script: uncapped solid, capped dashed (same colour per script)."""
-        fig, ax = _axes(ax, (7.0, 4.0))
+        fig, ax = new_axes(ax, (7.0, 4.0))
         names = sorted({s.script for s in self.scripts})
         colours = {n: f"C{i % 10}" for i, n in enumerate(names)}
         for s in self.scripts:
@@ -199,12 +199,12 @@ class AxisRunResult(DictAccess):
                     "readback_projection": r.get("readback_projection"),
                 }
             )
-        return _pandas().DataFrame.from_records(recs)
+        return pandas_module().DataFrame.from_records(recs)
 
     def plot(self, ax: Any = None) -> Any:
         """The steering curve: fraction of answers that identify as an AI vs alpha, per system prompt, with the
         interval over questions (the drift has its own ``result.drift.plot()``)."""
-        fig, ax = _axes(ax, (6.0, 4.0))
+        fig, ax = new_axes(ax, (6.0, 4.0))
         rows = (self.results.get("steering") or {}).get("rows") or []
         for i, sp in enumerate(dict.fromkeys(r.get("system_prompt") or "" for r in rows)):
             rr = sorted((r for r in rows if (r.get("system_prompt") or "") == sp), key=lambda r: r["alpha"])

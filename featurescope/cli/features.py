@@ -1,20 +1,36 @@
-"""`featurescope features shared`: latents shared by the Assistant and story characters (featurescope.features)."""
+"""``featurescope features``: shared | interpret | steer - one subcommand each, with only the flags that action uses
+(featurescope.features: persona features of an SAE)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+from ..judges.choose import JUDGE_NAMES
+from .io import int_list, nonempty
+
+FMT = argparse.ArgumentDefaultsHelpFormatter
 
 
-def cmd_features(args: argparse.Namespace) -> int:
+def _names(s: str) -> list[str]:
+    """``type=`` for a comma-separated list of names (blank items dropped)."""
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def _judge_name(s: str) -> str:
+    """``type=`` for a judge name :func:`~featurescope.judges.choose.get_judge` knows (checked before the model
+    loads)."""
+    if s in (*JUDGE_NAMES, "default") or (s.startswith("lm:") and len(s) > 3):
+        return s
+    raise argparse.ArgumentTypeError(f"unknown judge {s!r}; known: {', '.join(JUDGE_NAMES)} (or lm:MODEL)")
+
+
+def cmd_features_shared(args: argparse.Namespace) -> int:
     from ..features import load_pairs, run_shared
     from ..models import load_model
     from ..saes import load_sae
 
-    if args.action == "interpret":
-        return _interpret(args)
-    if args.action == "steer":
-        return _steer(args)
     pairs = load_pairs(args.pairs) if args.pairs else None
     model = load_model(args.model)
     sae = load_sae(args.sae)
@@ -28,7 +44,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interpret(args: argparse.Namespace) -> int:
+def cmd_features_interpret(args: argparse.Namespace) -> int:
     import json
 
     from ..errors import FeaturescopeError
@@ -38,11 +54,9 @@ def _interpret(args: argparse.Namespace) -> int:
     from ..saes import load_sae
     from ..traits import load_trait
 
-    if not args.decomposition:
-        raise FeaturescopeError("features interpret needs --decomposition (a decompose run's summary.json)")
     dec = json.loads(Path(args.decomposition).read_text())["results"]["decompositions"]
     latents = {}
-    for v in args.views.split(","):
+    for v in args.views:
         if v not in dec:
             raise FeaturescopeError(f"{args.decomposition} has no {v!r} view (it has {', '.join(dec)})")
         latents[v] = [int(t[0]) for t in dec[v]["top"][: args.k]]
@@ -60,8 +74,7 @@ def _interpret(args: argparse.Namespace) -> int:
     return 0
 
 
-def _steer(args: argparse.Namespace) -> int:
-
+def cmd_features_steer(args: argparse.Namespace) -> int:
     from ..errors import FeaturescopeError
     from ..features.interpret import heldout_texts, latent_contexts
     from ..features.steer import latent_steering
@@ -71,18 +84,17 @@ def _steer(args: argparse.Namespace) -> int:
     from ..store import write_json
     from ..traits import load_trait
 
-    if not args.latents:
-        raise FeaturescopeError("features steer needs --latents (comma-separated latent indices)")
-    latents = [int(x) for x in args.latents.split(",") if x.strip()]
+    if args.mode == "clamp" and args.value is None:  # checked before the model loads
+        raise FeaturescopeError("features steer --mode clamp needs --value (the activation the latent is clamped to)")
     model = load_model(args.model)
     sae = load_sae(args.sae)
     trait = load_trait(args.trait)
     texts = [t for _, t in heldout_texts()][: args.density_texts]
     density = latent_contexts(model, sae, texts, n_top=1)["density"]  # firing density for the matched controls
     res = latent_steering(
-        model, sae, latents, trait, get_judge(args.judge), list(trait.eval_questions[: args.n_questions]), density,
-        mode=args.mode, value=args.value, alpha=args.alpha, n_random=args.n_random,
-        seeds=tuple(int(x) for x in args.seeds.split(",")), max_new_tokens=args.max_new_tokens,
+        model, sae, args.latents, trait, get_judge(args.judge), list(trait.eval_questions[: args.n_questions]),
+        density, mode=args.mode, value=args.value, alpha=args.alpha, n_random=args.n_random, seeds=tuple(args.seeds),
+        max_new_tokens=args.max_new_tokens,
     )  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,42 +105,86 @@ def _steer(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "features",
-        help="persona features: latents shared by the Assistant and story characters on paired contexts",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument(
-        "action",
-        choices=["shared", "interpret", "steer"],
-        help="shared = Assistant / character shared latents per theme; interpret = the trait judge's score of a "
-        "decomposition's top latents' top contexts on held-out text, against random latents of matched density; "
-        "steer = the trait effect of steering with / clamping single latents, against density-matched random latents",
-    )
+# Flag groups: each action's parser is built from the groups it uses.
+
+
+def _common(p: argparse.ArgumentParser, out: str) -> None:
+    """The model, the SAE that reads it, the run folder (every action)."""
     p.add_argument("--model", default="offline:gemma-3-270m-sft", help="model whose activations the SAE reads")
     p.add_argument(
         "--sae", default="featurescope:gemma-3-270m-sft/layer_9_resid_post", help="SAE folder or shipped name"
     )
-    p.add_argument("--pairs", help="paired-contexts JSONL (None: the shipped featurescope/data/persona_pairs)")
-    p.add_argument("--n-perm", type=int, default=500, help="label permutations per theme and side")
-    p.add_argument("--shuffles", type=int, default=5, help="theme-label shuffles for the chance count")
-    p.add_argument("--decomposition", help="interpret: a decompose run's summary.json (its top latents per view)")
-    p.add_argument("--views", default="selectivity,attribution", help="interpret: views whose top latents are scored")
-    p.add_argument("--k", type=int, default=10, help="interpret: top latents per view")
-    p.add_argument("--trait", default="evil", help="interpret: trait the judge scores")
-    p.add_argument("--judge", default="auto", help="interpret: judge name")
-    p.add_argument("--n-null", type=int, default=60, help="interpret: random latents in the null")
-    p.add_argument("--latents", help="steer: latent indices, comma-separated")
+    p.add_argument("--out", required=True, help=f"run folder ({out})")
+
+
+def _judged(p: argparse.ArgumentParser) -> None:
+    """The trait and the judge that scores it (interpret / steer)."""
+    p.add_argument("--trait", default="evil", help="shipped trait name or path to a trait YAML: what the judge scores")
     p.add_argument(
-        "--mode", choices=["clamp", "add"], default="clamp", help="steer: clamp the activation / add the decoder row"
+        "--judge",
+        type=_judge_name,
+        default="auto",
+        help="judge name (auto: the endpoint if FEATURESCOPE_JUDGE_URL is set, else offline; lm:MODEL: that model)",
     )
-    p.add_argument("--value", type=float, help="steer (clamp): the activation the latent is clamped to")
-    p.add_argument("--alpha", type=float, default=0.0, help="steer (add): the steering norm along the unit decoder row")
-    p.add_argument("--n-random", type=int, default=4, help="steer: density-matched random latents in the null")
-    p.add_argument("--seeds", default="0,1,2", help="steer: sampling seeds, comma-separated")
-    p.add_argument("--n-questions", type=int, default=8, help="steer: the trait's evaluation questions used")
-    p.add_argument("--max-new-tokens", type=int, default=48, help="steer: tokens per answer")
-    p.add_argument("--density-texts", type=int, default=400, help="steer: held-out texts read for firing densities")
-    p.add_argument("--out", required=True, help="run folder")
-    p.set_defaults(func=cmd_features)
+
+
+def _action(acts: Any, name: str, help: str) -> argparse.ArgumentParser:
+    """An action's parser: defaults shown; no abbreviated flags (``--mode`` is not taken for ``--model``)."""
+    return acts.add_parser(name, help=help, formatter_class=FMT, allow_abbrev=False)
+
+
+def register(sub: Any) -> None:
+    fp = sub.add_parser(
+        "features",
+        help="persona features: latents shared by the Assistant and story characters | interpretation scores | "
+        "latent steering, each against density-matched random latents",
+        description="Persona features of an SAE: `featurescope features ACTION --help` lists an action's flags.",
+        formatter_class=FMT,
+    )
+    acts = fp.add_subparsers(dest="action", metavar="ACTION", required=True, help="what to do")
+
+    s = _action(acts, "shared", "latents shared by the Assistant and story characters, per theme")
+    _common(s, "summary.json, per-pair activations and cards")
+    s.add_argument("--pairs", help="paired-contexts JSONL (None: the shipped featurescope/data/persona_pairs)")
+    s.add_argument("--n-perm", type=int, default=500, help="label permutations per theme and side")
+    s.add_argument("--shuffles", type=int, default=5, help="theme-label shuffles for the chance count")
+    s.set_defaults(func=cmd_features_shared)
+
+    i = _action(
+        acts,
+        "interpret",
+        "the trait judge's score of a decomposition's top latents' top contexts on held-out text, against "
+        "random latents of matched density",
+    )
+    _common(i, "summary.json and scores.jsonl")
+    i.add_argument("--decomposition", required=True, help="a decompose run's summary.json (its top latents per view)")
+    i.add_argument(
+        "--views",
+        type=nonempty(_names),
+        default="selectivity,attribution",
+        help="views whose top latents are scored, comma-separated",
+    )
+    i.add_argument("--k", type=int, default=10, help="top latents per view")
+    _judged(i)
+    i.add_argument("--n-null", type=int, default=60, help="random latents in the null")
+    i.set_defaults(func=cmd_features_interpret)
+
+    t = _action(
+        acts,
+        "steer",
+        "the trait effect of steering with / clamping single latents, against density-matched random latents",
+    )
+    _common(t, "steering.json")
+    t.add_argument("--latents", type=nonempty(int_list), required=True, help="latent indices, comma-separated")
+    _judged(t)
+    t.add_argument(
+        "--mode", choices=["clamp", "add"], default="clamp", help="clamp the activation / add the decoder row"
+    )
+    t.add_argument("--value", type=float, help="clamp: the activation the latent is clamped to (required with clamp)")
+    t.add_argument("--alpha", type=float, default=0.0, help="add: the steering norm along the unit decoder row")
+    t.add_argument("--n-random", type=int, default=4, help="density-matched random latents in the null")
+    t.add_argument("--seeds", type=nonempty(int_list), default="0,1,2", help="sampling seeds, comma-separated")
+    t.add_argument("--n-questions", type=int, default=8, help="the trait's evaluation questions used")
+    t.add_argument("--max-new-tokens", type=int, default=48, help="tokens per answer")
+    t.add_argument("--density-texts", type=int, default=400, help="held-out texts read for firing densities")
+    t.set_defaults(func=cmd_features_steer)

@@ -18,12 +18,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..evidence.nulls import Evidence
-from ..persona.results import _EVIDENCE_HEAD, DictAccess, _axes, _ci, _evidence_row, _num, _pandas, evidence_from_dict
+from ..results import (
+    EVIDENCE_HEAD_HTML,
+    DictAccess,
+    ci_text,
+    evidence_from_dict,
+    evidence_row_html,
+    new_axes,
+    num,
+    pandas_module,
+)
 from ..stats import Estimate
 
 
 def _estimate_from_dict(d: Mapping[str, Any]) -> Estimate:
-    return Estimate(_num(d["value"]), _num(d["lo"]), _num(d["hi"]), int(d["n"]), _num(d.get("level", 0.95)))
+    return Estimate(num(d["value"]), num(d["lo"]), num(d["hi"]), int(d["n"]), num(d.get("level", 0.95)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +101,8 @@ class EmergentMisalignmentRow(DictAccess):
             trait=str(d["trait"]),
             effect_vs_neutral=_estimate_from_dict(d["effect_vs_neutral"]),
             verdict=str(d["verdict"]),
-            expression=_num(d["expression"]),
-            neutral=_num(d["neutral"]),
+            expression=num(d["expression"]),
+            neutral=num(d["neutral"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,7 +187,7 @@ class FinetuneShiftResult(DictAccess):
         """One row per fine-tune (set, seed, held-out loss, shift and expression per trait), or the
         emergent-misalignment table (``what="emergent_misalignment"``: set, trait, effect vs neutral with its
         interval, verdict, the two expressions)."""
-        pd = _pandas()
+        pd = pandas_module()
         if what == "emergent_misalignment":
             return pd.DataFrame(
                 [
@@ -212,7 +221,7 @@ class FinetuneShiftResult(DictAccess):
             fig, axes = ax.figure, [ax]
             traits = traits[:1]
         elif len(traits) == 1:
-            fig, a = _axes(None, (4.6, 3.8))
+            fig, a = new_axes(None, (4.6, 3.8))
             axes = [a]
         else:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -225,15 +234,15 @@ class FinetuneShiftResult(DictAccess):
         for a, t in zip(axes, traits):
             for name in sets:
                 rows = [r for r in self.finetunes if r["set"] == name]
-                xs = [_num(r.get(f"shift_{t}")) for r in rows]
-                a.scatter(xs, [_num(r.get(f"expression_{t}")) for r in rows], label=name, s=22)
+                xs = [num(r.get(f"shift_{t}")) for r in rows]
+                a.scatter(xs, [num(r.get(f"expression_{t}")) for r in rows], label=name, s=22)
             if t in self.base_expression:
-                a.axhline(_num(self.base_expression[t]), color="grey", lw=0.8, ls="--", label="before fine-tuning")
+                a.axhline(num(self.base_expression[t]), color="grey", lw=0.8, ls="--", label="before fine-tuning")
             c = self.correlation.get(t)
             if c is not None:
                 e = c.evidence.estimate
                 a.set_title(
-                    f"{t}: r = {e.value:.2f} {_ci(e, '.2f')} over {c.n_finetunes} fine-tunes\n({c.evidence.verdict}; "
+                    f"{t}: r = {e.value:.2f} {ci_text(e, '.2f')} over {c.n_finetunes} fine-tunes\n({c.evidence.verdict}; "
                     f"paper {c.paper})",
                     fontsize=7,
                 )
@@ -245,8 +254,8 @@ class FinetuneShiftResult(DictAccess):
 
     def _repr_html_(self) -> str:
         corr = "".join(
-            _evidence_row(dataclasses.replace(c.evidence, name=f"{t}: shift vs expression r"), ".2f")
-            + _evidence_row(
+            evidence_row_html(dataclasses.replace(c.evidence, name=f"{t}: shift vs expression r"), ".2f")
+            + evidence_row_html(
                 dataclasses.replace(c.data_vs_shift, name=f"{t}: data projection difference vs shift r"), ".2f"
             )
             for t, c in self.correlation.items()
@@ -255,7 +264,7 @@ class FinetuneShiftResult(DictAccess):
         paper = "; ".join(f"{t}: {html.escape(c.paper)}" for t, c in self.correlation.items())
         em = "".join(
             f"<tr><td>{html.escape(r.set)}</td><td>{html.escape(r.trait)}</td><td>{r.expression:.1f}</td>"
-            f"<td>{r.neutral:.1f}</td><td>{r.effect_vs_neutral.value:+.1f} {_ci(r.effect_vs_neutral, '+.1f')}</td>"
+            f"<td>{r.neutral:.1f}</td><td>{r.effect_vs_neutral.value:+.1f} {ci_text(r.effect_vs_neutral, '+.1f')}</td>"
             f"<td>{r.effect_vs_neutral.level:.4g}</td><td>{html.escape(r.verdict)}</td></tr>"
             for r in self.emergent_misalignment
         )
@@ -273,13 +282,13 @@ class FinetuneShiftResult(DictAccess):
             for a, v in arms.items():
                 e = v.get("effect_vs_plain")
                 eff = (
-                    f"{_num(e['value']):+.1f} [{_num(e['lo']):+.1f}, {_num(e['hi']):+.1f}]"
+                    f"{num(e['value']):+.1f} [{num(e['lo']):+.1f}, {num(e['hi']):+.1f}]"
                     if isinstance(e, Mapping)
                     else ""
                 )
                 rows.append(
-                    f"<tr><td>{html.escape(a)}</td><td>{_num(v.get('expression')):.1f}</td>"
-                    f"<td>{_num(v.get('shift')):+.3f}</td><td>{_num(v.get('heldout_loss')):.3f}</td><td>{eff}</td>"
+                    f"<tr><td>{html.escape(a)}</td><td>{num(v.get('expression')):.1f}</td>"
+                    f"<td>{num(v.get('shift')):+.3f}</td><td>{num(v.get('heldout_loss')):.3f}</td><td>{eff}</td>"
                     f"<td>{html.escape(str(v.get('verdict', '')))}</td><td>{v.get('n_seeds')}</td></tr>"
                 )
             prev = (
@@ -295,11 +304,11 @@ class FinetuneShiftResult(DictAccess):
                 f"; {fd.get('done')} of {fd.get('planned')} planned fine-tunes summarised "
                 f"(+ {fd.get('preventative_done')} preventative)"
             )
-        base = ", ".join(f"{t} {_num(v):.1f}" for t, v in self.base_expression.items())
+        base = ", ".join(f"{t} {num(v):.1f}" for t, v in self.base_expression.items())
         return (
             f"<div><b>fine-tuning shift</b>: {len(self.finetunes)} fine-tunes{done}; expression before "
             f"fine-tuning: {html.escape(base)}<h4>does the shift along the persona vector predict expression?</h4>"
-            f"<table>{_EVIDENCE_HEAD}{corr}</table><p><small>intervals: bootstrap over fine-tunes (sets for the data "
+            f"<table>{EVIDENCE_HEAD_HTML}{corr}</table><p><small>intervals: bootstrap over fine-tunes (sets for the data "
             f"projection difference); null: the pairing shuffled. {html.escape(counts)}. Paper: {paper}</small></p>"
             f"{em_html}{prev}</div>"
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..evidence.nulls import Evidence, evidence_text
 from ..models import hook_layer
-from .results import DictAccess, _axes, _ci, _pandas, evidence_from_dict
+from ..results import DictAccess, ci_text, evidence_from_dict, new_axes, pandas_module
 from .vector import PersonaVector
 
 #: What the held-out separation and its null are (held_out_separation in featurescope.evidence.nulls).
@@ -176,12 +176,12 @@ class PersonaExtraction(DictAccess):
                 chosen=i == chosen,
             )
             rows.append(r)
-        return _pandas().DataFrame(rows)
+        return pandas_module().DataFrame(rows)
 
     def plot(self, ax: Any = None) -> Any:
         """Separation per layer: the held-out Cohen's d with its 95% interval band, the shuffled-label null's 95%
         band, the in-sample d (dashed) and the chosen layer; returns the matplotlib Figure (nothing is written)."""
-        fig, ax = _axes(ax, (6.5, 3.6))
+        fig, ax = new_axes(ax, (6.5, 3.6))
         xs = self.layers
         if self.held_out is not None:
             e = [ev.estimate for ev in self.held_out]
@@ -215,7 +215,7 @@ class PersonaExtraction(DictAccess):
             if ev is not None:
                 e, n = ev.estimate, ev.null
                 held = (
-                    f"<td>{e.value:.2f} {_ci(e, '.2f')}</td><td>{n.mean:.2f} {_ci(n, '.2f')}</td>"
+                    f"<td>{e.value:.2f} {ci_text(e, '.2f')}</td><td>{n.mean:.2f} {ci_text(n, '.2f')}</td>"
                     f"<td>{n.p_value:.3g}</td><td>{html.escape(ev.verdict)}</td>"
                 )
             else:

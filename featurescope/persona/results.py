@@ -11,103 +11,21 @@ from __future__ import annotations
 import copy
 import dataclasses
 import html
-from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from typing import Any, Literal
 
 import numpy as np
 
-from ..evidence.nulls import Evidence, Null
+from ..evidence.nulls import Evidence
+from ..results import (
+    EVIDENCE_HEAD_HTML,
+    DictAccess,
+    ci_text,
+    evidence_from_dict,
+    evidence_row_html,
+    new_axes,
+    pandas_module,
+)
 from ..stats import Estimate, bootstrap
-
-
-class DictAccess:
-    """Read-only dict access over ``to_dict()``: results that used to be dicts keep their callers working."""
-
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        raise TypeError(
-            f"{type(self).__name__} is frozen: build a new one with dataclasses.replace(result, {key}=...)"
-            + (" or sweep.with_control(control)" if key == "control" else "")
-        )
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.to_dict().get(key, default)
-
-    def keys(self) -> KeysView[str]:
-        return self.to_dict().keys()
-
-    def values(self) -> ValuesView[Any]:
-        return self.to_dict().values()
-
-    def items(self) -> ItemsView[str, Any]:
-        return self.to_dict().items()
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.to_dict()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __len__(self) -> int:
-        return len(self.to_dict())
-
-
-def _pandas() -> Any:
-    try:
-        import pandas as pd
-    except ImportError as e:  # an optional dependency (the notebook and dev extras)
-        raise ImportError("to_frame() needs pandas: pip install pandas (or featurescope[notebook])") from e
-    return pd
-
-
-def _axes(ax: Any, size: tuple[float, float]) -> tuple[Any, Any]:
-    """``(figure, axes)``: the given axes' figure, or a new Agg figure (no pyplot state, nothing written)."""
-    if ax is not None:
-        return ax.figure, ax
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size)
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
-
-
-def _num(x: Any) -> float:
-    """A float read back from JSON (where ``jsonable`` wrote nan / inf as null)."""
-    return float("nan") if x is None else float(x)
-
-
-def evidence_from_dict(d: Any) -> Evidence:
-    """An :class:`~featurescope.evidence.nulls.Evidence` from its ``to_dict()`` record (or that record read back from
-    ``summary.json``, where nan is null): the inverse of ``Evidence.to_dict``."""
-    e, n = d["estimate"], d["null"]
-    est = Estimate(_num(e["value"]), _num(e["lo"]), _num(e["hi"]), int(e["n"]), _num(e.get("level", 0.95)))
-    null = Null(
-        _num(n["mean"]), _num(n["lo"]), _num(n["hi"]), int(n["n"]), _num(n["p_value"]), str(n.get("what", "")),
-        _num(n.get("level", 0.95)),
-    )  # fmt: skip
-    return Evidence(str(d.get("name", "")), est, null, str(d["verdict"]))
-
-
-def _ci(e: Estimate | Null, fmt: str = ".1f") -> str:
-    return f"[{e.lo:{fmt}}, {e.hi:{fmt}}]"
-
-
-def _evidence_row(ev: Evidence, fmt: str) -> str:
-    e, n = ev.estimate, ev.null
-    return (
-        f"<tr><td>{html.escape(ev.name)}</td><td>{e.value:{fmt}} {_ci(e, fmt)}</td><td>{e.n}</td>"
-        f"<td>{n.mean:{fmt}} {_ci(n, fmt)}<br><small>{html.escape(n.what)}</small></td>"
-        f"<td>{html.escape(ev.verdict)}</td></tr>"
-    )
-
-
-_EVIDENCE_HEAD = "<tr><th>estimate</th><th>value [95% CI]</th><th>n</th><th>null [95%]</th><th>verdict</th></tr>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +90,7 @@ class SteeringControl(DictAccess):
 
     def to_frame(self) -> Any:
         """One row per random vector and alpha: seed, alpha, trait score, coherence."""
-        return _pandas().DataFrame(
+        return pandas_module().DataFrame(
             [
                 {"seed": c["seed"], "alpha": r["alpha"], "trait_score": r["trait_score"], "coherence": r["coherence"]}
                 for c in self.controls
@@ -183,7 +101,7 @@ class SteeringControl(DictAccess):
     def plot(self, ax: Any = None) -> Any:
         """The persona vector's steering effect and the random vectors' (means with 95% intervals); returns the
         matplotlib Figure."""
-        fig, ax = _axes(ax, (6.5, 2.6))
+        fig, ax = new_axes(ax, (6.5, 2.6))
         e, n = self.evidence.estimate, self.evidence.null
         for y, (v, lo, hi) in enumerate([(n.mean, n.lo, n.hi), (e.value, e.lo, e.hi)]):
             ax.errorbar([v], [y], xerr=[[_nonneg(v - lo)], [_nonneg(hi - v)]], fmt="o", capsize=4)
@@ -199,7 +117,7 @@ class SteeringControl(DictAccess):
         return (
             f"<div><b>steering control</b> at alpha {self.alpha:+g}: {len(self.controls)} random vector(s) of equal "
             f"norm (share on the massive dims {self.share_on_massive:.3f}, dims {list(self.massive_dims)})"
-            f"<table>{_EVIDENCE_HEAD}{_evidence_row(self.evidence, '+.1f')}</table></div>"
+            f"<table>{EVIDENCE_HEAD_HTML}{evidence_row_html(self.evidence, '+.1f')}</table></div>"
         )
 
 
@@ -261,12 +179,12 @@ class SteeringSweep(DictAccess):
                     "n_questions": len(r.scores),
                 }
             )
-        return _pandas().DataFrame(out)
+        return pandas_module().DataFrame(out)
 
     def plot(self, ax: Any = None) -> Any:
         """Trait score per alpha with 95% intervals over questions, coherence, and the random vectors' trait
         scores when a control is attached; returns the matplotlib Figure."""
-        fig, ax = _axes(ax, (6.0, 3.4))
+        fig, ax = new_axes(ax, (6.0, 3.4))
         cis = [r.interval() for r in self.rows]
         ys = [r.trait_score for r in self.rows]
         err = [[_nonneg(y - c.lo) for y, c in zip(ys, cis)], [_nonneg(c.hi - y) for y, c in zip(ys, cis)]]
@@ -296,13 +214,13 @@ class SteeringSweep(DictAccess):
             ci = r.interval()
             ex = html.escape(r.examples[0][:80]) if r.examples else ""
             body.append(
-                f"<tr><td>{r.alpha:+g}</td><td>{r.trait_score:.1f}</td><td>{_ci(ci)}</td>"
+                f"<tr><td>{r.alpha:+g}</td><td>{r.trait_score:.1f}</td><td>{ci_text(ci)}</td>"
                 f"<td>{r.coherence:.1f}</td><td>{r.logprob_per_token:.2f}</td><td><small>{ex}</small></td></tr>"
             )
         how = f"{len(self.seeds)} seeds {list(self.seeds)}" if self.seeds else "greedy"
         ctl = ""
         if self.control is not None:
-            ctl = f"<table>{_EVIDENCE_HEAD}{_evidence_row(self.control.evidence, '+.1f')}</table>"
+            ctl = f"<table>{EVIDENCE_HEAD_HTML}{evidence_row_html(self.control.evidence, '+.1f')}</table>"
         return (
             f"<div><b>steering sweep</b> at <code>{html.escape(self.hook)}</code>: {len(self.questions)} questions, "
             f"{how}<table><tr><th>alpha</th><th>trait score</th><th>95% CI (questions)</th><th>coherence</th>"
@@ -344,7 +262,7 @@ class MonitorCorrelation(DictAccess):
     def to_frame(self, by: Literal["item", "level"] = "item") -> Any:
         """One row per response (level, question, projection, trait score, response), or per level (``by="level"``:
         mean projection and trait score)."""
-        pd = _pandas()
+        pd = pandas_module()
         if by == "level":
             return pd.DataFrame([dict(p) for p in self.per_level])
         return pd.DataFrame([{k: v for k, v in it.items() if k != "trait_score_per_seed"} for it in self.per_item])
@@ -352,7 +270,7 @@ class MonitorCorrelation(DictAccess):
     def plot(self, ax: Any = None) -> Any:
         """Projection vs trait score per response (colour: prompt level) and the level means; returns the
         matplotlib Figure."""
-        fig, ax = _axes(ax, (5.5, 3.8))
+        fig, ax = new_axes(ax, (5.5, 3.8))
         sc = ax.scatter(
             [it["projection"] for it in self.per_item],
             [it["trait_score"] for it in self.per_item],
@@ -376,7 +294,7 @@ class MonitorCorrelation(DictAccess):
         ax.set_xlabel(f"last-prompt-token projection on the vector\n({self.hook})", fontsize=8)
         ax.set_ylabel("trait score of the response")
         ax.set_title(
-            f"r = {e.value:.2f} {_ci(e, '.2f')} over {self.n} responses ({self.r_samples_evidence.verdict}); "
+            f"r = {e.value:.2f} {ci_text(e, '.2f')} over {self.n} responses ({self.r_samples_evidence.verdict}); "
             f"r = {self.r_levels:.2f} over level means",
             fontsize=7,
         )
@@ -393,8 +311,8 @@ class MonitorCorrelation(DictAccess):
         return (
             f"<div><b>monitoring</b> at <code>{html.escape(self.hook)}</code>: {self.n} responses over "
             f"{len(self.per_level)} graded system prompts, {how}"
-            f"<table>{_EVIDENCE_HEAD}{_evidence_row(self.r_samples_evidence, '.2f')}"
-            f"{_evidence_row(self.r_projection_vs_level_evidence, '.2f')}</table>"
+            f"<table>{EVIDENCE_HEAD_HTML}{evidence_row_html(self.r_samples_evidence, '.2f')}"
+            f"{evidence_row_html(self.r_projection_vs_level_evidence, '.2f')}</table>"
             f"<p>r over the level means: {self.r_levels:.2f} ({len(self.per_level)} levels, no interval)</p>"
             f"<table><tr><th>level</th><th>mean projection</th><th>mean trait score</th></tr>{levels}</table></div>"
         )

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from ..persona.results import DictAccess, _pandas
+from ..results import DictAccess, pandas_module
 
 Part = Literal["transfer", "matching", "persona", "shift"]
 _SETS = ("chat", "plain")
@@ -166,7 +166,7 @@ class StagesResult(DictAccess):
         """A table of one part: ``"transfer"`` (one row per SAE, model and text set, the random-LoRA null included),
         ``"matching"`` (the post dictionary's reuse and each baseline's), ``"persona"`` (one row per trait and
         layer: cosine between the stages' vectors) or ``"shift"`` (the most up- / down-regulated latents)."""
-        pd = _pandas()
+        pd = pandas_module()
         if part == "transfer":
             return pd.DataFrame(self.transfer_rows())
         if part == "matching":
