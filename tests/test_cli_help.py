@@ -152,7 +152,8 @@ def test_inspect_and_features_actions_take_only_their_own_flags():
         ["inspect", "decomposition", "--vector", "v", "--sae", "s", "--layers", "2"],
         ["features", "shared", "--latents", "1", "--out", "x"],  # --latents: steer only
         ["features", "shared", "--trait", "evil", "--out", "x"],
-        ["features", "interpret", "--decomposition", "d", "--mode", "add", "--out", "x"],
+        ["features", "interpret", "--decomposition", "d", "--mode", "add", "--out", "x"],  # not taken for --model
+        ["inspect", "massive", "--n-text", "4"],  # no abbreviated flags
         ["features", "interpret", "--decomposition", "d", "--pairs", "p", "--out", "x"],
         ["features", "steer", "--latents", "1", "--value", "2", "--views", "selectivity", "--out", "x"],
         ["features", "steer", "--latents", "1", "--value", "2", "--n-perm", "10", "--out", "x"],
@@ -414,6 +415,8 @@ def test_inspect_actions_call_the_library_with_the_parsed_values(monkeypatch, tm
     kw = handling.calls[-1][1]
     assert (kw["steer_layer"], kw["judge"], kw["alpha"], kw["seeds"], kw["n_questions"]) == (9, judge, 4.0, [0], 3)
 
+    assert main(["inspect", "handling", "--written", src, "--layers", "2", "--steer-layer", "9"]) == 2
+    assert len(handling.calls) == 2 and len(loads) == 4  # refused before the model loads
     assert main(["inspect", "decomposition", "--vector", "V", "--sae", "S", "--sae-id", "I", "--seed", "2"]) == 0
     assert decomposition.calls == [(("V", "S", None), dict(sae_id="I", seed=2))]
 
@@ -495,3 +498,21 @@ def test_features_steer_calls_the_library_with_the_parsed_values(feature_fakes, 
     assert main(["features", "steer", "--latents", "3", "--mode", "add", "--alpha", "6", "--out", str(out)]) == 0
     kw = f.steer.calls[-1][1]
     assert (kw["mode"], kw["value"], kw["alpha"], kw["seeds"]) == ("add", None, 6.0, (0, 1, 2))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["persona", "steer", "--vector", "v", "--n-q", "3", "--out", "x"],  # --n-questions, abbreviated
+        ["axis", "steer", "--model", "m", "--axis", "a", "--alpha", "1", "--out", "x"],  # --alphas, abbreviated
+        ["sae", "train", "--training", "10", "--out", "x"],  # --training-tokens, abbreviated
+    ],
+)
+def test_abbreviated_flags_are_refused_everywhere(argv):
+    """argparse accepts unambiguous prefixes by default, so a flag of another action could be read as this
+    action's (``--mode`` as ``--model``); every featurescope parser refuses abbreviations."""
+    from featurescope.cli import build_parser
+
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(argv)
+    assert e.value.code == 2

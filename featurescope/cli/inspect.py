@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import FeaturescopeError
 from ..evidence.run import run_decomposition, run_handling, run_massive, written_conversations
 from ..judge import default_judge
 from ..models import load_model
@@ -48,6 +49,8 @@ def cmd_inspect_massive(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect_handling(args: argparse.Namespace) -> int:
+    if args.steer_layer is not None and args.steer_layer not in args.layers:
+        raise FeaturescopeError(f"--steer-layer {args.steer_layer} is not among --layers {args.layers}")
     _, rows, src = _texts(args)  # the written answers are read (and checked) before the model loads
     judge = default_judge() if args.steer_layer is not None else None
     model = load_model(args.model)

@@ -59,7 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", help="the command to run")
     for group in GROUPS:
         group.register(sub)
+    _no_abbreviations(p)
     return p
+
+
+def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
+    """Every parser refuses shortened flags: argparse would otherwise read ``--mode`` as ``--model`` when an
+    action has no ``--mode`` - a flag silently taken for another one."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _no_abbreviations(child)
 
 
 def _suppress_defaults(parser: argparse.ArgumentParser) -> None:
