@@ -293,8 +293,10 @@ def evaluate_crosscoder(
 
 
 def saved_scales(folder: str | Path) -> Tensor | None:
-    """The per-model training scales (base, post) a saved crosscoder records in its ``cfg.json``, if any."""
-    cfg = Path(folder) / "cfg.json"
+    """The per-model training scales (base, post) a saved crosscoder records in its ``cfg.json``, if any (``folder``
+    may also be its ``sae_weights.safetensors``, as :func:`load_crosscoder` takes it; a file of another layout: none)."""
+    p = Path(folder)
+    cfg = (p.parent if p.name == "sae_weights.safetensors" else p) / "cfg.json"
     got = json.loads(cfg.read_text()).get("metadata", {}).get("activation_scales") if cfg.exists() else None
     return None if got is None else torch.tensor(got, dtype=torch.float32)
 
@@ -323,10 +325,13 @@ def analyse_crosscoder(
     latents, Latent Scaling) of a crosscoder on raw paired activations ``[n, 2 d]``, read in the training space
     (each model's activations x its scale, as Minder et al. normalise each model before training): in raw units a
     post-trained model whose activations are c x the base's would move every shared latent's relative norm towards
-    c / (1 + c) and its nu towards 1 / c. ``scales``: default the folder's recorded ones (none: raw units)."""
+    c / (1 + c) and its nu towards 1 / c. ``scales``: default the recorded ones of the folder the crosscoder is (or,
+    for :class:`CrosscoderWeights`, was loaded from: its ``source``); none recorded (the dictionary_learning and
+    Kissane layouts): raw units."""
     cc = crosscoder if isinstance(crosscoder, CrosscoderWeights) else load_crosscoder(crosscoder)
-    if scales is None and not isinstance(crosscoder, CrosscoderWeights):
-        scales = saved_scales(crosscoder)
+    if scales is None:
+        where = cc.source if isinstance(crosscoder, CrosscoderWeights) else crosscoder
+        scales = saved_scales(where) if where else None
     d = pairs.shape[-1] // 2
     if scales is not None:
         cc, pairs = training_space(cc, scales), pairs * scales.float().repeat_interleave(d)

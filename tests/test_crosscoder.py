@@ -174,9 +174,10 @@ def test_training_on_two_tiny_models_learns_checkpoints_and_resumes(tiny_base, t
     again = train_crosscoder(tiny_base, tiny_chat, HOOK, tmp_path, **kw, stats_rows=4)
     assert again["resumed_from"] == ckpts[0] and 0 < again["steps_this_call"] < 40
     assert again["activation_scales"] == info["activation_scales"]
+    kw32: dict[str, Any] = {**kw, "d_sae": 32}
     with pytest.raises(FeaturescopeError, match=r"d_sae: checkpoint 64, this run 32"):
-        train_crosscoder(tiny_base, tiny_chat, HOOK, tmp_path, **(kw | {"d_sae": 32}))
-    fresh = train_crosscoder(tiny_base, tiny_chat, HOOK, tmp_path, **(kw | {"d_sae": 32, "resume": False}))
+        train_crosscoder(tiny_base, tiny_chat, HOOK, tmp_path, **kw32)
+    fresh = train_crosscoder(tiny_base, tiny_chat, HOOK, tmp_path, **kw32, resume=False)
     assert fresh["resumed_from"] is None
 
 
@@ -212,9 +213,16 @@ def test_a_planted_post_only_direction_becomes_a_post_only_latent(tmp_path):
     assert rep["counts"]["post_only"] >= 1, rep["counts"]
     cos = F.cosine_similarity(cc.W_dec[1][post_only], planted[None], dim=-1)
     assert float(cos.max()) > 0.9, cos
-    # Latent Scaling: the base model does not need the planted latent (nu_error ~ 0: no Complete Shrinkage). Its
-    # nu_recon is a ratio of two near-zero betas here (no other latent carries the direction), so not asserted.
+    # Latent Scaling: the base model does not need the planted latent (nu_error ~ 0: no Complete Shrinkage), and no
+    # other latent carries its direction in either model's reconstruction (both beta_recon ~ 0.02 x beta_error_post,
+    # so nu_recon ~ 1 is a ratio of noise and not used): it is truly post-only, not a sparsity artefact
     assert float(ten["nu_error"][: len(post_only)].abs().min()) < 0.1, ten["nu_error"]
+    found = int(post_only[cos.argmax()])
+    assert found in rep["true_post_only_latents"] and found not in rep["flagged_post_only_latents"], rep
+    (why,) = [x for x in rep["post_only_latent_scaling"] if x["latent"] == found]
+    assert why["verdict"] == "truly post-only" and not why["nu_recon_used"], why
+    assert "no reconstruction component" in why["reason"] and abs(why["beta_recon_post"]) < 0.1, why
+    assert rep["post_only_nu_recon_undefined"] >= 1 and rep["space"].startswith("training space"), rep
     # read in the training space, the 5x larger post activations leave shared latents at r ~ 0.5 and nu ~ 1 (in raw
     # units they would sit at r ~ 5/6 and nu ~ 1/5)
     shared = rep["counts"]["shared"]

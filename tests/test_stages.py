@@ -299,9 +299,145 @@ def test_latent_scaling_separates_true_from_false_post_only_latents(tmp_path):
         assert rep["counts"] == {"base_only": 1, "post_only": 3, "shared": 6}
         assert rep["true_post_only_latents"] == [6] and rep["flagged_post_only_latents"] == [7, 8]
         assert rep["nu_error_median"]["shared"] == pytest.approx(1.0, abs=1e-3)
+        why = {x["latent"]: x for x in rep["post_only_latent_scaling"]}
+        assert why[6]["verdict"] == "truly post-only" and why[7]["verdict"] == why[8]["verdict"] == "artefact"
+        assert "Complete Shrinkage" in why[7]["reason"]
+        # latent 8: nothing of it in the post reconstruction (nu_recon = 1 / ~0 is undefined), but the base
+        # reconstruction carries it fully through latent 9 - Latent Decoupling is still caught
+        assert not why[8]["nu_recon_used"] and "Latent Decoupling" in why[8]["reason"]
     with pytest.raises(st.StagesError, match="not a crosscoder"):
         save_file({"x": torch.zeros(1)}, str(tmp_path / "bad.safetensors"))
         st.load_crosscoder(tmp_path / "bad.safetensors")
+
+
+def test_latent_scaling_recon_floor_both_ways():
+    """nu_recon = beta_recon_base / beta_recon_post is used only when the post reconstruction carries the latent's
+    direction (|beta_recon_post| >= recon_floor x beta_error_post). Two post-only latents (0: T1, 2: T2), each firing
+    with a shared partner (1, 3) whose decoder row has a component ``a`` along it, so both models' reconstructions
+    carry ``a`` of the direction and nu_recon = a / a = 1: with a = 0.5 the direction is really in the
+    reconstruction (an artefact, as before); with a = 0.03 the two betas are negligible and nu_recon ~ 1 means
+    nothing (the planted sae-lens case had 0.0216 / 0.0199): truly post-only, with the reason said."""
+    from featurescope.stages.crosscoder import latent_scaling_verdicts
+
+    g = torch.Generator().manual_seed(1)
+    d, n_tok = 16, 3000
+    Q = torch.linalg.qr(torch.randn(d, d, generator=g))[0].T  # orthonormal rows
+    W_dec, W_enc = torch.zeros(2, 4, d), torch.zeros(2, d, 4)
+    for j, (a, T, U) in enumerate([(0.03, Q[0], Q[1]), (0.5, Q[2], Q[3])]):
+        post_only, partner = 2 * j, 2 * j + 1
+        dk = a * T + (1 - a * a) ** 0.5 * U
+        W_dec[1, post_only], W_dec[:, partner] = T, dk
+        W_enc[0, :, partner] = dk  # the partner reads the base activation, the post-only latent the difference
+        W_enc[0, :, post_only], W_enc[1, :, post_only] = -T, T
+    f = torch.rand(n_tok, 4, generator=g) * (torch.rand(n_tok, 4, generator=g) < 0.3)
+    f[:, 1], f[:, 3] = f[:, 0], f[:, 2]  # each pair fires together
+    h_base = f[:, 1:2] * W_dec[0, 1] + f[:, 3:4] * W_dec[0, 3]
+    h_post = h_base + f[:, 0:1] * W_dec[1, 0] + f[:, 2:3] * W_dec[1, 2]
+    cc = st.CrosscoderWeights(W_enc=W_enc, b_enc=torch.zeros(4), W_dec=W_dec, b_dec=torch.zeros(2, d))
+    torch.testing.assert_close(cc.encode(torch.stack([h_base, h_post], 1)), f, atol=1e-5, rtol=0)
+    rep, ten = st.crosscoder_report(cc, h_base, h_post)
+    assert rep["counts"] == {"base_only": 0, "post_only": 2, "shared": 2}
+    # both: no Complete Shrinkage (nu_error = 0), and nu_recon = 1 - the old rule (both nu < nu_max) flags both
+    torch.testing.assert_close(ten["nu_error"][:2], torch.zeros(2), atol=1e-4, rtol=0)
+    torch.testing.assert_close(ten["nu_recon"][:2], torch.ones(2), atol=1e-3, rtol=0)
+    torch.testing.assert_close(ten["beta_recon_post"][:2], torch.tensor([0.03, 0.5]), atol=1e-4, rtol=0)
+    assert rep["true_post_only_latents"] == [0] and rep["flagged_post_only_latents"] == [2]
+    assert rep["post_only_nu_recon_undefined"] == 1 and rep["thresholds"]["recon_floor"] == 0.1
+    why = {x["latent"]: x for x in rep["post_only_latent_scaling"]}
+    assert why[0]["verdict"] == "truly post-only" and not why[0]["nu_recon_used"]
+    assert "no reconstruction component" in why[0]["reason"] and "not used" in why[0]["reason"]
+    assert why[2]["verdict"] == "artefact" and why[2]["nu_recon_used"] and "Latent Decoupling" in why[2]["reason"]
+    assert why[2]["nu_recon"] == pytest.approx(1.0, abs=1e-3)
+    # the floor is the only thing that changed: with no floor latent 0 is an artefact again; with a floor above 0.5
+    # latent 2's nu_recon is undefined too, and its base reconstruction (0.5 x beta_error_post >= nu_max) flags it
+    post = {k: v[:2] for k, v in ten.items() if k.startswith(("beta_", "nu_"))}
+    assert latent_scaling_verdicts(post, recon_floor=0.0)["true_post"].tolist() == [False, False]
+    v = latent_scaling_verdicts(post, recon_floor=0.6)
+    assert v["nu_recon_defined"].tolist() == [False, False] and v["true_post"].tolist() == [True, False]
+
+
+def test_stages_reads_a_new_layout_crosscoder_in_its_training_space(planted, tmp_path):
+    """The post model is the base model with its residual stream x c (every residual write scaled; RMSNorm makes the
+    rest identical). A crosscoder saved by featurescope.crosscoder (sae-lens folder; training scales (s, s / c) in
+    cfg.json) with shared latents +-e_i: read in its training space, stages finds every latent shared at r = 0.5
+    with nu ~ 1; the same weights as a dictionary_learning file (no scales recorded) stay in raw units, where r ->
+    c / (1 + c) and nu -> 1 / c."""
+    import dataclasses
+
+    from safetensors.torch import save_file
+
+    from featurescope.crosscoder_sae import BatchTopKCrosscoderTrainingSAE, BatchTopKCrosscoderTrainingSAEConfig
+
+    c, s = 3.0, 2.0
+    base = planted["base"]
+    tl = copy.deepcopy(base.tl)
+    with torch.no_grad():
+        tl.embed.W_E.mul_(c)
+        for b in tl.blocks:
+            for w in (b.attn.W_O, b.attn.b_O, b.mlp.W_out, b.mlp.b_out):
+                w.mul_(c)
+    post = fs.from_hooked_transformer(tl, name="tiny-scaled", stage="post-trained", tokenizer=base.tokenizer)
+    prow = plain_rows(base.tokenizer)
+    a_b, _, keep = st.capture_rows(base, prow, HOOK)
+    a_p = st.capture_rows(post, prow, HOOK)[0]
+    assert float((a_p - c * a_b)[keep].norm() / (c * a_b[keep]).norm()) < 1e-2  # exact but for RMSNorm's eps
+
+    E = torch.eye(D)[:LIVE]
+    W = torch.cat([E, -E])  # 2 LIVE latents, exact on the live coordinates
+    n = len(W)
+    sae = BatchTopKCrosscoderTrainingSAE(
+        BatchTopKCrosscoderTrainingSAEConfig(d_in=2 * D, d_sae=n, k=n, decoder_init_norm=1.0)
+    )
+    with torch.no_grad():  # training-space weights: both models' scaled activations read and written alike
+        sae.W_enc.copy_(torch.cat([W.T, W.T]) / 2)
+        sae.W_dec.copy_(torch.cat([W, W], 1))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+        sae.topk_threshold.fill_(0.0)
+        sae.activation_scales.copy_(torch.tensor([s, s / c]))
+    sae.cfg.metadata.activation_scales = [s, s / c]
+    sae.cfg.metadata.hook_name = HOOK
+    sae.save_inference_model(tmp_path / "cc")
+    raw = st.load_crosscoder(tmp_path / "cc")
+    save_file(
+        {
+            "encoder.weight": raw.W_enc,
+            "encoder.bias": raw.b_enc,
+            "decoder.weight": raw.W_dec,
+            "decoder.bias": raw.b_dec,
+        },
+        str(tmp_path / "dl.safetensors"),
+    )
+
+    def stages(out: str, crosscoder: str) -> dict:
+        sae_b, cfg = planted["base_sae"], dataclasses.replace(CFG, parts=("crosscoder",))
+        res = st.run_stages(
+            base,
+            post,
+            sae_b,
+            sae_b,
+            HOOK,
+            tmp_path / out,
+            config=cfg,
+            crosscoder=tmp_path / crosscoder,
+            conversations=CONVS,
+            plain_rows=prow,
+            progress=False,
+        )
+        return res["crosscoder"]
+
+    cc = stages("new", "cc")
+    assert cc["space"].startswith("training space") and cc["activation_scales"] == pytest.approx([s, s / c])
+    assert cc["counts"] == {"base_only": 0, "post_only": 0, "shared": n}
+    assert cc["nu_error_median"]["shared"] == pytest.approx(1.0, abs=0.02)
+    assert cc["relative_norm_hist"]["counts"][10] == n  # every r in [0.5, 0.55): 2r - 1 in [0, 0.1)
+    summary = json.loads((tmp_path / "new" / "summary.json").read_text())["results"]["crosscoder"]
+    assert summary["space"] == cc["space"] and summary["activation_scales"] == pytest.approx([s, s / c])
+    # the same weights in the dictionary_learning layout: raw units, as before (r = 0.75 is still "shared")
+    cc = stages("old", "dl.safetensors")
+    assert cc["space"] == "raw activations" and cc["activation_scales"] is None
+    assert cc["counts"]["shared"] == n and cc["nu_error_median"]["shared"] == pytest.approx(1 / c, abs=0.02)
+    assert cc["relative_norm_hist"]["counts"][15] == n  # r = c / (1 + c) = 0.75: 2r - 1 = 0.5
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -232,6 +232,86 @@ def _load_sae_lens_crosscoder(folder: Path, base_index: int) -> CrosscoderWeight
     )
 
 
+#: Latent Scaling floor on the reconstruction target (see :func:`latent_scaling_verdicts`)
+RECON_FLOOR = 0.1
+
+
+def latent_scaling_verdicts(
+    betas: dict[str, Tensor], *, nu_max: float = 0.2, recon_floor: float = RECON_FLOOR
+) -> dict[str, Tensor]:
+    """Which latents Latent Scaling keeps as truly post-only, from the betas of :meth:`ScalingSums.betas`.
+
+    Minder et al. keep a post-only latent when both ``nu_error = beta_error_base / beta_error_post`` (Complete
+    Shrinkage: the base activations still carry the direction) and ``nu_recon = beta_recon_base / beta_recon_post``
+    (Latent Decoupling: other latents carry it in the base reconstruction) are small. ``nu_recon`` is only a
+    measurement when the post model's reconstruction carries the latent's direction at all: for a genuinely
+    post-only direction that no other latent carries, both reconstruction betas are estimation noise around 0 and
+    their ratio is anything (0.0216 / 0.0199 = 1.08 on a planted latent). Rule, with the latent's own post-model size
+    ``beta_error_post`` as the unit:
+
+    * ``|beta_recon_post| >= recon_floor * |beta_error_post|``: ``nu_recon`` is defined and must be ``< nu_max``
+      (Minder et al.'s test, unchanged);
+    * otherwise the post reconstruction has no component along the latent, ``nu_recon`` is undefined (reported,
+      not used), and the reconstruction check asks instead whether the *base* reconstruction carries the direction:
+      ``beta_recon_base / |beta_error_post| < nu_max`` (the same cutoff, measured against the latent's size in the
+      post model). Latent Decoupling - the base reconstruction carries the direction through other latents that do
+      not write it in the post model, ``beta_recon_post ~ 0`` - is still caught; two noise betas are not.
+
+    ``nu_error`` is always used (its denominator ``beta_error_post`` is the latent's own size in the post model).
+    Latents that never fire on the tokens (NaN betas) are neither kept nor flagged.
+    Returns boolean masks ``true_post``, ``artefact``, ``dead``, ``nu_recon_defined``, ``error_fails``,
+    ``recon_fails`` and the float ``recon_share_base`` / ``recon_share_post`` (``beta_recon_* / |beta_error_post|``).
+    """
+    b_err_post = betas["beta_error_post"]
+    scale = b_err_post.abs().clamp(min=1e-30)
+    share_base, share_post = betas["beta_recon_base"] / scale, betas["beta_recon_post"] / scale
+    dead = torch.isnan(b_err_post)
+    defined = share_post.abs() >= recon_floor
+    error_fails = ~(betas["nu_error"] < nu_max)  # NaN (0 / 0) fails
+    recon_fails = torch.where(defined, ~(betas["nu_recon"] < nu_max), ~(share_base < nu_max))
+    bad = (error_fails | recon_fails) & ~dead
+    return {
+        "true_post": ~bad & ~dead,
+        "artefact": bad,
+        "dead": dead,
+        "nu_recon_defined": defined & ~dead,
+        "error_fails": error_fails & ~dead,
+        "recon_fails": recon_fails & ~dead,
+        "recon_share_base": share_base,
+        "recon_share_post": share_post,
+    }
+
+
+def _reason(v: dict[str, Tensor], betas: dict[str, Tensor], i: int, nu_max: float, recon_floor: float) -> str:
+    """One post-only latent's Latent Scaling verdict in words (:func:`latent_scaling_verdicts`)."""
+    if bool(v["dead"][i]):
+        return "never active on these tokens (no betas)"
+    ne, nr = float(betas["nu_error"][i]), float(betas["nu_recon"][i])
+    sb, sp = float(v["recon_share_base"][i]), float(v["recon_share_post"][i])
+    err = (
+        f"Complete Shrinkage: nu_error {ne:.3g} >= {nu_max} (the base activations carry the direction)"
+        if bool(v["error_fails"][i])
+        else f"nu_error {ne:.3g} < {nu_max}"
+    )
+    if bool(v["nu_recon_defined"][i]):
+        rec = (
+            f"Latent Decoupling: nu_recon {nr:.3g} >= {nu_max} (the base reconstruction carries the direction)"
+            if bool(v["recon_fails"][i])
+            else f"nu_recon {nr:.3g} < {nu_max}"
+        )
+    else:
+        what = (
+            f"but the base reconstruction does ({sb:.3g} x beta_error_post >= {nu_max}): Latent Decoupling"
+            if bool(v["recon_fails"][i])
+            else f"nor does the base one ({sb:.3g} x beta_error_post < {nu_max})"
+        )
+        rec = (
+            f"no reconstruction component: the post reconstruction carries {sp:.3g} x beta_error_post "
+            f"(|.| < {recon_floor}) of the direction, so nu_recon ({nr:.3g}) is a ratio of noise and not used, {what}"
+        )
+    return f"{err}; {rec}"
+
+
 def crosscoder_report(
     cc: CrosscoderWeights,
     acts_base: Float[Tensor, "n d"],
@@ -240,11 +320,15 @@ def crosscoder_report(
     base_only_max: float = 0.1,
     post_only_min: float = 0.9,
     nu_max: float = 0.2,
+    recon_floor: float = RECON_FLOOR,
     batch_size: int = 1024,
     progress: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Relative-norm classes and Latent Scaling of every post-only latent (and of the shared ones, as the reference
-    distribution) over paired activations of the two models on the same tokens."""
+    distribution) over paired activations of the two models on the same tokens. A post-only latent is truly
+    post-only or a sparsity artefact by :func:`latent_scaling_verdicts` (``nu_max``, ``recon_floor``);
+    ``post_only_latent_scaling`` gives each one's betas, verdict and reason. The activations must be in the units
+    the crosscoder was trained in (:func:`featurescope.crosscoder.analyse_crosscoder` takes care of that)."""
     if acts_base.shape != acts_post.shape:
         raise StageMismatchError(f"paired activations must match: {tuple(acts_base.shape)} vs {tuple(acts_post.shape)}")
     if acts_base.shape[-1] != cc.W_dec.shape[-1]:
@@ -271,24 +355,55 @@ def crosscoder_report(
     betas = sums.betas()
     n_post = len(cls["post_only"])
     nu_e, nu_r = betas["nu_error"][:n_post], betas["nu_recon"][:n_post]
-    true_post = (nu_e < nu_max) & (nu_r < nu_max)
-    dead = torch.isnan(nu_e) | torch.isnan(nu_r)
+    post_betas = {k: v[:n_post] for k, v in betas.items()}
+    ver = latent_scaling_verdicts(post_betas, nu_max=nu_max, recon_floor=recon_floor)
+    true_post, artefact, dead = ver["true_post"], ver["artefact"], ver["dead"]
+    per_latent = [
+        {
+            "latent": int(cls["post_only"][i]),
+            "verdict": "truly post-only" if bool(true_post[i]) else "never active" if bool(dead[i]) else "artefact",
+            "reason": _reason(ver, post_betas, i, nu_max, recon_floor),
+            "nu_recon_used": bool(ver["nu_recon_defined"][i]),
+            **{k: _num(post_betas[k][i]) for k in _BETA_KEYS},
+        }
+        for i in range(min(n_post, 200))
+    ]
     rep = {
         "n_latents": cc.n_latents,
         "source": cc.source,
-        "thresholds": {"base_only_r_below": base_only_max, "post_only_r_above": post_only_min, "nu_max": nu_max},
+        "thresholds": {
+            "base_only_r_below": base_only_max,
+            "post_only_r_above": post_only_min,
+            "nu_max": nu_max,
+            "recon_floor": recon_floor,
+        },
         "counts": {k: int(len(v)) for k, v in cls.items()},
         "post_only_passing_latent_scaling": int(true_post.sum()),
-        "post_only_flagged_as_artifacts": int((~true_post & ~dead).sum()),
+        "post_only_flagged_as_artifacts": int(artefact.sum()),
         "post_only_never_active": int(dead.sum()),
         "true_post_only_latents": cls["post_only"][true_post].tolist()[:200],
-        "flagged_post_only_latents": cls["post_only"][~true_post & ~dead].tolist()[:200],
+        "flagged_post_only_latents": cls["post_only"][artefact].tolist()[:200],
+        "post_only_nu_recon_undefined": int((~ver["nu_recon_defined"] & ~dead).sum()),
         "nu_error_median": {"post_only": _nanmedian(nu_e), "shared": _nanmedian(betas["nu_error"][n_post:])},
         "nu_recon_median": {"post_only": _nanmedian(nu_r), "shared": _nanmedian(betas["nu_recon"][n_post:])},
         "relative_norm_hist": cosine_histogram(r * 2 - 1, 20) | {"note": "edges over 2r-1; r = (edge + 1) / 2"},
         "n_tokens": int(len(acts_base)),
+        "latent_scaling_rule": (
+            f"truly post-only: nu_error < {nu_max} and, when the post reconstruction carries the latent's direction "
+            f"(|beta_recon_post| >= {recon_floor} x |beta_error_post|), nu_recon < {nu_max}; when it does not, "
+            f"nu_recon is a ratio of noise and the base reconstruction must carry < {nu_max} x beta_error_post"
+        ),
+        "post_only_latent_scaling": per_latent,
     }
     return rep, {"relative_norm": r, "tested_latents": test, "firing_counts": fires, **betas}
+
+
+_BETA_KEYS = ("nu_error", "nu_recon", "beta_error_base", "beta_error_post", "beta_recon_base", "beta_recon_post")
+
+
+def _num(x: Tensor) -> float | None:
+    f = float(x)
+    return None if f != f else f
 
 
 def _nanmedian(x: Tensor) -> float | None:

@@ -20,7 +20,7 @@ from ..store import atomic_save_tensors
 from ..traits import list_traits
 from .config import StagesConfig
 from .constants import CROSSCODER_STATUS, DictionaryMismatchError
-from .crosscoder import CrosscoderWeights, crosscoder_report, load_crosscoder
+from .crosscoder import CrosscoderWeights, load_crosscoder
 from .figures import fig_crosscoder, fig_hist, fig_shift, fig_transfer
 from .matching import Matching, matching_report
 from .persona import persona_report, prompt_persona_vectors
@@ -420,14 +420,20 @@ def run_stages(
         if crosscoder is None:
             results["crosscoder"] = {"status": "not run: no crosscoder given", "training": CROSSCODER_STATUS}
         else:
+            # featurescope.crosscoder imports this package, so it is imported here, not at the top
+            from ..crosscoder import analyse_crosscoder
+
             t = time.time()
             cc = crosscoder if isinstance(crosscoder, CrosscoderWeights) else load_crosscoder(crosscoder)
             ab = torch.cat([acts[("base", s)][0][acts[("base", s)][2]] for s in rows])
             ap = torch.cat([acts[("post", s)][0][acts[("post", s)][2]] for s in rows])
-            rep, ten = crosscoder_report(
+            # in the space the crosscoder was trained in: a folder saved by featurescope.crosscoder (cc.source) records
+            # each model's activation scale (cfg.json metadata.activation_scales) and is read with the activations x
+            # those scales; the dictionary_learning / Kissane layouts record none and are read in raw units, as before.
+            # The summary records which ("space", "activation_scales").
+            rep, ten = analyse_crosscoder(
                 cc,
-                ab,
-                ap,
+                torch.cat([ab, ap], -1),
                 base_only_max=cfg.base_only_max,
                 post_only_min=cfg.post_only_min,
                 nu_max=cfg.nu_max,
@@ -440,7 +446,7 @@ def run_stages(
                     ten,
                     rep["counts"]["post_only"],
                     f"crosscoder {cc.source or '(given)'} over {base_model.name} and "
-                    f"{post_model.name} at {hook}; Latent Scaling on the chat + plain texts",
+                    f"{post_model.name} at {hook}, read in {rep['space']}; Latent Scaling on the chat + plain texts",
                 )
             )
             timings["crosscoder"] = time.time() - t
