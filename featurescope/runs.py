@@ -11,6 +11,9 @@ from .store import write_json
 from .versions import environment
 
 SUMMARY_FORMAT = "featurescope.summary/1"
+#: Set by the ``featurescope`` command before it runs a command: its argv and every setting it ran with (flags,
+#: defaults, a ``--config`` file's values); :func:`write_summary` records it under ``cli``. ``None`` from Python.
+CLI_INVOCATION: dict[str, Any] | None = None
 
 
 @runtime_checkable
@@ -62,6 +65,8 @@ def write_summary(
         "timings_s": {k: round(float(v), 3) for k, v in timings.items()},
         "environment": environment(),
     }
+    if CLI_INVOCATION is not None:
+        doc["cli"] = jsonable(CLI_INVOCATION)
     path = run_dir / "summary.json"
     write_json(path, doc, indent=2)
     return path

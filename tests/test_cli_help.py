@@ -28,8 +28,14 @@ def _parsers() -> list[tuple[str, argparse.ArgumentParser]]:
 
 
 def _dests(*argv: str) -> set[str]:
+    """An action's own flags (the generic ``--config`` flags file every command takes is left out)."""
     parser = dict(_parsers())[" ".join(("featurescope", *argv))]
-    return {a.dest for a in parser._actions if not isinstance(a, argparse._HelpAction)}
+    generic = parser.get_default("config_kind") is not None
+    return {
+        a.dest
+        for a in parser._actions
+        if not isinstance(a, argparse._HelpAction) and not (generic and a.dest == "config")
+    }
 
 
 def test_the_walk_reaches_every_command_and_action():
@@ -59,9 +65,8 @@ def test_every_argument_has_help():
 
 
 def test_every_parser_shows_defaults():
-    plain = [
-        p for p, parser in _parsers() if not issubclass(parser.formatter_class, argparse.ArgumentDefaultsHelpFormatter)
-    ]
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    plain = [p for p, parser in _parsers() if not isinstance(parser._get_formatter(), fmt)]
     assert not plain, f"parsers whose --help does not show defaults: {plain}"
     for path, parser in _parsers():
         assert parser.format_help(), path  # a stray % in a help string fails here, not in front of a user
@@ -516,3 +521,46 @@ def test_abbreviated_flags_are_refused_everywhere(argv):
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args(argv)
     assert e.value.code == 2
+
+
+def test_every_runnable_command_takes_a_config_file():
+    """Issue 15: every command accepts ``--config FILE.yaml`` (its config dataclass, or its own flags)."""
+    from featurescope.cli.flagfile import leaves
+
+    missing = [leaf.prog for leaf in leaves(build_parser()) if not any(a.dest == "config" for a in leaf._actions)]
+    assert not missing, missing
+
+
+def test_flag_file_sets_flags_checked_by_the_parser_and_recorded_in_the_summary(monkeypatch, tmp_path, capsys):
+    """A flags file supplies a command's flags (lists as YAML lists), the command line overrides it, unknown keys
+    and bad values are the parser's own errors, and summary.json records every setting the command ran with."""
+    import json
+
+    import featurescope.cli.sae as sae_cli
+    from featurescope import runs
+
+    model = _Model()
+    monkeypatch.setattr(sae_cli, "load_model", lambda name, adapter=None: model)
+    seen: dict[str, Any] = {}
+
+    def train(model: Any, out: str, **kw: Any) -> None:
+        seen.update(kw)
+        runs.write_summary(out, "sae train", inputs={}, results={}, timings={})
+
+    monkeypatch.setattr(sae_cli, "sae_train", train)
+    cfg = tmp_path / "flags.yaml"
+    cfg.write_text("k: 8\nlayers: [2, 9]\ntraining-tokens: 1000\n")
+    out = tmp_path / "run"
+    assert main(["sae", "train", "--config", str(cfg), "--k", "16", "--out", str(out)]) == 0
+    assert seen["k"] == 16 and seen["layers"] == [2, 9] and seen["training_tokens"] == 1000  # the command line wins
+    cli = json.loads((out / "summary.json").read_text())["cli"]
+    assert cli["argv"][:3] == ["featurescope", "sae", "train"] and cli["settings"]["k"] == 16
+    assert cli["settings"]["training_tokens"] == 1000 and cli["settings"]["config"] == str(cfg)
+    assert runs.CLI_INVOCATION is None  # reset: a later Python call records no command line
+    cfg.write_text("kk: 8\n")
+    assert main(["sae", "train", "--config", str(cfg), "--out", str(out)]) == 2
+    assert "unknown key 'kk'" in capsys.readouterr().err
+    cfg.write_text("k: eight\n")
+    with pytest.raises(SystemExit) as e:
+        main(["sae", "train", "--config", str(cfg), "--out", str(out)])
+    assert e.value.code == 2 and "invalid int value: 'eight'" in capsys.readouterr().err

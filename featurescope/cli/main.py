@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import runs
 from ..errors import FeaturescopeError
 from . import (
     axis,
@@ -25,6 +26,7 @@ from . import (
     sae,
     stages,
 )
+from .flagfile import add_flag_files, settings, with_flag_file
 
 #: Command groups in the order ``featurescope --help`` lists them. Imported unconditionally: a missing module is an
 #: ImportError, never a silently missing command.
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", help="the command to run")
     for group in GROUPS:
         group.register(sub)
+    add_flag_files(p)
     _no_abbreviations(p)
     return p
 
@@ -91,13 +94,16 @@ def explicit_flags(argv: list[str] | None) -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.explicit = explicit_flags(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
+        args = with_flag_file(parser, argv, args)
+        args.explicit = explicit_flags(argv)
+        runs.CLI_INVOCATION = {"argv": ["featurescope", *argv], "settings": settings(args)}
         return int(args.func(args) or 0)
     except FeaturescopeError as e:
         print(f"featurescope {args.command}: error: {e}", file=sys.stderr)
@@ -109,3 +115,5 @@ def main(argv: list[str] | None = None) -> int:
             f"\nfeaturescope {args.command}: interrupted.{where} run the same command again to resume.", file=sys.stderr
         )
         return 130
+    finally:
+        runs.CLI_INVOCATION = None  # a later call from Python records no command line
