@@ -25,8 +25,13 @@ for kind in ("plain", "chat"):
     post = rows[0][2][kind]["fraction_variance_explained"]
     nulls = np.array([x[3][kind]["fraction_variance_explained"] for x in rows])
     lo, hi = float(nulls.min()), float(nulls.max())
+    n = len(nulls)
+    p = (1 + int((nulls <= post).sum())) / (n + 1)  # rank p of a lower FVE than the random LoRAs'
     verdict = (
-        "post-training lowers FVE more than every random LoRA" if post < lo else "not distinguishable from the null"
+        f"distinguishable from the null (p = {p:.2f})"
+        if p < 0.05
+        else f"not distinguishable from the null (rank p = {p:.2f} with {n} seeds; "
+        f"{'below every seed' if post < lo else 'inside the seeds'}; p < 0.05 needs >= 19 seeds)"
     )
     print(
         f"| {kind} | {own:.3f} | {post:.3f} | {', '.join(f'{x:.3f}' for x in nulls)} | [{lo:.3f}, {hi:.3f}] | "
