@@ -802,3 +802,31 @@ def test_random_lora_matches_the_weight_change_module_by_module(tmp_path):
     bt = t["m.layers.0.q_proj.lora_B.weight"] @ t["m.layers.0.q_proj.lora_A.weight"]
     assert abs(float(torch.nn.functional.cosine_similarity(ba.flatten(), bt.flatten(), dim=0))) < 0.3  # random
     assert (dst / "adapter_config.json").read_text() == (src / "adapter_config.json").read_text()
+
+
+def test_random_lora_null_over_seeds_both_ways(planted):
+    """The multi-seed transfer null: random LoRAs that change nothing (the base model) leave the base SAE's FVE where
+    it was, so the rotated post model's lower FVE is found; when every "random LoRA" is the post model itself the
+    observed FVE sits among the draws and is not called an effect. Models are made one per seed."""
+    from featurescope.stages.transfer import random_lora_null_fve
+
+    base, post, bs = planted["base"], planted["post"], planted["base_sae"]
+    rows = {"plain": plain_rows(base.tokenizer)}
+    a_p, _, keep = st.capture_rows(post, rows["plain"], HOOK)
+    from featurescope.saes import reconstruction_metrics
+
+    observed = {"plain": reconstruction_metrics(bs, a_p[keep])["fraction_variance_explained"]}
+    made: list[int] = []
+
+    def same_as_base(seed: int):
+        made.append(seed)
+        return base
+
+    found = random_lora_null_fve(bs, same_as_base, range(19), rows, HOOK, observed)
+    ev = found["evidence"]["plain"]
+    assert made == list(range(19)) and len(found["fve"]["plain"]) == 19
+    assert ev["verdict"] == "distinguishable from the null" and ev["p_lower"] == pytest.approx(1 / 20)
+    assert observed["plain"] < ev["null"]["lo"]
+    same = random_lora_null_fve(bs, lambda seed: post, range(5), rows, HOOK, observed)
+    assert same["evidence"]["plain"]["verdict"] == "not distinguishable from the null"
+    assert same["evidence"]["plain"]["p_lower"] == 1.0

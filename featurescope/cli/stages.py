@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ def _csv(s: str | None) -> tuple[str, ...]:
 
 
 def cmd_stages(args: argparse.Namespace) -> int:
-    from ..models import load_model
+    from ..models import Model, load_model
     from ..saes import load_sae, sae_hook
     from ..stages import PARTS, StagesConfig, load_persona_vectors, run_stages
     from ..traits import list_traits
@@ -61,17 +62,26 @@ def cmd_stages(args: argparse.Namespace) -> int:
         control = load_sae(args.control_sae, args.control_sae_id)
         check_sae(control, base, hook)
     null_model = None
-    if args.random_lora_null:
+    make_null: Callable[[int], Model] | None = None
+    if args.random_lora_null or args.random_lora_seeds:
         import tempfile
 
         from ..stages.random_lora import random_lora_like
 
         adapter = post.info.adapter
         if not adapter:
-            raise FeaturescopeError("--random-lora-null needs a post-trained model loaded with a peft adapter")
-        tmp = Path(tempfile.mkdtemp(prefix="featurescope-random-lora-"))
-        random_lora_like(adapter, tmp, seed=args.seed)
-        null_model = load_model(args.base, adapter=tmp, stage="base", device=args.device)
+            raise FeaturescopeError(
+                "--random-lora-null / --random-lora-seeds need a post-trained model with a peft adapter"
+            )
+        tmp_root = Path(tempfile.mkdtemp(prefix="featurescope-random-lora-"))
+
+        def null_for(seed: int) -> Model:
+            random_lora_like(adapter, tmp_root / str(seed), seed=seed)
+            return load_model(args.base, adapter=tmp_root / str(seed), stage="base", device=args.device)
+
+        make_null = null_for
+        if args.random_lora_null:
+            null_model = null_for(args.seed)
     res = run_stages(
         base,
         post,
@@ -86,6 +96,8 @@ def cmd_stages(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         control_sae=control,
         null_model=null_model,
+        null_seeds=range(args.seed + 1, args.seed + 1 + args.random_lora_seeds),
+        make_null_model=make_null,
     )
     _print(res)
     print(f"summary: {Path(args.out) / 'summary.json'}")
@@ -207,5 +219,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="also measure the base SAE on the base model + a random LoRA with the post adapter's per-module weight "
         "change (the transfer null; needs a post model with a peft adapter)",
+    )
+    s.add_argument(
+        "--random-lora-seeds",
+        type=int,
+        default=0,
+        help="the transfer null over this many more random LoRAs (seeds after --seed; FVE only, one model loaded at "
+        "a time; 19 give a rank p below 0.05)",
     )
     s.set_defaults(func=cmd_stages)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from torch import Tensor
 
 from .. import plots
 from ..cards import cards_html, make_cards
+from ..evidence.nulls import evidence_text
 from ..models import Model, hook_layer
 from ..runs import write_summary
 from ..saes import check_sae, sae_hook
@@ -27,7 +28,7 @@ from .persona import persona_report, prompt_persona_vectors
 from .results import StagesResult
 from .shift import activation_shift, encode_stats
 from .texts import TokenRows, capture_rows, check_pair, prepare_chat_rows, prepare_plain_rows
-from .transfer import transfer_metrics
+from .transfer import random_lora_null_fve, transfer_metrics
 
 
 def _sae_name(sae: Any, given: str | None) -> str:
@@ -55,6 +56,8 @@ def run_stages(
     command: str = "stages",
     control_sae: Any = None,
     null_model: Model | None = None,
+    null_seeds: Sequence[int] = (),
+    make_null_model: Callable[[int], Model] | None = None,
 ) -> StagesResult:
     """Run the cross-stage analysis (module docstring) and write ``out_dir/summary.json``, figures and ``cards.html``.
 
@@ -63,7 +66,9 @@ def run_stages(
     the generated held-out dialogues; ``plain_rows`` replace the corpus rows; ``persona_vectors``
     (``{trait: {"base": [L, d], "post": [L, d]}}``) replace the prompt-side extraction. ``null_model`` (the base
     model with a random LoRA of the post-trained adapter's weight-change norm, :mod:`.random_lora`) adds the
-    transfer null: the base SAE on a model moved as far in no particular direction. Returns a
+    transfer null: the base SAE on a model moved as far in no particular direction; ``null_seeds`` with
+    ``make_null_model(seed)`` add that null over many random LoRAs, FVE only, loaded one at a time
+    (``transfer.random_lora_nulls``: draws, central 95%, rank p-value, verdict). Returns a
     :class:`StagesResult` (read by key as the dict it used to be; ``summary.json`` holds its
     :meth:`~StagesResult.summary_results`, and ``to_dict()`` adds ``figures`` and ``timings``).
     """
@@ -216,9 +221,26 @@ def run_stages(
                         f"{null_tr[set_k]['fraction_variance_explained']:.3f}",
                         flush=True,
                     )
+        nulls_entry: dict[str, Any] = {}
+        if null_seeds and make_null_model is not None:
+            nulls_entry = random_lora_null_fve(
+                base_sae,
+                make_null_model,
+                null_seeds,
+                rows,
+                hook,
+                {k: tr["base_sae"]["post_model"][k]["fraction_variance_explained"] for k in rows},
+                batch_size=cfg.batch_size,
+                outlier_quantile=cfg.outlier_quantile,
+                progress=progress,
+            )
+            if progress:
+                for ev in nulls_entry["evidence"].values():
+                    print(f"[stages] {evidence_text(ev, '.3f')} (rank p {ev['p_lower']:.3f})", flush=True)
         results["transfer"] = {
             **tr,
             **({"random_lora_null": null_entry} if null_model is not None else {}),
+            **({"random_lora_nulls": nulls_entry} if nulls_entry else {}),
             "deltas": deltas,
             "note": "BOS/padding and the top 1% activation norms excluded from FVE/L0 (Kissane et "
             "al.); CE-loss recovered = (CE_zero_abl - CE_sae) / (CE_zero_abl - CE_clean) "
