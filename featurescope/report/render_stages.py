@@ -38,6 +38,16 @@ def stages_numbers(run: Run) -> list[Number]:
                     note="the transfer null: post-training must change FVE more than this does to say anything",
                 )
             )
+        many = get(tr, "random_lora_nulls", "evidence", set_k)
+        if isinstance(many, Mapping) and "estimate" in many:
+            n.append(
+                Number.from_evidence(
+                    f"base SAE FVE on the post-trained model vs {len(get(tr, 'random_lora_nulls', 'seeds') or [])} "
+                    f"random LoRAs ({set_k})",
+                    many,
+                    fmt_=".3f",
+                )
+            )
         ce_own = get(tr, "base_sae", "base_model", set_k, "ce_loss_recovered")
         ce_other = get(tr, "base_sae", "post_model", set_k, "ce_loss_recovered")
         if ce_own is not None and ce_other is not None:
