@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 D = Path("docs/evidence")
-runs = [D / "stages-transfer-null"] + sorted(D.glob("stages-transfer-null-seed*"))
+runs = [D / "stages-transfer-null"] + sorted(D.glob("stages-transfer-null-seed[0-9]*"))
 rows = []
 for r in runs:
     s = json.loads((r / "summary.json").read_text())
@@ -37,3 +37,18 @@ for kind in ("plain", "chat"):
         f"| {kind} | {own:.3f} | {post:.3f} | {', '.join(f'{x:.3f}' for x in nulls)} | [{lo:.3f}, {hi:.3f}] | "
         f"{verdict} |"
     )
+
+many = D / "stages-transfer-null-19seeds" / "summary.json"
+if many.exists():
+    t = json.loads(many.read_text())["results"]["transfer"]
+    nl = t["random_lora_nulls"]
+    print(f"\none run, {len(nl['seeds'])} random LoRAs (FVE only, the run's own texts):")
+    print("| text | base SAE on base | on our SFT | random LoRAs: mean [central 95%] | rank p | verdict |")
+    print("|---|---|---|---|---|---|")
+    for kind, ev in nl["evidence"].items():
+        own = t["base_sae"]["base_model"][kind]["fraction_variance_explained"]
+        n = ev["null"]
+        print(
+            f"| {kind} | {own:.3f} | {ev['estimate']['value']:.3f} | {n['mean']:.3f} [{n['lo']:.3f}, {n['hi']:.3f}] | "
+            f"{ev['p_lower']:.3f} | {ev['verdict']} |"
+        )
