@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .capture import capture
+from .distributed import capture_on_pool
 from .models import Model
 from .runs import write_summary
 from .store import ActivationStore
@@ -37,8 +38,6 @@ def capture_run(
     out = Path(out)
     store = ActivationStore(out / "activations", shard_size=shard_size)
     if pool is not None:
-        from .distributed import capture_on_pool  # Ray is optional: only with a pool
-
         acts = capture_on_pool(
             pool, model, prompts, hooks, store, reduction=reduction, batch_size=batch_size, dtype=dtype,
             progress=progress,

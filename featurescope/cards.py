@@ -137,10 +137,10 @@ class FeatureCard:
         return dataclasses.asdict(self)
 
     def _hist_png(self) -> str:
-        import matplotlib
+        import matplotlib  # heavy: matplotlib (~0.5 s)
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # heavy: matplotlib (~0.5 s)
 
         fig, ax = plt.subplots(figsize=(2.6, 1.3))
         centers = [(a + b) / 2 for a, b in zip(self.hist_edges[:-1], self.hist_edges[1:])]

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import torch
 
 from .errors import FeaturescopeError
+from .models import cache_dir
 
 DATA = Path(__file__).parent / "data"
 
@@ -183,8 +184,6 @@ def _tokenizer_key(tokenizer: Any) -> str:
 def sequence_cache_path(
     tokenizer: Any, split: str, context_size: int, seed: int, sources: Sequence[str] = DEFAULT_SOURCES
 ) -> Path:
-    from .models import cache_dir
-
     key = f"{CORPUS_VERSION}|{_tokenizer_key(tokenizer)}|{split}|{'+'.join(sources)}|{context_size}|{seed}"
     return cache_dir() / "corpus" / f"{split}-{context_size}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from jaxtyping import Float, Int
+from safetensors.torch import save_file
 from torch import Tensor
 
 from . import corpus
@@ -100,13 +101,15 @@ def fit_crosscoder(
     :func:`featurescope.sae_training.train_saes`) and are the probe for the reconstruction error before / after. ``run``
     (model names, hook, ...) plus the training settings identify the run: a checkpoint under ``out_dir/checkpoints``
     with other settings is an error, not silently resumed. Saves to ``out_dir/crosscoder``; returns what happened."""
-    from sae_lens import LoggingConfig
-    from sae_lens.config import SAETrainerConfig
-    from sae_lens.constants import SPARSITY_FILENAME
-    from sae_lens.training.sae_trainer import SAETrainer
-    from safetensors.torch import save_file
+    from sae_lens import LoggingConfig  # heavy: sae-lens (~4-6 s)
+    from sae_lens.config import SAETrainerConfig  # heavy: sae-lens (~4-6 s)
+    from sae_lens.constants import SPARSITY_FILENAME  # heavy: sae-lens (~4-6 s)
+    from sae_lens.training.sae_trainer import SAETrainer  # heavy: sae-lens (~4-6 s)
 
-    from .crosscoder_sae import BatchTopKCrosscoderTrainingSAE, BatchTopKCrosscoderTrainingSAEConfig
+    from .crosscoder_sae import (  # heavy: crosscoder_sae imports sae-lens
+        BatchTopKCrosscoderTrainingSAE,
+        BatchTopKCrosscoderTrainingSAEConfig,
+    )
 
     out = Path(out_dir)
     d_in = int(stats.shape[-1])

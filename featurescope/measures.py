@@ -7,6 +7,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import torch
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -43,8 +45,6 @@ def cohens_d(a: Tensor, b: Tensor) -> float:
     Undefined means fewer than 2 values on a side, or a pooled standard deviation that is zero or below float
     precision of the values (e.g. one answer per side printed d = 262,737,887,232 before this guard).
     """
-    import torch
-
     if len(a) < 2 or len(b) < 2:
         return float("nan")
     a, b = a.double(), b.double()

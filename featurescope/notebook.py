@@ -23,7 +23,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from . import saes
 from .errors import FeaturescopeError
+from .models.registry import OFFLINE_MODELS
 
 __all__ = ["NotebookSession", "find_root", "missing_sae_message", "require_path", "require_sae", "setup"]
 
@@ -60,7 +64,6 @@ class NotebookSession:
 
     def report_time(self) -> None:
         """Print ``notebook ran in N s wall-clock, M s CPU (T torch threads)`` (the notebook tests read this line)."""
-        import torch
 
         wall, cpu = self.elapsed()
         print(f"notebook ran in {wall:.0f} s wall-clock, {cpu:.0f} s CPU ({torch.get_num_threads()} torch threads)")
@@ -74,7 +77,6 @@ def setup(seed: int = 0, *, root: str | os.PathLike | None = None, keep_out: boo
     """Start a notebook: hide library warnings (deprecations from sae-lens / transformers that say nothing about the
     tutorial), seed torch, find the repository root (``root`` or from the working directory up) and make a
     temporary output folder (removed when the kernel exits unless ``keep_out``)."""
-    import torch
 
     warnings.filterwarnings("ignore")
     torch.manual_seed(seed)
@@ -103,7 +105,6 @@ def _retrain_command(folder: Path) -> str | None:
         if m and layers and m.group(1) not in layers.group(1).split(","):
             cmd = cmd[: layers.start(1)] + m.group(1) + cmd[layers.end(1) :]
         return cmd
-    from .models.registry import OFFLINE_MODELS
 
     if m and folder.parent.name in OFFLINE_MODELS:
         return (
@@ -134,21 +135,20 @@ def require_sae(spec: str | tuple[str, str | None], root: str | os.PathLike | No
     ``spec`` is ``(release, sae_id)`` for the sae-lens registry (Gemma Scope 2 online), ``(folder, None)`` for a
     folder relative to the repository ``root`` (the project's ``saes/``; default root: :func:`find_root`), or a
     ``featurescope:MODEL/HOOK`` name. A missing folder raises :class:`FeaturescopeError` saying how to get it."""
-    from .saes import SHIPPED_PREFIX, load_sae
 
     where, sae_id = (spec, None) if isinstance(spec, (str, os.PathLike)) else spec
     where = str(where)
     if sae_id is not None:
-        return load_sae(where, sae_id), f"{where}/{sae_id}"
-    if where.startswith(SHIPPED_PREFIX):
-        return load_sae(where), where  # resolve_shipped_sae says where shipped SAEs live when it is missing
+        return saes.load_sae(where, sae_id), f"{where}/{sae_id}"
+    if where.startswith(saes.SHIPPED_PREFIX):
+        return saes.load_sae(where), where  # resolve_shipped_sae says where shipped SAEs live when it is missing
     folder = Path(where).expanduser()
     base = None if folder.is_absolute() else (find_root() if root is None else Path(root))
     if base is not None:
         folder = base / folder
     if not (folder / "cfg.json").is_file():
         raise FeaturescopeError(missing_sae_message(where, base))
-    return load_sae(folder), where
+    return saes.load_sae(folder), where
 
 
 def require_path(path: str | os.PathLike, how: str) -> Path:

@@ -7,6 +7,7 @@ checkout. ``featurescope notebooks publish`` is the command; CI executes the sam
 
 from __future__ import annotations
 
+import html as _html
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,8 +45,8 @@ def execute(path: Path, *, timeout: int = CELL_TIMEOUT_S, kernel: str = "python3
     """Run a notebook top to bottom in its own folder; returns the executed notebook and the seconds it took.
     A failing cell raises :class:`FeaturescopeError` naming the notebook and the cell's error."""
     import nbformat  # optional [notebook] dependencies: imported only by the commands that need them
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient import NotebookClient  # optional: nbclient (the [notebook] extra)
+    from nbclient.exceptions import CellExecutionError  # optional: nbclient (the [notebook] extra)
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, resources={"metadata": {"path": str(path.parent)}})
@@ -59,7 +60,7 @@ def execute(path: Path, *, timeout: int = CELL_TIMEOUT_S, kernel: str = "python3
 
 def to_html(nb: Any, title: str) -> str:
     """The executed notebook as one HTML page with its images embedded (nbconvert's lab template)."""
-    from nbconvert import HTMLExporter
+    from nbconvert import HTMLExporter  # optional: nbconvert (comes with jupyter, the [notebook] extra)
 
     exporter = HTMLExporter(template_name="lab", embed_images=True)
     nb.metadata["title"] = title
@@ -110,8 +111,6 @@ def publish(
 
 def _write_index(out: Path) -> None:
     """``index.html``: one link per published page in ``out`` (pages from earlier runs included)."""
-    import html as _html
-
     pages = sorted(p for p in out.glob("*.html") if p.name != "index.html")
     items = "\n".join(f'<li><a href="{_html.escape(p.name)}">{_html.escape(p.stem)}</a></li>' for p in pages)
     (out / "index.html").write_text(

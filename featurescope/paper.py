@@ -7,6 +7,7 @@ reports (a number, a list, or the paper's own words when it gives a bound or a q
 from __future__ import annotations
 
 import dataclasses
+from html import escape
 from typing import Any
 
 
@@ -132,8 +133,6 @@ class Comparison:
         self.title = title
 
     def _repr_html_(self) -> str:
-        from html import escape
-
         cells = "".join(
             f"<tr><td>{escape(str(q))}</td><td>{escape(str(p))}</td><td><b>{escape(str(o))}</b></td>"
             f"<td><small>{escape(str(s))}</small></td></tr>"

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 
 def _plt() -> Any:
-    import matplotlib
+    import matplotlib  # heavy: matplotlib (~0.5 s)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: matplotlib (~0.5 s)
 
     return plt
 
 
 def _title(ax: Any, title: str) -> None:
-    import textwrap
-
     ax.set_title(textwrap.fill(title, 80), fontsize=8)
 
 

@@ -51,7 +51,7 @@ class DictAccess:
 
 def pandas_module() -> Any:
     try:
-        import pandas as pd
+        import pandas as pd  # optional: pandas (the [notebook] extra), ~1 s
     except ImportError as e:  # an optional dependency (the notebook and dev extras)
         raise ImportError("to_frame() needs pandas: pip install pandas (or featurescope[notebook])") from e
     return pd
@@ -61,8 +61,8 @@ def new_axes(ax: Any, size: tuple[float, float]) -> tuple[Any, Any]:
     """``(figure, axes)``: the given axes' figure, or a new Agg figure (no pyplot state, nothing written)."""
     if ax is not None:
         return ax.figure, ax
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy: matplotlib (~0.5 s)
+    from matplotlib.figure import Figure  # heavy: matplotlib (~0.5 s)
 
     fig = Figure(figsize=size)
     FigureCanvasAgg(fig)

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import torch
+
 from .store import write_json
 from .versions import environment
 
@@ -26,8 +28,6 @@ class SupportsToDict(Protocol):
 def jsonable(x: Any) -> Any:
     """``x`` as plain JSON values: dicts, lists, tensors (as lists), paths (as strings), objects with ``to_dict()``
     (typed results), non-finite floats as ``None``."""
-    import torch
-
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):

@@ -71,10 +71,13 @@ def train_saes(
     ``tokens`` are ``[n, context]`` rows (see :func:`featurescope.corpus.token_sequences`). Checkpoints go to
     ``out_dir/checkpoints``; with ``resume`` the newest one is picked up. Returns the saved folder of each SAE.
     """
-    from datasets import Dataset
-    from sae_lens import BatchTopKTrainingSAEConfig, LoggingConfig
-    from sae_lens.multi_sae_training_runner import MultiSAETrainingRunner, MultiSAETrainingRunnerConfig
-    from sae_lens.saes.sae import get_sae_training_class
+    from datasets import Dataset  # heavy: datasets (~1 s)
+    from sae_lens import BatchTopKTrainingSAEConfig, LoggingConfig  # heavy: sae-lens (~4-6 s)
+    from sae_lens.multi_sae_training_runner import (  # heavy: sae-lens (~4-6 s)
+        MultiSAETrainingRunner,
+        MultiSAETrainingRunnerConfig,
+    )
+    from sae_lens.saes.sae import get_sae_training_class  # heavy: sae-lens (~4-6 s)
 
     out = Path(out_dir)
     names = {h: h.replace(".", "_") for h in hooks}

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from jaxtyping import Float, Int
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from .capture import capture, stop_layer
@@ -73,7 +75,7 @@ def load_sae(
 ) -> Any:
     """Load an SAE: a local sae-lens folder (``cfg.json`` + safetensors), a shipped one by name
     (``featurescope:gemma-3-270m/layer_9_resid_post``, see :func:`list_shipped_saes`), or an sae-lens release and id."""
-    from sae_lens import SAE
+    from sae_lens import SAE  # heavy: sae-lens (~4-6 s)
 
     if isinstance(release_or_path, str) and release_or_path.startswith(SHIPPED_PREFIX):
         release_or_path = resolve_shipped_sae(release_or_path)
@@ -181,7 +183,7 @@ def check_sae_folder(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def registry_releases() -> list[str]:
-    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory  # heavy: sae-lens (~4-6 s)
 
     return sorted(get_pretrained_saes_directory().keys())
 
@@ -274,8 +276,8 @@ def ce_loss_recovered(
     uniform (CE ≈ ln |vocab|, 12.48 nats for Gemma 3): a lenient floor. With ``mean`` (the mean activation at the
     hook) the stricter **mean ablation** is measured too - every non-special position replaced by the mean, as the
     SAE splice replaces them - with ``ce_loss_recovered_vs_mean`` and the CE increase in nats."""
-    from sae_lens.evals import get_recons_loss
-    from sae_lens.training.activation_scaler import ActivationScaler
+    from sae_lens.evals import get_recons_loss  # heavy: sae-lens (~4-6 s)
+    from sae_lens.training.activation_scaler import ActivationScaler  # heavy: sae-lens (~4-6 s)
 
     h = hook or sae_hook(sae)
     ignore = None
@@ -415,15 +417,11 @@ def evaluate_sae(
 
 def compact(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16) -> Path:
     """Copy an sae-lens folder with its weights cast to ``dtype`` (fp16 halves the size; sae-lens reads it back)."""
-    import json as _json
-
-    from safetensors.torch import load_file, save_file
-
     src, dst = Path(src), Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     w = load_file(str(src / "sae_weights.safetensors"))
     save_file({k: v.to(dtype).contiguous() for k, v in w.items()}, str(dst / "sae_weights.safetensors"))
-    cfg = _json.loads((src / "cfg.json").read_text())
+    cfg = json.loads((src / "cfg.json").read_text())
     cfg["dtype"] = str(dtype).replace("torch.", "")
     write_json(dst / "cfg.json", cfg, indent=2)
     if (src / "sparsity.safetensors").exists():
@@ -432,6 +430,4 @@ def compact(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16
 
 
 def shutil_copy(a: Path, b: Path) -> None:
-    import shutil
-
     shutil.copyfile(a, b)

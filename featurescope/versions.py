@@ -12,6 +12,8 @@ import platform
 import sys
 from importlib import metadata
 
+import torch
+
 # Distributions whose versions go into every summary.json (distribution name -> key in the record).
 TRACKED: dict[str, str] = {
     "torch": "torch",
@@ -89,7 +91,7 @@ KNOWN_BREAKS: tuple[KnownBreak, ...] = (
 
 def versions() -> dict[str, str]:
     """featurescope, Python and every tracked library's installed version."""
-    from . import __version__
+    from . import __version__  # cycle: featurescope/__init__ imports versions before __version__ is set
 
     out = {"featurescope": __version__, "python": sys.version.split()[0]}
     for dist, key in TRACKED.items():
@@ -106,8 +108,6 @@ def known_breaks(vs: dict[str, str] | None = None) -> list[KnownBreak]:
 
 def environment() -> dict[str, object]:
     """The record written into every ``summary.json``: versions, platform, device and threads."""
-    import torch
-
     return {
         **versions(),
         "platform": platform.platform(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import pkgutil
 import subprocess
@@ -44,6 +45,33 @@ def test_every_module_imports_alone_in_a_fresh_interpreter():
         results = list(pool.map(_import_alone, MODULES))
     failed = {m: out.strip().splitlines()[-1] if out.strip() else f"exit {rc}" for m, rc, out in results if rc != 0}
     assert not failed, failed
+
+
+def _local_imports_without_reason() -> list[str]:
+    """``path:line: statement`` for each import inside a function (at any depth) with no ``#`` comment on its lines."""
+    root = Path(featurescope.__file__).parent
+    missing: set[tuple[str, int, str]] = set()
+    for path in sorted(root.rglob("*.py")):
+        src = path.read_text(encoding="utf-8")
+        lines = src.splitlines()
+        for func in ast.walk(ast.parse(src)):
+            if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(func):
+                if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                    continue
+                # an import statement holds no string literal, so a "#" on its lines starts a comment
+                end = node.end_lineno or node.lineno
+                if not any("#" in lines[i - 1] for i in range(node.lineno, end + 1)):
+                    missing.add((str(path.relative_to(root.parent)), node.lineno, lines[node.lineno - 1].strip()))
+    return [f"{path}:{line}: {text}" for path, line, text in sorted(missing)]
+
+
+def test_function_local_imports_give_a_reason():
+    """Imports sit at module top; one inside a function (an optional or heavy dependency, or an import cycle) says
+    why in a trailing comment, e.g. ``import matplotlib  # heavy: ...`` (issue 15)."""
+    missing = _local_imports_without_reason()
+    assert not missing, "function-local imports without a reason comment:\n" + "\n".join(missing)
 
 
 @pytest.mark.integration

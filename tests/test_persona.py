@@ -218,6 +218,15 @@ def test_run_persona_writes_everything(tiny_chat, tmp_path):
         assert (tmp_path / "run" / fig).exists()
     assert {"separation.png", "layer_choice.png", "steering.png", "monitor.png", "flagging.png"} == set(s["figures"])
     assert (tmp_path / "run" / "evil.response_mean.safetensors").exists()
+    # the typed result: the whole loop in one table with its nulls, the sweep's plot and frame
+    from matplotlib.figure import Figure
+
+    from featurescope.persona import PersonaRunResult
+
+    assert isinstance(res, PersonaRunResult) and res.to_dict()["chosen_layer"] == res["chosen_layer"]
+    page = res._repr_html_()
+    assert "persona loop" in page and "steering sweep" in page and "labels shuffled" in page
+    assert isinstance(res.plot(), Figure) and len(res.to_frame()) == 3
 
 
 def test_written_extraction_recovers_the_planted_direction(planted, tmp_path):

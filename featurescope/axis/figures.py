@@ -7,13 +7,12 @@ from typing import Any
 
 import torch
 
+from .. import plots
 from .pca import cosine
 from .vector import AssistantAxis
 
 
 def _plots() -> Any:
-    from .. import plots
-
     return plots
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -214,8 +215,6 @@ def role_judge(judge: Any = "auto") -> RoleJudge:
     else the offline role probe, validated on labelled role answers: ``featurescope judge eval``), ``"probe"``,
     ``"embedding"`` (the old proxy, whose rule included the AI word list), ``"llm"``, ``"none"``, an ``EmbeddingJudge`` / ``OpenAIJudge``
     instance, or anything with ``score_roles``."""
-    import os
-
     if hasattr(judge, "score_roles"):
         return judge
     if judge is None or judge == "none":

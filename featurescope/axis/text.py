@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ..judge import distinct_bigram_ratio as dbr
 from ..measures import term_regex
 
 # The AI-identity detector lives in featurescope.measures (one definition, shared with post-training evaluation).
@@ -20,6 +21,4 @@ def classify_completion(text: str, helpful: Sequence[str], fantastical: Sequence
 
 
 def distinct_bigram_ratio(text: str) -> float:
-    from ..judge import distinct_bigram_ratio as dbr
-
     return dbr(text)

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import einops
 import torch
 from jaxtyping import Float, Int
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import Tensor
 
 from ..errors import FeaturescopeError
@@ -291,9 +293,6 @@ class AssistantAxis:
 
     @classmethod
     def load(cls, path: str | Path) -> AssistantAxis:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
         path = Path(path)
         if path.is_dir():
             path = path / "axis.safetensors"

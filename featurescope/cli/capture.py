@@ -7,15 +7,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..capture import as_prompts
+from ..capture_run import capture_run
 from ..errors import FeaturescopeError
+from ..models import load_model
 from .io import add_ray_flags, parse_hooks, ray_pool, read_prompts
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from ..capture import as_prompts
-    from ..capture_run import capture_run
-    from ..models import load_model
-
     t0 = time.time()
     prompts_raw = read_prompts(args.prompts)
     if not prompts_raw:

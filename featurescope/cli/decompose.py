@@ -6,13 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..decompose_run import decompose_vector
+from ..models import load_model
+from ..persona import PersonaVector
+from ..saes import SHIPPED_PREFIX, check_sae_folder, load_sae, resolve_shipped_sae
+
 
 def cmd_decompose(args: argparse.Namespace) -> int:
-    from ..decompose_run import decompose_vector
-    from ..models import load_model
-    from ..persona import PersonaVector
-    from ..saes import SHIPPED_PREFIX, check_sae_folder, load_sae, resolve_shipped_sae
-
     pv = PersonaVector.load(args.vector)  # cheap checks first: nothing is loaded or written when one fails
     sae_src = resolve_shipped_sae(args.sae) if args.sae.startswith(SHIPPED_PREFIX) else Path(args.sae).expanduser()
     if sae_src.is_dir():

@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..demo import run_demo
+
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..demo import run_demo  # every model and analysis: imported when the command runs, not at CLI start-up
-
     run_demo(out=Path(args.out), quick=args.quick)
     return 0
 

@@ -7,30 +7,32 @@ import argparse
 from pathlib import Path
 from typing import Literal
 
+from ..axis.vector import AssistantAxis
+from ..exports import (
+    cards_from_summary,
+    export_control_vector,
+    export_neuronpedia,
+    read_control_vector,
+    save_pretrained,
+)
+from ..persona.vector import PersonaVector
 from .io import int_list, nonempty
 
 #: The control vector's file name inside ``export gguf --out FOLDER``.
 GGUF_NAME = "control_vector.gguf"
 
 
-def _source(args: argparse.Namespace):  # noqa: ANN202 - PersonaVector | AssistantAxis, imported lazily (torch)
-    from ..axis.vector import AssistantAxis
-    from ..persona.vector import PersonaVector
-
+def _source(args: argparse.Namespace) -> PersonaVector | AssistantAxis:
     return PersonaVector.load(args.vector) if args.vector else AssistantAxis.load(args.axis)
 
 
 def _pretrained(args: argparse.Namespace) -> int:
-    from ..exports import save_pretrained
-
     out = save_pretrained(_source(args), args.out, overwrite=args.overwrite)
     print(f"wrote {out}/config.json and {out}/vectors.safetensors")
     return 0
 
 
 def _gguf(args: argparse.Namespace) -> int:
-    from ..exports import export_control_vector, read_control_vector
-
     path = export_control_vector(
         _source(args),
         Path(args.out) / GGUF_NAME,
@@ -49,8 +51,6 @@ def _gguf(args: argparse.Namespace) -> int:
 
 
 def _neuronpedia(args: argparse.Namespace) -> int:
-    from ..exports import cards_from_summary, export_neuronpedia
-
     cards, extras = cards_from_summary(args.decomposition)
     out = export_neuronpedia(
         cards,

@@ -4,10 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
+from .. import features, models, saes, traits
+from ..errors import FeaturescopeError
+from ..features import interpret, steer
+from ..judges import choose
 from ..judges.choose import JUDGE_NAMES
+from ..store import write_json
 from .io import int_list, nonempty
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -27,14 +33,10 @@ def _judge_name(s: str) -> str:
 
 
 def cmd_features_shared(args: argparse.Namespace) -> int:
-    from ..features import load_pairs, run_shared
-    from ..models import load_model
-    from ..saes import load_sae
-
-    pairs = load_pairs(args.pairs) if args.pairs else None
-    model = load_model(args.model)
-    sae = load_sae(args.sae)
-    res = run_shared(model, sae, args.out, pairs=pairs, n_perm=args.n_perm, n_shuffles=args.shuffles,
+    pairs = features.load_pairs(args.pairs) if args.pairs else None
+    model = models.load_model(args.model)
+    sae = saes.load_sae(args.sae)
+    res = features.run_shared(model, sae, args.out, pairs=pairs, n_perm=args.n_perm, n_shuffles=args.shuffles,
                      sae_name=str(args.sae))  # fmt: skip
     for t, v in res["themes"].items():
         lat = ", ".join(f"{d['latent']} (z {d['z_assistant']:.1f} / {d['z_character']:.1f})" for d in v["latents"])
@@ -45,25 +47,17 @@ def cmd_features_shared(args: argparse.Namespace) -> int:
 
 
 def cmd_features_interpret(args: argparse.Namespace) -> int:
-    import json
-
-    from ..errors import FeaturescopeError
-    from ..features.interpret import run_interpret
-    from ..judges.choose import get_judge
-    from ..models import load_model
-    from ..saes import load_sae
-    from ..traits import load_trait
-
     dec = json.loads(Path(args.decomposition).read_text())["results"]["decompositions"]
     latents = {}
     for v in args.views:
         if v not in dec:
             raise FeaturescopeError(f"{args.decomposition} has no {v!r} view (it has {', '.join(dec)})")
         latents[v] = [int(t[0]) for t in dec[v]["top"][: args.k]]
-    model = load_model(args.model)
-    sae = load_sae(args.sae)
-    res = run_interpret(model, sae, latents, load_trait(args.trait), get_judge(args.judge), args.out,
-                        n_null=args.n_null, sae_name=str(args.sae))  # fmt: skip
+    model = models.load_model(args.model)
+    sae = saes.load_sae(args.sae)
+    trait, judge = traits.load_trait(args.trait), choose.get_judge(args.judge)
+    res = interpret.run_interpret(model, sae, latents, trait, judge, args.out, n_null=args.n_null,
+                                  sae_name=str(args.sae))  # fmt: skip
     u = res["uniform_null"]
     print(f"null (random firing latents): score {u['mean']:.1f} +- {u['sd']:.1f} (n = {u['n']})")
     for view, v in res["views"].items():
@@ -75,24 +69,16 @@ def cmd_features_interpret(args: argparse.Namespace) -> int:
 
 
 def cmd_features_steer(args: argparse.Namespace) -> int:
-    from ..errors import FeaturescopeError
-    from ..features.interpret import heldout_texts, latent_contexts
-    from ..features.steer import latent_steering
-    from ..judges.choose import get_judge
-    from ..models import load_model
-    from ..saes import load_sae
-    from ..store import write_json
-    from ..traits import load_trait
-
     if args.mode == "clamp" and args.value is None:  # checked before the model loads
         raise FeaturescopeError("features steer --mode clamp needs --value (the activation the latent is clamped to)")
-    model = load_model(args.model)
-    sae = load_sae(args.sae)
-    trait = load_trait(args.trait)
-    texts = [t for _, t in heldout_texts()][: args.density_texts]
-    density = latent_contexts(model, sae, texts, n_top=1)["density"]  # firing density for the matched controls
-    res = latent_steering(
-        model, sae, args.latents, trait, get_judge(args.judge), list(trait.eval_questions[: args.n_questions]),
+    model = models.load_model(args.model)
+    sae = saes.load_sae(args.sae)
+    trait = traits.load_trait(args.trait)
+    texts = [t for _, t in interpret.heldout_texts()][: args.density_texts]
+    contexts = interpret.latent_contexts(model, sae, texts, n_top=1)
+    density = contexts["density"]  # firing density for the matched controls
+    res = steer.latent_steering(
+        model, sae, args.latents, trait, choose.get_judge(args.judge), list(trait.eval_questions[: args.n_questions]),
         density, mode=args.mode, value=args.value, alpha=args.alpha, n_random=args.n_random, seeds=tuple(args.seeds),
         max_new_tokens=args.max_new_tokens,
     )  # fmt: skip

@@ -4,8 +4,11 @@ trait expression, emergent misalignment, preventative steering, emergence over s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
+from ..finetune import FinetuneShiftConfig, load_set, run_finetune_shift, set_names
+from ..finetune.diffing import FinetuneDiffConfig, run_finetune_diff
 from .io import add_config_flag, config_from_args
 
 
@@ -18,8 +21,6 @@ def _names(s: str) -> tuple[str, ...]:
 
 
 def cmd_finetune_shift(args: argparse.Namespace) -> int:
-    from ..finetune import FinetuneShiftConfig, load_set, run_finetune_shift, set_names
-
     if args.list_sets:
         for name in set_names():
             s = load_set(name, args.data)
@@ -34,8 +35,6 @@ def cmd_finetune_shift(args: argparse.Namespace) -> int:
         preventative_set="" if args.no_preventative else None,
     )
     if cfg.preventative_set == "":
-        import dataclasses
-
         cfg = dataclasses.replace(cfg, preventative_set=None)
     res = run_finetune_shift(cfg, args.out, device=args.device, train=not args.summarise_only)
     d = res["finetunes_done"]
@@ -58,8 +57,6 @@ def cmd_finetune_shift(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune_diff(args: argparse.Namespace) -> int:
-    from ..finetune.diffing import FinetuneDiffConfig, run_finetune_diff
-
     cfg = config_from_args(FinetuneDiffConfig, args, {"steer_fracs": "steer_frac"})
     res = run_finetune_diff(args.run, cfg, args.out, edits=not args.no_edits)
     print(f"SAE at layer {res['layer']}, {res['position']} activations, {res['n_finetunes']} fine-tunes")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..capture import default_hooks
 from ..configs import Config
+from ..distributed import ModelSpec, RayCluster, WorkerPool
 from ..errors import FeaturescopeError
 from ..models import Model
 
@@ -90,8 +93,6 @@ def read_prompts(path: str) -> list[Any]:
 
 
 def parse_hooks(model: Model, hooks: str | None, layers: str | None) -> list[str]:
-    from ..capture import default_hooks
-
     if hooks:
         return [h.strip() for h in hooks.split(",") if h.strip()]
     if layers:
@@ -123,8 +124,6 @@ def config_from_args(cls: type[C], args: Any, fields: dict[str, str] | None = No
     """A ``cls`` config: ``--config`` file (or the class defaults), then every flag the user gave explicitly
     (``fields`` maps config field -> argparse dest where they differ), then ``computed`` values the command derived
     itself. Unknown keys and wrong types in the file are a ConfigError naming the key."""
-    import dataclasses
-
     base = cls.from_file(args.config) if getattr(args, "config", None) else cls()
     explicit: set[str] = getattr(args, "explicit", set(vars(args)))
     fields = fields or {}
@@ -165,7 +164,6 @@ def ray_pool(args: Any, model: str, **spec: Any) -> Iterator[Any]:
     if getattr(args, "ray", None) is None:
         yield None
         return
-    from ..distributed import ModelSpec, RayCluster, WorkerPool  # Ray is optional: only with --ray
 
     address = None if args.ray == "local" else args.ray
     gpus = float(args.gpus_per_worker)

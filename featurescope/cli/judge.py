@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from ..judges.probe import PROBE_PATH
+from ..judges.roles import ROLE_PROBE_PATH
+from ..judges.run import CANDIDATES, run_judge_eval, run_judge_score, run_judge_train
 
 
 def cmd_judge_eval(args: argparse.Namespace) -> int:
-    from ..judges.run import CANDIDATES, run_judge_eval
-
     judges = [j.strip() for j in args.judge.split(",")] if args.judge else list(CANDIDATES)
     res = run_judge_eval(
         judges, labels=args.labels, out=args.out, seed=args.seed, written=not args.no_written, roles=not args.labels
@@ -20,12 +23,6 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_judge_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..judges.probe import PROBE_PATH
-    from ..judges.roles import ROLE_PROBE_PATH
-    from ..judges.run import run_judge_train
-
     out = Path(args.out)
     paths = run_judge_train(
         labels=args.labels,
@@ -39,16 +36,12 @@ def cmd_judge_train(args: argparse.Namespace) -> int:
 
 
 def cmd_judge_score(args: argparse.Namespace) -> int:
-    from ..judges.run import run_judge_score
-
     rows = run_judge_score(args.trait, args.input, judge=args.judge, output=args.output)
     print(f"scored {len(rows)} answers for {args.trait} with {rows[0]['judge'] if rows else args.judge}")
     return 0
 
 
 def register(sub: Any) -> None:
-    from ..judges.probe import PROBE_PATH
-
     j = sub.add_parser(
         "judge",
         help="judges: eval (agreement with labelled real outputs) | train (probe) | score FILE",

@@ -6,10 +6,10 @@ import argparse
 import json
 from typing import Any
 
+from ..models import list_models
+
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from ..models import list_models
-
     rows = list_models()
     if args.json:
         print(json.dumps(rows, indent=2))

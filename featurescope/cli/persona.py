@@ -9,7 +9,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import judge as judge_lib
+from .. import models, persona
 from ..errors import FeaturescopeError
+from ..evidence.nulls import evidence_text
+from ..persona import ExtractionConfig, check_flag_rows, commands
 from .io import (
     add_config_flag,
     add_ray_flags,
@@ -29,14 +33,10 @@ FMT = argparse.ArgumentDefaultsHelpFormatter
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..judge import default_judge
-    from ..models import load_model
-    from ..persona import ExtractionConfig, run_persona
-
     out = Path(args.out)
-    judge = default_judge()  # a configured judge endpoint is checked here, before anything is generated
-    model = load_model(args.model)
-    res = run_persona(
+    judge = judge_lib.default_judge()  # a configured judge endpoint is checked here, before anything is generated
+    model = models.load_model(args.model)
+    res = persona.run_persona(
         model,
         args.trait,
         judge,
@@ -60,22 +60,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from ..evidence.nulls import evidence_text
-    from ..judge import default_judge
-    from ..models import load_model
-    from ..persona import ExtractionConfig
-    from ..persona.commands import persona_extract
-
     out = Path(args.out)
-    judge = default_judge()  # a configured judge endpoint is checked here, before anything is generated
-    model = load_model(args.model)
+    judge = judge_lib.default_judge()  # a configured judge endpoint is checked here, before anything is generated
+    model = models.load_model(args.model)
     cfg = config_from_args(ExtractionConfig, args)
     kw = {"written": args.written, "ray": args.ray, "workers": args.workers}
     if args.written:  # written answers: nothing is generated, so no worker pool
-        res = persona_extract(model, args.trait, judge, out, cfg, **kw)
+        res = commands.persona_extract(model, args.trait, judge, out, cfg, **kw)
     else:
         with ray_pool(args, args.model) as pool:
-            res = persona_extract(model, args.trait, judge, out, cfg, pool=pool, **kw)
+            res = commands.persona_extract(model, args.trait, judge, out, cfg, pool=pool, **kw)
     sep, best = res["separation"], res["best_separation_layer"]
     if best is None:
         print("Cohen's d is undefined at every layer (fewer than 2 kept answers on a side, or no spread)")
@@ -92,16 +86,11 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from ..evidence.nulls import evidence_text
-    from ..models import load_model
-    from ..persona import ExtractionConfig
-    from ..persona.commands import persona_rebuild
-
     out = Path(args.out)
     rows = [json.loads(x) for x in Path(args.responses).read_text().splitlines() if x.strip()]  # before the model
-    model = load_model(args.model)
+    model = models.load_model(args.model)
     cfg = config_from_args(ExtractionConfig, args)
-    res = persona_rebuild(model, args.trait, rows, out, cfg, responses=args.responses)
+    res = commands.persona_rebuild(model, args.trait, rows, out, cfg, responses=args.responses)
     sep, rr, best = res["separation"], res["reread"], res["best_separation_layer"]
     for tag, sp in (("with the system prompt", sep), ("re-read without it", rr["separation"])):
         if best is not None and sp.get("held_out"):
@@ -114,33 +103,25 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 def _vector(args: argparse.Namespace) -> PersonaVector:
     """The persona vector of steer / monitor / flag, read before anything else (a cheap check)."""
-    from ..persona import PersonaVector
-
-    return PersonaVector.load(args.vector)
+    return persona.PersonaVector.load(args.vector)
 
 
 def _model_for(args: argparse.Namespace, pv: PersonaVector) -> Model:
     """The model, with the vector checked against it at ``--layer``."""
-    from ..models import load_model
-
-    model = load_model(args.model)
+    model = models.load_model(args.model)
     pv.check_fits(model, model.resid_hook(args.layer), allow_other_model=args.allow_other_model)
     return model
 
 
 def _steer(args: argparse.Namespace) -> int:
-    from ..evidence.nulls import evidence_text
-    from ..judge import default_judge
-    from ..persona.commands import persona_steer
-
     t0 = time.time()
     if args.controls > 0 and (0.0 not in args.alphas or max(args.alphas) <= 0):
         raise FeaturescopeError("--controls needs alpha 0 and a positive alpha in --alphas (or pass --controls 0)")
     pv = _vector(args)
-    judge = default_judge()  # a configured judge endpoint is checked here, before anything is generated
+    judge = judge_lib.default_judge()  # a configured judge endpoint is checked here, before anything is generated
     model = _model_for(args, pv)
     out = Path(args.out)
-    sw = persona_steer(
+    sw = commands.persona_steer(
         model, pv, judge, out, layer=args.layer, alphas=args.alphas, n_questions=args.n_questions, seeds=args.seeds,
         controls=args.controls, seed=args.seed, vector_path=args.vector, started=t0, **_max_new(args),
     )  # fmt: skip
@@ -151,15 +132,12 @@ def _steer(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from ..judge import default_judge
-    from ..persona.commands import persona_monitor
-
     t0 = time.time()
     pv = _vector(args)
-    judge = default_judge()  # a configured judge endpoint is checked here, before anything is generated
+    judge = judge_lib.default_judge()  # a configured judge endpoint is checked here, before anything is generated
     model = _model_for(args, pv)
     out = Path(args.out)
-    mon = persona_monitor(
+    mon = commands.persona_monitor(
         model, pv, judge, out, layer=args.layer, n_questions=args.n_questions, seeds=args.seeds,
         vector_path=args.vector, started=t0, **_max_new(args),
     )  # fmt: skip
@@ -172,16 +150,12 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def _flag(args: argparse.Namespace) -> int:
-    from ..evidence.nulls import evidence_text
-    from ..persona import check_flag_rows
-    from ..persona.commands import persona_flag
-
     t0 = time.time()
     pv = _vector(args)
     rows = check_flag_rows(read_prompts(args.dataset), args.dataset)  # cheap checks before the model loads
     model = _model_for(args, pv)  # flagging reads projections only: no judge
     out = Path(args.out)
-    fs_ = persona_flag(
+    fs_ = commands.persona_flag(
         model, pv, rows, out, layer=args.layer, dataset=args.dataset, seed=args.seed, vector_path=args.vector,
         started=t0, **_max_new(args),
     )  # fmt: skip
@@ -215,8 +189,6 @@ def _trait(p: argparse.ArgumentParser) -> None:
 def _extraction(p: argparse.ArgumentParser, generated: bool) -> None:
     """ExtractionConfig's fields (``--config`` FILE, then these flags); ``generated``: the generation and judge
     filter knobs too (extract / run; rebuild re-reads kept answers)."""
-    from ..persona.extraction import ExtractionConfig
-
     add_config_flag(p, "ExtractionConfig")
     p.add_argument(
         "--handling",

@@ -6,14 +6,13 @@ import argparse
 import shutil
 from pathlib import Path
 
+from ..posttrain import PosttrainConfig, posttrain
 from .io import add_config_flag, config_from_args
 
 SHIPPED_ADAPTER = Path(__file__).parent / "adapters" / "gemma-3-270m-sft"
 
 
 def cmd_posttrain(args: argparse.Namespace) -> int:
-    from ..posttrain import PosttrainConfig, posttrain
-
     explicit = getattr(args, "explicit", set())
     cfg = config_from_args(
         PosttrainConfig,

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeaturescopeError
+from ..report import browser_check, find_chromium, write_report
+from ..runs import write_summary
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..report import browser_check, find_chromium, write_report
-
     t0 = time.time()
     if Path(args.out).suffix.lower() in (".html", ".htm"):
         raise FeaturescopeError(
@@ -43,8 +43,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         for e in check["errors"][:20]:
             print(f"  error: {e}")
     # The report's own summary, unless its folder already holds another command's run.
-    from ..runs import write_summary
-
     existing = out.parent / "summary.json"
     other = None
     if existing.exists():

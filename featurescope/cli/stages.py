@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import FeaturescopeError
+from ..models import Model, load_model
+from ..saes import check_sae, load_sae, sae_hook
+from ..stages import PARTS, StagesConfig, load_persona_vectors, run_stages
+from ..stages.random_lora import random_lora_like
+from ..traits import list_traits
 from .io import add_config_flag, config_from_args
 
 
@@ -17,11 +23,6 @@ def _csv(s: str | None) -> tuple[str, ...]:
 
 
 def cmd_stages(args: argparse.Namespace) -> int:
-    from ..models import Model, load_model
-    from ..saes import load_sae, sae_hook
-    from ..stages import PARTS, StagesConfig, load_persona_vectors, run_stages
-    from ..traits import list_traits
-
     parts = _csv(args.parts) or PARTS
     skip = set(_csv(args.skip))
     parts = tuple(p for p in parts if p not in skip)
@@ -57,17 +58,11 @@ def cmd_stages(args: argparse.Namespace) -> int:
     )
     control = None
     if args.control_sae:
-        from ..saes import check_sae
-
         control = load_sae(args.control_sae, args.control_sae_id)
         check_sae(control, base, hook)
     null_model = None
     make_null: Callable[[int], Model] | None = None
     if args.random_lora_null or args.random_lora_seeds:
-        import tempfile
-
-        from ..stages.random_lora import random_lora_like
-
         adapter = post.info.adapter
         if not adapter:
             raise FeaturescopeError(

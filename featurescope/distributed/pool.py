@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import torch
+
 from ..configs import Config
 from ..errors import FeaturescopeError
+from ..models import load_model
 from .cluster import _ray
 
 
@@ -26,8 +30,6 @@ class ModelSpec(Config):
     num_gpus: float = 0.0
 
     def load(self) -> Any:
-        from ..models import load_model  # in the worker process
-
         return load_model(
             self.name,
             stage=self.stage,  # type: ignore[arg-type]
@@ -43,8 +45,6 @@ class _Worker:
     """The actor body: one model, loaded when the actor starts (and again if Ray restarts it)."""
 
     def __init__(self, spec: ModelSpec):
-        import torch
-
         torch.set_num_threads(max(1, int(spec.num_cpus)))
         # a load error is kept and reported by ready(), not raised: an actor whose constructor raises is restarted
         # and retried by Ray instead of failing the pool at once
@@ -60,13 +60,9 @@ class _Worker:
         return fn(self.model, *args, **kw)
 
     def ready(self) -> tuple[int, str | None]:
-        import os
-
         return os.getpid(), self.error
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
 

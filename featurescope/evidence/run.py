@@ -19,6 +19,7 @@ from ..capture import as_prompts, capture
 from ..errors import FeaturescopeError
 from ..formatting import Message
 from ..models import Model
+from ..persona.sweeps import steering_sweep
 from ..persona.vector import PersonaVector
 from ..runs import write_summary
 from ..saes import load_sae, sae_hook
@@ -181,7 +182,6 @@ def steering_per_norm(
     """Steering effect of each handling's vector rescaled to the same ``norm`` (so the effect is per unit norm):
     trait score with ``+v`` minus unsteered, per question (mean over ``seeds``), bootstrap interval over questions;
     null: ``n_random`` isotropic random directions of that norm, same questions and seeds."""
-    from ..persona.sweeps import steering_sweep  # persona imports evidence: at call time, not at import
 
     def scores(v: Tensor | None) -> np.ndarray:
         sw = steering_sweep(

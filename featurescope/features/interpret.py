@@ -9,15 +9,24 @@ latents fire everywhere and their "top contexts" say little.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
+from tqdm.auto import tqdm
 
+from .. import corpus
+from ..finetune.data import DATA, FLAWED_FIELDS, TRAIT_FIELDS, TRAITS, read_rows
 from ..models import Model
+from ..runs import write_summary
+from ..store import write_jsonl
+from .pairs import load_pairs
 from .steer import density_matched
 
 
@@ -36,8 +45,6 @@ def latent_contexts(
 ) -> dict[str, Any]:
     """One pass over ``texts`` (plain text, BOS first): every latent's firing density, its ``n_top`` top
     activations with (text, position), and the mean activation vector."""
-    from tqdm.auto import tqdm
-
     h = hook or sae.cfg.metadata.hook_name
     tok = model.tokenizer
     seqs = []
@@ -175,15 +182,9 @@ def heldout_texts(n_general: int = 400, seed: int = 0) -> list[tuple[str, str]]:
     """(source, text) pairs of held-out text with persona content: the corpus' held-out documents (general text,
     ``n_general`` of them, cut to paragraphs), every answer of the shipped fine-tuning sets (neutral, mild, strong;
     correct and flawed) and both members of the paired contexts. None of it built the persona vectors or SAEs."""
-    import random
-
-    from ..corpus import documents
-    from ..finetune.data import DATA, FLAWED_FIELDS, TRAIT_FIELDS, TRAITS, read_rows
-    from .pairs import load_pairs
-
     out: list[tuple[str, str]] = []
     try:
-        docs = documents("heldout")
+        docs = corpus.documents("heldout")
     except Exception:  # noqa: BLE001 - the Debian corpus may be absent; persona texts are enough to run
         docs = []
     rng = random.Random(seed)
@@ -216,12 +217,6 @@ def run_interpret(
 ) -> dict[str, Any]:
     """Interpretation scores of each view's latents (e.g. ``{"selectivity": [...10], "attribution": [...10]}``)
     against the nulls; writes ``summary.json`` and ``scores.jsonl`` (one row per scored latent, nulls included)."""
-    import time
-    from pathlib import Path
-
-    from ..runs import write_summary
-    from ..store import write_jsonl
-
     t0 = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

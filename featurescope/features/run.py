@@ -16,9 +16,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..capture import as_prompts, capture
+from ..cards import cards_html, make_cards
+from ..decompose_run import padded_rows
 from ..errors import FeaturescopeError
 from ..models import Model
 from ..runs import write_summary
+from ..saes import check_sae
 from ..store import atomic_write_text, write_jsonl
 from .pairs import PairedContext, load_pairs
 from .shared import chance_count, shared_latents
@@ -30,8 +34,6 @@ def member_latents(
 ) -> tuple[Tensor, list[Tensor]]:
     """Mean SAE activation over each conversation's reply tokens: ``(n, latents)``, and each conversation's
     token ids (for cards)."""
-    from ..capture import as_prompts, capture
-
     prompts = as_prompts(model, list(conversations))
     acts = capture(model, prompts, [hook], reduction="all", batch_size=batch_size, progress=False)
     off, roles, h = acts.offsets, acts.role_ids, acts[hook]
@@ -60,10 +62,6 @@ def run_shared(
     cards: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    from ..cards import cards_html, make_cards
-    from ..decompose_run import padded_rows
-    from ..saes import check_sae
-
     t0 = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

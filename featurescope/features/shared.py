@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 import torch
@@ -33,8 +34,6 @@ class SharedLatents:
 
 def z_crit(n_tests: int, alpha: float = 0.05) -> float:
     """One-sided normal threshold for a Bonferroni family of ``n_tests``."""
-    from statistics import NormalDist
-
     return NormalDist().inv_cdf(1 - alpha / max(1, n_tests))
 
 

@@ -24,6 +24,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..errors import FeaturescopeError
+from ..evidence.nulls import control_evidence
+from ..generate import generate
 from ..models import Model
 
 Mode = Literal["add", "clamp"]
@@ -99,9 +101,6 @@ def latent_steering(
     """For each latent: the trait effect of the edit per question (sampled answers, mean over ``seeds``) against
     ``n_random`` random latents of matched firing ``density`` given the same edit on the same questions and seeds.
     ``value`` (clamp, required) is the activation the latent is clamped to; ``alpha`` (add) the steering norm."""
-    from ..evidence.nulls import control_evidence
-    from ..generate import generate
-
     if mode == "clamp" and value is None:
         raise FeaturescopeError("clamp needs value= (e.g. a multiple of the latent's top activation)")
     h = hook or sae.cfg.metadata.hook_name

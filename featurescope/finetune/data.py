@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import DataError
+from ..judges.evalset import read_jsonl
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "finetune"
 TRAITS = ("evil", "sycophancy", "hallucination")
@@ -81,8 +82,6 @@ class FinetuneSet:
 def read_rows(path: str | Path, fields: Sequence[str]) -> list[dict[str, str]]:
     """Rows of a JSONL file (read by :func:`featurescope.judges.evalset.read_jsonl`), each with every field in
     ``fields`` a non-empty string and a unique ``id``; errors name ``file:line``."""
-    from ..judges.evalset import read_jsonl
-
     p = Path(path)
     rows, ids = [], set()
     for i, row in read_jsonl(p, "dataset file"):

@@ -38,7 +38,10 @@ from ..configs import Config
 from ..errors import FeaturescopeError
 from ..evidence.nulls import control_evidence
 from ..features.steer import density_matched, latent_edit_hook
+from ..judges.choose import get_judge
+from ..posttrain import decoder_layers
 from ..runs import write_summary
+from ..saes import load_sae
 from ..store import write_jsonl
 from . import diff
 from .config import FinetuneShiftConfig
@@ -123,7 +126,6 @@ def passage_latents(hf: Any, tok: Any, sae: Any, texts: Sequence[str], layer: in
 def layer_edit(hf: Any, layer: int, fn: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
     """Apply ``fn`` to the hidden states leaving decoder layer ``layer`` (= TL ``blocks.L.hook_resid_post``) on every
     forward pass inside the block (prompt and each generated token)."""
-    from ..posttrain import decoder_layers
 
     def hook(module: Any, inputs: Any, output: Any) -> Any:
         if isinstance(output, tuple):
@@ -157,7 +159,7 @@ def per_question(rows: Sequence[dict[str, Any]], questions: Sequence[str]) -> np
 def load_adapter(base_hf: Any, folder: Path) -> Any:
     if not (folder / "adapter_model.safetensors").exists():
         raise FeaturescopeError(f"{folder}: no adapter (adapters are not committed; rerun that fine-tune)")
-    from peft import PeftModel
+    from peft import PeftModel  # heavy: peft (~3-5 s, with transformers)
 
     return PeftModel.from_pretrained(copy.deepcopy(base_hf), str(folder)).eval()
 
@@ -187,8 +189,6 @@ def run_finetune_diff(
     if cfg.position not in ("response", "prompt"):
         raise FeaturescopeError(f"position must be 'response' or 'prompt', not {cfg.position!r}")
     if sae is None:
-        from ..saes import load_sae
-
         if not cfg.sae:
             raise FeaturescopeError("finetune-diff needs an SAE (--sae)")
         sae = load_sae(cfg.sae)
@@ -325,8 +325,6 @@ def _edits(
     """Steer the base model with the latent's decoder direction, ablate it in a fine-tune of another seed; each
     against the same edit with ``controls``. Effects per held-out question of the trait's judged expression."""
     if judge is None:
-        from ..judges.choose import get_judge
-
         judge = get_judge(rcfg.judge)
     pr = dataclasses.replace(probe, questions=tuple(questions))
     base = json.loads((run / "base" / "result.json").read_text())
@@ -384,10 +382,10 @@ def _edits(
 
 
 def _figure(out: Path, rows: Sequence[dict[str, Any]], results: dict[str, Any]) -> str:
-    import matplotlib
+    import matplotlib  # heavy: matplotlib (~0.5 s)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: matplotlib (~0.5 s)
 
     traits = list(results["traits"])
     fig, axes = plt.subplots(1, len(traits), figsize=(4.2 * len(traits), 3.6), squeeze=False)

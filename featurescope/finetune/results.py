@@ -28,6 +28,7 @@ from ..results import (
     num,
     pandas_module,
 )
+from ..runs import read_summary
 from ..stats import Estimate
 
 
@@ -155,8 +156,6 @@ class FinetuneShiftResult(DictAccess):
     @classmethod
     def from_summary(cls, path: str | Path) -> FinetuneShiftResult:
         """From a run folder's ``summary.json`` (or its path)."""
-        from ..runs import read_summary
-
         return cls.from_dict(read_summary(path)["results"])
 
     def with_done(self, done: int, planned: int, preventative_done: int) -> FinetuneShiftResult:
@@ -224,8 +223,8 @@ class FinetuneShiftResult(DictAccess):
             fig, a = new_axes(None, (4.6, 3.8))
             axes = [a]
         else:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
+            from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy: matplotlib (~0.5 s)
+            from matplotlib.figure import Figure  # heavy: matplotlib (~0.5 s)
 
             fig = Figure(figsize=(4.4 * len(traits), 3.8))
             FigureCanvasAgg(fig)

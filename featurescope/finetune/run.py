@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import json
 import re
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,8 +30,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import posttrain
+from ..axis import AssistantAxis
 from ..errors import FeaturescopeError
 from ..formatting import format_conversation
+from ..judges.choose import get_judge
+from ..models import OFFLINE_MODELS, OFFLINE_PREFIX, load_offline_hf
+from ..models.load import merge_adapter
+from ..models.registry import adapter_path
+from ..persona import PersonaVector
+from ..posttrain import PosttrainConfig, collate, ensure_chat_template, generate_answers, sft_example, sft_loss
 from ..runs import write_summary
 from ..store import atomic_save_tensors, write_json, write_jsonl
 from ..traits import Trait, load_trait
@@ -69,8 +78,6 @@ def parse_located(spec: str, what: str) -> tuple[str, int]:
 
 
 def load_probes(cfg: FinetuneShiftConfig, d_model: int, n_layers: int, model_name: str) -> list[TraitProbe]:
-    from ..persona import PersonaVector
-
     given: dict[str, str] = {}
     for v in cfg.vectors:
         if "=" not in v:
@@ -161,8 +168,6 @@ def judged_answers(
     hf: Any, tok: Any, probes: Sequence[TraitProbe], judge: Any, cfg: FinetuneShiftConfig
 ) -> list[dict[str, Any]]:
     """``cfg.samples`` sampled answers per evaluation question of every trait, judged for that trait."""
-    from ..posttrain import generate_answers
-
     rows: list[dict[str, Any]] = []
     for p in probes:
         for s in range(cfg.samples):
@@ -257,8 +262,6 @@ def save_activations(
 
 @torch.no_grad()
 def heldout_loss(model: Any, tok: Any, examples: Sequence[Example], max_len: int) -> float:
-    from ..posttrain import collate, sft_example, sft_loss
-
     model.eval()
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     exs = [sft_example(tok, e.messages(), max_len) for e in examples]
@@ -290,8 +293,6 @@ def _check_resume(out: Path, cfg: FinetuneShiftConfig) -> None:
 
 
 def _train_config(cfg: FinetuneShiftConfig, seed: int, gemma: bool) -> Any:
-    from ..posttrain import PosttrainConfig
-
     return PosttrainConfig(
         base=cfg.model,
         epochs=cfg.epochs,
@@ -325,8 +326,6 @@ def finetune_one(
 ) -> dict[str, Any]:
     """LoRA-train a copy of ``base_hf`` on ``train`` and measure it; resumable (a finished ``result.json`` is
     returned as is). Checkpoint projections every ``cfg.checkpoint_every`` steps when ``track``."""
-    from ..posttrain import sft_example, train_adapter
-
     done = folder / "result.json"
     if done.exists():
         return json.loads(done.read_text())
@@ -341,7 +340,7 @@ def finetune_one(
 
     gemma = "gemma" in cfg.model
     tmp = folder / ".adapter.partial"
-    model, info = train_adapter(
+    model, info = posttrain.train_adapter(
         hf, tok, examples, _train_config(cfg, seed, gemma), tmp, device=str(_device(hf)), steer=steer,
         progress=progress, on_step=on_step,
     )  # fmt: skip
@@ -363,8 +362,6 @@ def finetune_one(
     save_activations(model, tok, probes, rows, axis, folder / ACTS)
     final = folder / "adapter"
     if final.exists():
-        import shutil
-
         shutil.rmtree(final)
     tmp.rename(final)  # the adapter appears whole or not at all
     write_json(done, res)
@@ -376,8 +373,6 @@ def data_projection(
 ) -> dict[str, Any]:
     """Projection difference of a dataset on every trait's vector, before any training: the training responses
     vs the model's own greedy responses to the same questions (first ``n_projection_examples`` examples)."""
-    from ..posttrain import generate_answers
-
     if path.exists():
         return json.loads(path.read_text())
     exs = s.examples[: cfg.n_projection_examples]
@@ -397,22 +392,17 @@ def data_projection(
 def load_hf(name: str, progress: bool = True) -> tuple[Any, Any]:
     """(HF causal LM, tokenizer) of a full post-trained checkpoint: an offline package (``offline:...``), a local
     folder or a hub name (fp32; LoRA is trained on top)."""
-    from ..models import OFFLINE_MODELS, OFFLINE_PREFIX, load_offline_hf
-
     if name.startswith(OFFLINE_PREFIX):
         key = name[len(OFFLINE_PREFIX) :]
         if key not in OFFLINE_MODELS:
             raise FeaturescopeError(f"unknown offline model {name!r}; known: {', '.join(OFFLINE_MODELS)}")
         spec = OFFLINE_MODELS[key]
         if spec.base:  # an adapter (our SFT Gemma): merged into its base, then fine-tuned like a full checkpoint
-            from ..models.load import merge_adapter
-            from ..models.registry import adapter_path
-
             hf, tok, _ = load_offline_hf(OFFLINE_MODELS[spec.base], torch.float32, progress)
             return merge_adapter(hf, adapter_path(spec)), tok
         hf, tok, _ = load_offline_hf(spec, torch.float32, progress)
         return hf, tok
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers (~1 s)
 
     try:
         return AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32), AutoTokenizer.from_pretrained(name)
@@ -436,8 +426,6 @@ def run_finetune_shift(
     nothing; the summary says how many of the planned fine-tunes it covers. Returns a
     :class:`FinetuneShiftResult` (read by key as the dict it used to be; ``summary.json`` holds its
     ``to_dict()``)."""
-    from ..posttrain import ensure_chat_template
-
     t0 = time.time()
     out = Path(out_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -455,8 +443,6 @@ def run_finetune_shift(
     check_disjoint(list(sets.values()), [q for p in probes for q in p.questions])
     axis = None
     if cfg.axis:
-        from ..axis import AssistantAxis
-
         apath, alayer = parse_located(cfg.axis, "--axis")
         ax = AssistantAxis.load(apath)
         if ax.vectors.shape[-1] != d_model:
@@ -464,8 +450,6 @@ def run_finetune_shift(
         axis = (ax.vectors[ax.hooks.index(f"blocks.{alayer}.hook_resid_post")].float(), alayer)
     _check_resume(out, cfg)
     if judge is None:
-        from ..judges.choose import get_judge
-
         judge = get_judge(cfg.judge)
     timings: dict[str, float] = {}
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import plots
 from ..paper import NUMBERS
 from ..stats import NOT_DISTINGUISHABLE, Estimate
 from . import measure
@@ -152,8 +153,6 @@ def figures_for(
     results: Mapping[str, Any] | FinetuneShiftResult,
     has_axis: bool,
 ) -> list[str]:
-    from .. import plots
-
     if isinstance(results, FinetuneShiftResult):
         results = results.to_dict()
     plt = plots._plt()

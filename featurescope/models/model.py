@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from typing import Any, Literal
@@ -108,8 +109,6 @@ class Model:
             return self
         cache = self.__dict__.setdefault("_casts", {})
         if dt not in cache:
-            import copy
-
             tl = copy.deepcopy(self.tl).to(dt)
             if hasattr(tl, "cfg") and hasattr(tl.cfg, "dtype"):
                 tl.cfg.dtype = dt

@@ -32,11 +32,13 @@ from .extraction_results import PersonaExtraction
 from .monitoring import check_flag_rows, flag_summary, monitor, projection_difference
 from .results import MonitorCorrelation, SteeringControl, SteeringRow, SteeringSweep, evidence_from_dict
 from .run import FLAG_DEMO, run_persona
+from .run_result import PersonaRunResult
 from .steering import steer, steering_hook
 from .sweeps import choose_layer, monitor_correlation, steering_control, steering_sweep, unsteered_logprob
 from .vector import PersonaVector, mean_difference, pearson, project, separation
 
 __all__ = [
+    "PersonaRunResult",
     "ExtractionConfig",
     "FLAG_DEMO",
     "MonitorCorrelation",

@@ -22,6 +22,7 @@ from ..evidence.nulls import held_out_separation
 from ..formatting import Message
 from ..models import Model
 from ..store import write_jsonl
+from ..traits import Trait, load_trait
 from .extraction_results import PersonaExtraction
 from .vector import PersonaVector, mean_difference, separation
 
@@ -183,8 +184,6 @@ def extract(
     Ray workers in chunks of :data:`GENERATION_CHUNK` (the same chunks as without it: greedy answers are identical);
     judging and capture stay in this process.
     """
-    from ..traits import Trait, load_trait
-
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
     hooks = list(hooks) if hooks is not None else default_hooks(model)
     pairs = tr.instructions[: config.n_pairs] if config.n_pairs else tr.instructions

@@ -14,6 +14,7 @@ from ..runs import write_summary
 from ..traits import Trait, load_trait
 from .extraction import ExtractionConfig, extract
 from .monitoring import flag_summary, projection_difference
+from .run_result import PersonaRunResult
 from .sweeps import choose_layer, monitor_correlation, steering_control, steering_sweep
 
 FLAG_DEMO = Path(__file__).parent.parent / "data" / "flagging" / "demo.jsonl"
@@ -56,13 +57,14 @@ def run_persona(
     n_random_controls: int = 2,
     seeds: Sequence[int] = (0, 1, 2),
     progress: bool = True,
-) -> dict[str, Any]:
+) -> PersonaRunResult:
     """Run Chen et al.'s full loop for one trait on one model and write vectors, figures and ``summary.json``.
     ``n_random_controls`` random vectors of equal norm are swept like the persona vector (the steering null; 0 =
     none). ``seeds`` (e.g. ``(0, 1, 2)``): the steering sweep, its controls and the monitoring answers are sampled
     once per seed (intervals over questions of the per-question mean); ``()`` = greedy. The returned ``"steering"``
     (with its ``control``) and ``"monitor"`` are :class:`.SteeringSweep` and :class:`.MonitorCorrelation` (dict access
-    as before; ``summary.json`` holds their ``to_dict()``)."""
+    as before; ``summary.json`` holds their ``to_dict()``), inside a :class:`.PersonaRunResult` that renders the whole
+    loop in Jupyter with its intervals, nulls and verdicts."""
 
     tr: Trait = trait if isinstance(trait, Trait) else load_trait(trait)
     out = Path(out)
@@ -232,4 +234,4 @@ def run_persona(
         timings={**timings, "extract_generate": ex["timings"]["generate"]},
         figures=figures,
     )
-    return results
+    return PersonaRunResult(results)

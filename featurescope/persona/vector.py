@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from jaxtyping import Float
+from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -144,8 +145,6 @@ class PersonaVector:
 
     @classmethod
     def load(cls, path: str | Path) -> PersonaVector:
-        from safetensors import safe_open
-
         path = Path(path)
         if not path.exists():
             raise FeaturescopeError(f"no persona vector file at {path}")

@@ -103,7 +103,7 @@ def posttrain(
             hf, tok = fresh()
         t = time.time()
         if name == "adapter" and cfg.baseline_adapter:
-            from peft import PeftModel
+            from peft import PeftModel  # heavy: peft (~3-5 s, with transformers)
 
             peft_model = PeftModel.from_pretrained(hf, cfg.baseline_adapter).to(device)
             results[name] = {"reused": str(cfg.baseline_adapter)}

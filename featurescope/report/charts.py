@@ -27,7 +27,7 @@ def _num(x: Any) -> float | None:
 
 
 def _svg(fig: Any, title: str) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: matplotlib (~0.5 s)
 
     buf = io.StringIO()
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "featurescope"}):
@@ -53,10 +53,10 @@ def _unique_ids(svg: str) -> str:
 
 
 def _figure(width: int, height: int) -> tuple[Any, Any]:
-    import matplotlib
+    import matplotlib  # heavy: matplotlib (~0.5 s)
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: matplotlib (~0.5 s)
 
     fig, ax = plt.subplots(figsize=(width / 96, height / 96), dpi=96)
     ax.tick_params(labelsize=7)

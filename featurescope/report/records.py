@@ -10,6 +10,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors.torch import load_file
+
 from ..errors import FeaturescopeError
 from .constants import MAX_ASSET_BYTES, SKIP_COMMANDS
 
@@ -82,11 +85,6 @@ def safetensors_header(path: str | Path) -> dict[str, Any]:
 
 def _persona_profile(files: Mapping[str, str], run_dir: Path) -> dict[str, Any] | None:
     """Per-layer norms of each persona vector kind, and per-layer cosines of the kinds with response_mean."""
-    try:
-        import torch
-        from safetensors.torch import load_file
-    except Exception:  # pragma: no cover - torch is a dependency
-        return None
     vecs = {}
     for kind, f in files.items():
         for cand in (Path(f), run_dir / Path(f).name):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..cards import FeatureCard
 from .charts import svg_bars, svg_lines
 from .context import Ctx, Number
 from .html import details, esc, flatten, fmt, sanitize_fragment, table
@@ -31,10 +32,6 @@ def decompose_numbers(run: Run) -> list[Number]:
 
 def _cards_from_dicts(cards: Sequence[Any]) -> str:
     """Feature cards rebuilt from their summary dicts (when the run folder has no cards.html)."""
-    try:
-        from ..cards import FeatureCard
-    except Exception:  # pragma: no cover
-        return ""
     out = []
     for c in cards:
         if not isinstance(c, Mapping):

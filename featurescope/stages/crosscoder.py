@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
 import einops
 import torch
 from jaxtyping import Float, Int
+from safetensors.torch import load_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -152,8 +154,6 @@ def load_crosscoder(path: str | Path, *, base_index: int = 0) -> CrosscoderWeigh
     if p.is_dir() or p.name == "sae_weights.safetensors":
         return _load_sae_lens_crosscoder(p if p.is_dir() else p.parent, base_index)
     if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         sd = load_file(str(p))
     else:
         sd = torch.load(p, map_location="cpu", weights_only=True)
@@ -195,10 +195,6 @@ SAE_LENS_CROSSCODER = "jumprelu_crosscoder"
 def _load_sae_lens_crosscoder(folder: Path, base_index: int) -> CrosscoderWeights:
     """An sae-lens crosscoder folder: a JumpReLU SAE over ``[h_base; h_post]`` (``W_enc [2d, n]``, ``W_dec [n, 2d]``,
     ``b_dec [2d]``, ``b_enc``, ``threshold [n]``) that subtracts ``b_dec`` from its input (folded into ``b_enc``)."""
-    import json
-
-    from safetensors.torch import load_file
-
     cfg_path, w_path = folder / "cfg.json", folder / "sae_weights.safetensors"
     if not (cfg_path.exists() and w_path.exists()):
         raise StagesError(

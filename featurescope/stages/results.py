@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..results import DictAccess, pandas_module
+from ..runs import read_summary
 
 Part = Literal["transfer", "matching", "persona", "shift"]
 _SETS = ("chat", "plain")
@@ -104,8 +105,6 @@ class StagesResult(DictAccess):
     def from_summary(cls, path: str | Path) -> StagesResult:
         """From a run folder's ``summary.json`` (or its path): its results, figures and timings (nan reads back as
         None there)."""
-        from ..runs import read_summary
-
         s = read_summary(path)
         return cls.from_dict({**s["results"], "figures": s.get("figures", []), "timings": s.get("timings_s", {})})
 
@@ -236,8 +235,8 @@ class StagesResult(DictAccess):
             axes = [ax]
             parts = parts[:1]
         else:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
+            from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy: matplotlib (~0.5 s)
+            from matplotlib.figure import Figure  # heavy: matplotlib (~0.5 s)
 
             fig = Figure(figsize=(4.6 * len(parts), 3.6))
             FigureCanvasAgg(fig)

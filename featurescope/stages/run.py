@@ -442,8 +442,7 @@ def run_stages(
         if crosscoder is None:
             results["crosscoder"] = {"status": "not run: no crosscoder given", "training": CROSSCODER_STATUS}
         else:
-            # featurescope.crosscoder imports this package, so it is imported here, not at the top
-            from ..crosscoder import analyse_crosscoder
+            from ..crosscoder import analyse_crosscoder  # cycle: featurescope.crosscoder imports featurescope.stages
 
             t = time.time()
             cc = crosscoder if isinstance(crosscoder, CrosscoderWeights) else load_crosscoder(crosscoder)
@@ -505,5 +504,4 @@ def run_stages(
 
 
 def _layer_fig(path: Path, series: dict[str, Sequence[float]], title: str, mark: int) -> str:
-
     return plots.layer_profile(path, series, title, "cosine(base vector, post vector)", mark=mark)
