@@ -863,7 +863,6 @@ def test_cli_axis_actions_take_only_their_own_flags(capsys):
         "compare takes no --layer": ["compare", "--base-axis", "b", "--post-axis", "p", *out, "--layer", "3"],
         "roles takes no --n-roles": ["roles", "--n-roles", "3"],
         "collect takes no --turns": ["collect", *model, *out, "--turns", "2"],
-        "run takes no --config": ["run", *model, *out, "--config", "c.yaml"],
         "steer takes no --capped": ["steer", *model, *ax, *out, "--capped"],
         "--sae is required": ["decompose", *model, *ax, *out],
         "--out is required": ["collect", *model],
