@@ -8,6 +8,7 @@ checkout. ``featurescope notebooks publish`` is the command; CI executes the sam
 from __future__ import annotations
 
 import html as _html
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,8 +77,8 @@ def publish(
     timeout: int = CELL_TIMEOUT_S,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Execute the notebooks (all, or ``only``) and write ``out/<name>.html`` for each, plus ``out/index.html``
-    linking them and ``out/summary.json`` (per notebook: seconds, cells, errors). The stored notebooks stay
+    """Execute the notebooks (all, or ``only``) and write ``out/<name>.html`` for each (the template CSS they share in
+    ``out/notebook.css``), plus ``out/index.html`` linking them and ``out/summary.json`` (per notebook: seconds, cells, errors). The stored notebooks stay
     without outputs (the executed copies are written only as HTML)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,6 +99,7 @@ def publish(
         }
         if progress:
             print(f"[notebooks] {path.name}: {seconds:.0f} s -> {out / (path.stem + '.html')}", flush=True)
+    share_styles(out)
     _write_index(out)
     write_summary(
         out,
@@ -107,6 +109,33 @@ def publish(
         timings={"total": time.time() - t_all},
     )
     return rows
+
+
+STYLE_FILE = "notebook.css"
+_STYLE = re.compile(r"<style[^>]*>.*?</style>", re.S)
+
+
+def share_styles(out: Path) -> list[str]:
+    """Move the ``<style>`` blocks every published page carries (nbconvert's template CSS, ~260 KB a page) into one
+    ``out/notebook.css`` linked from each page; blocks particular to one page stay inline. Idempotent. Returns the
+    pages rewritten."""
+    pages = sorted(p for p in out.glob("*.html") if p.name != "index.html")
+    texts = {p: p.read_text(encoding="utf-8") for p in pages}
+    if not pages:
+        return []
+    common = [b for b in _STYLE.findall(texts[pages[0]]) if all(b in t for t in texts.values())]
+    if not common:
+        return []
+    (out / STYLE_FILE).write_text("\n".join(_STYLE_BODY.sub(r"\1", b) for b in common) + "\n", encoding="utf-8")
+    link = f'<link rel="stylesheet" href="{STYLE_FILE}">'
+    for p, t in texts.items():
+        for i, b in enumerate(common):
+            t = t.replace(b, link if i == 0 else "", 1)
+        p.write_text(t, encoding="utf-8")
+    return [p.name for p in pages]
+
+
+_STYLE_BODY = re.compile(r"^<style[^>]*>(.*)</style>$", re.S)
 
 
 def _write_index(out: Path) -> None:

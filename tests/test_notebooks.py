@@ -161,6 +161,9 @@ def test_publish_writes_executed_html_and_an_index(tmp_path):
     rows = publish(out, folder=src, timeout=120, progress=False)
     page = (out / "00_tiny.html").read_text()
     assert "answer 42" in page and "data:image/png;base64" in page
+    # the template CSS every page shares is written once and linked, not repeated in each page
+    assert '<link rel="stylesheet" href="notebook.css">' in page and "<style" not in page
+    assert len((out / "notebook.css").read_text()) > 10_000
     assert '<a href="00_tiny.html">' in (out / "index.html").read_text()
     assert rows["00_tiny"]["figures"] == 1 and json.loads((out / "summary.json").read_text())["command"]
     assert all(c.get("outputs", []) == [] for c in nbformat.read(src / "00_tiny.ipynb", as_version=4).cells)
