@@ -16,7 +16,7 @@ import dataclasses
 import inspect
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,8 @@ def _newest(root: Path) -> Path | None:
 
 def _check_resume(ckpt: Path, run: dict[str, Any]) -> None:
     saved = json.loads((ckpt / RUN_FILE).read_text())
+    if "sources" in run and "sources" not in saved:  # written before the corpus sources could be chosen
+        saved["sources"] = list(corpus.DEFAULT_SOURCES)
     diff = [k for k in sorted(set(saved) | set(run)) if saved.get(k) != run.get(k)]
     if diff:
         sides = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, this run {run.get(k)!r}" for k in diff)
@@ -218,9 +220,12 @@ def train_crosscoder(
     forward_batch_rows: int = 16,
     buffer_batches: int = 16,
     stats_rows: int = 64,
+    sources: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Train a BatchTopK crosscoder on ``base_model`` and ``post_model`` at ``hook`` over ``tokens`` (``[rows,
-    context]``, e.g. :func:`featurescope.corpus.sequences`; both models read the same ids). The settings follow
+    context]``, e.g. :func:`featurescope.corpus.sequences`; both models read the same ids). ``sources``: the corpus
+    sources ``tokens`` come from, recorded with the run settings (so resuming with other sources is refused); None
+    records none. The settings follow
     :func:`featurescope.sae_training.train_saes` (unit decoder rows, decoder bias at the mean, short dead-feature window,
     outlier tokens left out); each model's half is scaled to an expected norm of sqrt(d_model) with its own scale
     (estimated on the first ``stats_rows`` rows) and the scales are folded into the saved weights. See
@@ -231,6 +236,8 @@ def train_crosscoder(
     stats = torch.cat(list(pair_activations(base_model, post_model, tokens[:stats_rows], hook, **kw)))
     run = {"base_model": base_model.name, "post_model": post_model.name, "hook": hook, "outlier_k": outlier_k}
     run |= {"tokens_shape": list(tokens.shape)}
+    if sources is not None:
+        run["sources"] = list(sources)
     info = fit_crosscoder(
         model_source(base_model, post_model, tokens, hook, seed=seed, counts=counts, **kw),
         stats,
@@ -349,8 +356,16 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _heldout_pairs(base: Model, post: Model, hook: str, context: int, n: int, outlier_k: float | None) -> Tensor:
-    rows = corpus.sequences(base.tokenizer, "heldout", context_size=context, max_sequences=n, seed=1)
+def _heldout_pairs(
+    base: Model,
+    post: Model,
+    hook: str,
+    context: int,
+    n: int,
+    outlier_k: float | None,
+    sources: Sequence[str] = corpus.DEFAULT_SOURCES,
+) -> Tensor:
+    rows = corpus.sequences(base.tokenizer, "heldout", context_size=context, max_sequences=n, seed=1, sources=sources)
     return torch.cat(list(pair_activations(base, post, rows, hook, outlier_k=outlier_k)))
 
 
@@ -375,14 +390,17 @@ def crosscoder_train(
     resume: bool = TRAIN_DEFAULTS["resume"],
     context: int = 128,
     eval_sequences: int = 64,
+    sources: Sequence[str] = corpus.DEFAULT_SOURCES,
     retrain: str | None = None,
     load_s: float = 0.0,
 ) -> dict[str, Any]:
     """``crosscoder train``: :func:`train_crosscoder` at the residual stream after ``layer`` on the offline corpus
-    (rows of ``context`` tokens), then :func:`evaluate_crosscoder` and :func:`analyse_crosscoder` on
-    ``eval_sequences`` held-out rows; writes ``out/summary.json`` (and ``out/crosscoder/eval.json``)."""
+    (rows of ``context`` tokens from the corpus ``sources``), then :func:`evaluate_crosscoder` and
+    :func:`analyse_crosscoder` on ``eval_sequences`` held-out rows of the same sources; writes ``out/summary.json``
+    (and ``out/crosscoder/eval.json``)."""
     t0 = time.time()
     out = Path(out)
+    sources = tuple(sources)
     hook = check_pair(base_model, post_model, base_model.resid_hook(layer))
     rows = corpus.sequences(
         base_model.tokenizer,
@@ -390,6 +408,7 @@ def crosscoder_train(
         context_size=context,
         max_sequences=training_tokens // (context - 1) + 64,
         seed=seed,
+        sources=sources,
     )
     info = train_crosscoder(
         base_model,
@@ -404,16 +423,19 @@ def crosscoder_train(
         batch_size_tokens=batch_size_tokens,
         seed=seed,
         resume=resume,
+        sources=sources,
     )
     t_train = time.time() - t0
-    pairs = _heldout_pairs(base_model, post_model, hook, context, eval_sequences, TRAIN_DEFAULTS["outlier_k"])
-    res = {"training": info, **_measure(info["path"], pairs), "retrain": retrain, "corpus": corpus.describe_short()}
+    pairs = _heldout_pairs(base_model, post_model, hook, context, eval_sequences, TRAIN_DEFAULTS["outlier_k"], sources)
+    res = {"training": info, **_measure(info["path"], pairs), "retrain": retrain}
+    res["corpus"] = corpus.describe_short(sources)
     write_json(info["path"] / "eval.json", jsonable(res), indent=2)
     write_summary(
         out,
         "crosscoder train",
         inputs={"base_model": base_model.info, "post_model": post_model.info, "hook": hook, "layer": layer}
-        | {"d_sae": d_sae, "k": k, "training_tokens": training_tokens, "lr": lr, "seed": seed, "context": context},
+        | {"d_sae": d_sae, "k": k, "training_tokens": training_tokens, "lr": lr, "seed": seed, "context": context}
+        | {"sources": list(sources)},
         results=res,
         timings={"train": t_train, "total": load_s + time.time() - t0},
     )

@@ -26,9 +26,13 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
-def heldout_rows(model: Model, context: int = 128, n_sequences: int = 128) -> Tensor:
+def heldout_rows(
+    model: Model, context: int = 128, n_sequences: int = 128, sources: Sequence[str] = corpus.DEFAULT_SOURCES
+) -> Tensor:
     """The held-out corpus rows every ``sae`` action evaluates on (``n_sequences`` rows of ``context`` tokens)."""
-    return corpus.sequences(model.tokenizer, "heldout", context_size=context, max_sequences=n_sequences, seed=1)
+    return corpus.sequences(
+        model.tokenizer, "heldout", context_size=context, max_sequences=n_sequences, seed=1, sources=sources
+    )
 
 
 def sae_folder(hook: str) -> str:
@@ -53,20 +57,25 @@ def sae_train(
     context: int = 128,
     eval_sequences: int = 128,
     ce_batches: int = 4,
+    sources: Sequence[str] = corpus.DEFAULT_SOURCES,
     retrain: str | None = None,
     load_s: float = 0.0,
     progress: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """``sae train``: one BatchTopK SAE per residual layer in ``layers`` (:func:`train_saes` on ``training_tokens``
-    corpus tokens in rows of ``context``), each compacted to ``out/layer_L_resid_post`` with its ``eval.json``
-    (:func:`evaluate_sae` on ``eval_sequences`` held-out rows, the training settings and ``retrain``, the command
-    that reproduces it). Returns the evaluations per hook (without the density histograms), as in the summary."""
+    tokens of the corpus ``sources`` in rows of ``context``), each compacted to ``out/layer_L_resid_post`` with its
+    ``eval.json`` (:func:`evaluate_sae` on ``eval_sequences`` held-out rows of the same sources, the training settings
+    and ``retrain``, the command that reproduces it). Returns the evaluations per hook (without the density
+    histograms), as in the summary."""
     t0 = time.time()
     out = Path(out)
-    heldout = heldout_rows(model, context, eval_sequences)
+    sources = tuple(sources)
+    heldout = heldout_rows(model, context, eval_sequences, sources)
     hooks = [model.resid_hook(int(L)) for L in layers]
     n_rows = training_tokens // (context - 1) + 64
-    train = corpus.sequences(model.tokenizer, "train", context_size=context, max_sequences=n_rows, seed=seed)
+    train = corpus.sequences(
+        model.tokenizer, "train", context_size=context, max_sequences=n_rows, seed=seed, sources=sources
+    )
     epochs = training_tokens / max(train.numel(), 1)
     if progress:
         print(
@@ -105,7 +114,7 @@ def sae_train(
                 "k": k,
                 "architecture": "batchtopk -> jumprelu (inference)",
                 "seed": seed,
-                "corpus": corpus.describe_short(),
+                "corpus": corpus.describe_short(sources),
                 "heldout_tokens": int(heldout.numel()),
                 "lr": lr,
                 "corpus_passes": round(epochs, 2),
@@ -133,6 +142,7 @@ def sae_train(
             "training_tokens": training_tokens,
             "seed": seed,
             "outlier_k": outlier_k,
+            "sources": list(sources),
         },
         results=evals,
         timings={"train": t_train, "total": load_s + time.time() - t0},

@@ -222,7 +222,8 @@ def _same_model(sae_model: str, model: Model) -> bool:
     return sae_model in names or sae_model.split("/")[-1] in names
 
 
-def _outlier_mask(acts: Float[Tensor, "n d"], quantile: float) -> Tensor:
+def outlier_mask(acts: Float[Tensor, "n d"], quantile: float) -> Tensor:
+    """Tokens to keep: all but the top ``quantile`` of residual norms (everything when ``quantile <= 0`` or < 10 tokens)."""
     if quantile <= 0 or len(acts) < 10:
         return torch.ones(len(acts), dtype=torch.bool)
     norms = acts.norm(dim=-1)
@@ -233,7 +234,7 @@ def reconstruction_metrics(
     sae: Any, acts: Float[Tensor, "n d"], *, outlier_quantile: float = 0.01, batch_size: int = 4096
 ) -> dict[str, Any]:
     """Fraction of variance explained, MSE, L0 and per-latent firing counts of ``sae`` on ``acts`` (tokens x d)."""
-    keep = _outlier_mask(acts, outlier_quantile)
+    keep = outlier_mask(acts, outlier_quantile)
     x_all = acts[keep]
     d_sae = int(sae.cfg.d_sae)
     fires = torch.zeros(d_sae, dtype=torch.long)

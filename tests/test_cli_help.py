@@ -108,6 +108,7 @@ def test_persona_and_sae_actions_take_only_their_own_flags():
         "store_batch",
         "seed",
         "outlier_k",
+        "sources",
     }
     assert _dests("sae", "train") == measure | train
     assert _dests("sae", "eval") == measure | {"sae", "sae_id", "hook", "allow_other_model"}
@@ -121,7 +122,7 @@ def test_inspect_and_features_actions_take_only_their_own_flags():
     assert _dests("inspect", "decomposition") == {"vector", "sae", "sae_id", "seed", "out"}
     common, judged = {"model", "sae", "out"}, {"trait", "judge"}
     assert _dests("features", "shared") == common | {"pairs", "n_perm", "shuffles"}
-    assert _dests("features", "interpret") == common | judged | {"decomposition", "views", "k", "n_null"}
+    assert _dests("features", "interpret") == common | judged | {"decomposition", "views", "k", "n_null", "measure"}
     assert _dests("features", "steer") == common | judged | {
         "latents",
         "mode",
@@ -476,7 +477,11 @@ def test_features_shared_and_interpret_call_the_library_with_the_parsed_values(f
     assert main(argv) == 0
     ((args, kw),) = f.interpret.calls
     assert args == (f.model, f.sae, {"selectivity": [5, 7], "attribution": [1, 2]}, f.trait, f.judge, out)
-    assert kw == dict(n_null=7, sae_name=sae) and f.judges == ["auto"]
+    assert kw == dict(n_null=7, sae_name=sae, measure="judge") and f.judges == ["auto"]
+    argv = ["features", "interpret", "--decomposition", str(dec), "--views", "attribution", "--out", out]
+    assert main([*argv, "--measure", "assistant-voice"]) == 0
+    args, kw = f.interpret.calls[-1]
+    assert args[3:5] == (None, None) and kw["measure"] == "assistant-voice" and f.judges == ["auto"]  # no judge
 
 
 def test_features_interpret_checks_the_views_before_the_model_loads(feature_fakes, tmp_path, capsys):

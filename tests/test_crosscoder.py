@@ -236,9 +236,9 @@ def test_commands_write_summaries_and_the_cli_parses(tiny_base, tiny_chat, tmp_p
     from featurescope.cli import crosscoder as cli
 
     monkeypatch.setattr(
-        fc.corpus, "sequences", lambda tok, split, context_size, max_sequences, seed: _rows(tok, 24, seed=seed)
+        fc.corpus, "sequences", lambda tok, split, context_size, max_sequences, seed, sources: _rows(tok, 24, seed=seed)
     )
-    monkeypatch.setattr(fc.corpus, "describe_short", lambda: [{"name": "random rows"}])
+    monkeypatch.setattr(fc.corpus, "describe_short", lambda sources: [{"name": "random rows"}])
     res = fc.crosscoder_train(
         tiny_base, tiny_chat, tmp_path / "t", layer=1, d_sae=32, k=4, training_tokens=1024, batch_size_tokens=128
     )

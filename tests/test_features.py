@@ -210,3 +210,44 @@ def test_interpretation_score_finds_the_planted_latent_and_not_random_ones(char_
     assert res["views"]["planted"]["set_z_density_matched"] >= 3 and res["target_met"]
     assert res["views"]["random"]["set_z_density_matched"] < 3
     assert (tmp_path / "scores.jsonl").exists()
+
+
+def test_label_measure_scores_contexts_by_provenance_and_refuses_unknown_measures(char_tok, tmp_path):
+    """The assistant-voice path: a latent's score is the mean label of the texts its top contexts come from. '!'
+    carries latents 5, 9, 20; the texts that end in '!' are labelled 100 (say, Assistant speech), the others 0."""
+    import featurescope as fs
+    from featurescope.errors import FeaturescopeError
+    from featurescope.features.interpret import (
+        assistant_voice_texts,
+        context_rows,
+        interpretation_scores,
+        latent_contexts,
+        run_interpret,
+    )
+    from tests.conftest import make_tiny_tl
+    from tests.test_saes_decompose import make_sae
+
+    sae = make_sae()
+    tl = make_tiny_tl(char_tok, seed=5)
+    with torch.no_grad():
+        tl.W_E[char_tok.convert_tokens_to_ids("!")] += 30 * sae.W_dec[[5, 9, 20]].sum(0) / 3**0.5
+    model = fs.from_hooked_transformer(tl, name="planted", stage="post-trained", tokenizer=char_tok)
+    g = torch.Generator().manual_seed(1)
+    letters = "abcdefghijklmnopqrstuvwxyz "
+    texts = ["".join(letters[int(k)] for k in torch.randint(0, 27, (30,), generator=g)) for _ in range(120)]
+    texts = [t + ("!" if i % 6 == 0 else ".") for i, t in enumerate(texts)]
+    labels = [100.0 if t.endswith("!") else 0.0 for t in texts]
+    ctx = latent_contexts(model, sae, texts, n_top=4, window=8, progress=False)
+    assert all(labels[r] == 100.0 for r in context_rows(ctx, 5))
+    res = interpretation_scores(model, sae, ctx, [5, 9, 20, 1, 2, 3], None, None, n_null=20, labels=labels)
+    z = {j: res["latents"][str(j)]["z_density_matched"] for j in (5, 9, 20, 1, 2, 3)}
+    assert all(res["latents"][str(j)]["score"] == 100.0 for j in (5, 9, 20))
+    assert min(z[5], z[9], z[20]) > 1 and max(z[1], z[2], z[3]) < min(z[5], z[9], z[20])
+    assert sum(res["latents"][str(j)]["score"] for j in (1, 2, 3)) / 3 < 50
+    with pytest.raises(FeaturescopeError, match="unknown interpretation measure 'vibes'"):
+        run_interpret(model, sae, {"x": [5]}, None, None, tmp_path, measure="vibes", progress=False)
+    # the shipped labelled texts: both voices present, the paired contexts' members on both sides
+    lab = assistant_voice_texts(n_general=0, n_answers=20)
+    srcs = {s.split(":")[0] for s, _, _ in lab}
+    assert {"pairs", "passages"} <= srcs and {c for _, _, c in lab} == {0, 1}
+    assert sum(c for s, _, c in lab if s.startswith("pairs")) * 2 == sum(1 for s, _, _ in lab if s.startswith("pairs"))

@@ -481,6 +481,15 @@ def test_identical_models_give_full_reuse_and_equal_transfer(planted, tmp_path):
     assert ev["top_features_base_sae"]["jaccard"] == 1.0
     assert isinstance(res, st.StagesResult) and "random_lora_null" not in res["transfer"]
     assert "no random-LoRA null" in res._repr_html_()
+    # the same rows read by identical models: the paired FVE difference is 0 with a zero-width interval
+    for sk in ("base_sae", "post_sae"):
+        for set_k in ("plain", "chat"):
+            ev = tr["fve_post_minus_base"][sk][set_k]
+            assert ev["estimate"]["lo"] == ev["estimate"]["hi"] == 0.0
+            assert ev["verdict"] == "not distinguishable from the null"
+    lines = [json.loads(x) for x in (tmp_path / "transfer_rows.jsonl").read_text().splitlines()]
+    n_rows = res["texts"]["plain"]["rows"] + res["texts"]["chat"]["rows"]
+    assert len(lines) == 2 * 2 * n_rows and set(lines[0]) == {"sae", "model", "texts", "row", "sse", "sst", "n_tokens"}
 
 
 def test_rotated_subspace_is_lost_in_transfer_matching_and_shift(planted, tmp_path):
@@ -520,6 +529,26 @@ def test_rotated_subspace_is_lost_in_transfer_matching_and_shift(planted, tmp_pa
     assert tr["post_sae"]["post_model"]["chat"]["ce_loss_recovered"] == pytest.approx(1.0, abs=1e-3)
     assert tr["base_sae"]["post_model"]["chat"]["ce_loss_recovered"] < 0.99
     assert tr["deltas"]["base_sae"]["plain"]["fve_other_minus_own"] == pytest.approx(fve - 1, abs=1e-4)
+    # FVE intervals over rows, and the paired difference: the base SAE loses on the post model in every row, the
+    # post SAE on the base model; transfer_rows.jsonl recomputes every FVE
+    assert m["fve_interval"]["n"] == len(prow.tokens) == len(m["per_row"]["sse"])
+    assert m["fve_interval"]["lo"] <= m["fraction_variance_explained"] <= m["fve_interval"]["hi"]
+    for set_k in ("plain", "chat"):
+        down = tr["fve_post_minus_base"]["base_sae"][set_k]
+        up = tr["fve_post_minus_base"]["post_sae"][set_k]
+        assert down["estimate"]["hi"] < 0 < up["estimate"]["lo"]
+        assert down["verdict"] == up["verdict"] == "distinguishable from the null"
+        assert down["estimate"]["value"] == pytest.approx(
+            tr["deltas"]["base_sae"][set_k]["fve_other_minus_own"], rel=1e-5
+        )
+    lines = [json.loads(x) for x in (tmp_path / "transfer_rows.jsonl").read_text().splitlines()]
+    for sk, mk, set_k in [("base_sae", "post_model", "plain"), ("post_sae", "base_model", "chat")]:
+        mine = [x for x in lines if (x["sae"], x["model"], x["texts"]) == (sk, mk, set_k)]
+        assert [x["row"] for x in mine] == list(range(res["texts"][set_k]["rows"]))
+        again = 1 - sum(x["sse"] for x in mine) / sum(x["sst"] for x in mine)
+        assert again == pytest.approx(tr[sk][mk][set_k]["fraction_variance_explained"], rel=1e-6)
+        assert sum(x["n_tokens"] for x in mine) == tr[sk][mk][set_k]["n_tokens"]
+    assert {x["model"] for x in lines if x["sae"] == "base_sae"} == {"base_model", "post_model", "random_lora_null"}
     # 2. matching: the 8 rotated latents are new, the rest reused exactly; random baselines reuse nothing
     moved = sorted([*range(ROT), *range(LIVE, LIVE + ROT)])
     mt = res["matching"]
@@ -592,7 +621,9 @@ def _check_typed_result(res, run):
             tr["random_lora_null"][set_k]["fraction_variance_explained"],
         ):
             assert f"{v:.3f}" in page
-    assert "random LoRA" in page and "no interval" in page
+    assert "random LoRA" in page and "no interval" in page and "interval over text rows" in page
+    ci = tr["base_sae"]["post_model"]["plain"]["fve_interval"]
+    assert f"[{ci['lo']:.3f}, {ci['hi']:.3f}]" in page and "post-trained minus base model (plain)" in page
     assert (
         "75.0%" in page
         and "random baseline" in page
@@ -616,6 +647,8 @@ def _check_typed_result(res, run):
         "l0",
         "dead_fraction",
         "n_tokens",
+        "fve_lo",
+        "fve_hi",
     ]
     assert len(df) == 2 * 2 * 2 + 2  # SAE x model x text set, and the null on both sets
     null = df[df["activations_of"] == "random_lora_null"]
@@ -830,3 +863,21 @@ def test_random_lora_null_over_seeds_both_ways(planted):
     same = random_lora_null_fve(bs, lambda seed: post, range(5), rows, HOOK, observed)
     assert same["evidence"]["plain"]["verdict"] == "not distinguishable from the null"
     assert same["evidence"]["plain"]["p_lower"] == 1.0
+    # with the observed FVE's interval over rows the verdict uses it: an interval reaching into the draws is no
+    # effect, the row bootstrap's own interval (the rotation loses variance in every row) still clears them
+    from featurescope.stages.transfer import fve_bootstrap, per_row_reconstruction
+    from featurescope.stats import Estimate
+
+    o = observed["plain"]
+    wide = random_lora_null_fve(
+        bs, lambda seed: base, range(5), rows, HOOK, observed, observed_intervals={"plain": Estimate(o, o, 1.0, 6)}
+    )
+    assert wide["evidence"]["plain"]["verdict"] == "not distinguishable from the null"
+    assert wide["evidence"]["plain"]["estimate"]["hi"] == 1.0 and wide["evidence"]["plain"]["p_lower"] == 1 / 6
+    pr = per_row_reconstruction(bs, a_p, keep, len(rows["plain"].tokens))
+    est = fve_bootstrap(pr["sse"], pr["sst"])
+    real = random_lora_null_fve(
+        bs, lambda seed: base, range(5), rows, HOOK, observed, observed_intervals={"plain": est}
+    )
+    assert real["evidence"]["plain"]["estimate"] == est.to_dict() and est.hi < real["evidence"]["plain"]["null"]["lo"]
+    assert real["evidence"]["plain"]["verdict"] == "distinguishable from the null"

@@ -7,10 +7,32 @@ import json
 import time
 from typing import Any
 
+from .. import corpus
 from ..crosscoder import TRAIN_DEFAULTS, crosscoder_eval, crosscoder_train
+from ..errors import FeaturescopeError
 from ..models import load_model
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
+
+
+def corpus_sources(text: str) -> tuple[str, ...]:
+    """``type=`` for ``--sources``: comma-separated corpus source names, checked against ``corpus.SOURCES`` at parse
+    time (an unknown, repeated or missing name is a usage error that lists the known sources)."""
+    try:
+        return corpus.parse_sources(text)
+    except FeaturescopeError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_sources_flag(p: argparse.ArgumentParser) -> None:
+    """``--sources`` of the training actions (``crosscoder train``, ``sae train``)."""
+    p.add_argument(
+        "--sources",
+        type=corpus_sources,
+        default=",".join(corpus.DEFAULT_SOURCES),
+        help="corpus sources to train on and take the held-out evaluation rows from, comma-separated; known: "
+        f"{', '.join(corpus.SOURCES)}; the persona-rich preset is {','.join(corpus.PERSONA_SOURCES)}",
+    )
 
 
 def cmd_crosscoder_train(args: argparse.Namespace) -> int:
@@ -30,9 +52,11 @@ def cmd_crosscoder_train(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         context=args.context,
         eval_sequences=args.eval_sequences,
+        sources=args.sources,
         retrain=f"featurescope crosscoder train --base {args.base} --post {args.post} --layer {args.layer} "
         f"--d-sae {args.d_sae} --k {args.k} --training-tokens {args.training_tokens} --lr {args.lr} "
-        f"--batch-tokens {args.batch_tokens} --seed {args.seed} --context {args.context} --out {args.out}",
+        f"--batch-tokens {args.batch_tokens} --seed {args.seed} --context {args.context} "
+        f"--sources {','.join(args.sources)} --out {args.out}",
         load_s=time.time() - t0,
     )
     print(json.dumps({"crosscoder": str(res["training"]["path"]), **res["eval"]}, indent=2))
@@ -83,6 +107,7 @@ def register(sub: Any) -> None:
     t.add_argument("--batch-tokens", type=int, default=TRAIN_DEFAULTS["batch_size_tokens"], help="tokens per batch")
     t.add_argument("--seed", type=int, default=TRAIN_DEFAULTS["seed"], help="training seed (also the corpus order)")
     t.add_argument("--no-resume", action="store_true", help="start over instead of resuming the newest checkpoint")
+    add_sources_flag(t)
     t.set_defaults(func=cmd_crosscoder_train)
 
     e = acts.add_parser("eval", formatter_class=FMT, help="FVE per model, L0, dead latents and Latent Scaling")

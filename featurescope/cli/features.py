@@ -55,9 +55,12 @@ def cmd_features_interpret(args: argparse.Namespace) -> int:
         latents[v] = [int(t[0]) for t in dec[v]["top"][: args.k]]
     model = models.load_model(args.model)
     sae = saes.load_sae(args.sae)
-    trait, judge = traits.load_trait(args.trait), choose.get_judge(args.judge)
+    if args.measure == "judge":
+        trait, judge = traits.load_trait(args.trait), choose.get_judge(args.judge)
+    else:  # the assistant-voice measure reads the labelled texts' provenance: no trait, no judge
+        trait = judge = None
     res = interpret.run_interpret(model, sae, latents, trait, judge, args.out, n_null=args.n_null,
-                                  sae_name=str(args.sae))  # fmt: skip
+                                  sae_name=str(args.sae), measure=args.measure)  # fmt: skip
     u = res["uniform_null"]
     print(f"null (random firing latents): score {u['mean']:.1f} +- {u['sd']:.1f} (n = {u['n']})")
     for view, v in res["views"].items():
@@ -153,6 +156,13 @@ def register(sub: Any) -> None:
     i.add_argument("--k", type=int, default=10, help="top latents per view")
     _judged(i)
     i.add_argument("--n-null", type=int, default=60, help="random latents in the null")
+    i.add_argument(
+        "--measure",
+        choices=list(interpret.MEASURES),
+        default="judge",
+        help="judge: the trait judge scores each top context; assistant-voice (for the Assistant axis): the share of "
+        "top contexts from text the Assistant speaks vs story characters / general text (labels, no judge)",
+    )
     i.set_defaults(func=cmd_features_interpret)
 
     t = _action(

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..models import load_model
 from ..sae_run import TRAIN_DEFAULTS, sae_eval, sae_train
+from .crosscoder import add_sources_flag
 from .io import int_list, nonempty
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -36,10 +37,11 @@ def cmd_sae_train(args: argparse.Namespace) -> int:
         store_batch_size_prompts=args.store_batch,
         dead_feature_window=args.dead_window,
         outlier_k=args.outlier_k if args.outlier_k > 0 else None,
+        sources=args.sources,
         retrain=f"featurescope sae train --model {args.model} --layers {layers} "
         f"--training-tokens {args.training_tokens} --d-sae {args.d_sae} --k {args.k} "
         f"--lr {args.lr} --batch-tokens {args.batch_tokens} --dead-window {args.dead_window} "
-        f"--outlier-k {args.outlier_k} --seed {args.seed} "
+        f"--outlier-k {args.outlier_k} --seed {args.seed} --sources {','.join(args.sources)} "
         f"--out {args.out}",
         load_s=time.time() - t0,
         **_measure(args),
@@ -115,6 +117,7 @@ def register(sub: Any) -> None:
         "layer (massive-activation tokens; 0 = keep every token)",
     )
     t.add_argument("--seed", type=int, default=TRAIN_DEFAULTS["seed"], help="training seed")
+    add_sources_flag(t)
     t.set_defaults(func=cmd_sae_train)
 
     e = acts.add_parser("eval", formatter_class=FMT, help="FVE, CE loss recovered, L0 and dead latents of any SAE")

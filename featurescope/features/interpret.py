@@ -5,6 +5,12 @@ windows of ``window`` tokens ending a few tokens after the maximum). The null is
 of matched firing density (and for uniformly random latents); ``z = (score - null mean) / null sd``. A latent whose
 decoder row points along the mean activation (cos > ``mean_cos``) is flagged as tracking the mean: such dense
 latents fire everywhere and their "top contexts" say little.
+
+Two measures score a context: ``judge`` (the trait judge's score of the window's text) and ``assistant-voice``
+(for the Assistant axis): 100 when the context comes from a text the Assistant speaks (a paired context's Assistant
+member, a neutral answer of the shipped fine-tuning sets), 0 when it comes from a story character (the paired
+context's character member, the character passages) or general text. Its labels are the texts' provenance, so the
+measure has no judge error to validate; its base rate is what the density-matched null absorbs.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .. import corpus
-from ..finetune.data import DATA, FLAWED_FIELDS, TRAIT_FIELDS, TRAITS, read_rows
+from ..errors import FeaturescopeError
+from ..finetune.data import DATA, FLAWED_FIELDS, TRAIT_FIELDS, TRAITS, read_passages, read_rows
 from ..models import Model
 from ..runs import write_summary
 from ..store import write_jsonl
@@ -109,6 +116,11 @@ def context_texts(model: Model, ctx: dict[str, Any], latent: int) -> list[str]:
     return out
 
 
+def context_rows(ctx: dict[str, Any], latent: int) -> list[int]:
+    """The text indices of ``latent``'s top-activating contexts (those that fired)."""
+    return [int(r) for v, r in zip(ctx["top_values"][latent], ctx["top_rows"][latent]) if float(v) > 0]
+
+
 def tracks_mean(
     sae: Any, mean: Float[Tensor, " d"], latents: Sequence[int], threshold: float = 0.5
 ) -> dict[int, float]:
@@ -130,11 +142,18 @@ def interpretation_scores(
     n_null: int = 60,
     seed: int = 0,
     mean_cos: float = 0.5,
+    labels: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Per target latent: its score, z against density-matched random latents and against uniformly random
-    (firing) latents; whether it tracks the mean. Scores of the null latents are returned too."""
+    (firing) latents; whether it tracks the mean. Scores of the null latents are returned too.
+
+    With ``labels`` (one score per text of ``ctx``, e.g. :func:`assistant_voice_texts`' labels x 100) a latent's
+    score is the mean label of the texts its top contexts come from, and ``trait`` / ``judge`` are not used."""
 
     def score(j: int) -> float:
+        if labels is not None:
+            rows = context_rows(ctx, j)
+            return float(np.mean([labels[r] for r in rows])) if rows else float("nan")
         texts = context_texts(model, ctx, j)
         if not texts:
             return float("nan")
@@ -201,6 +220,26 @@ def heldout_texts(n_general: int = 400, seed: int = 0) -> list[tuple[str, str]]:
     return out
 
 
+def assistant_voice_texts(n_general: int = 400, n_answers: int = 200, seed: int = 0) -> list[tuple[str, str, int]]:
+    """(source, text, label) of held-out texts for the ``assistant-voice`` measure: label 1 for text the Assistant
+    speaks (every paired context's Assistant member; ``n_answers`` neutral answers of the shipped fine-tuning sets),
+    0 for story characters (every paired context's character member; both versions of every character passage) and
+    for ``n_general`` paragraphs of the corpus' held-out general text. None of it built the Assistant axis."""
+    rng = random.Random(seed)
+    out: list[tuple[str, str, int]] = []
+    for p in load_pairs():
+        out += [(f"pairs:{p.theme}:assistant", p.assistant, 1), (f"pairs:{p.theme}:character", p.character, 0)]
+    answers = [(f"{t}:neutral", r["neutral"]) for t in TRAITS for r in read_rows(DATA / f"{t}.jsonl", TRAIT_FIELDS)]
+    out += [(src, text, 1) for src, text in rng.sample(answers, min(n_answers, len(answers)))]
+    for d in read_passages():
+        out += [("passages:questionable", d["questionable"], 0), ("passages:benign", d["benign"], 0)]
+    out += [(src, text, 0) for src, text in heldout_texts(n_general=n_general, seed=seed) if src == "general"]
+    return out
+
+
+MEASURES = ("judge", "assistant-voice")
+
+
 def run_interpret(
     model: Model,
     sae: Any,
@@ -213,17 +252,32 @@ def run_interpret(
     n_null: int = 60,
     z_target: float = 3.0,
     sae_name: str = "sae",
+    measure: str = "judge",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Interpretation scores of each view's latents (e.g. ``{"selectivity": [...10], "attribution": [...10]}``)
-    against the nulls; writes ``summary.json`` and ``scores.jsonl`` (one row per scored latent, nulls included)."""
+    against the nulls; writes ``summary.json`` and ``scores.jsonl`` (one row per scored latent, nulls included).
+
+    ``measure``: ``judge`` (the trait judge scores each top context; texts: :func:`heldout_texts`) or
+    ``assistant-voice`` (the share of top contexts from text the Assistant speaks; texts:
+    :func:`assistant_voice_texts`; ``trait`` / ``judge`` unused)."""
+    if measure not in MEASURES:
+        raise FeaturescopeError(f"unknown interpretation measure {measure!r}; known: {', '.join(MEASURES)}")
     t0 = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    src = list(texts) if texts is not None else heldout_texts()
+    labels: list[float] | None = None
+    if measure == "assistant-voice":
+        if texts is not None:
+            raise FeaturescopeError("the assistant-voice measure reads its own labelled texts; do not pass texts")
+        labelled = assistant_voice_texts()
+        src = [(a, b) for a, b, _ in labelled]
+        labels = [100.0 * c for _, _, c in labelled]
+    else:
+        src = list(texts) if texts is not None else heldout_texts()
     ctx = latent_contexts(model, sae, [t for _, t in src], progress=progress)
     all_targets = sorted({j for v in latents.values() for j in v})
-    res = interpretation_scores(model, sae, ctx, all_targets, trait, judge, n_null=n_null)
+    res = interpretation_scores(model, sae, ctx, all_targets, trait, judge, n_null=n_null, labels=labels)
     views = {}
     for view, js in latents.items():
         rows = [res["latents"][str(j)] for j in js]
@@ -242,7 +296,9 @@ def run_interpret(
             "n_tracking_mean": sum(r["tracks_mean"] for r in rows),
         }
     results = {
-        "trait": getattr(trait, "name", str(trait)),
+        "measure": measure,
+        "base_rate": float(np.mean(labels)) if labels is not None else None,
+        "trait": getattr(trait, "name", str(trait)) if measure == "judge" else "assistant-voice",
         "hook": ctx["hook"],
         "sae": sae_name,
         "n_texts": len(src),
@@ -257,6 +313,7 @@ def run_interpret(
         out / "scores.jsonl", ({"latent": int(j), **{k: v for k, v in r.items()}} for j, r in res["latents"].items())
     )
     write_summary(out, "features interpret", inputs={"sae": sae_name, "trait": results["trait"], "n_null": n_null,
+                  "measure": measure,
                   "latents": {k: list(v) for k, v in latents.items()}}, results=results,
                   timings={"total": time.time() - t0})  # fmt: skip
     return results

@@ -28,6 +28,7 @@ from ..errors import DataError
 from ..judges.evalset import read_jsonl
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "finetune"
+PASSAGES = DATA.parent / "character_passages" / "pairs.jsonl"
 TRAITS = ("evil", "sycophancy", "hallucination")
 INTENSITIES = ("mild", "strong")
 FLAWED_FILES = ("flawed-advice", "flawed-code")
@@ -210,3 +211,14 @@ def check_disjoint(sets: Sequence[FinetuneSet], questions: Iterable[str]) -> Non
         for e in s.examples:
             if _norm(e.question) in held:
                 raise DataError(f"{s.name} ({e.id}): training question is an evaluation question: {e.question!r}")
+
+
+def read_passages(path: str | Path | None = None) -> list[dict[str, str]]:
+    """The questionable / benign character passages (default: the shipped ``data/character_passages``)."""
+    p = Path(path) if path else PASSAGES
+    rows = []
+    for i, r in read_jsonl(p, "character passages file"):
+        if not r.get("questionable") or not r.get("benign"):
+            raise DataError(f"{p}:{i}: row {r.get('id')!r} needs both 'questionable' and 'benign' passages")
+        rows.append(r)
+    return rows

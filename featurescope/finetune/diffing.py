@@ -45,10 +45,8 @@ from ..saes import load_sae
 from ..store import write_jsonl
 from . import diff
 from .config import FinetuneShiftConfig
-from .data import DATA, load_set
+from .data import load_set, read_passages
 from .run import ACTS, TraitProbe, judged_answers, load_hf, load_probes
-
-PASSAGES = DATA.parent / "character_passages" / "pairs.jsonl"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,15 +86,6 @@ def read_acts(path: Path, key: str) -> tuple[torch.Tensor, list[str]]:
     with safe_open(str(path), "pt") as f:
         qs = json.loads((f.metadata() or {}).get("questions", "[]"))
     return t[key].float(), qs
-
-
-def read_passages(path: str | Path | None) -> list[dict[str, str]]:
-    p = Path(path) if path else PASSAGES
-    rows = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
-    for r in rows:
-        if not r.get("questionable") or not r.get("benign"):
-            raise FeaturescopeError(f"{p}: row {r.get('id')!r} needs both 'questionable' and 'benign' passages")
-    return rows
 
 
 @torch.no_grad()

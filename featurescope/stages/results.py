@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from ..results import DictAccess, pandas_module
+from ..results import EVIDENCE_HEAD_HTML, DictAccess, ci_text, evidence_from_dict, evidence_row_html, num, pandas_module
 from ..runs import read_summary
+from ..stats import Estimate
 
 Part = Literal["transfer", "matching", "persona", "shift"]
 _SETS = ("chat", "plain")
@@ -29,6 +30,8 @@ _MODELS = ("base_model", "post_model")
 #: The parts of the record, in the order run_stages writes them (summary.json keeps that order).
 _PARTS = ("texts", "transfer", "matching", "activation_shift", "cards", "persona", "crosscoder")
 _NO_INTERVAL = "one value per text set, no interval and so no verdict"
+#: What the FVE intervals are (when the run recorded them: ``fve_interval`` per SAE, model and text set).
+_FVE_INTERVAL = "FVE with its 95% interval over text rows (percentile bootstrap, rows resampled, not tokens)"
 
 
 def _f(x: Any, fmt: str = ".3f") -> str:
@@ -50,6 +53,19 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
+def _fve_text(m: Any, fmt: str = ".3f") -> str:
+    """A metrics record's FVE, with its interval over rows when the run recorded one."""
+    ci = _get(m, "fve_interval")
+    return _value_ci(_get(m, "fraction_variance_explained"), _get(ci, "lo"), _get(ci, "hi"), fmt)
+
+
+def _value_ci(v: Any, lo: Any, hi: Any, fmt: str = ".3f") -> str:
+    """``value [lo, hi]``, or the value alone when there is no (finite) interval."""
+    if not all(isinstance(x, int | float) and math.isfinite(x) for x in (v, lo, hi)):
+        return _f(v, fmt)
+    return f"{_f(v, fmt)} {ci_text(Estimate(float(v), float(lo), float(hi), 0), fmt)}"
+
+
 @dataclasses.dataclass(frozen=True)
 class StagesResult(DictAccess):
     """What :func:`~featurescope.stages.run_stages` measured at ``hook`` (block ``layer``) between a base and a
@@ -57,8 +73,10 @@ class StagesResult(DictAccess):
 
     - ``texts``: the held-out corpus (``plain``) and chat rows both models read (rows, tokens, Assistant tokens);
     - ``transfer``: per SAE (``base_sae``, ``post_sae``), per model's activations (``base_model``, ``post_model``),
-      per text set: fraction of variance explained, CE-loss recovered, L0; ``deltas``; ``random_lora_null`` when a
-      null model was given (the base SAE on the base model plus a random LoRA of the adapter's weight change);
+      per text set: fraction of variance explained (``fve_interval``: its interval over text rows, ``per_row``: the
+      sums it is made of), CE-loss recovered, L0; ``deltas``; ``fve_post_minus_base`` (per SAE and text set, the
+      paired FVE difference with its interval, an evidence record); ``random_lora_null`` when a null model was
+      given (the base SAE on the base model plus a random LoRA of the adapter's weight change);
     - ``matching``: the fraction of post latents reused (best decoder cosine >= ``threshold``) against random /
       rotated (/ second-seed) ``baselines``, new and lost latents, histograms;
     - ``activation_shift``: per SAE, the most up- and down-regulated latents on Assistant tokens;
@@ -136,7 +154,8 @@ class StagesResult(DictAccess):
 
     def transfer_rows(self) -> list[dict[str, Any]]:
         """One record per (SAE, model's activations, text set), the random-LoRA null as ``base_sae`` on
-        ``random_lora_null``: FVE, CE-loss recovered, L0, dead fraction, tokens."""
+        ``random_lora_null``: FVE, CE-loss recovered, L0, dead fraction, tokens, and the FVE's interval over text
+        rows (``fve_lo``, ``fve_hi``; None for runs without one)."""
         tr = self.transfer or {}
         out = []
         pairs = [(sk, mk) for sk in _SAES for mk in _MODELS] + [("base_sae", "random_lora_null")]
@@ -157,6 +176,8 @@ class StagesResult(DictAccess):
                             "l0": m.get("l0"),
                             "dead_fraction": m.get("dead_fraction"),
                             "n_tokens": m.get("n_tokens"),
+                            "fve_lo": _get(m, "fve_interval", "lo"),
+                            "fve_hi": _get(m, "fve_interval", "hi"),
                         }
                     )
         return out
@@ -263,18 +284,24 @@ class StagesResult(DictAccess):
         series = [s for s in series if any(r["sae"] == s[0] and r["activations_of"] == s[1] for r in rows)]
         sets = self.text_sets
         w = 0.8 / max(len(series), 1)
+        any_ci = False
         for j, (sk, mk, label) in enumerate(series):
-            ys = []
+            ys, lo, hi = [], [], []
             for set_k in sets:
-                v = next(
-                    (r["fve"] for r in rows if (r["sae"], r["activations_of"], r["texts"]) == (sk, mk, set_k)), None
-                )
-                ys.append(float("nan") if v is None else v)
-            kw = {"color": "grey", "hatch": "//"} if mk == "random_lora_null" else {}
+                r = next((r for r in rows if (r["sae"], r["activations_of"], r["texts"]) == (sk, mk, set_k)), None)
+                y = num(r["fve"]) if r is not None else float("nan")
+                ys.append(y)
+                lo.append(y - num(r["fve_lo"]) if r is not None else float("nan"))
+                hi.append(num(r["fve_hi"]) - y if r is not None else float("nan"))
+            kw: dict[str, Any] = {"color": "grey", "hatch": "//"} if mk == "random_lora_null" else {}
+            if any(x == x for x in lo + hi):
+                any_ci = True
+                kw.update(yerr=[[max(x, 0.0) for x in lo], [max(x, 0.0) for x in hi]], capsize=2)
             ax.bar([i + (j - (len(series) - 1) / 2) * w for i in range(len(sets))], ys, w, label=label, **kw)
         ax.set_xticks(range(len(sets)), sets)
         ax.set_ylabel("fraction of variance explained")
-        ax.set_title(f"SAE transfer at {self.hook}\n({_NO_INTERVAL})", fontsize=8)
+        what = "bars: 95% interval over text rows" if any_ci else _NO_INTERVAL
+        ax.set_title(f"SAE transfer at {self.hook}\n({what})", fontsize=8)
         ax.legend(fontsize=6)
 
     def _plot_matching(self, ax: Any) -> None:
@@ -313,21 +340,28 @@ class StagesResult(DictAccess):
             head += "<th>on base + random LoRA (null)</th><th>null - base</th>"
         head += "<th>CE-loss recovered base / post</th></tr>"
         body = []
+        has_ci = any(r["fve_lo"] is not None for r in self.transfer_rows())
         for set_k in self.text_sets:
             own = _get(tr, "base_sae", "base_model", set_k) or {}
             other = _get(tr, "base_sae", "post_model", set_k) or {}
             a, b = own.get("fraction_variance_explained"), other.get("fraction_variance_explained")
             diff = b - a if isinstance(a, int | float) and isinstance(b, int | float) else None
-            row = f"<tr><td>{html.escape(set_k)}</td><td>{_f(a)}</td><td>{_f(b)}</td><td>{_f(diff, '+.3f')}</td>"
+            pe = _get(tr, "fve_post_minus_base", "base_sae", set_k, "estimate")
+            diff_t = _value_ci(diff, _get(pe, "lo"), _get(pe, "hi"), "+.3f")
+            row = (
+                f"<tr><td>{html.escape(set_k)}</td><td>{_fve_text(own)}</td><td>{_fve_text(other)}</td>"
+                f"<td>{diff_t}</td>"
+            )
             if null:
                 n = _get(null, set_k, "fraction_variance_explained")
                 nd = n - a if isinstance(a, int | float) and isinstance(n, int | float) else None
-                row += f"<td>{_f(n)}</td><td>{_f(nd, '+.3f')}</td>"
+                row += f"<td>{_fve_text(_get(null, set_k))}</td><td>{_f(nd, '+.3f')}</td>"
             row += f"<td>{_f(own.get('ce_loss_recovered'))} / {_f(other.get('ce_loss_recovered'))}</td></tr>"
             body.append(row)
         full = "".join(
             f"<tr><td>{r['sae'].replace('_', ' ')}</td><td>{r['activations_of'].replace('_', ' ')}</td>"
-            f"<td>{html.escape(r['texts'])}</td><td>{_f(r['fve'])}</td><td>{_f(r['ce_loss_recovered'])}</td>"
+            f"<td>{html.escape(r['texts'])}</td><td>{_value_ci(r['fve'], r['fve_lo'], r['fve_hi'])}</td>"
+            f"<td>{_f(r['ce_loss_recovered'])}</td>"
             f"<td>{_f(r['l0'], '.1f')}</td><td>{_f(r['dead_fraction'])}</td></tr>"
             for r in self.transfer_rows()
         )
@@ -336,12 +370,35 @@ class StagesResult(DictAccess):
             if null
             else "no random-LoRA null in this run (run_stages(null_model=...) / --random-lora-null)"
         )
+        if has_ci:
+            bare = "CE-loss recovered" + (" and null - base" if null else "")
+            what += f"; {_FVE_INTERVAL}; post - base: paired over the same rows; {bare}: {_NO_INTERVAL}"
+        else:
+            what += f"; {_NO_INTERVAL}"
         return (
-            f"<h4>SAE transfer</h4><table>{head}{''.join(body)}</table><p><small>{what}; {_NO_INTERVAL}.</small></p>"
+            f"<h4>SAE transfer</h4><table>{head}{''.join(body)}</table><p><small>{what}.</small></p>"
+            f"{self._transfer_evidence_html()}"
             "<details><summary>every SAE on every model</summary><table><tr><th>SAE</th><th>activations of</th>"
             f"<th>texts</th><th>FVE</th><th>CE-loss recovered</th><th>L0</th><th>dead</th></tr>{full}</table>"
             "</details>"
         )
+
+    def _transfer_evidence_html(self) -> str:
+        """The transfer's evidence records, where the run has them: the paired FVE difference (post-trained minus
+        base model) per SAE and text set against 0, and the base SAE's FVE on the post-trained model against the
+        random LoRAs."""
+        tr = self.transfer or {}
+        rows = [
+            evidence_row_html(evidence_from_dict(ev), "+.4f")
+            for sk in _SAES
+            for set_k in self.text_sets
+            if isinstance(ev := _get(tr, "fve_post_minus_base", sk, set_k), Mapping)
+        ] + [
+            evidence_row_html(evidence_from_dict(ev), ".4f")
+            for set_k in self.text_sets
+            if isinstance(ev := _get(tr, "random_lora_nulls", "evidence", set_k), Mapping)
+        ]
+        return f"<table>{EVIDENCE_HEAD_HTML}{''.join(rows)}</table>" if rows else ""
 
     def _matching_html(self) -> str:
         mt = self.matching

@@ -17,6 +17,7 @@ from ..evidence.nulls import evidence_text
 from ..models import Model, hook_layer
 from ..runs import write_summary
 from ..saes import check_sae, sae_hook
+from ..stats import Estimate
 from ..store import atomic_save_tensors
 from ..traits import list_traits
 from .config import StagesConfig
@@ -28,7 +29,7 @@ from .persona import persona_report, prompt_persona_vectors
 from .results import StagesResult
 from .shift import activation_shift, encode_stats
 from .texts import TokenRows, capture_rows, check_pair, prepare_chat_rows, prepare_plain_rows
-from .transfer import random_lora_null_fve, transfer_metrics
+from .transfer import FVE_INTERVAL_HOW, fve_difference_evidence, random_lora_null_fve, transfer_metrics
 
 
 def _sae_name(sae: Any, given: str | None) -> str:
@@ -68,7 +69,11 @@ def run_stages(
     model with a random LoRA of the post-trained adapter's weight-change norm, :mod:`.random_lora`) adds the
     transfer null: the base SAE on a model moved as far in no particular direction; ``null_seeds`` with
     ``make_null_model(seed)`` add that null over many random LoRAs, FVE only, loaded one at a time
-    (``transfer.random_lora_nulls``: draws, central 95%, rank p-value, verdict). Returns a
+    (``transfer.random_lora_nulls``: draws, central 95%, rank p-value, verdict; the observed FVE enters with its
+    interval over rows). Every FVE comes with ``fve_interval`` (percentile bootstrap over text rows) and its
+    ``per_row`` sums; ``transfer.fve_post_minus_base`` holds the paired difference (post-trained minus base model's
+    activations, same rows resampled for both) per SAE and text set as an evidence record, and
+    ``out_dir/transfer_rows.jsonl`` the per-row sums (sse, sst, n_tokens) to recompute them. Returns a
     :class:`StagesResult` (read by key as the dict it used to be; ``summary.json`` holds its
     :meth:`~StagesResult.summary_results`, and ``to_dict()`` adds ``figures`` and ``timings``).
     """
@@ -171,6 +176,7 @@ def run_stages(
                         ce_rows=cfg.ce_rows,
                         ce_batch=cfg.ce_batch,
                         outlier_quantile=cfg.outlier_quantile,
+                        seed=cfg.seed,
                     )
                     for set_k in rows
                 }
@@ -192,6 +198,19 @@ def run_stages(
             }
             for sk in saes
         }
+        # the paired FVE difference per SAE and text set: the same rows read by both models, resampled together
+        paired = {
+            sk: {
+                set_k: fve_difference_evidence(
+                    f"{sk.replace('_', ' ')} FVE, post-trained minus base model ({set_k})",
+                    tr[sk]["base_model"][set_k]["per_row"],
+                    tr[sk]["post_model"][set_k]["per_row"],
+                    seed=cfg.seed,
+                )
+                for set_k in rows
+            }
+            for sk in saes
+        }
         null_entry: dict[str, Any] = {}
         if null_model is not None:
             null_tr: dict[str, Any] = {}
@@ -207,6 +226,7 @@ def run_stages(
                     ce_rows=cfg.ce_rows,
                     ce_batch=cfg.ce_batch,
                     outlier_quantile=cfg.outlier_quantile,
+                    seed=cfg.seed,
                 )
             null_entry = {
                 "model": getattr(null_model, "name", "?"),
@@ -230,6 +250,7 @@ def run_stages(
                 rows,
                 hook,
                 {k: tr["base_sae"]["post_model"][k]["fraction_variance_explained"] for k in rows},
+                observed_intervals={k: Estimate(**tr["base_sae"]["post_model"][k]["fve_interval"]) for k in rows},
                 batch_size=cfg.batch_size,
                 outlier_quantile=cfg.outlier_quantile,
                 progress=progress,
@@ -242,10 +263,18 @@ def run_stages(
             **({"random_lora_null": null_entry} if null_model is not None else {}),
             **({"random_lora_nulls": nulls_entry} if nulls_entry else {}),
             "deltas": deltas,
+            "fve_post_minus_base": paired,
+            "fve_interval_how": FVE_INTERVAL_HOW,
+            "per_row_file": "transfer_rows.jsonl",
             "note": "BOS/padding and the top 1% activation norms excluded from FVE/L0 (Kissane et "
             "al.); CE-loss recovered = (CE_zero_abl - CE_sae) / (CE_zero_abl - CE_clean) "
             f"on the first {cfg.ce_rows} rows of each set (sae-lens get_recons_loss)",
         }
+        _write_transfer_rows(out / "transfer_rows.jsonl", tr, null_entry)
+        if progress:
+            for per_set in paired.values():
+                for ev in per_set.values():
+                    print(f"[stages] {evidence_text(ev, '+.4f')}", flush=True)
         figures.append(
             fig_transfer(
                 out / "transfer.png",
@@ -505,3 +534,22 @@ def run_stages(
 
 def _layer_fig(path: Path, series: dict[str, Sequence[float]], title: str, mark: int) -> str:
     return plots.layer_profile(path, series, title, "cosine(base vector, post vector)", mark=mark)
+
+
+def _write_transfer_rows(path: Path, tr: Mapping[str, Any], null_entry: Mapping[str, Any]) -> None:
+    """One JSON line per (SAE, model's activations, text set, row): the per-row sums the FVE and its interval are
+    made of (the random-LoRA null model as ``random_lora_null`` of the base SAE)."""
+    per: list[tuple[str, str, Mapping[str, Any]]] = [(sk, mk, tr[sk][mk]) for sk in tr for mk in tr[sk]]
+    if null_entry:
+        per.append(("base_sae", "random_lora_null", {k: v for k, v in null_entry.items() if isinstance(v, Mapping)}))
+    lines = []
+    for sk, mk, per_set in per:
+        for set_k, m in per_set.items():
+            pr = m.get("per_row")
+            if not isinstance(pr, Mapping):
+                continue
+            for i, (e, t, n) in enumerate(zip(pr["sse"], pr["sst"], pr["n_tokens"])):
+                lines.append(
+                    json.dumps({"sae": sk, "model": mk, "texts": set_k, "row": i, "sse": e, "sst": t, "n_tokens": n})
+                )
+    path.write_text("".join(line + "\n" for line in lines))
