@@ -119,7 +119,16 @@ def test_inspect_and_features_actions_take_only_their_own_flags():
     steer = {"steer_layer", "alpha", "seeds", "n_questions"}
     assert _dests("inspect", "massive") == texts | {"n_texts"}
     assert _dests("inspect", "handling") == texts | {"layers", "seed"} | steer
-    assert _dests("inspect", "decomposition") == {"vector", "sae", "sae_id", "seed", "out"}
+    assert _dests("inspect", "decomposition") == {
+        "vector",
+        "sae",
+        "sae_id",
+        "seed",
+        "out",
+        "responses",
+        "model",
+        "n_boot",
+    }
     common, judged = {"model", "sae", "out"}, {"trait", "judge"}
     assert _dests("features", "shared") == common | {"pairs", "n_perm", "shuffles"}
     assert _dests("features", "interpret") == common | judged | {"decomposition", "views", "k", "n_null", "measure"}
@@ -154,7 +163,7 @@ def test_inspect_and_features_actions_take_only_their_own_flags():
         ["inspect", "massive", "--steer-layer", "2"],
         ["inspect", "handling", "--layers", "2", "--n-texts", "10"],
         ["inspect", "handling", "--layers", "2", "--vector", "v"],
-        ["inspect", "decomposition", "--vector", "v", "--sae", "s", "--model", "m"],
+        ["inspect", "decomposition", "--vector", "v", "--sae", "s", "--trait", "evil"],
         ["inspect", "decomposition", "--vector", "v", "--sae", "s", "--layers", "2"],
         ["features", "shared", "--latents", "1", "--out", "x"],  # --latents: steer only
         ["features", "shared", "--trait", "evil", "--out", "x"],
@@ -424,7 +433,18 @@ def test_inspect_actions_call_the_library_with_the_parsed_values(monkeypatch, tm
     assert main(["inspect", "handling", "--written", src, "--layers", "2", "--steer-layer", "9"]) == 2
     assert len(handling.calls) == 2 and len(loads) == 4  # refused before the model loads
     assert main(["inspect", "decomposition", "--vector", "V", "--sae", "S", "--sae-id", "I", "--seed", "2"]) == 0
-    assert decomposition.calls == [(("V", "S", None), dict(sae_id="I", seed=2))]
+    assert decomposition.calls == [
+        (("V", "S", None), dict(sae_id="I", seed=2, model=None, responses=None, responses_path=None, n_boot=200))
+    ]
+    rows = tmp_path / "responses.jsonl"
+    rows.write_text('{"question": "q", "pos": "a", "neg": "b"}\n')
+    argv = ["inspect", "decomposition", "--vector", "V", "--sae", "S", "--responses", str(rows), "--model", "M2"]
+    assert main([*argv, "--n-boot", "9"]) == 0
+    kw = decomposition.calls[-1][1]
+    assert kw["model"] is model and kw["responses"] == [{"question": "q", "pos": "a", "neg": "b"}] and kw["n_boot"] == 9
+    n_loads = len(loads)
+    assert main(["inspect", "decomposition", "--vector", "V", "--sae", "S", "--responses", str(rows)]) == 2
+    assert len(loads) == n_loads  # --responses without --model: refused before any model loads
 
 
 @pytest.fixture

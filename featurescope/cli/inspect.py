@@ -1,16 +1,18 @@
 """``featurescope inspect``: massive | handling | decomposition - one subcommand each, with only the flags that action
 uses. massive: massive dimensions and outlier-norm tokens per layer; handling: the ways to keep them from dominating a
 persona vector, compared side by side with held-out separation and its null; decomposition: the nulls of a saved
-vector's SAE decomposition (no model needed)."""
+vector's SAE decomposition (no model needed; with the model and the vector's responses, also its interval)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..errors import FeaturescopeError
 from ..evidence.run import run_decomposition, run_handling, run_massive, written_conversations
 from ..judge import default_judge
+from ..judges.evalset import read_jsonl
 from ..models import load_model
 from ..persona.extraction import load_written
 from ..traits import written_path
@@ -91,17 +93,33 @@ def cmd_inspect_handling(args: argparse.Namespace) -> int:
 def cmd_inspect_decomposition(args: argparse.Namespace) -> int:
     """Nulls of a saved vector's decomposition, without the model: random-direction fraction explained and the
     decoder bias decomposed."""
-    res = run_decomposition(args.vector, args.sae, args.out, sae_id=args.sae_id, seed=args.seed)
+    if (args.responses is None) != (args.model is None):
+        raise FeaturescopeError("inspect decomposition: --responses and --model go together (the interval rebuilds "
+                                "the vector from its responses on the model)")  # fmt: skip
+    rows = [r for _, r in read_jsonl(Path(args.responses), "responses file")] if args.responses else None
+    model = load_model(args.model) if args.model else None
+    res = run_decomposition(args.vector, args.sae, args.out, sae_id=args.sae_id, seed=args.seed, model=model,
+                            responses=rows, responses_path=args.responses, n_boot=args.n_boot)  # fmt: skip
     hook, ev = res["hook"], res["evidence"]
+    iv = res.get("fraction_explained_interval")
     for k, row in ev["fraction_explained_null"]["per_k"].items():
         nulls = ", ".join(
             f"{n} {row[n]['mean']:.2f} [{row[n]['lo']:.2f}, {row[n]['hi']:.2f}]"
             for n in ("isotropic", "massive-matched")
             if n in row
         )
-        print(
-            f"{hook} top {k} features by cosine explain {row['value']:.2f} of the vector; random: {nulls} -> {row['verdict']}"
-        )
+        if iv is not None and k in iv["per_k"]:
+            e = iv["per_k"][k]
+            value, verd = (
+                f"{e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}] (over {e['n']} questions)",
+                iv["verdicts"][k],
+            )
+        else:
+            value, verd = f"{row['value']:.2f}", row["verdict"]
+        print(f"{hook} top {k} features by cosine explain {value} of the vector; random: {nulls} -> {verd}")
+    if iv is not None:
+        print(f"rebuilt vector vs saved: cosine {iv['cosine_rebuilt_vs_saved']:.3f} ({iv['n_pos']} / {iv['n_neg']} "
+              f"responses, handling {iv['handling']})")  # fmt: skip
     b = ev["decoder_bias"]
     print(
         f"decoder bias: top {b['k']} latents explain {b['fraction_explained_top_k']:.2f} of it; "
@@ -188,6 +206,13 @@ def register(sub: Any) -> None:
     d.add_argument("--vector", required=True, help="persona vector .safetensors (written by `persona extract`)")
     d.add_argument("--sae", required=True, help="SAE: featurescope:NAME, a folder, or a sae-lens release")
     d.add_argument("--sae-id", help="sae-lens sae_id for a registry release")
-    _seed(d, "random-direction seed")
+    d.add_argument(
+        "--responses",
+        help="the vector's items for an interval over questions: its run's responses.jsonl or written pairs "
+        "(needs --model)",
+    )
+    d.add_argument("--model", help="the vector's model (with --responses: the vector is rebuilt on it)")
+    d.add_argument("--n-boot", type=int, default=200, help="question resamples of the interval")
+    _seed(d, "random-direction and bootstrap seed")
     _out(d, "")
     d.set_defaults(func=cmd_inspect_decomposition)

@@ -4,7 +4,7 @@ mean activation (the decoder bias) - dense latents whose cards say nothing about
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,9 +13,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..decompose import by_cosine, decoder_cosines
-from ..stats import NOT_DISTINGUISHABLE
+from ..stats import NOT_DISTINGUISHABLE, Estimate
 from .massive import massive_dims, massive_dims_of, share_on_dims
-from .nulls import EFFECT, random_directions, summarise_null
+from .nulls import EFFECT, Null, random_directions, summarise_null, verdict
 
 #: A latent "tracks the mean" when its decoder row has |cosine| at least this with the SAE's decoder bias.
 MEAN_TRACKING_COSINE = 0.3
@@ -99,3 +99,65 @@ def decomposition_evidence(
             torch.nn.functional.cosine_similarity(direction.float(), sae.b_dec.detach().float(), dim=0) ** 2
         ),
     }
+
+
+def fraction_explained_interval(
+    pos: Float[Tensor, "n_pos d"],
+    neg: Float[Tensor, "n_neg d"],
+    pos_groups: Sequence[int],
+    neg_groups: Sequence[int],
+    W_dec: Float[Tensor, "n d"],
+    *,
+    post: Callable[[Tensor], Tensor] | None = None,
+    ks: Sequence[int] = (20, 100),
+    n_boot: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """The fraction of the vector explained by its top-k features by decoder cosine, with an interval over items:
+    the vector is rebuilt (mean of ``pos`` minus mean of ``neg`` per-response activations, then ``post``, e.g. the
+    vector's massive-activation handling) from the questions (``*_groups``) resampled with replacement, ``n_boot``
+    times. Returns ``{"per_k": {k: Estimate as a dict}, "n_questions", "n_boot", "vector"}`` (the full-sample
+    vector, to check it against the saved one). A resample repeats some questions and drops others, which adds
+    noise to the vector and so lowers its fraction explained: the percentile interval sits at or below the
+    full-sample value, which makes the verdict (interval above the random-direction null) conservative."""
+    post = post or (lambda v: v)
+    ks = sorted({min(int(k), W_dec.shape[0]) for k in ks})
+    kmax = max(ks)
+    groups = sorted(set(pos_groups) | set(neg_groups))
+    pg, ng = torch.as_tensor(list(pos_groups)), torch.as_tensor(list(neg_groups))
+
+    def fe(pos_idx: Tensor, neg_idx: Tensor) -> tuple[Tensor, Tensor]:
+        v = post(pos[pos_idx].float().mean(0) - neg[neg_idx].float().mean(0))
+        return v, by_cosine(v, W_dec, kmax).fraction_explained
+
+    full, real = fe(torch.arange(len(pos)), torch.arange(len(neg)))
+    rng = np.random.default_rng(seed)
+    draws: list[Tensor] = []
+    for _ in range(n_boot):
+        pick = torch.as_tensor(rng.choice(groups, size=len(groups), replace=True))
+        pi = torch.cat([(pg == g).nonzero().flatten() for g in pick.tolist()])
+        ni = torch.cat([(ng == g).nonzero().flatten() for g in pick.tolist()])
+        if len(pi) == 0 or len(ni) == 0:  # a resample without one side: no vector
+            continue
+        draws.append(fe(pi, ni)[1])
+    q = (1 - level) / 2
+    d = torch.stack(draws) if draws else torch.full((1, kmax), float("nan"))
+    per_k = {}
+    for k in ks:
+        lo, hi = np.nanquantile(d[:, k - 1].numpy(), [q, 1 - q]).tolist()
+        per_k[str(k)] = Estimate(float(real[k - 1]), float(lo), float(hi), len(groups), level).to_dict()
+    return {"per_k": per_k, "n_questions": len(groups), "n_boot": len(draws), "vector": full}
+
+
+def interval_verdicts(interval: dict[str, Any], null: dict[str, Any]) -> dict[str, str]:
+    """Per k: the interval of :func:`fraction_explained_interval` against every random-direction null of
+    :func:`fraction_explained_null` (distinguishable only when it lies above all of them)."""
+    out = {}
+    for k, e in interval["per_k"].items():
+        est = Estimate(e["value"], e["lo"], e["hi"], e["n"], e["level"])
+        row = null["per_k"].get(k, {})
+        nulls = [Null(**row[n]) for n in ("isotropic", "massive-matched") if n in row]
+        ok = bool(nulls) and all(verdict(est, x) == EFFECT and est.lo > x.hi for x in nulls)
+        out[k] = EFFECT if ok else NOT_DISTINGUISHABLE
+    return out

@@ -19,12 +19,13 @@ from ..capture import as_prompts, capture
 from ..errors import FeaturescopeError
 from ..formatting import Message
 from ..models import Model
+from ..persona.extraction import conversations_from_responses, vectors_from_conversations
 from ..persona.sweeps import steering_sweep
 from ..persona.vector import PersonaVector
 from ..runs import write_summary
 from ..saes import load_sae, sae_hook
 from ..stats import bootstrap
-from .decomposition import decomposition_evidence
+from .decomposition import decomposition_evidence, fraction_explained_interval, interval_verdicts
 from .massive import (
     DIM_RATIO,
     HANDLINGS,
@@ -336,23 +337,80 @@ def run_handling(
     return res
 
 
+def item_conversations(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Kept pos / neg conversations and each one's question index, from a persona run's ``responses.jsonl`` rows
+    (``side``, ``kept``, ``instruction``, ``question``, ``response``) or from written pairs (``question``, ``pos``,
+    ``neg``): the items a vector's interval resamples."""
+    if rows and all("pos" in r and "neg" in r and "question" in r for r in rows):
+        pos, neg, groups = written_conversations(rows)
+        return {"pos": pos, "neg": neg, "pos_groups": groups, "neg_groups": groups}
+    return conversations_from_responses(rows)
+
+
 def run_decomposition(
-    vector: str | Path, sae: str | Path, out: str | Path | None, *, sae_id: str | None = None, seed: int = 0
+    vector: str | Path,
+    sae: str | Path,
+    out: str | Path | None,
+    *,
+    sae_id: str | None = None,
+    seed: int = 0,
+    model: Model | None = None,
+    responses: Sequence[dict[str, Any]] | None = None,
+    responses_path: str | None = None,
+    n_boot: int = 200,
 ) -> dict[str, Any]:
-    """Nulls of a saved persona vector's decomposition in an SAE's features, at the SAE's hook, without the model:
-    random-direction fraction explained and the decoder bias decomposed (:func:`decomposition_evidence`). With
-    ``out``, ``summary.json`` there. Returns the summary's results and the hook (``"hook"``)."""
+    """Nulls of a saved persona vector's decomposition in an SAE's features, at the SAE's hook:
+    random-direction fraction explained and the decoder bias decomposed (:func:`decomposition_evidence`; no model
+    needed). With ``model`` and the vector's items (``responses``: its run's ``responses.jsonl`` rows, or written
+    pairs), also the fraction explained with an interval over questions (the vector rebuilt from resampled
+    questions with its own handling; :func:`fraction_explained_interval`) and its verdict against the nulls, plus
+    the cosine of the rebuilt vector with the saved one. With ``out``, ``summary.json`` there. Returns the
+    summary's results and the hook (``"hook"``)."""
     t0 = time.time()
     pv = PersonaVector.load(vector)
     s = load_sae(sae, sae_id)
     hook = sae_hook(s) or ""
     ev = decomposition_evidence(pv.at(hook), s, seed=seed)
-    results = {"evidence": ev, "vector_share_on_decoder_bias": ev["share_on_decoder_bias"]}
+    results: dict[str, Any] = {"evidence": ev, "vector_share_on_decoder_bias": ev["share_on_decoder_bias"]}
+    if (model is None) != (responses is None):
+        raise FeaturescopeError("the fraction-explained interval needs both the model and the vector's responses")
+    if model is not None and responses is not None:
+        c = item_conversations(responses)
+        handling = str(pv.extra.get("handling", "none"))
+        outlier_k = pv.extra.get("outlier_k")
+        vecs, acts = vectors_from_conversations(
+            model, c["pos"], c["neg"], [hook], trait=pv.trait, kinds=("response_mean",), handling=handling,
+            outlier_k=outlier_k,
+        )  # fmt: skip
+        pos, neg = acts["response_mean"]["pos"][:, 0], acts["response_mean"]["neg"][:, 0]
+        dims = vecs["response_mean"].extra.get("massive_dims", [[]])[0]
+        mean = torch.cat([pos.float(), neg.float()]).mean(0)
+
+        def post(v: Tensor) -> Tensor:
+            return handle_vector(v, handling, mean=mean, dims=dims)
+
+        iv = fraction_explained_interval(
+            pos, neg, c["pos_groups"], c["neg_groups"], s.W_dec.detach().float(), post=post, n_boot=n_boot, seed=seed
+        )
+        rebuilt = iv.pop("vector")
+        saved = pv.at(hook).float()
+        results["fraction_explained_interval"] = {
+            **iv,
+            "verdicts": interval_verdicts(iv, ev["fraction_explained_null"]),
+            "handling": handling,
+            "outlier_k": outlier_k,
+            "n_pos": len(pos),
+            "n_neg": len(neg),
+            "cosine_rebuilt_vs_saved": float(torch.nn.functional.cosine_similarity(rebuilt, saved, dim=0)),
+            "how": "questions resampled with replacement; the vector rebuilt from their responses with the saved "
+            "vector's handling; fraction of ||v||^2 explained by the top-k SAE features by decoder cosine",
+        }
     if out is not None:
         write_summary(
             out,
             "inspect decomposition",
-            inputs={"vector": vector, "sae": sae, "hook": hook, "seed": seed},
+            inputs={"vector": vector, "sae": sae, "hook": hook, "seed": seed, "responses": responses_path}
+            | ({"model": model.info} if model is not None else {}),
             results=results,
             timings={"total": time.time() - t0},
         )
