@@ -11,6 +11,7 @@ from .capture import Activations, CaptureConfig, capture, default_hooks
 from .decompose_run import VectorDecomposition, decompose_vector
 from .errors import FeaturescopeError
 from .exports import export_control_vector, export_neuronpedia, load_pretrained, save_pretrained
+from .features import InterpretResult, SharedLatentsResult
 from .formatting import FormattedPrompt, Message, TranscriptFormat, format_conversation
 from .generate import Generation, GenerationConfig, generate
 from .judge import EmbeddingJudge, OpenAIJudge, default_judge
@@ -40,6 +41,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AssistantAxis",
     "AxisRunResult",
+    "InterpretResult",
+    "SharedLatentsResult",
     "DriftResult",
     "collect_axis",
     "run_axis",

@@ -911,6 +911,86 @@ def test_build_report_is_pure_on_summary_dicts():
     assert "### 1. sae eval" in md
 
 
+def test_persona_features_render_with_their_nulls(tmp_path):
+    """`features shared`, `features interpret`, `crosscoder train` and `crosscoder compare` runs land in the features
+    section with their headline numbers: the shared-latent count against the chance count, each view's set z against
+    density-matched random latents with its verdict, the crosscoder's FVE and relative-norm classes, the seed
+    control's matched fractions against the rotated-decoder chance."""
+    from tests.test_features_results import interpret_results, shared_results
+
+    write_run(
+        tmp_path / "shared",
+        "features shared",
+        inputs={"model": "offline:gemma-3-270m-sft", "sae": "featurescope:gemma-3-270m-sft/layer_9_resid_post",
+                "hook": "blocks.9.hook_resid_post", "n_perm": 500, "n_shuffles": 3},
+        results=shared_results(),
+        files={"cards.html": CARDS_HTML.format(title="shared", b64=base64.b64encode(png()).decode()).encode()},
+    )  # fmt: skip
+    write_run(
+        tmp_path / "interpret",
+        "features interpret",
+        inputs={"sae": "featurescope:gemma-3-270m/layer_9_resid_post", "trait": "evil", "n_null": 60,
+                "measure": "judge", "latents": {"selectivity": [5, 9], "attribution": [1, 2]}},
+        results=json.loads(json.dumps(interpret_results(nan_z=True)).replace("NaN", "null")),
+    )  # fmt: skip
+    cc_report = {
+        "thresholds": {"base_only_r_below": 0.1, "post_only_r_above": 0.9, "nu_max": 0.2, "recon_floor": 0.1},
+        "counts": {"base_only": 3, "shared": 250, "post_only": 3},
+        "post_only_passing_latent_scaling": 1,
+        "post_only_flagged_as_artifacts": 2,
+        "post_only_never_active": 0,
+        "nu_error_median": {"post_only": 0.3, "shared": 0.9},
+        "nu_recon_median": {"post_only": None, "shared": 0.8},
+        "relative_norm_hist": {"edges": [-1.0, 0.0, 1.0], "counts": [3, 253]},
+        "n_tokens": 4000,
+        "space": "training space (model activations x activation_scales)",
+        "latent_scaling_rule": "truly post-only: nu_error < 0.2",
+    }
+    write_run(
+        tmp_path / "cc",
+        "crosscoder train",
+        inputs={"base_model": model_info(BASE, "base"), "post_model": model_info(BASE + "-sft", "post-trained"),
+                "hook": "blocks.9.hook_resid_post", "layer": 9, "d_sae": 256},
+        results={"training": {"path": "crosscoder"}, "retrain": None,
+                 "eval": {"fve_base": 0.71, "fve_post": 0.69, "fve": 0.7, "l0": 32.0, "dead_fraction": 0.05,
+                          "n_tokens": 4000, "n_latents": 256},
+                 "report": cc_report},
+    )  # fmt: skip
+    write_run(
+        tmp_path / "compare",
+        "crosscoder compare",
+        inputs={"a": "runs/cc-s0", "b": "runs/cc-s1", "threshold": 0.7, "seed": 0, "converged_at": 0.5},
+        results={"threshold": 0.7, "converged_at": 0.5, "converged": False,
+                 "reuse": {"a_to_b": 0.31, "b_to_a": 0.3, "chance": 0.01},
+                 "verdict": "NOT CONVERGED ACROSS SEEDS: ...", "text": "crosscoder seed control: A = <a>", "notes": []},
+    )  # fmt: skip
+    info = R.write_report([tmp_path], tmp_path / "rep" / "report.html")
+    page = Path(info["html"]).read_text()
+    arts = articles(page)
+    assert set(arts) == {"features shared", "features interpret", "crosscoder train", "crosscoder compare"}
+    cmp_ = arts["crosscoder compare"]
+    assert "31.0% / 30.0%" in cmp_ and "1.0% (the other decoder under a random rotation)" in cmp_
+    assert "not converged across seeds" in cmp_ and "A = &lt;a&gt;" in cmp_
+    assert "Persona features: shared Assistant / character latents" in page and "id='features'" in page.replace(
+        '"', "'"
+    )
+    sh = arts["features shared"]
+    assert "latents shared by the Assistant and story characters (all themes)" in sh
+    assert "0.3 [0, 1] (shuffled theme labels, 3 shuffles)" in sh and "shared latents found above the chance" in sh
+    assert "2704" in sh and "cards.html in the run folder" in sh  # not listed as a figure: named, not inlined
+    it = arts["features interpret"]
+    assert "selectivity: set z of its top 2 latents" in it and "<b>+9.40</b>" in it
+    assert "beats the null" in it and "not distinguishable from the null" in it
+    assert "0 [-1.96, 1.96] (set z of 2 density-matched random latents; target 3 SD)" in it
+    assert "you worthless &lt;fool&gt;" in it and "<fool>" not in it
+    assert "features interpret - evil - featurescope:gemma-3-270m/layer_9_resid_post" in it
+    cc = arts["crosscoder train"]
+    assert "crosscoder FVE (base / post / joint)" in cc and "0.71 / 0.69 / 0.7" in cc
+    assert "3 / 250 / 3" in cc and "1 of 3" in cc and "Latent Scaling of the post-only latents" in cc
+    md = Path(info["markdown"]).read_text()
+    assert "## Persona features" in md and "beats the null" in md
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # integration: the page in a real headless Chromium
 # ----------------------------------------------------------------------------------------------------------------

@@ -41,6 +41,12 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "Persona space (PCA of role vectors), role ranking, steering, drift "
         "over multi-turn scripts, activation capping, cross-stage comparison.",
     ),
+    "features": (
+        "Persona features: shared Assistant / character latents, interpretation scores, crosscoder",
+        "SAE latents shared by the Assistant and story characters on paired contexts (against the chance count from "
+        "shuffled themes), interpretation scores of a decomposition's top latents against random latents of matched "
+        "density, and base / post-trained crosscoders (relative decoder norms, Latent Scaling).",
+    ),
     "finetune": (
         "Fine-tuning selects a persona (Chen et al., Betley et al., Wang et al.)",
         "LoRA fine-tunes on trait-expressing, flawed and neutral sets: the shift along persona vectors against trait "
