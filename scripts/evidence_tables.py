@@ -184,16 +184,22 @@ def headline() -> None:
                 f"weight change) | {'post-training lowers FVE more than a random change (one random seed, no interval)' if post < rnd else 'no larger change than a random LoRA'} | "
                 "`docs/evidence/stages-transfer-null/` |"
             )
-    for L in (2, 9):
-        d = load(ROOT / f"docs/decompositions/evil-gemma-3-270m-layer{L}" / "summary.json")
-        if not d or "evidence" not in d["results"]:
-            continue
-        for k, row in d["results"]["evidence"]["fraction_explained_null"]["per_k"].items():
-            iso = row["isotropic"]
-            print(
-                f"| fraction of the evil vector explained by its top {k} SAE features (cosine), layer {L} | — | {row['value']:.2f} | "
-                f"{null(iso)} (random directions) | {row['verdict']} | `docs/decompositions/evil-gemma-3-270m-layer{L}/` |"
-            )
+    for name, what in (
+        ("evil-gemma-3-270m", "the shipped evil vector (21 / 20 kept answers)"),
+        ("evil-written-gemma-3-270m", "the evil vector from the 75 written pairs"),
+    ):
+        for L in (2, 9):
+            folder = f"docs/evidence/decomposition-interval-{name}-layer{L}"
+            d = load(ROOT / folder / "summary.json")
+            if not d or "fraction_explained_interval" not in d["results"]:
+                continue
+            iv = d["results"]["fraction_explained_interval"]
+            for k, row in d["results"]["evidence"]["fraction_explained_null"]["per_k"].items():
+                nulls = "; ".join(f"{null(row[n])} (random directions, {n})" for n in ("isotropic", "massive-matched") if n in row)
+                print(
+                    f"| fraction of {what} explained by its top {k} SAE features (cosine), layer {L}; interval over "
+                    f"{iv['per_k'][k]['n']} questions | — | {ci(iv['per_k'][k])} | {nulls} | {iv['verdicts'][k]} | `{folder}/` |"
+                )
     for name in ("sae-eval-gemma-3-270m-layer2", "sae-eval-gemma-3-270m-layer9", "sae-eval-gemma-3-270m-sft-layer9"):
         s = load(EV / name / "summary.json")
         if s:
