@@ -136,7 +136,13 @@ def provenance(run: Run | Mapping[str, Any]) -> dict[str, str]:
     if not saes and cmd == "sae train":
         saes.append(f"trained here: d_sae {inp.get('d_sae', '?')}, k {inp.get('k', '?')} (folders beside this summary)")
     data = []
-    if inp.get("trait"):
+    if cmd == "features interpret":
+        if inp.get("measure") == "assistant-voice":
+            data.append("measure: assistant-voice (labelled held-out texts: Assistant speech vs story characters / "
+                        "general text; no judge)")  # fmt: skip
+        else:
+            data.append(f"measure: the '{inp.get('trait')}' judge's score of each latent's top held-out contexts")
+    elif inp.get("trait"):
         ex: Mapping[str, Any] = inp["extraction"] if isinstance(inp.get("extraction"), Mapping) else cfg
         nq, npairs = ex.get("n_questions"), ex.get("n_pairs")
         which = (
