@@ -589,3 +589,11 @@ def test_flag_file_sets_flags_checked_by_the_parser_and_recorded_in_the_summary(
     with pytest.raises(SystemExit) as e:
         main(["sae", "train", "--config", str(cfg), "--out", str(out)])
     assert e.value.code == 2 and "invalid int value: 'eight'" in capsys.readouterr().err
+
+
+def test_crosscoder_actions_take_only_their_own_flags():
+    common = {"base", "post", "layer", "context", "eval_sequences", "out", "cards"}
+    train = {"d_sae", "k", "training_tokens", "lr", "batch_tokens", "seed", "no_resume", "sources"}
+    assert _dests("crosscoder", "train") == common | train
+    assert _dests("crosscoder", "eval") == common | {"crosscoder", "sources"}
+    assert _dests("crosscoder", "compare") == {"a", "b", "out", "threshold", "seed", "converged_at"}

@@ -4,12 +4,15 @@ activations, training / checkpoints / resuming on tiny models, and a planted pos
 from __future__ import annotations
 
 import argparse
+import html
 import json
+import shutil
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from featurescope.errors import FeaturescopeError
 from tests.conftest import SPECIALS, make_tiny_tl
@@ -246,9 +249,44 @@ def test_commands_write_summaries_and_the_cli_parses(tiny_base, tiny_chat, tmp_p
     assert summary["command"] == "crosscoder train" and summary["inputs"]["hook"] == HOOK
     assert set(summary["results"]["eval"]) >= {"fve_base", "fve_post", "l0", "dead_fraction"}
     assert "counts" in summary["results"]["report"] and (tmp_path / "t" / "crosscoder" / "eval.json").exists()
+    assert "cards" not in summary["results"] and not (tmp_path / "t" / "cards.html").exists()  # cards=0: none
     ev = fc.crosscoder_eval(tiny_base, tiny_chat, res["training"]["path"], tmp_path / "e")  # hook from cfg.json
     assert json.loads((tmp_path / "e" / "summary.json").read_text())["inputs"]["hook"] == HOOK
     assert ev["eval"]["fve_base"] == pytest.approx(res["eval"]["fve_base"])
+
+    # the seed control reads the run folder the command wrote (a crosscoder against itself: all reused, same class)
+    from featurescope.crosscoder_compare import compare_runs
+
+    cmp = compare_runs(tmp_path / "t", tmp_path / "e", tmp_path / "c")  # a train folder and an eval folder
+    assert cmp["reuse"]["a_to_b"] == 1.0 and cmp["class_agreement"]["agreement"] == 1.0 and cmp["converged"]
+    got = cmp["runs"]["a"]["class_fractions"]
+    assert got == {c: n / 32 for c, n in res["report"]["counts"].items()} | {"truly_chat_only": got["truly_chat_only"]}
+
+    # cards: this short run learns shared latents only; make the two most active ones post-only and base-only
+    planted = tmp_path / "planted"
+    shutil.copytree(res["training"]["path"], planted)
+    held = fc.held_out_pairs(tiny_base, tiny_chat, _rows(tiny_base.tokenizer, 24, seed=1), HOOK)
+    busy = (fc.load_crosscoder(planted).encode(held.pairs.unflatten(-1, (2, 32))) > 0).sum(0).argsort(descending=True)
+    post_only, base_only = int(busy[0]), int(busy[1])
+    w = load_file(str(planted / "sae_weights.safetensors"))
+    w["W_dec"][post_only, :32] = 0.0
+    w["W_dec"][base_only, 32:] = 0.0
+    save_file(w, str(planted / "sae_weights.safetensors"))
+    ev = fc.crosscoder_eval(tiny_base, tiny_chat, planted, tmp_path / "p", cards=2)
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert summary["figures"] == ["cards.html"] and summary["inputs"]["cards"] == 2
+    assert summary["inputs"]["sources"] == list(fc.corpus.DEFAULT_SOURCES)
+    assert ev["report"]["counts"]["post_only"] == 1 and ev["report"]["counts"]["base_only"] == 1
+    cards = summary["results"]["cards"]
+    assert [(k.split(" ")[0], [c["latent"] for c in v]) for k, v in cards.items()] == [
+        ("post-only", [post_only]),
+        ("base-only", [base_only]),
+    ]
+    page = (tmp_path / "p" / "cards.html").read_text()
+    for c in (*cards[next(iter(cards))], *cards[list(cards)[1]]):
+        assert f"feature {c['latent']} &middot; " in page and c["top_context"] and c["density"] > 0
+        tail = html.escape(c["top_context"][-3:]).replace("\n", "&#8629;")  # the context's end, as the card shows it
+        assert tail in page.replace("</span><span style=''>", "")
 
     p = argparse.ArgumentParser()
     cli.register(p.add_subparsers(dest="command"))
@@ -257,8 +295,11 @@ def test_commands_write_summaries_and_the_cli_parses(tiny_base, tiny_chat, tmp_p
         fc.TRAIN_DEFAULTS[k] for k in ("d_sae", "k", "training_tokens", "seed")
     )
     assert a.base == "offline:gemma-3-270m" and a.post == "offline:gemma-3-270m-sft" and a.layer == 9
-    a = p.parse_args(["crosscoder", "eval", "--crosscoder", "c", "--out", "x"])
-    assert a.layer is None and not hasattr(a, "d_sae")  # eval has only its own flags
+    assert a.cards == 8
+    a = p.parse_args(["crosscoder", "eval", "--crosscoder", "c", "--out", "x", "--cards", "3"])
+    assert a.layer is None and not hasattr(a, "d_sae") and a.cards == 3  # eval has only its own flags
+    a = p.parse_args(["crosscoder", "eval", "--crosscoder", "c", "--out", "x", "--sources", "persona"])
+    assert a.sources == ("persona",)
     sub = next(x for x in p._actions if isinstance(x, argparse._SubParsersAction)).choices["crosscoder"]
     for act in sub._actions:
         if isinstance(act, argparse._SubParsersAction):

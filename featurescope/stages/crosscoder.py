@@ -354,16 +354,9 @@ def crosscoder_report(
     post_betas = {k: v[:n_post] for k, v in betas.items()}
     ver = latent_scaling_verdicts(post_betas, nu_max=nu_max, recon_floor=recon_floor)
     true_post, artefact, dead = ver["true_post"], ver["artefact"], ver["dead"]
-    per_latent = [
-        {
-            "latent": int(cls["post_only"][i]),
-            "verdict": "truly post-only" if bool(true_post[i]) else "never active" if bool(dead[i]) else "artefact",
-            "reason": _reason(ver, post_betas, i, nu_max, recon_floor),
-            "nu_recon_used": bool(ver["nu_recon_defined"][i]),
-            **{k: _num(post_betas[k][i]) for k in _BETA_KEYS},
-        }
-        for i in range(min(n_post, 200))
-    ]
+    per_latent = post_only_verdicts(
+        cls["post_only"], post_betas, nu_max=nu_max, recon_floor=recon_floor, limit=200, verdicts=ver
+    )
     rep = {
         "n_latents": cc.n_latents,
         "source": cc.source,
@@ -392,6 +385,39 @@ def crosscoder_report(
         "post_only_latent_scaling": per_latent,
     }
     return rep, {"relative_norm": r, "tested_latents": test, "firing_counts": fires, **betas}
+
+
+def post_only_verdicts(
+    latents: Int[Tensor, " k"],
+    betas: dict[str, Tensor],
+    *,
+    nu_max: float = 0.2,
+    recon_floor: float = RECON_FLOOR,
+    limit: int | None = None,
+    verdicts: dict[str, Tensor] | None = None,
+) -> list[dict[str, Any]]:
+    """Each post-only latent's Latent Scaling record (``latent``, ``verdict``: truly post-only / artefact / never
+    active, ``reason`` in words, ``nu_recon_used`` and the betas), from the betas of those latents (in the order of
+    ``latents``; :func:`crosscoder_report`'s tensors hold them first, ``[:n_post]``). ``limit``: the first that
+    many only; ``verdicts``: :func:`latent_scaling_verdicts` of these betas, when already computed."""
+    ver = verdicts if verdicts is not None else latent_scaling_verdicts(betas, nu_max=nu_max, recon_floor=recon_floor)
+    n = len(latents) if limit is None else min(len(latents), limit)
+
+    def verdict(i: int) -> str:
+        return (
+            "truly post-only" if bool(ver["true_post"][i]) else "never active" if bool(ver["dead"][i]) else "artefact"
+        )
+
+    return [
+        {
+            "latent": int(latents[i]),
+            "verdict": verdict(i),
+            "reason": _reason(ver, betas, i, nu_max, recon_floor),
+            "nu_recon_used": bool(ver["nu_recon_defined"][i]),
+            **{k: _num(betas[k][i]) for k in _BETA_KEYS},
+        }
+        for i in range(n)
+    ]
 
 
 _BETA_KEYS = ("nu_error", "nu_recon", "beta_error_base", "beta_error_post", "beta_recon_base", "beta_recon_post")
