@@ -41,6 +41,18 @@ def axis_rows(name: str, label: str) -> list[str]:
     st = r["steering"]
     out.append(row(f"{label}: steering, AI identity at alpha {st['control']['alpha']:+g} minus 0 ({len(st['seeds'])} seeds)",
                    "steering away lowers it", st["control"]["evidence"]))
+    null_run = load(name.replace("axis-run-", "drift-null-"))
+    if null_run is not None:  # the drift re-run with its random-direction null (same scripts, 5 conversations)
+        nd = null_run["results"]["drift"]
+        for k in ("uncapped", "capped"):
+            for script, ev in (nd.get(k) or {}).get("change_null", {}).items():
+                paper = "stable" if script == "coding_help" else "drifts away" if script in (
+                    "emotional_support", "model_nature_philosophy") else "-"
+                if k == "capped":
+                    paper = "capping holds it"
+                what = f"{label}: drift {k}, {script}, last minus first turn ({nd[k]['n_conversations']} conversations)"
+                out.append(row(what, paper, ev, "+.1f"))
+        return out
     dr = r.get("drift") or {}
     for k in ("uncapped", "capped"):
         ce = (dr.get(k) or {}).get("change_evidence") or {}
