@@ -21,12 +21,25 @@ def stages_numbers(run: Run) -> list[Number]:
         own = get(tr, "base_sae", "base_model", set_k, "fraction_variance_explained")
         other = get(tr, "base_sae", "post_model", set_k, "fraction_variance_explained")
         if own is not None and other is not None:
+            iv = [get(tr, "base_sae", m, set_k, "fve_interval") for m in ("base_model", "post_model")]
+            value = (
+                " / ".join(f"{fmt(x['value'])} [{fmt(x['lo'])}, {fmt(x['hi'])}]" for x in iv)
+                if all(isinstance(x, Mapping) for x in iv)
+                else f"{fmt(own)} / {fmt(other)}"
+            )
             n.append(
                 Number(
                     f"base SAE FVE on base / post activations ({set_k})",
-                    f"{fmt(own)} / {fmt(other)}",
+                    value,
                     paper=paper("transfer"),
                     note=f"difference {fmt(other - own)}",
+                )
+            )
+        diff = get(tr, "fve_post_minus_base", "base_sae", set_k)
+        if isinstance(diff, Mapping) and "estimate" in diff:
+            n.append(
+                Number.from_evidence(
+                    f"base SAE FVE, post-trained minus base model, same text rows ({set_k})", diff, fmt_=".3f"
                 )
             )
         null_fve = get(tr, "random_lora_null", set_k, "fraction_variance_explained")
