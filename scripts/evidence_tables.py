@@ -171,7 +171,24 @@ def headline() -> None:
                     f"(two random halves of the SFT's roles) | as consistent as two halves of one model for PCs "
                     f"{[i + 1 for i, b in enumerate(beats) if b] or 'none'} (above the split-half 2.5% bound) | `docs/axis/{name}/` |"
                 )
-    st = load(EV / "stages-transfer-null" / "summary.json")
+    si = load(EV / "stages-transfer-interval" / "summary.json")
+    if si:
+        tr = si["results"]["transfer"]
+        for set_k in ("plain", "chat"):
+            own = tr["base_sae"]["base_model"][set_k]["fve_interval"]
+            ev = tr["random_lora_nulls"]["evidence"][set_k]
+            d = tr["fve_post_minus_base"]["base_sae"][set_k]
+            print(
+                f"| base SAE FVE on the SFT model's activations ({set_k} texts), layer 9; own model {ci(own, '.3f')}; "
+                f"interval over text rows | transfers (Kissane et al.) | {ci(ev['estimate'], '.3f')} | {null(ev['null'], '.3f')} "
+                f"({len(tr['random_lora_nulls']['seeds'])} random LoRAs of the adapter's per-module weight change; rank p "
+                f"{ev['p_lower']:.2f}) | {ev['verdict']} | `docs/evidence/stages-transfer-interval/` |"
+            )
+            print(
+                f"| … post-trained minus base model, same {set_k} text rows (paired) | — | {ci(d['estimate'], '+.4f')} | 0 | "
+                f"{d['verdict']} | `transfer_rows.jsonl` there |"
+            )
+    st = None if si else load(EV / "stages-transfer-null" / "summary.json")
     if st and "random_lora_null" in st["results"].get("transfer", {}):
         tr = st["results"]["transfer"]
         for set_k in ("plain", "chat"):
