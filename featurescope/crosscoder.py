@@ -13,13 +13,11 @@ norms, shared / base-only / post-only latents, Latent Scaling) :func:`analyse_cr
 from __future__ import annotations
 
 import dataclasses
-import html
 import inspect
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -28,9 +26,11 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from . import corpus
-from .cards import FeatureCard, FeatureStats, cards_html, make_cards
+from .crosscoder_cards import card_pass, crosscoder_cards, write_cards_html
 from .crosscoder_data import (
+    HeldOut,
     check_pair,
+    held_out_pairs,
     mixed_batches,
     model_source,
     normalisation,
@@ -38,18 +38,15 @@ from .crosscoder_data import (
     tensor_source,
 )
 from .errors import FeaturescopeError
-from .evidence.massive import OUTLIER_K, outlier_tokens
+from .evidence.massive import OUTLIER_K
 from .models import Model
 from .runs import jsonable, write_summary
-from .saes import non_special_mask
 from .stages.crosscoder import (
     CrosscoderWeights,
-    classify_latents,
     crosscoder_report,
     load_crosscoder,
-    post_only_verdicts,
 )
-from .store import atomic_write_text, write_json
+from .store import write_json
 
 __all__ = [
     "TRAIN_DEFAULTS",
@@ -369,52 +366,6 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
-@dataclasses.dataclass
-class HeldOut:
-    """Held-out paired activations and where each came from: ``pairs[i]`` is token ``rows[where[i, 0], where[i, 1]]``
-    (``where`` is None when not tracked)."""
-
-    pairs: Float[Tensor, "n two_d"]
-    rows: Int[Tensor, "rows pos"]
-    where: Int[Tensor, "n_where 2"] | None = None
-
-
-def held_out_pairs(
-    base: Model,
-    post: Model,
-    rows: Int[Tensor, "rows pos"],
-    hook: str,
-    *,
-    outlier_k: float | None = OUTLIER_K,
-    batch_size: int = 16,
-    positions: bool = True,
-) -> HeldOut:
-    """:func:`pair_activations` of ``rows`` (the same pairs: BOS / padding and outlier-norm tokens dropped) with, when
-    ``positions``, the (row, position) of every pair - what a card needs to show a latent's context. The outlier
-    test is :func:`pair_activations`' own (each chunk of ``batch_size`` rows, either model), applied here to chunks
-    read with ``outlier_k=None`` so the positions of the dropped tokens are known."""
-    d = base.d_model
-    chunks, where = [], []
-    stream = pair_activations(base, post, rows, hook, outlier_k=None, batch_size=batch_size)
-    for i, chunk in zip(range(0, len(rows), batch_size), stream, strict=False):
-        drop = torch.zeros(len(chunk), dtype=torch.bool)
-        if outlier_k is not None and len(chunk):
-            drop = outlier_tokens(chunk[:, :d], outlier_k) | outlier_tokens(chunk[:, d:], outlier_k)
-        chunks.append(chunk[~drop])
-        if positions:
-            block = rows[i : i + batch_size].long()
-            keep = non_special_mask(base.tokenizer, block) & non_special_mask(post.tokenizer, block)
-            pos = keep.nonzero()  # row-major: the order pair_activations keeps the tokens in
-            if len(pos) != len(chunk):
-                raise FeaturescopeError(
-                    f"held-out rows {i}-{i + len(block) - 1}: {len(chunk)} paired tokens but {len(pos)} non-BOS / "
-                    "padding positions; cannot tell which token each pair is"
-                )
-            where.append((pos + torch.tensor([i, 0]))[~drop])
-    pairs = torch.cat(chunks) if chunks else torch.zeros(0, 2 * d)
-    return HeldOut(pairs, rows, torch.cat(where) if positions and where else None)
-
-
 def _heldout(
     base: Model,
     post: Model,
@@ -434,182 +385,6 @@ def _measure(path: Path, pairs: Tensor) -> dict[str, Any]:
     ev = evaluate_crosscoder(path, pairs)
     rep, tensors = analyse_crosscoder(path, pairs)
     return {"eval": ev, "report": rep, "tensors": tensors}
-
-
-#: the latent classes cards are made for, in this order, and their titles
-CARD_CLASSES: dict[str, str] = {
-    "post_only": "post-only (chat-only) latents",
-    "base_only": "base-only latents",
-    "shared": "shared latents",
-}
-
-
-@torch.no_grad()
-def crosscoder_cards(
-    crosscoder: CrosscoderWeights | str | Path,
-    base_model: Model,
-    post_model: Model,
-    held: HeldOut,
-    report: dict[str, Any],
-    tensors: dict[str, Tensor],
-    *,
-    hook: str,
-    per_class: int = 8,
-    classes: Sequence[str] = ("post_only", "base_only"),
-    n_contexts: int = 5,
-    window: int = 12,
-    batch_size: int = 4096,
-    bins: int = 24,
-) -> tuple[dict[str, list[FeatureCard]], dict[str, list[dict[str, Any]]]]:
-    """Feature cards (:mod:`featurescope.cards`) for up to ``per_class`` latents of each of ``classes`` (relative
-    decoder norm classes of :func:`analyse_crosscoder`'s ``report`` / ``tensors``) on held-out paired activations
-    with their positions (:func:`held_out_pairs` with ``positions``): each card has the latent's top ``n_contexts``
-    contexts (windows of ``held.rows`` decoded with the tokenizer), its density and activation histogram on these
-    tokens, the output tokens its decoder row promotes through the unembedding (the post-trained model's row and
-    model for post-only and shared latents, the base's for base-only ones), and in its label the class, r and the
-    Latent Scaling verdict. A latent's activation reads both models' activations on the token (the crosscoder's
-    encoder over ``[h_base; h_post]``). Latents that never fire on these tokens get no card; of the rest, the most
-    strongly activating come first (post-only: the ones Latent Scaling keeps as truly post-only before the
-    artefacts). Returns (section title -> cards, section title -> JSON records)."""
-    cc = crosscoder if isinstance(crosscoder, CrosscoderWeights) else load_crosscoder(crosscoder)
-    where = held.where
-    if where is None or len(where) != len(held.pairs):
-        raise FeaturescopeError("crosscoder cards need the (row, position) of every held-out pair (held_out_pairs)")
-    unknown = set(classes) - set(CARD_CLASSES)
-    if unknown:
-        raise FeaturescopeError(f"unknown latent classes {sorted(unknown)}; known: {list(CARD_CLASSES)}")
-    d, n_lat, n_tok = int(cc.W_dec.shape[-1]), cc.n_latents, len(held.pairs)
-
-    def batches() -> Iterator[tuple[int, Tensor]]:
-        for i in range(0, n_tok, batch_size):
-            yield i, cc.encode(held.pairs[i : i + batch_size].float().unflatten(-1, (2, d)))
-
-    top = torch.zeros(n_lat)
-    fires = torch.zeros(n_lat, dtype=torch.long)
-    for _, f in batches():
-        top = torch.maximum(top, f.amax(0))
-        fires += (f > 0).sum(0)
-    r = tensors["relative_norm"]
-    th = report["thresholds"]
-    cls = classify_latents(r, th["base_only_r_below"], th["post_only_r_above"])
-    n_post = len(cls["post_only"])
-    tested = tensors["tested_latents"]
-    post_betas = {k: v[:n_post] for k, v in tensors.items() if k.startswith(("beta_", "nu_"))}
-    verdicts = {
-        v["latent"]: v
-        for v in post_only_verdicts(tested[:n_post], post_betas, nu_max=th["nu_max"], recon_floor=th["recon_floor"])
-    }
-    chosen: dict[str, list[int]] = {}
-    for c in classes:
-        lat = cls[c][top[cls[c]] > 0]
-        first = torch.tensor(
-            [verdicts.get(int(j), {}).get("verdict") == "truly post-only" for j in lat], dtype=torch.float
-        )
-        key = top[lat] + first * (float(top.max()) + 1)  # truly post-only first, then by max activation
-        chosen[c] = lat[key.argsort(descending=True)][:per_class].tolist()
-    feats = sorted({j for v in chosen.values() for j in v})
-    sections: dict[str, list[FeatureCard]] = {}
-    records: dict[str, list[dict[str, Any]]] = {}
-    if not feats:
-        return sections, records
-    ft = torch.tensor(feats)
-    F, k = len(feats), min(n_contexts, n_tok)
-    top_v, top_i = torch.full((F, k), -1.0), torch.zeros((F, k), dtype=torch.long)
-    edges = torch.linspace(-3, 3, bins + 1)
-    hists = torch.zeros(F, bins)
-    for i, f in batches():
-        fs = f[:, ft]
-        vals, idx = fs.topk(min(k, len(fs)), dim=0)
-        best = torch.cat([top_v, vals.T], 1).topk(k, dim=1).indices
-        top_v = torch.cat([top_v, vals.T], 1).gather(1, best)
-        top_i = torch.cat([top_i, (idx + i).T], 1).gather(1, best)
-        for j in range(F):
-            x = fs[:, j][fs[:, j] > 0]
-            if len(x):
-                hists[j] += torch.histc(x.log10().clamp(-3, 3), bins=bins, min=-3, max=3)
-    top_rows, top_pos = where[top_i, 0], where[top_i, 1]
-    made: dict[int, FeatureCard] = {}
-    base_only = set(chosen.get("base_only", []))
-    for m, model in ((0, base_model), (1, post_model)):  # each latent's logit lens through the model it belongs to
-        idx = [i for i, j in enumerate(feats) if (j in base_only) == (m == 0)]
-        if not idx:
-            continue
-        mine = [feats[i] for i in idx]
-        st = FeatureStats(mine, top_v[idx], top_rows[idx], top_pos[idx], fires[ft[idx]], n_tok, edges, hists[idx])
-        # make_cards reads an SAE's W_dec rows and hook name: this model's half of the crosscoder's decoder
-        decoder = SimpleNamespace(W_dec=cc.W_dec[m], cfg=SimpleNamespace(metadata=SimpleNamespace(hook_name=hook)))
-        for card in make_cards(
-            model, decoder, held.rows, mine, sae_name="crosscoder", hook=hook, n_contexts=k, window=window, stats=st
-        ):
-            made[card.feature] = card
-    class_name = {"post_only": "post-only", "base_only": "base-only", "shared": "shared"}
-    for c, lat in chosen.items():
-        title = f"{CARD_CLASSES[c]} ({len(lat)} of {len(cls[c])})"
-        sections[title], records[title] = [], []
-        for j in lat:
-            card, v = made[j], verdicts.get(j)
-            verdict = v["verdict"] if v else "not tested (Latent Scaling tests post-only latents)"
-            card.label = f"{class_name[c]}, r = {float(r[j]):.3f}, Latent Scaling: {verdict}"
-            if v:
-                card.label += f" ({v['reason']})"
-            sections[title].append(card)
-            row = feats.index(j)
-            records[title].append(
-                {
-                    "latent": j,
-                    "class": c,
-                    "relative_norm": float(r[j]),
-                    "verdict": verdict,
-                    "density": card.density,
-                    "max_activation": float(top[j]),
-                    "top_context": "".join(card.contexts[0]["tokens"]) if card.contexts else "",
-                    "top_row_position": [int(top_rows[row, 0]), int(top_pos[row, 0])],
-                }
-            )
-    return sections, records
-
-
-CARDS_NOTE = (
-    "<p><small>r = ||d_post|| / (||d_base|| + ||d_post||), the relative decoder norm in the training space (0: "
-    "base-only, 1: post-only); a latent's activation reads both models' activations on the same token ids; contexts: "
-    "its top-activating held-out tokens (highlighted); promotes / suppresses: its decoder row in the named model "
-    "through that model's unembedding. The Latent Scaling verdict (Minder et al. 2025) of a post-only latent says "
-    "whether it is truly post-only or a sparsity artefact.</small></p>"
-)
-
-
-def write_cards_html(out: str | Path, sections: dict[str, list[FeatureCard]], title: str) -> Path:
-    """``out/cards.html``: one heading per section, then its cards (:func:`featurescope.cards.cards_html`)."""
-    path = Path(out) / "cards.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = "".join(cards_html(cards, name) for name, cards in sections.items()) or "<p>no latent to show</p>"
-    atomic_write_text(
-        path, f"<html><meta charset='utf-8'><body><h2>{html.escape(title)}</h2>{CARDS_NOTE}{body}</body></html>"
-    )
-    return path
-
-
-def _card_pass(
-    out: Path,
-    path: str | Path,
-    base: Model,
-    post: Model,
-    held: HeldOut,
-    measured: dict[str, Any],
-    tensors: dict[str, Tensor],
-    hook: str,
-    per_class: int,
-) -> list[str]:
-    """The optional card pass of ``crosscoder train`` / ``eval``: ``out/cards.html`` and the records in
-    ``measured["cards"]``; returns the figures written."""
-    if per_class <= 0:
-        return []
-    sections, records = crosscoder_cards(
-        path, base, post, held, measured["report"], tensors, hook=hook, per_class=per_class
-    )
-    measured["cards"] = records
-    write_cards_html(out, sections, f"crosscoder {path}: {base.name} vs {post.name} at {hook}, held-out corpus rows")
-    return ["cards.html"]
 
 
 def crosscoder_train(
@@ -672,7 +447,7 @@ def crosscoder_train(
     tensors = measured.pop("tensors", None)
     res = {"training": info, **measured, "retrain": retrain}
     res["corpus"] = corpus.describe_short(sources)
-    figures = _card_pass(out, info["path"], base_model, post_model, held, res, tensors or {}, hook, cards)
+    figures = card_pass(out, info["path"], base_model, post_model, held, res, tensors or {}, hook, cards)
     write_json(info["path"] / "eval.json", jsonable(res), indent=2)
     write_summary(
         out,
@@ -715,7 +490,7 @@ def crosscoder_eval(
     held = _heldout(base_model, post_model, hook, context, eval_sequences, outlier_k, sources, cards > 0)
     res = _measure(Path(crosscoder), held.pairs)
     tensors = res.pop("tensors", None)
-    figures = _card_pass(Path(out), crosscoder, base_model, post_model, held, res, tensors or {}, hook, cards)
+    figures = card_pass(Path(out), crosscoder, base_model, post_model, held, res, tensors or {}, hook, cards)
     write_summary(
         out,
         "crosscoder eval",

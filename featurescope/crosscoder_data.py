@@ -4,6 +4,7 @@ sae-lens trainer reads (:func:`model_source`, :func:`tensor_source`, :func:`mixe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -155,3 +156,49 @@ def mixed_batches(
         buf = [x[m:]]
         for j in range(0, m, batch_size):
             yield x[j : j + batch_size] * scale()
+
+
+@dataclasses.dataclass
+class HeldOut:
+    """Held-out paired activations and where each came from: ``pairs[i]`` is token ``rows[where[i, 0], where[i, 1]]``
+    (``where`` is None when not tracked)."""
+
+    pairs: Float[Tensor, "n two_d"]
+    rows: Int[Tensor, "rows pos"]
+    where: Int[Tensor, "n_where 2"] | None = None
+
+
+def held_out_pairs(
+    base: Model,
+    post: Model,
+    rows: Int[Tensor, "rows pos"],
+    hook: str,
+    *,
+    outlier_k: float | None = OUTLIER_K,
+    batch_size: int = 16,
+    positions: bool = True,
+) -> HeldOut:
+    """:func:`pair_activations` of ``rows`` (the same pairs: BOS / padding and outlier-norm tokens dropped) with, when
+    ``positions``, the (row, position) of every pair - what a card needs to show a latent's context. The outlier
+    test is :func:`pair_activations`' own (each chunk of ``batch_size`` rows, either model), applied here to chunks
+    read with ``outlier_k=None`` so the positions of the dropped tokens are known."""
+    d = base.d_model
+    chunks, where = [], []
+    stream = pair_activations(base, post, rows, hook, outlier_k=None, batch_size=batch_size)
+    for i, chunk in zip(range(0, len(rows), batch_size), stream, strict=False):
+        drop = torch.zeros(len(chunk), dtype=torch.bool)
+        if outlier_k is not None and len(chunk):
+            drop = outlier_tokens(chunk[:, :d], outlier_k) | outlier_tokens(chunk[:, d:], outlier_k)
+        chunks.append(chunk[~drop])
+        if positions:
+            block = rows[i : i + batch_size].long()
+            keep = non_special_mask(base.tokenizer, block) & non_special_mask(post.tokenizer, block)
+            pos = keep.nonzero()  # row-major: the order pair_activations keeps the tokens in
+            if len(pos) != len(chunk):
+                raise FeaturescopeError(
+                    f"held-out rows {i}-{i + len(block) - 1}: {len(chunk)} paired tokens but {len(pos)} non-BOS / "
+                    "padding positions; cannot tell which token each pair is"
+                )
+            where.append((pos + torch.tensor([i, 0]))[~drop])
+    pairs = torch.cat(chunks) if chunks else torch.zeros(0, 2 * d)
+    return HeldOut(pairs, rows, torch.cat(where) if positions and where else None)

@@ -26,13 +26,15 @@ def corpus_sources(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def add_sources_flag(p: argparse.ArgumentParser) -> None:
-    """``--sources`` of the training actions (``crosscoder train``, ``sae train``)."""
+def add_sources_flag(
+    p: argparse.ArgumentParser, what: str = "to train on and take the held-out evaluation rows from"
+) -> None:
+    """``--sources``: the corpus sources a command reads (``crosscoder train|eval``, ``sae train``)."""
     p.add_argument(
         "--sources",
         type=corpus_sources,
         default=",".join(corpus.DEFAULT_SOURCES),
-        help="corpus sources to train on and take the held-out evaluation rows from, comma-separated; known: "
+        help=f"corpus sources {what}, comma-separated; known: "
         f"{', '.join(corpus.SOURCES)}; the persona-rich preset is {','.join(corpus.PERSONA_SOURCES)}",
     )
 
@@ -141,13 +143,7 @@ def register(sub: Any) -> None:
     e = acts.add_parser("eval", formatter_class=FMT, help="FVE per model, L0, dead latents and Latent Scaling")
     _common(e, "residual layer to evaluate at (None: the hook recorded in the crosscoder's cfg.json)", None)
     e.add_argument("--crosscoder", required=True, help="crosscoder folder (crosscoder train's OUT/crosscoder)")
-    e.add_argument(
-        "--sources",
-        type=corpus_sources,
-        default=",".join(corpus.DEFAULT_SOURCES),
-        help="corpus sources to take the held-out rows (evaluation and cards) from, comma-separated; known: "
-        f"{', '.join(corpus.SOURCES)}; the persona-rich preset is {','.join(corpus.PERSONA_SOURCES)}",
-    )
+    add_sources_flag(e, "to take the held-out rows (evaluation and cards) from")
     e.set_defaults(func=cmd_crosscoder_eval)
 
     m = acts.add_parser(
