@@ -46,7 +46,7 @@ from .stages.crosscoder import (
     crosscoder_report,
     load_crosscoder,
 )
-from .store import write_json
+from .store import settings_diff, write_json
 
 __all__ = [
     "TRAIN_DEFAULTS",
@@ -79,9 +79,8 @@ def _check_resume(ckpt: Path, run: dict[str, Any]) -> None:
     saved = json.loads((ckpt / RUN_FILE).read_text())
     if "sources" in run and "sources" not in saved:  # written before the corpus sources could be chosen
         saved["sources"] = list(corpus.DEFAULT_SOURCES)
-    diff = [k for k in sorted(set(saved) | set(run)) if saved.get(k) != run.get(k)]
-    if diff:
-        sides = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, this run {run.get(k)!r}" for k in diff)
+    sides = settings_diff(saved, run)
+    if sides:
         raise FeaturescopeError(
             f"cannot resume from {ckpt}: the run settings differ ({sides}). Use the checkpoint's settings, another "
             "output folder, or resume=False (--no-resume) to start over"

@@ -98,6 +98,7 @@ def sae_train(
         store_batch_size_prompts=store_batch_size_prompts,
         dead_feature_window=dead_feature_window,
         outlier_k=outlier_k,
+        run_info={"sources": list(sources), "context": context},
     )
     t_train = time.time() - t
     excl_file = out / "_work" / "outlier_exclusion.json"

@@ -3,6 +3,9 @@ offline corpus, the decoder-bias initialisation, the outlier-token filter and th
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,10 @@ from .errors import FeaturescopeError
 from .evidence.massive import OUTLIER_K, outlier_tokens
 from .models import Model
 from .saes import activation_stats
-from .store import write_json
+from .store import settings_diff, write_json
+
+#: what identifies a training run, written beside its checkpoints: a resume with other settings is refused
+RUN_FILE = "featurescope_run.json"
 
 
 def newest_checkpoint(root: str | Path) -> str | None:
@@ -23,6 +29,12 @@ def newest_checkpoint(root: str | Path) -> str | None:
         return None
     cands = [p for p in root.rglob("*") if p.is_dir() and p.name.isdigit() and (p / "runner_cfg.json").exists()]
     return str(max(cands, key=lambda p: (int(p.name), p.stat().st_mtime))) if cands else None
+
+
+def token_fingerprint(tokens: Tensor) -> str:
+    """``"[n, context] sha256:..."`` of a token-id tensor: two runs read the same rows iff their fingerprints agree."""
+    digest = hashlib.sha256(tokens.detach().to(torch.int64).cpu().contiguous().numpy().tobytes()).hexdigest()
+    return f"{list(tokens.shape)} sha256:{digest[:16]}"
 
 
 def train_saes(
@@ -48,6 +60,7 @@ def train_saes(
     decoder_init_norm: float | None = 1.0,
     dead_feature_window: int = 50,
     outlier_k: float | None = OUTLIER_K,
+    run_info: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Train one BatchTopK SAE per hook, all from the same forward passes (sae-lens ``MultiSAETrainingRunner``).
 
@@ -69,7 +82,10 @@ def train_saes(
     when they measure SAEs, and evaluation here does too); ``None`` keeps them. The counts are written to
     ``out_dir/outlier_exclusion.json``.
     ``tokens`` are ``[n, context]`` rows (see :func:`featurescope.corpus.token_sequences`). Checkpoints go to
-    ``out_dir/checkpoints``; with ``resume`` the newest one is picked up. Returns the saved folder of each SAE.
+    ``out_dir/checkpoints``; with ``resume`` the newest one is picked up - only when the run's settings (these
+    arguments, the model, a fingerprint of ``tokens`` and ``run_info``, e.g. the corpus sources; kept in
+    ``out_dir/featurescope_run.json``) are those of the checkpoint's run: otherwise it is an error naming both sides,
+    raised before anything is written. Returns the saved folder of each SAE.
     """
     from datasets import Dataset  # heavy: datasets (~1 s)
     from sae_lens import BatchTopKTrainingSAEConfig, LoggingConfig  # heavy: sae-lens (~4-6 s)
@@ -83,6 +99,37 @@ def train_saes(
     names = {h: h.replace(".", "_") for h in hooks}
     ckpt_root = out / "checkpoints"
     resume_from = newest_checkpoint(ckpt_root) if resume else None
+    run = {
+        "model": model.info.name,
+        "hooks": list(hooks),
+        "tokens": token_fingerprint(tokens),
+        "d_sae": d_sae,
+        "k": k,
+        "training_tokens": training_tokens,
+        "lr": lr,
+        "batch_size_tokens": batch_size_tokens,
+        "store_batch_size_prompts": store_batch_size_prompts,
+        "n_batches_in_buffer": n_batches_in_buffer,
+        "seed": seed,
+        "dtype": dtype,
+        "normalize_activations": normalize_activations,
+        "init_b_dec": init_b_dec,
+        "lr_warm_up_steps": lr_warm_up_steps,
+        "decoder_init_norm": decoder_init_norm,
+        "dead_feature_window": dead_feature_window,
+        "outlier_k": outlier_k,
+        **dict(run_info or {}),
+    }
+    run_file = out / RUN_FILE
+    if resume_from is not None and run_file.exists():
+        diff = settings_diff(json.loads(run_file.read_text()), run)
+        if diff:
+            raise FeaturescopeError(
+                f"cannot resume from {resume_from}: the run settings differ ({diff}). Use the checkpoint's "
+                f"settings, another output folder, or delete {ckpt_root} to start over"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(run_file, run, indent=2)
     cfg = MultiSAETrainingRunnerConfig(
         saes={
             names[h]: BatchTopKTrainingSAEConfig(

@@ -98,6 +98,13 @@ def atomic_save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[s
         raise
 
 
+def settings_diff(saved: dict[str, Any], run: dict[str, Any]) -> str:
+    """The keys on which two run-settings dicts differ, both sides named (``""`` when they agree): the message of a
+    refused resume."""
+    keys = [k for k in sorted(set(saved) | set(run)) if saved.get(k) != run.get(k)]
+    return "; ".join(f"{k}: checkpoint {_short(saved.get(k))}, this run {_short(run.get(k))}" for k in keys)
+
+
 def sha256_file(path: Path) -> str:
     """SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()

@@ -221,6 +221,20 @@ def test_train_saes_with_sae_lens_runner_round_trips(tiny_chat, char_tok, tmp_pa
     assert excl["outlier_k"] == OUTLIER_K and excl["seen"] >= 3072 and 0 <= excl["excluded"] < excl["seen"]
     newest = newest_checkpoint(tmp_path / "w" / "checkpoints")
     assert newest is not None and int(Path(newest).name) >= 1536, newest
+    # a resume with other settings (other rows: e.g. other corpus sources; another width) is refused, naming both
+    # sides, before anything is written; the run file keeps the checkpoint's settings
+    run_file = tmp_path / "w" / "featurescope_run.json"
+    saved = json.loads(run_file.read_text())
+    assert saved["d_sae"] == 64 and saved["tokens"].startswith("[")
+    before = sorted(p.name for p in (tmp_path / "w").rglob("*"))
+    with pytest.raises(FeaturescopeError, match=r"d_sae: checkpoint 64, this run 32"):
+        train_saes(tiny_chat, hooks, tmp_path / "w", **{**kw, "d_sae": 32})
+    with pytest.raises(FeaturescopeError, match=r"tokens: checkpoint .*sha256.*, this run .*sha256"):
+        train_saes(tiny_chat, hooks, tmp_path / "w", **{**kw, "tokens": rows.flip(0)})
+    with pytest.raises(FeaturescopeError, match=r'sources: checkpoint null, this run \["persona"\]'):
+        train_saes(tiny_chat, hooks, tmp_path / "w", **kw, run_info={"sources": ["persona"]})
+    assert sorted(p.name for p in (tmp_path / "w").rglob("*")) == before
+    assert json.loads(run_file.read_text()) == saved
     # zero-step training keeps the initial weights: b_dec must start at the (unscaled, once folded) mean activation
     stats = activation_stats(tiny_chat, hooks[:1], rows[:64])
     p0 = train_saes(tiny_chat, hooks[:1], tmp_path / "zero", **{**kw, "training_tokens": 0, "n_checkpoints": 0})
