@@ -182,6 +182,41 @@ def test_latent_steering_finds_the_planted_latent_and_not_a_random_one(bang_mode
     assert res["latents"]["40"]["evidence"]["verdict"] == "not distinguishable from the null"
 
 
+def test_features_steer_command_writes_strict_json_and_a_summary(bang_model, tmp_path, monkeypatch, capsys):
+    """``featurescope features steer`` end to end on the planted model (loaders stubbed): steering.json is strict
+    JSON (the overlap-only null has no p-value: null, never NaN), summary.json carries the inputs and each latent's
+    verdict, and the printed line shows no 'p = nan'."""
+    from types import SimpleNamespace
+
+    from featurescope import models, saes, traits
+    from featurescope.cli.main import main
+    from featurescope.features import interpret
+    from featurescope.judges import choose
+
+    model, sae = bang_model
+    monkeypatch.setattr(models, "load_model", lambda name, **kw: model)
+    monkeypatch.setattr(saes, "load_sae", lambda name, **kw: sae)
+    trait = SimpleNamespace(name="bang", eval_questions=[f"question {i}?" for i in range(8)])
+    monkeypatch.setattr(traits, "load_trait", lambda name: trait)
+    monkeypatch.setattr(choose, "get_judge", lambda name: _BangJudge())
+    monkeypatch.setattr(interpret, "heldout_texts", lambda: [("t", "some text here! and more.")] * 6)
+    out = tmp_path / "steer"
+    rc = main(["features", "steer", "--latents", "5", "--mode", "add", "--alpha", "40", "--n-random", "3",
+               "--seeds", "0,1", "--max-new-tokens", "8", "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "latent 5 (add)" in text and "p = nan" not in text
+
+    def strict(t: str):
+        return json.loads(t, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+
+    res = strict((out / "steering.json").read_text())
+    assert res["latents"]["5"]["evidence"]["null"]["p_value"] is None
+    summ = strict((out / "summary.json").read_text())
+    assert summ["command"] == "features steer" and summ["inputs"]["latents"] == [5] and summ["inputs"]["alpha"] == 40
+    assert summ["results"]["latents"]["5"]["verdict"] == res["latents"]["5"]["evidence"]["verdict"]
+
+
 # -- interpretation score ----------------------------------------------------------------------------------------
 
 

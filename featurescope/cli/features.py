@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from ..errors import FeaturescopeError
 from ..features import interpret, steer
 from ..judges import choose
 from ..judges.choose import JUDGE_NAMES
+from ..runs import jsonable, write_summary
 from ..store import write_json
 from .io import int_list, nonempty
 
@@ -77,6 +79,7 @@ def cmd_features_steer(args: argparse.Namespace) -> int:
     model = models.load_model(args.model)
     sae = saes.load_sae(args.sae)
     trait = traits.load_trait(args.trait)
+    t0 = time.time()
     texts = [t for _, t in interpret.heldout_texts()][: args.density_texts]
     contexts = interpret.latent_contexts(model, sae, texts, n_top=1)
     density = contexts["density"]  # firing density for the matched controls
@@ -87,10 +90,16 @@ def cmd_features_steer(args: argparse.Namespace) -> int:
     )  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "steering.json", res, indent=1)
+    write_json(out / "steering.json", jsonable(res), indent=1)  # strict JSON: a nan is written as null
+    inputs = {"model": model.info, "sae": str(args.sae), "trait": args.trait, "judge": args.judge}
+    inputs |= {k: getattr(args, k) for k in ("latents", "mode", "value", "alpha", "n_random", "seeds")}
+    inputs |= {k: getattr(args, k) for k in ("n_questions", "max_new_tokens", "density_texts")}
+    verdicts = {j: r["evidence"] for j, r in res["latents"].items()}
+    write_summary(out, "features steer", inputs=inputs, results={"latents": verdicts, "files": ["steering.json"]},
+                  timings={"total": time.time() - t0})  # fmt: skip
     for r in res["latents"].values():
         print(r["line"])
-    print(f"results: {out / 'steering.json'}")
+    print(f"per-question effects: {out / 'steering.json'}; summary: {out / 'summary.json'}")
     return 0
 
 

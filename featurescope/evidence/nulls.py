@@ -88,9 +88,11 @@ class Evidence:
 
     def line(self, fmt: str = ".2f") -> str:
         n = self.null
+        # a null compared by interval overlap only (control_evidence) has no p-value: none is printed
+        p = "" if n.p_value != n.p_value else f", p = {n.p_value:.3g}"
         return (
-            f"{self.name}: {self.estimate:{fmt}}; null ({n.what}) {n.mean:{fmt}} [{n.lo:{fmt}}, {n.hi:{fmt}}], "
-            f"p = {n.p_value:.3g} -> {self.verdict}"
+            f"{self.name}: {self.estimate:{fmt}}; null ({n.what}) {n.mean:{fmt}} [{n.lo:{fmt}}, {n.hi:{fmt}}]"
+            f"{p} -> {self.verdict}"
         )
 
 
