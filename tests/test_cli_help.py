@@ -282,6 +282,7 @@ class _Recorder:
 
 class _Model:
     name = "fake"
+    info = {"name": "fake"}  # what a run summary records of the model
 
     def resid_hook(self, layer: int) -> str:
         return f"blocks.{layer}.hook_resid_post"
@@ -524,7 +525,7 @@ def test_features_steer_calls_the_library_with_the_parsed_values(feature_fakes, 
     ((args, kw),) = f.steer.calls
     assert args == (f.model, f.sae, [12, 40], f.trait, f.judge, ["q1", "q2"], "D") and f.judges == ["probe"]
     assert kw == dict(mode="clamp", value=20.0, alpha=0.0, n_random=4, seeds=(4, 5), max_new_tokens=48)
-    assert (out / "steering.json").exists()
+    assert (out / "steering.json").exists() and (out / "summary.json").exists()
     assert main(["features", "steer", "--latents", "3", "--mode", "add", "--alpha", "6", "--out", str(out)]) == 0
     kw = f.steer.calls[-1][1]
     assert (kw["mode"], kw["value"], kw["alpha"], kw["seeds"]) == ("add", None, 6.0, (0, 1, 2))
