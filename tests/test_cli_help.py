@@ -474,7 +474,10 @@ def feature_fakes(monkeypatch):
     monkeypatch.setattr(featurescope.features.interpret, "heldout_texts", lambda: [("a", "t1"), ("b", "t2")])
     f.contexts = _Recorder({"density": "D"})
     monkeypatch.setattr(featurescope.features.interpret, "latent_contexts", f.contexts)
-    f.steer = _Recorder({"latents": {}})
+    f.steer = _Recorder(
+        {"hook": "h", "mode": "clamp", "value": 20.0, "alpha": 0.0, "seeds": [4, 5], "questions": ["q1", "q2"],
+         "unsteered": [1.0, 2.0], "latents": {}}
+    )  # fmt: skip
     monkeypatch.setattr(featurescope.features.steer, "latent_steering", f.steer)
     return f
 

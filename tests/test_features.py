@@ -214,7 +214,16 @@ def test_features_steer_command_writes_strict_json_and_a_summary(bang_model, tmp
     assert res["latents"]["5"]["evidence"]["null"]["p_value"] is None
     summ = strict((out / "summary.json").read_text())
     assert summ["command"] == "features steer" and summ["inputs"]["latents"] == [5] and summ["inputs"]["alpha"] == 40
-    assert summ["results"]["latents"]["5"]["verdict"] == res["latents"]["5"]["evidence"]["verdict"]
+    r5 = summ["results"]["latents"]["5"]
+    assert r5["evidence"]["verdict"] == res["latents"]["5"]["evidence"]["verdict"] and len(r5["controls"]) == 3
+    assert r5["edited_passes"] == res["latents"]["5"]["edited_passes"] >= 8 * 2
+    assert summ["results"]["mode"] == "add" and summ["results"]["n_questions"] == 8
+    # the report renders it: one number per latent with its null and verdict
+    from featurescope.report.records import load_run
+    from featurescope.report.render_features import steer_numbers
+
+    (num,) = steer_numbers(load_run(out))
+    assert "latent 5" in num.label and num.verdict == r5["evidence"]["verdict"]
 
 
 # -- interpretation score ----------------------------------------------------------------------------------------

@@ -94,8 +94,7 @@ def cmd_features_steer(args: argparse.Namespace) -> int:
     inputs = {"model": model.info, "sae": str(args.sae), "trait": args.trait, "judge": args.judge}
     inputs |= {k: getattr(args, k) for k in ("latents", "mode", "value", "alpha", "n_random", "seeds")}
     inputs |= {k: getattr(args, k) for k in ("n_questions", "max_new_tokens", "density_texts")}
-    verdicts = {j: r["evidence"] for j, r in res["latents"].items()}
-    write_summary(out, "features steer", inputs=inputs, results={"latents": verdicts, "files": ["steering.json"]},
+    write_summary(out, "features steer", inputs=inputs, results=steer.steering_summary(res),
                   timings={"total": time.time() - t0})  # fmt: skip
     for r in res["latents"].values():
         print(r["line"])

@@ -140,3 +140,28 @@ def latent_steering(
             "line": ev.line(".1f"),
         }
     return out
+
+
+def steering_summary(res: dict[str, Any]) -> dict[str, Any]:
+    """The results part of ``features steer``'s ``summary.json`` from :func:`latent_steering`'s output: per latent
+    its evidence, the density-matched controls and how many forward passes the edit went through (the per-question
+    effects stay in ``steering.json``)."""
+    base = np.asarray(res["unsteered"], dtype=np.float64)
+    return {
+        "hook": res["hook"],
+        "mode": res["mode"],
+        "value": res["value"],
+        "alpha": res["alpha"],
+        "seeds": list(res["seeds"]),
+        "n_questions": len(res["questions"]),
+        "unsteered_mean": float(base.mean()) if len(base) else float("nan"),
+        "latents": {
+            j: {
+                "evidence": r["evidence"],
+                "controls": [int(c) for c in r["controls"]],
+                "edited_passes": r["edited_passes"],
+            }
+            for j, r in res["latents"].items()
+        },
+        "files": ["steering.json"],
+    }

@@ -336,3 +336,50 @@ def compare_body(ctx: Ctx) -> str:
 def compare_title(run: Run) -> str:
     inp = run.inputs
     return f"{run.command} - {inp.get('a', '?')} vs {inp.get('b', '?')}"
+
+
+# -- features steer ------------------------------------------------------------------------------------------------
+def _edit_text(r: Mapping[str, Any]) -> str:
+    if r.get("mode") == "clamp":
+        return f"clamped to {fmt(r.get('value'))} (SAE error kept)"
+    return f"added at norm {fmt(r.get('alpha'))} along its unit decoder row"
+
+
+def steer_numbers(run: Run) -> list[Number]:
+    r = run.results
+    return [
+        Number.from_evidence(
+            f"latent {j} {_edit_text(r)}: judged trait change (0-100) vs unsteered", x["evidence"], fmt_="+.1f"
+        )
+        for j, x in (r.get("latents") or {}).items()
+        if isinstance(x, Mapping) and "evidence" in x
+    ]
+
+
+def steer_body(ctx: Ctx) -> str:
+    r = ctx.run.results
+    rows = []
+    for j, x in (r.get("latents") or {}).items():
+        e, n = x["evidence"]["estimate"], x["evidence"]["null"]
+        rows.append(
+            [j, e["value"], f"[{fmt(e['lo'])}, {fmt(e['hi'])}]", n["mean"], f"[{fmt(n['lo'])}, {fmt(n['hi'])}]",
+             ", ".join(str(c) for c in x.get("controls", [])), x.get("edited_passes"), x["evidence"]["verdict"]]
+        )  # fmt: skip
+    return "".join(
+        [
+            f"<p>Each latent {esc(_edit_text(r))} at {esc(r.get('hook'))}, at every position (prompt and each "
+            f"generated token); the trait judged on {esc(r.get('n_questions'))} evaluation questions x sampling seeds "
+            f"{esc(r.get('seeds'))} (unsteered mean {esc(fmt(r.get('unsteered_mean')))}). Null: the same edit on "
+            "density-matched random latents; intervals: bootstrap over questions.</p>",
+            table(
+                rows,
+                ["latent", "change", "95% CI", "null mean", "null CI", "control latents", "edited passes", "verdict"],
+            ),
+            inputs_table(ctx.run),
+        ]
+    )
+
+
+def steer_title(run: Run) -> str:
+    r = run.results
+    return f"{run.command} - {r.get('mode', '?')} - {r.get('hook', '?')}"

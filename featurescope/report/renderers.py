@@ -17,6 +17,9 @@ from .render_features import (
     shared_body,
     shared_numbers,
     shared_title,
+    steer_body,
+    steer_numbers,
+    steer_title,
 )
 from .render_finetune import diff_body, diff_numbers, finetune_body, finetune_numbers
 from .render_foundation import demo_body, demo_numbers, posttrain_body, posttrain_numbers, title_persona
@@ -39,6 +42,7 @@ register("finetune-shift", "finetune", finetune_numbers, finetune_body)
 register("finetune-diff", "finetune", diff_numbers, diff_body)
 register("features shared", "features", shared_numbers, shared_body, shared_title)
 register("features interpret", "features", interpret_numbers, interpret_body, interpret_title)
+register("features steer", "features", steer_numbers, steer_body, steer_title)
 for _c in ("crosscoder train", "crosscoder eval"):
     register(_c, "features", crosscoder_numbers, crosscoder_body, crosscoder_title)
 register("crosscoder compare", "features", compare_numbers, compare_body, compare_title)
