@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -229,6 +230,22 @@ def test_features_steer_command_writes_strict_json_and_a_summary(bang_model, tmp
 # -- interpretation score ----------------------------------------------------------------------------------------
 
 
+def test_set_p_empirical_calls_noise_noise_and_finds_a_planted_set():
+    """Both ways: a set drawn from the null itself gets a uniform-ish p (not small on average); a set shifted by
+    2 null SDs per latent (10 latents) gets p near its floor; a heavy-tailed null is not read as normal."""
+    from featurescope.features.interpret import set_p_empirical
+
+    rng = np.random.default_rng(0)
+    pool = rng.normal(20, 5, size=300)
+    ps = [set_p_empirical(rng.choice(pool, 10, replace=False), pool, n_draws=2000, seed=i) for i in range(40)]
+    assert 0.3 < float(np.mean(ps)) < 0.7 and min(ps) > 0.001
+    assert set_p_empirical(rng.normal(30, 5, size=10), pool, n_draws=2000) < 0.002
+    heavy = np.concatenate([np.full(280, 20.0), np.full(20, 60.0)])  # 7% of null latents score 60
+    two_outliers = [60.0, 60.0] + [20.0] * 8  # set z ~ 2.3 reads as rare; random sets get this often
+    assert set_p_empirical(two_outliers, heavy, n_draws=4000) > 0.05
+    assert np.isnan(set_p_empirical([1.0, 2.0], [1.0])) and np.isnan(set_p_empirical([], pool))
+
+
 def test_interpretation_score_finds_the_planted_latent_and_not_random_ones(char_tok, tmp_path):
     """'!' carries latents 5, 9, 20 of a synthetic SAE; the judge scores contexts with '!' as the trait."""
     import featurescope as fs
@@ -253,6 +270,9 @@ def test_interpretation_score_finds_the_planted_latent_and_not_random_ones(char_
                         texts=texts, n_null=20, progress=False)  # fmt: skip
     assert res["views"]["planted"]["set_z_density_matched"] >= 3 and res["target_met"]
     assert res["views"]["random"]["set_z_density_matched"] < 3
+    # without the normal approximation too: random sets of pooled null latents rarely reach the planted set's mean
+    assert res["views"]["planted"]["set_p_empirical"] < 0.01 < res["views"]["random"]["set_p_empirical"]
+    assert len(res["matched_scores"]) >= 10
     assert (tmp_path / "scores.jsonl").exists()
 
 

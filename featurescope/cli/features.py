@@ -67,7 +67,7 @@ def cmd_features_interpret(args: argparse.Namespace) -> int:
     print(f"null (random firing latents): score {u['mean']:.1f} +- {u['sd']:.1f} (n = {u['n']})")
     for view, v in res["views"].items():
         print(f"{view:12s} top {len(v['latents'])}: mean score {v['mean_score']:.1f}, set z (density-matched) "
-              f"{v['set_z_density_matched']:+.1f}, {v['n_above']} latents >= {res['z_target']} SD, "
+              f"{v['set_z_density_matched']:+.1f} (empirical p {v['set_p_empirical']:.2g}), {v['n_above']} latents >= {res['z_target']} SD, "
               f"{v['n_tracking_mean']} track the mean")  # fmt: skip
     print(f"target (set z >= {res['z_target']}) met: {res['target_met']}; summary: {Path(args.out) / 'summary.json'}")
     return 0

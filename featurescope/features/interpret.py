@@ -197,6 +197,22 @@ def interpretation_scores(
     return out
 
 
+def set_p_empirical(set_scores: Sequence[float] | np.ndarray, pooled: Sequence[float] | np.ndarray, n_draws: int = 20_000,
+                    seed: int = 0) -> float:  # fmt: skip
+    """One-sided p of a set's mean score against the means of random sets of as many latents drawn (without
+    replacement) from the pooled density-matched null: ``(1 + #draws >= observed) / (1 + n_draws)``. The set z
+    assumes the null scores are normal; this does not (a heavy-tailed null makes it the stricter of the two).
+    nan when the set or the pool is empty, or the pool is smaller than the set."""
+    s = np.asarray([x for x in set_scores if x == x], dtype=np.float64)
+    p = np.asarray([x for x in pooled if x == x], dtype=np.float64)
+    if len(s) == 0 or len(p) < len(s):
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    draws = np.argsort(rng.random((n_draws, len(p))), axis=1)[:, : len(s)]
+    means = p[draws].mean(1)
+    return float((1 + int((means >= s.mean()).sum())) / (1 + n_draws))
+
+
 def heldout_texts(n_general: int = 400, seed: int = 0) -> list[tuple[str, str]]:
     """(source, text) pairs of held-out text with persona content: the corpus' held-out documents (general text,
     ``n_general`` of them, cut to paragraphs), every answer of the shipped fine-tuning sets (neutral, mild, strong;
@@ -290,6 +306,8 @@ def run_interpret(
         views[view] = {
             "latents": list(js),
             "set_z_density_matched": float(set_z),
+            # the same comparison without the normal approximation: random sets of as many pooled null latents
+            "set_p_empirical": set_p_empirical([r["score"] for r in rows], pooled),
             "n_above": sum(1 for z in zs if z == z and z >= z_target),
             "mean_z_density_matched": float(np.nanmean(zs)),
             "mean_score": float(np.nanmean([r["score"] for r in rows])),
@@ -307,6 +325,7 @@ def run_interpret(
         "views": views,
         "uniform_null": res["uniform_null"],
         "latents": res["latents"],
+        "matched_scores": res["matched_scores"],  # every density-matched null latent's score: the pooled null
         "target_met": any(v["set_z_density_matched"] >= z_target for v in views.values()),
     }
     write_jsonl(

@@ -302,6 +302,7 @@ class InterpretView:
     mean_score: float
     n_tracking_mean: int
     z_target: float
+    set_p: float = math.nan  # one-sided p against random sets of pooled null latents (no normal approximation)
 
     @property
     def verdict(self) -> str:
@@ -353,6 +354,7 @@ class InterpretResult(DictAccess):
                 mean_score=num(v.get("mean_score")),
                 n_tracking_mean=int(v.get("n_tracking_mean") or 0),
                 z_target=z_target,
+                set_p=num(v.get("set_p_empirical")),
             )
             for name, v in (results.get("views") or {}).items()
             if isinstance(v, Mapping)

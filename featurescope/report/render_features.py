@@ -105,7 +105,8 @@ def interpret_numbers(run: Run) -> list[Number]:
             f"{v.view}: set z of its top {len(v.latents)} latents' interpretation score vs density-matched random "
             "latents",
             "n/a" if math.isnan(v.set_z) else f"{v.set_z:+.2f}",
-            note=f"{r.what}: mean {fmt(v.mean_score)}; {v.n_above} latent(s) >= {r.z_target:g} SD alone; "
+            note=f"{r.what}: mean {fmt(v.mean_score)}; empirical p vs random sets of null latents "
+            f"{fmt(v.set_p)}; {v.n_above} latent(s) >= {r.z_target:g} SD alone; "
             f"{v.n_tracking_mean} track the mean activation",
             null=v.null_text,
             verdict=v.verdict,
