@@ -183,6 +183,38 @@ def test_latent_steering_finds_the_planted_latent_and_not_a_random_one(bang_mode
     assert res["latents"]["40"]["evidence"]["verdict"] == "not distinguishable from the null"
 
 
+class _BangBreaksJudge(_BangJudge):
+    """'!' is the trait, but an answer of mostly '!' is also incoherent (as steering that breaks the text)."""
+
+    def score_many(self, trait, questions, answers):
+        from featurescope.judges.base import Score
+
+        return [Score(s.trait, 100.0 - s.trait) for s in super().score_many(trait, questions, answers)]
+
+
+def test_latent_steering_that_breaks_the_text_is_not_read_as_a_trait_effect(bang_model):
+    """The planted latent pushed hard fills answers with '!': the trait score rises beyond the null, but the
+    answers' coherence falls under the threshold, so the latent is marked incoherent and its line says the change is
+    not a trait effect; answers to read are kept for each arm."""
+    from featurescope.features.steer import latent_steering, steering_summary
+
+    model, sae = bang_model
+    density = torch.full((sae.cfg.d_sae,), 1e-2)
+    res = latent_steering(model, sae, [5], "bang", _BangBreaksJudge(), [f"question {i}?" for i in range(8)], density,
+                          mode="add", alpha=40.0, n_random=3, seeds=(0, 1), max_new_tokens=8, progress=False)  # fmt: skip
+    r = res["latents"]["5"]
+    assert r["evidence"]["verdict"] != "not distinguishable from the null"  # the judge's trait score did move
+    assert not r["coherent"] and np.mean(r["coherence"]) < 50 <= np.mean(res["unsteered_coherence"])
+    assert "not read as a trait effect" in r["line"]
+    assert len(r["examples"]) == 3 and len(res["unsteered_examples"]) == 3 and r["examples"][0].count("!") > 0
+    summ = steering_summary(res)["latents"]["5"]
+    assert summ["coherent"] is False and summ["coherence"] < 50 and summ["controls_coherence"] is not None
+    # the coherent planted judge keeps the latent readable
+    ok = latent_steering(model, sae, [5], "bang", _BangJudge(), [f"question {i}?" for i in range(8)], density,
+                         mode="add", alpha=40.0, n_random=3, seeds=(0,), max_new_tokens=8, progress=False)  # fmt: skip
+    assert ok["latents"]["5"]["coherent"] and "not read" not in ok["latents"]["5"]["line"]
+
+
 def test_features_steer_command_writes_strict_json_and_a_summary(bang_model, tmp_path, monkeypatch, capsys):
     """``featurescope features steer`` end to end on the planted model (loaders stubbed): steering.json is strict
     JSON (the overlap-only null has no p-value: null, never NaN), summary.json carries the inputs and each latent's

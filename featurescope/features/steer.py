@@ -29,6 +29,9 @@ from ..generate import generate
 from ..models import Model
 
 Mode = Literal["add", "clamp"]
+#: mean judged coherence (0-100) under which steered answers are not read as expressing a trait (the persona
+#: pipeline's coherence filter uses the same 50)
+COHERENCE_THRESHOLD = 50.0
 
 
 def latent_edit_hook(
@@ -96,48 +99,65 @@ def latent_steering(
     seeds: Sequence[int] = (0, 1, 2),
     max_new_tokens: int = 48,
     hook: str | None = None,
+    coherence_threshold: float = COHERENCE_THRESHOLD,
+    n_examples: int = 3,
     progress: bool = True,
 ) -> dict[str, Any]:
     """For each latent: the trait effect of the edit per question (sampled answers, mean over ``seeds``) against
     ``n_random`` random latents of matched firing ``density`` given the same edit on the same questions and seeds.
-    ``value`` (clamp, required) is the activation the latent is clamped to; ``alpha`` (add) the steering norm."""
+    ``value`` (clamp, required) is the activation the latent is clamped to; ``alpha`` (add) the steering norm.
+
+    The judge's coherence of every answer is kept too: an edit that breaks the text moves a trait judge's score
+    without expressing the trait (measured: a latent added at norm 1,500 in Gemma 3 270M gave "shouldn shouldn ..."
+    answers that the probe judge scored +11 evil). A latent whose steered answers' mean coherence is under
+    ``coherence_threshold`` is marked ``coherent: False`` and its line says that its change is not read as a trait
+    effect, whatever the interval. The first ``n_examples`` answers (first seed) of each arm are kept to read."""
     if mode == "clamp" and value is None:
         raise FeaturescopeError("clamp needs value= (e.g. a multiple of the latent's top activation)")
     h = hook or sae.cfg.metadata.hook_name
     convs = [[{"role": "user", "content": q}] for q in questions]
 
-    def scores(fwd: list[tuple[str, Callable]]) -> np.ndarray:
-        per_seed = []
+    def scores(fwd: list[tuple[str, Callable]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        per_seed, coh, examples = [], [], []
         for s in seeds:
             gens = generate(model, convs, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.7, seed=s,
                             fwd_hooks=fwd, progress=False)  # fmt: skip
             sc = judge.score_many(trait, list(questions), [g.response for g in gens])
             per_seed.append([x.trait for x in sc])
-        return np.asarray(per_seed, dtype=np.float64).mean(0)
+            coh.append([x.coherence for x in sc])
+            examples = examples or [g.response for g in gens[:n_examples]]
+        return np.asarray(per_seed, np.float64).mean(0), np.asarray(coh, np.float64).mean(0), examples
 
-    base = scores([])
+    base, base_coh, base_ex = scores([])
     out: dict[str, Any] = {"hook": h, "mode": mode, "value": value, "alpha": alpha, "seeds": list(seeds),
-                           "questions": list(questions), "unsteered": base.tolist(), "latents": {}}  # fmt: skip
+                           "questions": list(questions), "unsteered": base.tolist(),
+                           "unsteered_coherence": base_coh.tolist(), "unsteered_examples": base_ex,
+                           "coherence_threshold": coherence_threshold, "latents": {}}  # fmt: skip
     for j in latents:
         seen: list[int] = []
         edit = latent_edit_hook(sae, j, mode=mode, value=value or 0.0, alpha=alpha, seen=seen)
-        real = scores([(h, edit)]) - base
+        real, real_coh, real_ex = scores([(h, edit)])
+        real = real - base
         controls = density_matched(density, j, n_random, exclude=latents, seed=j)
-        ctrl = np.stack(
-            [
-                scores([(h, latent_edit_hook(sae, c, mode=mode, value=value or 0.0, alpha=alpha))]) - base
-                for c in controls
-            ]
-        )
+        arms = [scores([(h, latent_edit_hook(sae, c, mode=mode, value=value or 0.0, alpha=alpha))]) for c in controls]
+        ctrl = np.stack([a[0] - base for a in arms])
         ev = control_evidence(
             f"latent {j} ({mode})", real, ctrl.mean(0), len(controls), "density-matched random latents"
         )
+        coherent = bool(np.mean(real_coh) >= coherence_threshold)
+        line = ev.line(".1f") + f"; coherence {np.mean(real_coh):.0f} (unsteered {np.mean(base_coh):.0f})"
+        if not coherent:
+            line += f" < {coherence_threshold:g}: incoherent answers, the change is not read as a trait effect"
         out["latents"][str(j)] = {
             "effect": real.tolist(),
+            "coherence": real_coh.tolist(),
+            "coherent": coherent,
+            "examples": real_ex,
             "controls": {str(c): e.tolist() for c, e in zip(controls, ctrl)},
+            "controls_coherence": {str(c): a[1].tolist() for c, a in zip(controls, arms)},
             "edited_passes": len(seen),
             "evidence": ev.to_dict(),
-            "line": ev.line(".1f"),
+            "line": line,
         }
     return out
 
@@ -155,13 +175,23 @@ def steering_summary(res: dict[str, Any]) -> dict[str, Any]:
         "seeds": list(res["seeds"]),
         "n_questions": len(res["questions"]),
         "unsteered_mean": float(base.mean()) if len(base) else float("nan"),
+        "unsteered_coherence": _mean(res.get("unsteered_coherence")),
+        "coherence_threshold": res.get("coherence_threshold"),
         "latents": {
             j: {
                 "evidence": r["evidence"],
                 "controls": [int(c) for c in r["controls"]],
                 "edited_passes": r["edited_passes"],
+                # None for runs written before coherence was kept
+                "coherence": _mean(r.get("coherence")),
+                "coherent": r.get("coherent"),
+                "controls_coherence": _mean([x for v in (r.get("controls_coherence") or {}).values() for x in v]),
             }
             for j, r in res["latents"].items()
         },
         "files": ["steering.json"],
     }
+
+
+def _mean(x: Sequence[float] | None) -> float | None:
+    return float(np.mean(x)) if x else None

@@ -348,13 +348,25 @@ def _edit_text(r: Mapping[str, Any]) -> str:
 
 def steer_numbers(run: Run) -> list[Number]:
     r = run.results
-    return [
-        Number.from_evidence(
+    out = []
+    for j, x in (r.get("latents") or {}).items():
+        if not (isinstance(x, Mapping) and "evidence" in x):
+            continue
+        n = Number.from_evidence(
             f"latent {j} {_edit_text(r)}: judged trait change (0-100) vs unsteered", x["evidence"], fmt_="+.1f"
         )
-        for j, x in (r.get("latents") or {}).items()
-        if isinstance(x, Mapping) and "evidence" in x
-    ]
+        n.note = _coherence_text(r, x)
+        out.append(n)
+    return out
+
+
+def _coherence_text(r: Mapping[str, Any], x: Mapping[str, Any]) -> str:
+    if x.get("coherence") is None:
+        return "coherence not recorded (run before it was kept)"
+    t = f"steered answers' coherence {fmt(x['coherence'])} (unsteered {fmt(r.get('unsteered_coherence'))})"
+    if x.get("coherent") is False:
+        t += f" < {fmt(r.get('coherence_threshold'))}: incoherent, the change is not read as a trait effect"
+    return t
 
 
 def steer_body(ctx: Ctx) -> str:
@@ -364,7 +376,8 @@ def steer_body(ctx: Ctx) -> str:
         e, n = x["evidence"]["estimate"], x["evidence"]["null"]
         rows.append(
             [j, e["value"], f"[{fmt(e['lo'])}, {fmt(e['hi'])}]", n["mean"], f"[{fmt(n['lo'])}, {fmt(n['hi'])}]",
-             ", ".join(str(c) for c in x.get("controls", [])), x.get("edited_passes"), x["evidence"]["verdict"]]
+             ", ".join(str(c) for c in x.get("controls", [])), x.get("edited_passes"), _coherence_text(r, x),
+             x["evidence"]["verdict"]]
         )  # fmt: skip
     return "".join(
         [
@@ -374,7 +387,17 @@ def steer_body(ctx: Ctx) -> str:
             "density-matched random latents; intervals: bootstrap over questions.</p>",
             table(
                 rows,
-                ["latent", "change", "95% CI", "null mean", "null CI", "control latents", "edited passes", "verdict"],
+                [
+                    "latent",
+                    "change",
+                    "95% CI",
+                    "null mean",
+                    "null CI",
+                    "control latents",
+                    "edited passes",
+                    "coherence",
+                    "verdict",
+                ],
             ),
             inputs_table(ctx.run),
         ]
