@@ -42,3 +42,10 @@ print(','.join(sorted(L, key=lambda j: -L[j]['z_density_matched'])[:2]))")
 S2=$F/steer-evil-interpreted-gemma-3-270m-layer9-add
 [ -f $S2/steering.json ] || $FS features steer --model offline:gemma-3-270m --sae $SAE9 --latents "$TOP" \
   --trait evil --mode add --alpha 1500 --out $S2
+# (c) the 1,500-norm edits break Gemma's text (read the examples: "shouldn shouldn ...", symbol soup), so latent 1196
+#     (the highest interpretation z) again at norms 500 and 250, with the judge's coherence kept (200 density texts).
+for a in 500 250; do
+  S3=$F/steer-evil-1196-gemma-3-270m-layer9-add$a
+  [ -f $S3/steering.json ] || $FS features steer --model offline:gemma-3-270m --sae $SAE9 --latents 1196 \
+    --trait evil --mode add --alpha $a --density-texts 200 --out $S3
+done

@@ -25,6 +25,8 @@ STEER = {
     "decomposition's top latents, added at norm 1500": "steer-evil-gemma-3-270m-layer9-add",
     "decomposition's top latents, clamped to 3000 (SAE error kept)": "steer-evil-gemma-3-270m-layer9-clamp",
     "interpretation's top-z latents, added at norm 1500": "steer-evil-interpreted-gemma-3-270m-layer9-add",
+    "latent 1196, added at norm 500": "steer-evil-1196-gemma-3-270m-layer9-add500",
+    "latent 1196, added at norm 250": "steer-evil-1196-gemma-3-270m-layer9-add250",
 }
 
 
@@ -65,23 +67,31 @@ def interpret() -> None:
                   f"{f(x['density'], '.3f')}: {ctx}")  # fmt: skip
 
 
+def coherence(s: dict[str, Any], x: dict[str, Any]) -> str:
+    if "coherence" not in x:
+        return "not recorded"
+    mean = sum(x["coherence"]) / len(x["coherence"])
+    base = s["unsteered_coherence"]
+    return f"{mean:.0f} ({sum(base) / len(base):.0f})"
+
+
 def steer() -> None:
     print("\n| latents (Gemma 3 270M base, layer 9, evil judge) | latent | change in evil score [95% CI] "
-          "| density-matched random latents [95% CI] | edited passes | verdict |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
+          "| density-matched random latents [95% CI] | edited passes | coherence (unsteered) | verdict |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for label, name in STEER.items():
         s = load(F / name / "steering.json")
         if not s:
-            print(f"| {label} | not run | | | | |")
+            print(f"| {label} | not run | | | | | |")
             continue
         for j, x in s["latents"].items():
             e, n = x["evidence"]["estimate"], x["evidence"]["null"]
             print(f"| {label} | {j} | {f(e['value'], '+.1f')} [{f(e['lo'], '+.1f')}, {f(e['hi'], '+.1f')}] | "
                   f"{f(n['mean'], '+.1f')} [{f(n['lo'], '+.1f')}, {f(n['hi'], '+.1f')}] | {x['edited_passes']} | "
-                  f"{x['evidence']['verdict']} |")  # fmt: skip
+                  f"{coherence(s, x)} | {x['evidence']['verdict']}{'' if x.get('coherent', True) else ' (incoherent)'} |")  # fmt: skip
         base = s.get("unsteered") or []
         if base:
-            print(f"| {label}: unsteered mean evil score | | {sum(base) / len(base):.1f} | | | |")
+            print(f"| {label}: unsteered mean evil score | | {sum(base) / len(base):.1f} | | | | |")
 
 
 if __name__ == "__main__":
