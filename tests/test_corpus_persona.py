@@ -214,12 +214,12 @@ def test_a_crosscoder_checkpoint_refuses_other_sources(tmp_path):
     run = {"d_sae": 64, "sources": list(corpus.DEFAULT_SOURCES)}
     (ckpt / RUN_FILE).write_text(json.dumps(run))
     _check_resume(ckpt, run)
-    with pytest.raises(FeaturescopeError, match=r"sources: checkpoint \['python-docs', 'fortunes', 'dialogues'\], "):
+    with pytest.raises(FeaturescopeError, match=r'sources: checkpoint \["python-docs", "fortunes", "dialogues"\], '):
         _check_resume(ckpt, {**run, "sources": list(corpus.PERSONA_SOURCES)})
     # a checkpoint written before sources were recorded was trained on the default sources
     (ckpt / RUN_FILE).write_text(json.dumps({"d_sae": 64}))
     _check_resume(ckpt, run)
-    with pytest.raises(FeaturescopeError, match=r"this run \['python-docs', 'fortunes', 'dialogues', 'persona'\]"):
+    with pytest.raises(FeaturescopeError, match=r'this run \["python-docs", "fortunes", "dialogues", "persona"\]'):
         _check_resume(ckpt, {**run, "sources": list(corpus.PERSONA_SOURCES)})
 
 
