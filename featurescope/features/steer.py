@@ -27,11 +27,12 @@ from ..errors import FeaturescopeError
 from ..evidence.nulls import control_evidence
 from ..generate import generate
 from ..models import Model
+from ..persona.extraction import ExtractionConfig
 
 Mode = Literal["add", "clamp"]
-#: mean judged coherence (0-100) under which steered answers are not read as expressing a trait (the persona
-#: pipeline's coherence filter uses the same 50)
-COHERENCE_THRESHOLD = 50.0
+#: mean judged coherence (0-100) under which steered answers are not read as expressing a trait: the persona
+#: pipeline's coherence filter, read from its config (the one home of that default)
+COHERENCE_THRESHOLD: float = ExtractionConfig.coherence_threshold
 
 
 def latent_edit_hook(
