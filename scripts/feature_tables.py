@@ -30,8 +30,16 @@ STEER = {
 }
 
 
-def load(p: Path) -> dict[str, Any] | None:
-    return json.loads(p.read_text()) if p.exists() else None
+def committed(runs: dict[str, str], file: str, n_cols: int) -> list[tuple[str, dict[str, Any]]]:
+    """``(label, parsed file)`` of each committed run; a row "not run" (``n_cols`` cells) for each absent one."""
+    out = []
+    for label, name in runs.items():
+        p = F / name / file
+        if p.exists():
+            out.append((label, json.loads(p.read_text())))
+        else:
+            print(f"| {label} | not run |" + " |" * (n_cols - 2))
+    return out
 
 
 def f(x: Any, fmt: str = ".1f") -> str:
@@ -42,11 +50,8 @@ def interpret() -> None:
     print("| decomposition | view | top latents' mean score | set z vs density-matched | empirical p | >= 3 SD alone "
           "| uniform null (mean +- sd) | target met |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
-    for label, name in INTERPRET.items():
-        s = load(F / name / "summary.json")
-        if not s:
-            print(f"| {label} | not run | | | | | | |")
-            continue
+    runs = committed(INTERPRET, "summary.json", 8)
+    for label, s in runs:
         r = s["results"]
         u = r["uniform_null"]
         for view, v in r["views"].items():
@@ -54,10 +59,7 @@ def interpret() -> None:
                   f"{f(v.get('set_p_empirical'), '.2g')} | {v['n_above']} | {f(u['mean'])} +- {f(u['sd'])} | "
                   f"{v['set_z_density_matched'] >= r['z_target']} |")  # fmt: skip
     print()
-    for label, name in INTERPRET.items():
-        s = load(F / name / "summary.json")
-        if not s:
-            continue
+    for label, s in runs:
         lat = s["results"]["latents"]
         top = sorted(lat, key=lambda j: -(lat[j]["z_density_matched"] or -99))[:3]
         for j in top:
@@ -79,11 +81,7 @@ def steer() -> None:
     print("\n| latents (Gemma 3 270M base, layer 9, evil judge) | latent | change in evil score [95% CI] "
           "| density-matched random latents [95% CI] | edited passes | coherence (unsteered) | verdict |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
-    for label, name in STEER.items():
-        s = load(F / name / "steering.json")
-        if not s:
-            print(f"| {label} | not run | | | | | |")
-            continue
+    for label, s in committed(STEER, "steering.json", 7):
         for j, x in s["latents"].items():
             e, n = x["evidence"]["estimate"], x["evidence"]["null"]
             print(f"| {label} | {j} | {f(e['value'], '+.1f')} [{f(e['lo'], '+.1f')}, {f(e['hi'], '+.1f')}] | "
