@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 F = ROOT / "docs" / "features"
 
 INTERPRET = {
@@ -59,6 +61,9 @@ def interpret() -> None:
                   f"{f(v.get('set_p_empirical'), '.2g')} | {v['n_above']} | {f(u['mean'])} +- {f(u['sd'])} | "
                   f"{v['set_z_density_matched'] >= r['z_target']} |")  # fmt: skip
     print()
+    for label, s in runs:  # the interval and the null of a view's mean score, where the pooled null was kept
+        interval_lines(label, s["results"])
+    print()
     for label, s in runs:
         lat = s["results"]["latents"]
         top = sorted(lat, key=lambda j: -(lat[j]["z_density_matched"] or -99))[:3]
@@ -67,6 +72,23 @@ def interpret() -> None:
             ctx = " / ".join(" ".join(c.split()).replace("|", "/")[:70] for c in x["contexts"][:3])
             print(f"- {label}: latent {j}, score {f(x['score'])}, z {f(x['z_density_matched'], '+.2f')}, density "
                   f"{f(x['density'], '.3f')}: {ctx}")  # fmt: skip
+
+
+def interval_lines(label: str, r: dict[str, Any]) -> None:
+    """Per view: the interval rule of :func:`featurescope.features.interpret.set_interval_evidence` (the command
+    writes it since this session; for older runs it is computed here from their committed pooled null)."""
+    from featurescope.features.interpret import set_interval_evidence
+
+    pooled = list((r.get("matched_scores") or {}).values())
+    for view, v in r["views"].items():
+        ev = v.get("interval_evidence") or set_interval_evidence(
+            [r["latents"][str(j)]["score"] for j in v["latents"]], pooled
+        )
+        if ev is None:
+            continue
+        e, n = ev["estimate"], ev["null"]
+        print(f"- {label}, {view}: mean score {f(e['value'])} [{f(e['lo'])}, {f(e['hi'])}] (bootstrap over its "
+              f"latents); {n['what']}: {f(n['mean'])} [{f(n['lo'])}, {f(n['hi'])}]: {ev['verdict']}")  # fmt: skip
 
 
 def coherence(s: dict[str, Any], x: dict[str, Any]) -> str:

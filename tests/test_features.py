@@ -278,6 +278,27 @@ def test_set_p_empirical_calls_noise_noise_and_finds_a_planted_set():
     assert np.isnan(set_p_empirical([1.0, 2.0], [1.0])) and np.isnan(set_p_empirical([], pool))
 
 
+def test_set_interval_evidence_needs_the_whole_set_not_a_few_latents():
+    """The interval rule, both ways: ten latents each 2 null SDs up are distinguishable; a set whose mean is carried
+    by three strong latents of ten (set z well above 3, empirical p small) is not - its interval over latents is
+    wide and reaches the random sets' band; a set from the null itself is not."""
+    from featurescope.features.interpret import set_interval_evidence, set_p_empirical
+
+    rng = np.random.default_rng(1)
+    pool = rng.normal(19, 5, size=200)
+    strong = set_interval_evidence(rng.normal(29, 2, size=10), pool)
+    assert strong is not None and strong["verdict"] == "distinguishable from the null"
+    carried = [40.0, 40.0, 37.0] + [18.0] * 7
+    assert set_p_empirical(carried, pool) < 0.01
+    ev = set_interval_evidence(carried, pool)
+    assert ev is not None and ev["verdict"] == "not distinguishable from the null"
+    assert ev["estimate"]["lo"] < ev["null"]["hi"] < ev["estimate"]["value"]
+    assert (
+        set_interval_evidence(rng.choice(pool, 10, replace=False), pool)["verdict"] != "distinguishable from the null"
+    )
+    assert set_interval_evidence([1.0, 2.0], [1.0]) is None
+
+
 def test_interpretation_score_finds_the_planted_latent_and_not_random_ones(char_tok, tmp_path):
     """'!' carries latents 5, 9, 20 of a synthetic SAE; the judge scores contexts with '!' as the trait."""
     import featurescope as fs
@@ -304,6 +325,7 @@ def test_interpretation_score_finds_the_planted_latent_and_not_random_ones(char_
     assert res["views"]["random"]["set_z_density_matched"] < 3
     # without the normal approximation too: random sets of pooled null latents rarely reach the planted set's mean
     assert res["views"]["planted"]["set_p_empirical"] < 0.01 < res["views"]["random"]["set_p_empirical"]
+    assert res["views"]["random"]["interval_evidence"]["verdict"] == "not distinguishable from the null"
     assert len(res["matched_scores"]) >= 10
     assert (tmp_path / "scores.jsonl").exists()
 

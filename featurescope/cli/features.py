@@ -69,6 +69,11 @@ def cmd_features_interpret(args: argparse.Namespace) -> int:
         print(f"{view:12s} top {len(v['latents'])}: mean score {v['mean_score']:.1f}, set z (density-matched) "
               f"{v['set_z_density_matched']:+.1f} (empirical p {v['set_p_empirical']:.2g}), {v['n_above']} latents >= {res['z_target']} SD, "
               f"{v['n_tracking_mean']} track the mean")  # fmt: skip
+        if v.get("interval_evidence"):
+            e = v["interval_evidence"]
+            print(f"{'':12s} mean score {e['estimate']['value']:.1f} [{e['estimate']['lo']:.1f}, "
+                  f"{e['estimate']['hi']:.1f}] (over its latents) vs {e['null']['what']} {e['null']['mean']:.1f} "
+                  f"[{e['null']['lo']:.1f}, {e['null']['hi']:.1f}]: {e['verdict']}")  # fmt: skip
     print(f"target (set z >= {res['z_target']}) met: {res['target_met']}; summary: {Path(args.out) / 'summary.json'}")
     return 0
 

@@ -29,9 +29,11 @@ from tqdm.auto import tqdm
 
 from .. import corpus
 from ..errors import FeaturescopeError
+from ..evidence.nulls import Evidence, Null, verdict
 from ..finetune.data import DATA, FLAWED_FIELDS, TRAIT_FIELDS, TRAITS, read_passages, read_rows
 from ..models import Model
 from ..runs import write_summary
+from ..stats import bootstrap
 from ..store import write_jsonl
 from .pairs import load_pairs
 from .steer import density_matched
@@ -197,20 +199,44 @@ def interpretation_scores(
     return out
 
 
+def _random_set_means(pooled: np.ndarray, k: int, n_draws: int, seed: int) -> np.ndarray:
+    """Means of ``n_draws`` random sets of ``k`` latents drawn without replacement from ``pooled`` scores."""
+    rng = np.random.default_rng(seed)
+    return pooled[np.argsort(rng.random((n_draws, len(pooled))), axis=1)[:, :k]].mean(1)
+
+
+def _finite(x: Sequence[float] | np.ndarray) -> np.ndarray:
+    return np.asarray([v for v in x if v is not None and v == v], dtype=np.float64)
+
+
 def set_p_empirical(set_scores: Sequence[float] | np.ndarray, pooled: Sequence[float] | np.ndarray, n_draws: int = 20_000,
                     seed: int = 0) -> float:  # fmt: skip
     """One-sided p of a set's mean score against the means of random sets of as many latents drawn (without
     replacement) from the pooled density-matched null: ``(1 + #draws >= observed) / (1 + n_draws)``. The set z
     assumes the null scores are normal; this does not (a heavy-tailed null makes it the stricter of the two).
     nan when the set or the pool is empty, or the pool is smaller than the set."""
-    s = np.asarray([x for x in set_scores if x == x], dtype=np.float64)
-    p = np.asarray([x for x in pooled if x == x], dtype=np.float64)
+    s, p = _finite(set_scores), _finite(pooled)
     if len(s) == 0 or len(p) < len(s):
         return float("nan")
-    rng = np.random.default_rng(seed)
-    draws = np.argsort(rng.random((n_draws, len(p))), axis=1)[:, : len(s)]
-    means = p[draws].mean(1)
+    means = _random_set_means(p, len(s), n_draws, seed)
     return float((1 + int((means >= s.mean()).sum())) / (1 + n_draws))
+
+
+def set_interval_evidence(set_scores: Sequence[float] | np.ndarray, pooled: Sequence[float] | np.ndarray,
+                          n_draws: int = 20_000, seed: int = 0) -> dict[str, Any] | None:  # fmt: skip
+    """The project's interval rule for a view: its mean score with a bootstrap interval over its latents, against
+    the central 95% of the means of random sets of as many pooled density-matched null latents; the verdict is
+    "distinguishable" only when the two do not overlap. Stricter than the set z / empirical p, which treat the set
+    as fixed: a mean carried by a few latents of ten has a wide interval. None without a usable pool."""
+    s, p = _finite(set_scores), _finite(pooled)
+    if len(s) == 0 or len(p) < len(s):
+        return None
+    est = bootstrap(np.mean, s, seed=seed)
+    means = _random_set_means(p, len(s), n_draws, seed)
+    lo, hi = np.quantile(means, [0.025, 0.975]).tolist()
+    null = Null(float(means.mean()), lo, hi, n_draws, set_p_empirical(s, p, n_draws, seed),
+                f"random sets of {len(s)} from {len(p)} pooled density-matched latents")  # fmt: skip
+    return Evidence("mean score of the view's latents", est, null, verdict(est, null)).to_dict()
 
 
 def heldout_texts(n_general: int = 400, seed: int = 0) -> list[tuple[str, str]]:
@@ -308,6 +334,8 @@ def run_interpret(
             "set_z_density_matched": float(set_z),
             # the same comparison without the normal approximation: random sets of as many pooled null latents
             "set_p_empirical": set_p_empirical([r["score"] for r in rows], pooled),
+            # and the project's interval rule: bootstrap over the view's latents vs the random sets' central 95%
+            "interval_evidence": set_interval_evidence([r["score"] for r in rows], pooled),
             "n_above": sum(1 for z in zs if z == z and z >= z_target),
             "mean_z_density_matched": float(np.nanmean(zs)),
             "mean_score": float(np.nanmean([r["score"] for r in rows])),
